@@ -1,0 +1,132 @@
+"""Profiles (``quick`` on CPU, ``paper`` on CUDA), device choice, seeding and thread pinning.
+
+A chapter's first code cell calls :func:`setup` once; every later cell picks its sizes with
+:func:`choose` (``choose(quick=..., paper=...)``) so the same cells run at CPU size in CI and at paper size
+on a GPU. ``LMCNB_PROFILE=quick|paper`` overrides the automatic choice; any other value is an error.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "paper")
+ENV_VAR = "LMCNB_PROFILE"
+QUICK_THREADS = 2
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What :func:`setup` chose: ``profile`` name, torch ``device``, ``seed`` and CPU ``threads``."""
+
+    profile: str
+    device: torch.device
+    seed: int
+    threads: int
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+    def __str__(self) -> str:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
+        return (f"lmcnb: profile={self.profile} device={self.device} ({name}) seed={self.seed} "
+                f"threads={self.threads} torch={torch.__version__}")
+
+
+_current: Setup | None = None
+
+
+def validate_profile(name: str) -> str:
+    """Return ``name`` if it is a known profile, else raise ``ValueError`` naming the choices."""
+    if not isinstance(name, str):
+        raise TypeError(f"profile must be a string, got {type(name).__name__}")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {PROFILES} (env var {ENV_VAR})")
+    return name
+
+
+def get_profile() -> str:
+    """The active profile: ``$LMCNB_PROFILE`` if set, else ``paper`` when CUDA is available, else ``quick``."""
+    env = os.environ.get(ENV_VAR)
+    if env is not None and env != "":
+        return validate_profile(env.strip())
+    return "paper" if torch.cuda.is_available() else "quick"
+
+
+def default_device() -> torch.device:
+    """``cuda`` when available, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+
+
+def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
+          deterministic: bool = True, verbose: bool = True) -> Setup:
+    """Seed everything, pin torch's CPU threads, pick the device and the profile; print one line.
+
+    Args:
+        seed: seed for ``random``, NumPy and torch.
+        profile: ``"quick"`` or ``"paper"``; default :func:`get_profile`.
+        threads: torch intra-op threads; default 2 in the quick profile (the CI machine has 2 cores),
+            torch's own default in the paper profile.
+        deterministic: use deterministic cuDNN/cuBLAS algorithms on CUDA.
+        verbose: print the one-line summary (chapters tag that cell ``nbval-ignore-output``).
+    """
+    global _current
+    prof = validate_profile(profile) if profile is not None else get_profile()
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if threads is None:
+        threads = QUICK_THREADS if prof == "quick" else torch.get_num_threads()
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    device = default_device()
+    if device.type == "cuda" and deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    _current = Setup(profile=prof, device=device, seed=int(seed), threads=threads)
+    if verbose:
+        print(_current)
+        if "google.colab" in sys.modules and device.type != "cuda":
+            print("No GPU: in Colab choose Runtime > Change runtime type > GPU for the paper profile.")
+    return _current
+
+
+def current() -> Setup:
+    """The last :func:`setup` result (calls ``setup(verbose=False)`` if none was made)."""
+    return _current if _current is not None else setup(verbose=False)
+
+
+def choose(quick: T, paper: T, profile: str | None = None) -> T:
+    """Pick the value for the active profile: ``choose(quick=64, paper=4096)``."""
+    prof = validate_profile(profile) if profile is not None else (current().profile)
+    return quick if prof == "quick" else paper
+
+
+def progress(iterable: Any, **kwargs: Any) -> Any:
+    """Wrap ``iterable`` in a tqdm progress bar in the paper profile only (never in quick: stderr breaks nbval)."""
+    if current().profile != "paper":
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional
+        return iterable
+    return tqdm(iterable, **kwargs)

@@ -1,0 +1,88 @@
+"""Profiles, set-up, verification records and the package's import hygiene."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lmcnb import checks, profiles
+
+
+def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMCNB_PROFILE", "paper")
+    assert profiles.get_profile() == "paper"
+    monkeypatch.setenv("LMCNB_PROFILE", "quick")
+    assert profiles.get_profile() == "quick"
+    monkeypatch.delenv("LMCNB_PROFILE")
+    assert profiles.get_profile() == ("paper" if torch.cuda.is_available() else "quick")
+
+
+def test_unknown_profile_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMCNB_PROFILE", "fast")
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        profiles.get_profile()
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.setup(profile="full", verbose=False)
+    monkeypatch.delenv("LMCNB_PROFILE")
+    with pytest.raises(TypeError, match="seed must be an int"):
+        profiles.setup(seed=1.5, verbose=False)
+
+
+def test_setup_seeds_and_pins(capsys: pytest.CaptureFixture[str]) -> None:
+    old = torch.get_num_threads()
+    try:
+        s = profiles.setup(seed=7, profile="quick")
+        assert "profile=quick" in capsys.readouterr().out
+        assert s.threads == 2 and torch.get_num_threads() == 2
+        a = (torch.rand(3), np.random.rand(3))
+        profiles.setup(seed=7, profile="quick", verbose=False)
+        b = (torch.rand(3), np.random.rand(3))
+        assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        assert profiles.choose(quick=1, paper=2) == 1
+        assert profiles.choose(quick=1, paper=2, profile="paper") == 2
+        assert list(profiles.progress(range(3))) == [0, 1, 2]
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_check_records_and_json(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("LMCNB_RESULTS_DIR", str(tmp_path))
+    r = checks.record("slope", -0.8123, "<= -0.5", np.bool_(True), source="Zhan 2025", status="confirmed",
+                      chapter="ch3")
+    assert str(r) == "slope: measured -0.812 vs predicted <= -0.5: PASS"
+    assert capsys.readouterr().out.strip() == str(r)
+    line = json.loads((tmp_path / "ch3.jsonl").read_text().strip())
+    assert line["passed"] is True and line["measured"] == "-0.812"
+    bad = checks.record("zero", 1e-3, "< 1e-8", False, source="x", status="derived", verbose=False)
+    assert "FAIL" in str(bad) and checks.results()[-1] == bad
+    with pytest.raises(ValueError, match="status"):
+        checks.record("x", 1, 1, True, source="x", status="guess")
+    with pytest.raises(TypeError, match="passed must be a bool"):
+        checks.record("x", 1, 1, 1, source="x", status="derived")
+
+
+def test_fmt_rounds() -> None:
+    assert checks.fmt(0.123456) == "0.123"
+    assert checks.fmt(torch.tensor(2.0e-9)) == "2e-09"
+    assert checks.fmt((1, 0.55555)) == "(1, 0.556)"
+    assert checks.fmt(float("nan")) == "nan"
+
+
+def test_import_is_light() -> None:
+    """``import lmcnb`` (and its light modules) must not import POT or torchvision."""
+    code = ("import sys, lmcnb, lmcnb.models, lmcnb.permutation, lmcnb.profiles, lmcnb.checks; "
+            "print(sorted(m for m in ('ot', 'torchvision', 'mlxtend') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_lazy_submodule_access() -> None:
+    import lmcnb
+
+    assert lmcnb.permutation.PermutationSpec is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lmcnb.nope  # noqa: B018
