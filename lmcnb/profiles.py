@@ -76,6 +76,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(int(seed))
 
 
+def _quick_threads() -> int:
+    """``$OMP_NUM_THREADS`` when set (``make test`` and ``make outputs`` set 1: two nbval workers on two cores),
+    else 2 (the CI machine's cores)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    return QUICK_THREADS
+
+
 def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
           deterministic: bool = True, verbose: bool = True) -> Setup:
     """Seed everything, pin torch's CPU threads, pick the device and the profile; print one line.
@@ -83,8 +92,8 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
     Args:
         seed: seed for ``random``, NumPy and torch.
         profile: ``"quick"`` or ``"paper"``; default :func:`get_profile`.
-        threads: torch intra-op threads; default 2 in the quick profile (the CI machine has 2 cores),
-            torch's own default in the paper profile.
+        threads: torch intra-op threads; default in the quick profile ``$OMP_NUM_THREADS`` or 2 (the CI
+            machine has 2 cores), torch's own default in the paper profile.
         deterministic: use deterministic cuDNN/cuBLAS algorithms on CUDA.
         verbose: print the one-line summary (chapters tag that cell ``nbval-ignore-output``).
     """
@@ -93,7 +102,7 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if threads is None:
-        threads = QUICK_THREADS if prof == "quick" else torch.get_num_threads()
+        threads = _quick_threads() if prof == "quick" else torch.get_num_threads()
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     torch.set_num_threads(threads)
@@ -111,8 +120,10 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
 
 
 def current() -> Setup:
-    """The last :func:`setup` result (calls ``setup(verbose=False)`` if none was made)."""
-    return _current if _current is not None else setup(verbose=False)
+    """The last :func:`setup` result; without one, the environment's profile and device (nothing is seeded)."""
+    if _current is not None:
+        return _current
+    return Setup(profile=get_profile(), device=default_device(), seed=0, threads=torch.get_num_threads())
 
 
 def choose(quick: T, paper: T, profile: str | None = None) -> T:

@@ -32,7 +32,8 @@ def test_unknown_profile_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
         profiles.setup(seed=1.5, verbose=False)
 
 
-def test_setup_seeds_and_pins(capsys: pytest.CaptureFixture[str]) -> None:
+def test_setup_seeds_and_pins(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     old = torch.get_num_threads()
     try:
         s = profiles.setup(seed=7, profile="quick")
@@ -45,6 +46,8 @@ def test_setup_seeds_and_pins(capsys: pytest.CaptureFixture[str]) -> None:
         assert profiles.choose(quick=1, paper=2) == 1
         assert profiles.choose(quick=1, paper=2, profile="paper") == 2
         assert list(profiles.progress(range(3))) == [0, 1, 2]
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert profiles.setup(profile="quick", verbose=False).threads == 1
     finally:
         torch.set_num_threads(old)
 

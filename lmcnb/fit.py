@@ -1,0 +1,236 @@
+"""Log–log slopes (power-law exponents) with bootstrap confidence intervals.
+
+The rates the book checks are power laws, ``y ≈ e^b · x^a`` — e.g. ``W_2(μ̂_m, ν̂_m) ∝ m^{−1/d}`` (Ferbach et
+al.) or a barrier against width. The exponent ``a`` is the least-squares slope of ``log y`` on ``log x``
+(natural logarithms; ``b`` is the intercept). With several replicates (seeds, pairs of networks) per ``x``,
+:func:`bootstrap_slope` centres the replicates at each ``x`` (mean or median), fits the line through the
+centres, and gets a percentile confidence interval by resampling the replicates *within* each ``x``.
+
+Inputs are 1-D sequences of real numbers (lists, NumPy arrays, torch tensors); replicates come either as
+one group per distinct ``x`` (``y[k]`` is the sequence of replicates at ``x[k]``) or flat, with ``x``
+repeated once per replicate. Every value must be positive and finite; the first offending entry is named.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "power_law_fit"]
+
+CENTERS = ("mean", "median")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Input handling
+# ----------------------------------------------------------------------------------------------------------
+
+def _as_vector(name: str, values: Any) -> np.ndarray:
+    """A 1-D float64 copy of a real sequence, tensor or array (bool, complex and strings are rejected)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a 1-D sequence of real numbers, got {type(values).__name__}")
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must contain real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must be non-empty")
+    return arr.astype(np.float64)
+
+
+def _check_positive(name: str, arr: np.ndarray) -> None:
+    """Logs need finite, strictly positive values; name the first entry that is not."""
+    bad = np.flatnonzero(~np.isfinite(arr) | ~(arr > 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}[{i}] = {float(arr[i])!r} is not a finite positive number; a log-log fit needs "
+                         "positive values")
+
+
+def _is_grouped(y: Any) -> bool:
+    """Whether ``y`` holds one sequence of replicates per ``x`` (rather than one number per ``x``)."""
+    if isinstance(y, (torch.Tensor, np.ndarray)):
+        return y.ndim == 2
+    if not isinstance(y, Sequence) or isinstance(y, (str, bytes)) or len(y) == 0:
+        return False
+    first = y[0]
+    if isinstance(first, (torch.Tensor, np.ndarray)):
+        return first.ndim >= 1
+    return isinstance(first, Sequence) and not isinstance(first, (str, bytes))
+
+
+def _groups(x: Any, y: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distinct ``x`` values ``(K,)`` in increasing order and the replicates of ``y`` at each one.
+
+    Accepts ``y`` grouped (``K`` sequences, one per entry of a ``(K,)`` ``x`` of distinct values) or flat
+    (same length as ``x``, replicates sharing an ``x``). Within a group, the input order is kept.
+    """
+    xs = _as_vector("x", x)
+    _check_positive("x", xs)
+    if _is_grouped(y):
+        if len(y) != xs.size:
+            raise ValueError(f"grouped y must have one group per x: {xs.size} x values but {len(y)} groups")
+        if np.unique(xs).size != xs.size:
+            raise ValueError("with grouped y the x values must be distinct")
+        groups = [_as_vector(f"y[{k}]", g) for k, g in enumerate(y)]
+        for k, g in enumerate(groups):
+            _check_positive(f"y[{k}]", g)
+        order = np.argsort(xs, kind="stable")
+        return xs[order], [groups[k] for k in order]
+    ys = _as_vector("y", y)
+    if ys.size != xs.size:
+        raise ValueError(f"x and y must have the same length, got {xs.size} and {ys.size}")
+    _check_positive("y", ys)
+    levels = np.unique(xs)
+    return levels, [ys[xs == v] for v in levels]
+
+
+def _check_center(center: str) -> str:
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {CENTERS}, got {center!r}")
+    return center
+
+
+def _line(log_x: np.ndarray, log_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope and intercept of ``log_y`` ``(..., K)`` on ``log_x`` ``(K,)``, batched."""
+    dx = log_x - log_x.mean()
+    slope = (log_y - log_y.mean(axis=-1, keepdims=True)) @ dx / (dx @ dx)
+    return slope, log_y.mean(axis=-1) - slope * log_x.mean()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fits
+# ----------------------------------------------------------------------------------------------------------
+
+def loglog_slope(x: Any, y: Any) -> tuple[float, float]:
+    """Least-squares fit of ``log y = a·log x + b`` (natural logs), i.e. ``y ≈ e^b · x^a``.
+
+    Args:
+        x: positive values ``(n,)``, at least two distinct.
+        y: positive values ``(n,)`` (repeated ``x`` allowed: every point counts once).
+
+    Returns:
+        ``(slope a, intercept b)`` as floats.
+    """
+    xs, ys = _as_vector("x", x), _as_vector("y", y)
+    if xs.size != ys.size:
+        raise ValueError(f"x and y must have the same length, got {xs.size} and {ys.size}")
+    _check_positive("x", xs)
+    _check_positive("y", ys)
+    if np.unique(xs).size < 2:
+        raise ValueError("x must contain at least two distinct values to fit a slope")
+    slope, intercept = _line(np.log(xs), np.log(ys))
+    return float(slope), float(intercept)
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """A log–log slope with its bootstrap percentile interval: ``y ≈ e^intercept · x^slope``.
+
+    ``slope`` and ``intercept`` come from the fit through the centred data; ``[ci_low, ci_high]`` is the
+    central ``ci`` interval of ``n_boot`` bootstrap slopes.
+    """
+
+    slope: float
+    intercept: float
+    ci_low: float
+    ci_high: float
+    n_boot: int
+    ci: float = 0.95
+
+    def line(self, x: Any) -> np.ndarray:
+        """The fitted power law ``e^intercept · x^slope`` at positive ``x`` ``(n,)``."""
+        xs = _as_vector("x", x)
+        _check_positive("x", xs)
+        return np.exp(self.intercept) * xs ** self.slope
+
+    def covers(self, value: float) -> bool:
+        """Whether ``value`` lies in ``[ci_low, ci_high]``."""
+        return self.ci_low <= value <= self.ci_high
+
+    def __str__(self) -> str:
+        return (f"slope {self.slope:.3g} [{100 * self.ci:g}% CI {self.ci_low:.3g}, {self.ci_high:.3g}] "
+                f"intercept {self.intercept:.3g} ({self.n_boot} bootstrap resamples)")
+
+
+def _centers(groups: list[np.ndarray], center: str) -> np.ndarray:
+    """Per-``x`` centre ``(K,)`` of the replicates."""
+    return np.array([np.median(g) if center == "median" else np.mean(g) for g in groups])
+
+
+def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                    center: str = "mean") -> SlopeFit:
+    """Log–log slope through per-``x`` centres, with a bootstrap CI over replicates resampled within each ``x``.
+
+    Each bootstrap draw resamples, independently at every ``x``, as many replicates as there are (with
+    replacement), recomputes the centres and refits the line; the interval is the percentile interval
+    ``[q_{(1−ci)/2}, q_{(1+ci)/2}]`` of the ``n_boot`` slopes.
+
+    Args:
+        x: the ``K`` distinct positive ``x`` values ``(K,)`` when ``y`` is grouped, else ``(n,)`` with repeats.
+        y: grouped — ``K`` sequences of positive replicates (ragged allowed), ``y[k]`` at ``x[k]`` — or flat
+            ``(n,)`` positive values matching ``x``. At least two distinct ``x`` and two replicates per ``x``.
+        n_boot: number of bootstrap resamples (``≥ 1``).
+        ci: confidence level in ``(0, 1)``.
+        seed: seed of the NumPy generator used for resampling (results are deterministic in it).
+        center: ``"mean"`` or ``"median"`` of the replicates at each ``x``, taken before the log.
+
+    Returns:
+        :class:`SlopeFit`.
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    center = _check_center(center)
+    levels, groups = _groups(x, y)
+    if levels.size < 2:
+        raise ValueError("x must contain at least two distinct values to fit a slope")
+    for v, g in zip(levels, groups):
+        if g.size < 2:
+            raise ValueError(f"the bootstrap needs at least two replicates per x; x = {v:g} has {g.size}")
+    log_x = np.log(levels)
+    slope, intercept = _line(log_x, np.log(_centers(groups, center)))
+    boot = _bootstrap_slopes(log_x, groups, int(n_boot), np.random.default_rng(int(seed)), center)
+    low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
+    return SlopeFit(float(slope), float(intercept), float(low), float(high), int(n_boot), float(ci))
+
+
+def _bootstrap_slopes(log_x: np.ndarray, groups: list[np.ndarray], n_boot: int, rng: np.random.Generator,
+                      center: str) -> np.ndarray:
+    """``n_boot`` slopes ``(n_boot,)`` refitted on within-``x`` resamples of the replicates."""
+    reduce = np.median if center == "median" else np.mean
+    centres = np.stack([reduce(g[rng.integers(0, g.size, size=(n_boot, g.size))], axis=1) for g in groups],
+                       axis=1)  # (n_boot, K)
+    slopes, _ = _line(log_x, np.log(centres))
+    return slopes
+
+
+def power_law_fit(x: Any, y: Any, num: int = 50, center: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """The fitted power law for plotting: ``num`` points ``(num,)`` log-spaced over ``[min x, max x]``.
+
+    ``y`` may be flat (one value per ``x``, repeats allowed) or grouped as in :func:`bootstrap_slope`; the
+    line is fitted through the per-``x`` ``center`` of the replicates (a single replicate is its own centre).
+
+    Returns:
+        ``(x_line, y_line)`` with ``y_line = e^b · x_line^a``.
+    """
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 2:
+        raise ValueError(f"num must be an int >= 2, got {num!r}")
+    center = _check_center(center)
+    levels, groups = _groups(x, y)
+    if levels.size < 2:
+        raise ValueError("x must contain at least two distinct values to fit a slope")
+    slope, intercept = _line(np.log(levels), np.log(_centers(groups, center)))
+    x_line = np.geomspace(levels[0], levels[-1], int(num))
+    return x_line, math.exp(intercept) * x_line ** slope

@@ -1,0 +1,127 @@
+"""Tests of lmcnb.fit: exact power laws, numpy's polyfit as an independent least-squares solver, bootstrap
+coverage over synthetic replicates, and input validation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmcnb.fit import SlopeFit, bootstrap_slope, loglog_slope, power_law_fit
+
+SETTINGS = settings(deadline=None, max_examples=30, derandomize=True)
+XS = np.array([16.0, 32.0, 64.0, 128.0, 256.0, 512.0])
+
+
+@SETTINGS
+@given(a=st.floats(-3, 3), c=st.floats(1e-3, 1e3), k=st.integers(2, 8))
+def test_exact_power_law_recovers_exponent_and_constant(a, c, k):
+    x = np.geomspace(2.0, 2.0 ** (k + 1), k)
+    slope, intercept = loglog_slope(x, c * x ** a)
+    assert slope == pytest.approx(a, abs=1e-9)
+    assert intercept == pytest.approx(math.log(c), abs=1e-9)
+
+
+def test_loglog_slope_equals_polyfit_on_noisy_data_with_repeats():
+    rng = np.random.default_rng(0)
+    x = np.repeat([10.0, 20.0, 40.0, 80.0], 3)
+    y = 5 * x ** -0.7 * np.exp(0.3 * rng.standard_normal(x.size))
+    expected = np.polyfit(np.log(x), np.log(y), 1)
+    np.testing.assert_allclose(loglog_slope(x, y), expected, rtol=1e-12)
+    np.testing.assert_allclose(loglog_slope(list(x), torch.tensor(y)), expected, rtol=1e-12)
+
+
+def test_bootstrap_of_exact_replicates_has_a_degenerate_interval():
+    groups = [[3 * x ** -0.25] * 4 for x in XS]
+    fit = bootstrap_slope(XS, groups, n_boot=200, seed=1)
+    assert fit.slope == pytest.approx(-0.25, abs=1e-12)
+    assert fit.ci_low == pytest.approx(-0.25, abs=1e-12) and fit.ci_high == pytest.approx(-0.25, abs=1e-12)
+    assert fit.intercept == pytest.approx(math.log(3), abs=1e-12) and fit.n_boot == 200
+
+
+def test_center_is_applied_per_x_before_the_fit():
+    rng = np.random.default_rng(2)
+    groups = [x ** -0.5 * np.exp(0.3 * rng.standard_normal(5)) for x in XS]
+    groups[2][0] *= 100  # an outlier moves the mean, not the median
+    for center, reduce in (("mean", np.mean), ("median", np.median)):
+        fit = bootstrap_slope(XS, groups, n_boot=50, seed=0, center=center)
+        expected = np.polyfit(np.log(XS), np.log([reduce(g) for g in groups]), 1)
+        np.testing.assert_allclose([fit.slope, fit.intercept], expected, rtol=1e-12)
+        x_line, y_line = power_law_fit(XS, groups, num=7, center=center)
+        np.testing.assert_allclose(x_line, np.geomspace(16, 512, 7), rtol=1e-12)
+        np.testing.assert_allclose(y_line, np.exp(expected[1]) * x_line ** expected[0], rtol=1e-12)
+        np.testing.assert_allclose(fit.line(x_line), y_line, rtol=1e-12)
+
+
+def test_flat_and_grouped_inputs_agree_and_seed_controls_resampling():
+    rng = np.random.default_rng(3)
+    groups = [x ** 0.4 * np.exp(0.2 * rng.standard_normal(6)) for x in XS]
+    x_flat, y_flat = np.repeat(XS, 6), np.concatenate(groups)
+    order = rng.permutation(x_flat.size)
+    grouped = bootstrap_slope(XS[::-1].copy(), groups[::-1], n_boot=300, seed=5)
+    flat = bootstrap_slope(x_flat, y_flat, n_boot=300, seed=5)
+    assert grouped == flat
+    assert bootstrap_slope(torch.tensor(XS), torch.tensor(np.stack(groups)), n_boot=300, seed=5) == flat
+    other = bootstrap_slope(x_flat, y_flat, n_boot=300, seed=6)
+    assert other.slope == flat.slope and (other.ci_low, other.ci_high) != (flat.ci_low, flat.ci_high)
+    shuffled = bootstrap_slope(x_flat[order], y_flat[order], n_boot=300, seed=5)  # pairs in any order
+    assert shuffled.slope == pytest.approx(flat.slope, rel=1e-12)
+    assert shuffled.intercept == pytest.approx(flat.intercept, rel=1e-12)
+
+
+def test_bootstrap_ci_covers_true_slope_at_about_the_nominal_rate():
+    # Calibration (400 replicates): coverage 0.935 for n=8 replicates per x, centre = mean, 95% CI.
+    a, rng = -0.3, np.random.default_rng(4)
+    fits = [bootstrap_slope(XS, [2 * x ** a * np.exp(0.2 * rng.standard_normal(8)) for x in XS],
+                            n_boot=500, seed=r) for r in range(40)]
+    coverage = np.mean([f.covers(a) for f in fits])
+    assert coverage >= 0.8, coverage
+    # The interval has the right width: its half-width / 1.96 tracks the spread of the slope across datasets.
+    spread = np.std([f.slope for f in fits])
+    half = np.mean([(f.ci_high - f.ci_low) / 2 / 1.96 for f in fits])
+    assert 0.5 < half / spread < 2.0, (half, spread)
+
+
+def test_str_is_rounded():
+    text = str(SlopeFit(-0.19734, 0.4321, -0.2101, -0.18234, 1000))
+    assert text == "slope -0.197 [95% CI -0.21, -0.182] intercept 0.432 (1000 bootstrap resamples)"
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match=r"y\[2\] = -1.0 is not a finite positive"):
+        loglog_slope([1, 2, 3], [1.0, 2.0, -1.0])
+    with pytest.raises(ValueError, match=r"x\[0\] = 0.0"):
+        loglog_slope([0.0, 2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"y\[1\] = nan"):
+        loglog_slope([1.0, 2.0], [1.0, float("nan")])
+    with pytest.raises(ValueError, match=r"y\[1\]\[0\] = 0.0"):
+        bootstrap_slope([1.0, 2.0], [[1.0, 1.1], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="same length"):
+        loglog_slope([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="two distinct"):
+        loglog_slope([2.0, 2.0], [1.0, 3.0])
+    with pytest.raises(ValueError, match="two replicates"):
+        bootstrap_slope([1.0, 2.0, 2.0], [1.0, 2.0, 2.1])
+    with pytest.raises(ValueError, match="one group per x"):
+        bootstrap_slope([1.0, 2.0, 3.0], [[1.0, 1.1], [2.0, 2.1]])
+    with pytest.raises(ValueError, match="distinct"):
+        bootstrap_slope([1.0, 1.0], [[1.0, 1.1], [2.0, 2.1]])
+    with pytest.raises(ValueError, match="center"):
+        bootstrap_slope([1.0, 2.0], [[1.0, 1.1], [2.0, 2.1]], center="mode")
+    with pytest.raises(ValueError, match="ci"):
+        bootstrap_slope([1.0, 2.0], [[1.0, 1.1], [2.0, 2.1]], ci=95)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_slope([1.0, 2.0], [[1.0, 1.1], [2.0, 2.1]], n_boot=0)
+    with pytest.raises(ValueError, match="seed"):
+        bootstrap_slope([1.0, 2.0], [[1.0, 1.1], [2.0, 2.1]], seed=-1)
+    with pytest.raises(TypeError, match="real numbers"):
+        loglog_slope(["1", "2"], [1.0, 2.0])
+    with pytest.raises(TypeError, match="real numbers"):
+        loglog_slope([True, False], [1.0, 2.0])
+    with pytest.raises(TypeError, match="sequence"):
+        loglog_slope(3.0, [1.0])
+    with pytest.raises(ValueError, match="num"):
+        power_law_fit([1.0, 2.0], [1.0, 2.0], num=1)

@@ -1,0 +1,305 @@
+"""Tests of lmcnb.transport against independent computations: brute force over S_m, scipy's LP solver,
+scipy's 1-D Wasserstein distance, an explicit quadratic form, a plain numpy Sinkhorn, and the calibrated
+W_2 rate m^{-1/d} of the Ferbach et al. notes (Claims 1 and 2)."""
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.stats
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from lmcnb import transport as T
+
+SETTINGS = settings(deadline=None, max_examples=25, derandomize=True)
+
+
+def cloud(n: int, d: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=dtype)
+
+
+def brute_force_wp(X: np.ndarray, Y: np.ndarray, p: float) -> float:
+    """min over all permutations of (1/m Σ ‖x_i − y_π(i)‖^p)^{1/p}, with numpy."""
+    m = len(X)
+    best = min(np.mean([np.linalg.norm(X[i] - Y[pi[i]]) ** p for i in range(m)])
+               for pi in itertools.permutations(range(m)))
+    return float(best ** (1 / p))
+
+
+def lp_wp(X: np.ndarray, Y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float) -> float:
+    """W_p by solving the transport linear program with scipy's HiGHS (independent of POT)."""
+    n, m = len(a), len(b)
+    C = np.linalg.norm(X[:, None, :] - Y[None, :, :], axis=-1) ** p
+    A_eq = np.vstack([np.kron(np.eye(n), np.ones(m)), np.kron(np.ones(n), np.eye(m))])
+    res = linprog(C.ravel(), A_eq=A_eq, b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs")
+    assert res.success
+    return float(res.fun ** (1 / p))
+
+
+# ------------------------------------------------------------------------------------------------------
+# cost_matrix
+# ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [1, 2, 3.5])
+def test_cost_matrix_matches_explicit_norms(p):
+    X, Y = cloud(7, 4, 0), cloud(5, 4, 1)
+    expected = np.linalg.norm(X.numpy()[:, None] - Y.numpy()[None], axis=-1) ** p
+    C = T.cost_matrix(X, Y, p=p)
+    assert C.shape == (7, 5) and C.dtype == torch.float64
+    np.testing.assert_allclose(C.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cost_matrix_keeps_float32():
+    C = T.cost_matrix(cloud(3, 2, 0, torch.float32), cloud(4, 2, 1, torch.float32))
+    assert C.dtype == torch.float32 and C.shape == (3, 4)
+
+
+@pytest.mark.parametrize("rank", [3, 2])
+def test_mahalanobis_equals_euclidean_after_sqrt_transform(rank):
+    d = 3
+    A = cloud(d, rank, 5)
+    sigma = A @ A.T  # PSD, singular when rank < d
+    X, Y = cloud(6, d, 2), cloud(4, d, 3)
+    root = torch.from_numpy(np.real(scipy.linalg.sqrtm(sigma.numpy())))
+    for p in (1, 2):
+        C = T.cost_matrix(X, Y, p=p, metric=sigma)
+        np.testing.assert_allclose(C.numpy(), T.cost_matrix(X @ root, Y @ root, p=p).numpy(), rtol=1e-6, atol=1e-9)
+    diff = X.numpy()[:, None] - Y.numpy()[None]
+    quad = np.einsum("ijk,kl,ijl->ij", diff, sigma.numpy(), diff)
+    np.testing.assert_allclose(T.cost_matrix(X, Y, metric=sigma).numpy(), quad, rtol=1e-10, atol=1e-10)
+
+
+def test_metric_identity_is_euclidean():
+    X, Y = cloud(5, 3, 0), cloud(5, 3, 1)
+    np.testing.assert_allclose(T.cost_matrix(X, Y, metric=torch.eye(3, dtype=torch.float64)).numpy(),
+                               T.cost_matrix(X, Y).numpy(), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Birkhoff: POT's exact plan is a permutation and matches Hungarian (Claim 1)
+# ------------------------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(m=st.integers(1, 12), d=st.integers(1, 4), seed=st.integers(0, 10_000))
+def test_pot_plan_is_the_hungarian_permutation(m, d, seed):
+    X, Y = cloud(m, d, seed), cloud(m, d, seed + 1)
+    C = T.cost_matrix(X, Y)
+    w = torch.full((m,), 1.0 / m, dtype=torch.float64)
+    plan = T.ot_plan(w, w, C)
+    assert T.is_permutation_plan(plan)
+    perm_h, perm_p = T.hungarian(C), T.plan_to_permutation(plan)
+    expected = torch.zeros(m, m, dtype=torch.float64)
+    expected[torch.arange(m), perm_p] = 1.0 / m
+    torch.testing.assert_close(plan, expected, rtol=0, atol=1e-12)
+    cost_h = float(C[torch.arange(m), perm_h].sum())
+    assert float((plan * C).sum()) * m == pytest.approx(cost_h, rel=1e-10, abs=1e-12)
+    assert torch.equal(perm_h, perm_p)  # continuous data: the optimum is unique almost surely
+    assert torch.equal(T.ot_match(X, Y, backend="pot", check=True), perm_h)
+    assert torch.equal(T.ot_match(X, Y, check=True), perm_h)
+
+
+def test_claim1_calibration_200_points():
+    X, Y = cloud(200, 5, 10), cloud(200, 5, 11)
+    C = T.cost_matrix(X, Y)
+    w = torch.full((200,), 1 / 200, dtype=torch.float64)
+    plan = T.ot_plan(w, w, C)
+    assert int((plan > 0).sum()) == 200
+    assert float((plan * C).sum()) == pytest.approx(T.wasserstein(X, Y) ** 2, rel=1e-8)
+
+
+@SETTINGS
+@given(m=st.integers(1, 6), d=st.integers(1, 3), p=st.sampled_from([1.0, 2.0, 3.0]), seed=st.integers(0, 10_000))
+def test_wasserstein_equals_brute_force_over_permutations(m, d, p, seed):
+    X, Y = cloud(m, d, seed), cloud(m, d, seed + 7)
+    assert T.wasserstein(X, Y, p=p) == pytest.approx(brute_force_wp(X.numpy(), Y.numpy(), p), rel=1e-10)
+
+
+@SETTINGS
+@given(m=st.integers(2, 6), seed=st.integers(0, 10_000))
+def test_hungarian_maximize_against_brute_force(m, seed):
+    S = cloud(m, m, seed)
+    perm = T.hungarian(S, maximize=True)
+    best = max(sum(float(S[i, pi[i]]) for i in range(m)) for pi in itertools.permutations(range(m)))
+    assert perm.dtype == torch.long
+    assert float(S[torch.arange(m), perm].sum()) == pytest.approx(best, rel=1e-12)
+
+
+def test_ot_match_aligns_a_planted_permutation():
+    X = cloud(50, 4, 3)
+    planted = torch.randperm(50, generator=torch.Generator().manual_seed(0))
+    Y = X[planted] + 1e-3 * cloud(50, 4, 4)  # Y[j] ≈ X[planted[j]]
+    perm = T.ot_match(X, Y)
+    assert torch.equal(planted[perm], torch.arange(50))
+    torch.testing.assert_close(Y.index_select(0, perm), X, atol=1e-2, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Rates (Claim 2), unequal sizes and weights
+# ------------------------------------------------------------------------------------------------------
+
+def test_w2_between_two_samples_shrinks_like_m_to_minus_one_over_d():
+    d, ms = 5, [32, 64, 128, 256, 512, 1024]
+    w2 = [np.mean([T.wasserstein(cloud(m, d, 10 * m + r), cloud(m, d, 10 * m + r + 5000)) for r in range(3)])
+          for m in ms]
+    assert all(b < a for a, b in zip(w2, w2[1:])), w2
+    slope = np.polyfit(np.log(ms), np.log(w2), 1)[0]
+    assert abs(slope + 1 / d) <= 0.04, slope  # calibration: -0.193 (64..2048), -0.20..-0.22 here
+
+
+def test_unequal_sizes_and_weights_match_linear_program():
+    X, Y = cloud(5, 2, 0), cloud(3, 2, 1)
+    g = torch.Generator().manual_seed(2)
+    a = torch.rand(5, generator=g, dtype=torch.float64)
+    a /= a.sum()
+    b = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    for p in (1, 2):
+        expected = lp_wp(X.numpy(), Y.numpy(), a.numpy(), b.numpy(), p)
+        assert T.wasserstein(X, Y, p=p, a=a, b=b) == pytest.approx(expected, rel=1e-7)
+    expected = lp_wp(X.numpy(), Y.numpy(), np.full(5, 0.2), np.full(3, 1 / 3), 2)
+    assert T.wasserstein(X, Y) == pytest.approx(expected, rel=1e-7)
+    plan = T.ot_plan(a, b, T.cost_matrix(X, Y))
+    torch.testing.assert_close(plan.sum(1), a, atol=1e-12, rtol=0)
+    torch.testing.assert_close(plan.sum(0), b, atol=1e-12, rtol=0)
+
+
+def test_weighted_w1_in_one_dimension_matches_scipy():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(9, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    a, b = torch.rand(9, generator=g, dtype=torch.float64), torch.rand(6, generator=g, dtype=torch.float64)
+    a, b = a / a.sum(), b / b.sum()
+    expected = scipy.stats.wasserstein_distance(x.numpy(), y.numpy(), a.numpy(), b.numpy())
+    assert T.wasserstein(x[:, None], y[:, None], p=1, a=a, b=b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_explicit_uniform_weights_use_the_same_answer():
+    X, Y = cloud(6, 2, 0), cloud(6, 2, 1)
+    w = torch.full((6,), 1 / 6, dtype=torch.float64)
+    assert T.wasserstein(X, Y, a=w, b=w) == pytest.approx(brute_force_wp(X.numpy(), Y.numpy(), 2), rel=1e-10)
+
+
+def test_wasserstein_with_metric_equals_transformed_points():
+    A = cloud(3, 3, 9)
+    sigma = A @ A.T + 0.1 * torch.eye(3, dtype=torch.float64)
+    root = torch.from_numpy(np.real(scipy.linalg.sqrtm(sigma.numpy())))
+    X, Y = cloud(5, 3, 0), cloud(5, 3, 1)
+    assert T.wasserstein(X, Y, metric=sigma) == pytest.approx(
+        brute_force_wp((X @ root).numpy(), (Y @ root).numpy(), 2), rel=1e-8)
+
+
+def numpy_sinkhorn(a, b, C, reg, iters=5000):
+    K = np.exp(-C / reg)
+    u = np.ones_like(a)
+    for _ in range(iters):
+        v = b / (K.T @ u)
+        u = a / (K @ v)
+    return u[:, None] * K * v[None, :]
+
+
+def test_sinkhorn_plan_matches_plain_iterations_and_approaches_emd():
+    X, Y = cloud(6, 2, 0), cloud(4, 2, 1)
+    C = T.cost_matrix(X, Y)
+    a, b = torch.full((6,), 1 / 6, dtype=torch.float64), torch.full((4,), 1 / 4, dtype=torch.float64)
+    plan = T.ot_plan(a, b, C, method="sinkhorn", reg=0.5, stop_thr=1e-13, num_iter_max=10_000)
+    np.testing.assert_allclose(plan.numpy(), numpy_sinkhorn(a.numpy(), b.numpy(), C.numpy(), 0.5), atol=1e-10)
+    exact = float((T.ot_plan(a, b, C) * C).sum())
+    costs = [float((T.ot_plan(a, b, C, method="sinkhorn", reg=r, num_iter_max=20_000) * C).sum())
+             for r in (1.0, 0.3, 0.1)]  # max C ≈ 9.8; smaller reg needs many more iterations
+    assert all(c >= exact - 1e-12 for c in costs)  # exact marginals: the entropic plan is feasible
+    assert all(x > y for x, y in zip(costs, costs[1:])) and costs[-1] - exact < 0.01 * exact
+
+
+def test_is_permutation_plan_rejects_fractional_plans():
+    n = 4
+    assert not T.is_permutation_plan(torch.full((n, n), 1 / n**2, dtype=torch.float64))
+    P = torch.eye(n, dtype=torch.float64)[[2, 0, 3, 1]] / n
+    assert T.is_permutation_plan(P) and T.is_permutation_plan(3 * P)
+    assert torch.equal(T.plan_to_permutation(P), torch.tensor([2, 0, 3, 1]))
+    P2 = P.clone()
+    P2[0, 2], P2[0, 1] = 0.9 / n, 0.1 / n
+    assert not T.is_permutation_plan(P2)
+    with pytest.raises(ValueError, match="not a scaled permutation"):
+        T.plan_to_permutation(P2)
+    assert not T.is_permutation_plan(torch.ones(2, 3, dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Bad input and the POT dependency
+# ------------------------------------------------------------------------------------------------------
+
+def test_bad_inputs_raise():
+    X, Y = cloud(4, 3, 0), cloud(4, 3, 1)
+    w = torch.full((4,), 0.25, dtype=torch.float64)
+    C = T.cost_matrix(X, Y)
+    with pytest.raises(ValueError, match="same dimension"):
+        T.cost_matrix(X, cloud(4, 2, 1))
+    with pytest.raises(TypeError, match="same dtype"):
+        T.cost_matrix(X, Y.float())
+    with pytest.raises(TypeError, match="floating"):
+        T.cost_matrix(X.long(), Y.long())
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        T.wasserstein(X.numpy(), Y)
+    with pytest.raises(ValueError, match="2 dimension"):
+        T.cost_matrix(X[0], Y)
+    bad = X.clone()
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        T.wasserstein(bad, Y)
+    with pytest.raises(ValueError, match="NaN"):
+        T.hungarian(torch.tensor([[0.0, float("inf")], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="square"):
+        T.hungarian(C[:, :3])
+    with pytest.raises(ValueError, match="non-negative"):
+        T.ot_plan(torch.tensor([0.5, 0.75, -0.25, 0.0], dtype=torch.float64), w, C)
+    with pytest.raises(ValueError, match="same total mass"):
+        T.ot_plan(w, 2 * w, C)
+    with pytest.raises(ValueError, match="sum to 1"):
+        T.wasserstein(X, Y, a=2 * w)
+    with pytest.raises(ValueError, match="4 entries"):
+        T.ot_plan(w[:3], w, C)
+    with pytest.raises(ValueError, match="reg"):
+        T.ot_plan(w, w, C, method="sinkhorn")
+    with pytest.raises(ValueError, match="reg"):
+        T.ot_plan(w, w, C, reg=0.1)
+    with pytest.raises(ValueError, match="method"):
+        T.ot_plan(w, w, C, method="exact")
+    with pytest.raises(ValueError, match="p must be"):
+        T.wasserstein(X, Y, p=0.5)
+    with pytest.raises(TypeError, match="p must be"):
+        T.cost_matrix(X, Y, p=True)
+    with pytest.raises(ValueError, match="equal sizes"):
+        T.ot_match(X, cloud(5, 3, 2))
+    with pytest.raises(ValueError, match="backend"):
+        T.ot_match(X, Y, backend="lap")
+    with pytest.raises(ValueError, match="symmetric"):
+        T.cost_matrix(X, Y, metric=torch.triu(torch.ones(3, 3, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        T.cost_matrix(X, Y, metric=-torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="shape"):
+        T.cost_matrix(X, Y, metric=torch.eye(2, dtype=torch.float64))
+
+
+def test_missing_pot_gives_install_hint_but_hungarian_paths_still_work(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ot", None)
+    X, Y = cloud(4, 2, 0), cloud(4, 2, 1)
+    w = torch.full((4,), 0.25, dtype=torch.float64)
+    with pytest.raises(ImportError, match="pip install POT"):
+        T.ot_plan(w, w, T.cost_matrix(X, Y))
+    with pytest.raises(ImportError, match="pip install POT"):
+        T.wasserstein(X, cloud(3, 2, 1))
+    with pytest.raises(ImportError, match="pip install POT"):
+        T.ot_match(X, Y, backend="pot")
+    assert T.wasserstein(X, Y) == pytest.approx(brute_force_wp(X.numpy(), Y.numpy(), 2), rel=1e-10)
+    assert T.ot_match(X, Y).shape == (4,)
+
+
+def test_importing_transport_does_not_import_pot():
+    code = "import sys, lmcnb.transport; assert 'ot' not in sys.modules, 'POT imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
