@@ -9,6 +9,7 @@ One concept per module (import them explicitly, e.g. ``from lmcnb import matchin
 - :mod:`lmcnb.transport`    optimal transport and Wasserstein distances (POT, Hungarian fast path)
 - :mod:`lmcnb.barrier`      interpolation curves, named barrier definitions, barrier modulo permutation
 - :mod:`lmcnb.calibration`  softmax temperature calibration (per interpolation point)
+- :mod:`lmcnb.renorm`       BatchNorm statistics reset after merging (its own step, REPAIR-style)
 - :mod:`lmcnb.train`        batched training of many small networks, classifier training
 - :mod:`lmcnb.teacher_student`  closed-form population loss (arc-cosine kernel), GD/SGD, minimum manifold
 - :mod:`lmcnb.data`         teacher-student data, offline MNIST subset, MNIST/CIFAR-10 downloads
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "profiles", "models", "permutation", "matching", "transport", "barrier", "calibration", "train",
-    "teacher_student", "data", "diagnostics", "fit", "sweep", "checks", "plotting",
+    "teacher_student", "data", "diagnostics", "fit", "sweep", "checks", "plotting", "renorm",
 }
 
 __all__ = sorted(_SUBMODULES | {"setup", "__version__"})
