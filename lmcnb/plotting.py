@@ -62,6 +62,7 @@ def plot_vs_width(widths: Sequence[float], series: Mapping[str, np.ndarray], *, 
         slopes: label → exponent α; draws c·m^α through the first series' last point for comparison.
     """
     import matplotlib.pyplot as plt
+    import matplotlib.ticker as mticker
 
     if ax is None:
         _, ax = plt.subplots()
@@ -76,6 +77,9 @@ def plot_vs_width(widths: Sequence[float], series: Mapping[str, np.ndarray], *, 
         for label, alpha in slopes.items():
             ax.plot(w, anchor * (w / w[-1]) ** alpha, ls="--", lw=1, color="0.4", label=label)
     ax.set_xscale("log")
+    ax.set_xticks(w)
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("width")

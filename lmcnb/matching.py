@@ -1,0 +1,986 @@
+"""Permutation matchers: find the hidden-unit permutation π of model b that best aligns it with model a.
+
+Every matcher shares one interface, ``matcher(model_a, model_b, data=None) -> MatchResult``, and returns the
+permutation set to apply to **model b** (``tensor.index_select(axis, π)``: unit ``i`` of π(b) is unit ``π[i]``
+of b), so that ``permute_model(model_b, result.perms)`` is aligned with ``model_a`` and computes the same
+function as ``model_b``. :func:`align` does both steps.
+
+Matchers (notation: θ_a, θ_b the two parameter sets; W^ℓ ∈ R^{m_ℓ × m_{ℓ−1}} a layer's weight):
+
+- :class:`WeightMatching` — Ainsworth et al.'s (Git Re-Basin) data-free objective
+  ``max_π Σ_t ⟨θ_a[t], π(θ_b)[t]⟩`` over the (non-carried) tensors t. One permutation group is a single exact
+  linear assignment problem (LAP); several groups are solved by permutation coordinate descent (PCD).
+- :class:`ActivationMatching` — one LAP per group on the correlation (or cross moment ``E[a bᵀ]``) of the two
+  models' hidden activations, streamed over data in float64.
+- :class:`OTMatching` — Ferbach et al. / OT fusion: layer by layer, exact optimal transport between the uniform
+  empirical measures of the neurons' incoming weights (Birkhoff: a permutation for equal widths).
+- :class:`CovarianceWeightedMatching` — the same with Ferbach et al.'s Σ-metric ``‖w_a − w_b‖²_Σ`` where
+  ``Σ = E[h hᵀ]`` is the uncentred second moment of the layer's input (model a's features).
+- :class:`FunctionalMatching` — two-layer teacher–student nets: LAP on the exact pairwise midpoint
+  interpolation error (:func:`lmcnb.teacher_student.functional_cost`).
+- :class:`IdentityMatching`, :class:`RandomMatching` — baselines; :func:`brute_force_weight_matching` — the
+  true weight-matching optimum for tiny widths.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+from torch.nn import functional as F
+
+from . import models as M
+from .permutation import (Perms, PermutationSpec, apply_perms, identity_perms, permute_model, random_perms,
+                          spec_for, validate_perms)
+
+__all__ = [
+    "MatchResult", "Matcher", "WeightMatching", "ActivationMatching", "OTMatching",
+    "CovarianceWeightedMatching", "FunctionalMatching", "IdentityMatching", "RandomMatching",
+    "align", "check_pair", "weight_matching_objective", "brute_force_weight_matching",
+    "activation_similarity", "input_second_moments",
+]
+
+ORDERS = ("random", "forward", "backward")
+STATISTICS = ("correlation", "cross_moment")
+#: Largest number of permutation combinations :func:`brute_force_weight_matching` enumerates by default.
+MAX_BRUTE_FORCE = 100_000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Result and interface
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MatchResult:
+    """What a matcher found.
+
+    Attributes:
+        perms: permutation name → LongTensor ``(n,)`` to apply to model b.
+        method: the matcher's name.
+        objective_history: the matcher's objective after each step (see ``sense``); for weight matching the
+            WM objective after every group update, starting with the initial permutation's value.
+        sweeps: full passes over the permutation groups (1 for one-shot matchers, 0 for baselines).
+        converged: whether the method reached its stopping criterion (always true for exact one-shot methods).
+        seconds: wall-clock time of the call.
+        info: method-specific details (``"exact"``, per-sweep/per-layer values, restarts, LAP counts, …).
+        sense: ``"max"`` if the objective is maximised (WM, AM), ``"min"`` if it is a cost (OT, functional).
+    """
+
+    perms: Perms
+    method: str
+    objective_history: list[float] = field(default_factory=list)
+    sweeps: int = 0
+    converged: bool = True
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    sense: str = "max"
+
+    @property
+    def objective(self) -> float:
+        """The final objective value (``nan`` if the method records none)."""
+        return self.objective_history[-1] if self.objective_history else math.nan
+
+
+class Matcher(ABC):
+    """Base class of all matchers: validates the pair, times the call, checks the returned permutations.
+
+    Subclasses set ``name`` (and ``needs_data``) and implement :meth:`_match`.
+    """
+
+    name: ClassVar[str] = "matcher"
+    needs_data: ClassVar[bool] = False
+
+    def __call__(self, model_a: nn.Module, model_b: nn.Module, data: Any = None) -> MatchResult:
+        """Match ``model_b`` to ``model_a``; ``data`` is an input tensor ``(n, …)`` or an iterable of batches."""
+        start = time.perf_counter()
+        spec, sizes = check_pair(model_a, model_b)
+        if self.needs_data and data is None:
+            raise ValueError(f"{type(self).__name__} needs data: pass a tensor of inputs or an iterable of "
+                             "input batches as the third argument")
+        result = self._match(model_a, model_b, spec, sizes, data)
+        validate_perms(result.perms, sizes)
+        return dataclasses.replace(result, method=self.name, seconds=time.perf_counter() - start)
+
+    @abstractmethod
+    def _match(self, model_a: nn.Module, model_b: nn.Module, spec: PermutationSpec, sizes: dict[str, int],
+               data: Any) -> MatchResult:
+        """The matcher proper, on a validated pair (``seconds`` and ``method`` are filled in by the caller)."""
+
+
+def align(model_a: nn.Module, model_b: nn.Module, matcher: Callable[..., MatchResult],
+          data: Any = None) -> tuple[nn.Module, MatchResult]:
+    """Run ``matcher`` and return ``(π(model_b), result)``; π(model_b) computes the same function as b."""
+    if not callable(matcher):
+        raise TypeError(f"matcher must be callable (e.g. WeightMatching()), got {type(matcher).__name__}")
+    result = matcher(model_a, model_b, data)
+    if not isinstance(result, MatchResult):
+        raise TypeError(f"matcher must return a MatchResult, got {type(result).__name__}")
+    return permute_model(model_b, result.perms, spec_for(model_b)), result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------------
+
+def _architecture(model: nn.Module) -> tuple:
+    """Hyper-parameters that change the function but not the state's shapes."""
+    if isinstance(model, M.TwoLayerNet):
+        return type(model), model.output, model.scale_mode
+    return (type(model),)
+
+
+def check_pair(model_a: nn.Module, model_b: nn.Module) -> tuple[PermutationSpec, dict[str, int]]:
+    """Check that two models can be matched; return b's spec and the permutation sizes.
+
+    Raises ``TypeError`` (not a module, different dtypes) or ``ValueError`` (different architecture, widths
+    or devices; NaN/inf in a tensor, named).
+    """
+    for arg, model in (("model_a", model_a), ("model_b", model_b)):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{arg} must be a torch.nn.Module, got {type(model).__name__}")
+    if _architecture(model_a) != _architecture(model_b):
+        raise ValueError(f"model_a and model_b have different architectures: {_architecture(model_a)} vs "
+                         f"{_architecture(model_b)}")
+    spec_a, spec_b = spec_for(model_a), spec_for(model_b)
+    if dict(spec_a.axes_to_perm) != dict(spec_b.axes_to_perm) or spec_a.carried != spec_b.carried:
+        raise ValueError("model_a and model_b have different permutation specs (different architectures)")
+    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    for key, ta in state_a.items():
+        _check_same_tensor(key, ta, state_b[key])
+    return spec_b, spec_b.sizes(state_b)
+
+
+def _check_same_tensor(key: str, ta: torch.Tensor, tb: torch.Tensor) -> None:
+    if ta.shape != tb.shape:
+        raise ValueError(f"model_a and model_b differ in shape at {key!r}: {tuple(ta.shape)} vs "
+                         f"{tuple(tb.shape)} (different widths?)")
+    if ta.dtype != tb.dtype:
+        raise TypeError(f"model_a and model_b differ in dtype at {key!r}: {ta.dtype} vs {tb.dtype}")
+    if ta.device != tb.device:
+        raise ValueError(f"model_a and model_b differ in device at {key!r}: {ta.device} vs {tb.device}")
+    for arg, t in (("model_a", ta), ("model_b", tb)):
+        if t.is_floating_point() and not _all_finite(t):
+            raise ValueError(f"{arg} tensor {key!r} contains NaN or inf")
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry is finite (a finite sum proves it cheaply; NaN/inf always poison the sum)."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
+def _like(model: nn.Module) -> torch.Tensor:
+    """A floating parameter of ``model`` (its dtype and device are the model's)."""
+    for t in model.parameters():
+        if t.is_floating_point():
+            return t
+    raise ValueError(f"{type(model).__name__} has no floating parameters")
+
+
+def _batches(data: Any, like: torch.Tensor, n_batches: int | None) -> Iterator[torch.Tensor]:
+    """Validated input batches from a tensor or an iterable of tensors (or of ``(inputs, targets)`` pairs).
+
+    Each batch must be a non-empty finite tensor with ``like``'s dtype and device; at most ``n_batches``.
+    """
+    if data is None:
+        raise ValueError("data is required: a tensor of inputs or an iterable of input batches")
+    items = [data] if isinstance(data, torch.Tensor) else data
+    if not isinstance(items, Iterable):
+        raise TypeError(f"data must be a tensor or an iterable of tensors, got {type(data).__name__}")
+    count = 0
+    for item in items:
+        if n_batches is not None and count >= n_batches:
+            break
+        x = item[0] if isinstance(item, (tuple, list)) and item else item
+        yield _check_batch(x, like, count)
+        count += 1
+    if count == 0:
+        raise ValueError("data is empty: expected at least one non-empty batch")
+
+
+def _check_batch(x: Any, like: torch.Tensor, index: int) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"data batch {index} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype != like.dtype:
+        raise TypeError(f"data batch {index} has dtype {x.dtype} but the models use {like.dtype}")
+    if x.device != like.device:
+        raise ValueError(f"data batch {index} is on {x.device} but the models are on {like.device}")
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"data batch {index} is empty (shape {tuple(x.shape)})")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"data batch {index} contains NaN or inf")
+    return x
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _check_n_batches(n_batches: object) -> None:
+    if n_batches is not None:
+        _check_int("n_batches", n_batches, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Linear assignment
+# ---------------------------------------------------------------------------------------------------------------
+
+def _solve_lap(S: torch.Tensor, maximize: bool = True) -> torch.Tensor:
+    """Exact LAP ``argmax_π Σ_i S[i, π(i)]`` (``argmin`` if not ``maximize``) for ``S`` ``(n, n)``.
+
+    Shortcut (exact): if every row's best column is a different column, that assignment reaches the upper
+    bound Σ_i max_j S[i, j] and is optimal. Otherwise ``scipy.optimize.linear_sum_assignment`` on the
+    row- and column-reduced cost (the same optimal assignments up to float64 rounding; scipy's augmenting
+    paths are then shorter, about 1.5× faster on PCD's matrices).
+    Returns ``perm`` ``(n,)`` (row ``i`` ↔ column ``perm[i]``) on ``S``'s device.
+    """
+    n = S.shape[0]
+    best = S.argmax(1) if maximize else S.argmin(1)
+    if int(torch.bincount(best, minlength=n).max()) == 1:
+        return best
+    C = S.detach().cpu().double()
+    C = C.amax(1, keepdim=True) - C if maximize else C - C.amin(1, keepdim=True)
+    C -= C.amin(0, keepdim=True)
+    _, cols = linear_sum_assignment(C.contiguous().numpy())
+    return torch.as_tensor(cols, dtype=torch.long, device=S.device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weight matching: objective, exact single-group LAP, permutation coordinate descent
+# ---------------------------------------------------------------------------------------------------------------
+
+def _objective_keys(spec: PermutationSpec, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Tensors that enter the WM objective: floating, not carried, at least one permuted axis.
+
+    (A tensor with no permuted axis adds a constant and is left out.)
+    """
+    return [k for k, axes in spec.axes_to_perm.items()
+            if k not in spec.carried and state[k].is_floating_point() and any(a is not None for a in axes)]
+
+
+def _dot64(a: torch.Tensor, b: torch.Tensor) -> float:
+    """⟨a, b⟩ accumulated in float64."""
+    return float(torch.dot(a.reshape(-1).double(), b.reshape(-1).double()))
+
+
+def _dot(a_flat: torch.Tensor, b: torch.Tensor) -> float:
+    """⟨a, b⟩ in the tensors' dtype (``a_flat`` already flattened)."""
+    return float(torch.dot(a_flat, b.reshape(-1)))
+
+
+def weight_matching_objective(model_a: nn.Module, model_b: nn.Module, perms: Mapping[str, torch.Tensor] | None
+                              = None) -> float:
+    """The WM objective ``Σ_t ⟨θ_a[t], π(θ_b)[t]⟩`` (float64) over the non-carried tensors t with a permuted axis.
+
+    ``perms`` defaults to the identity. Maximising it is minimising ``‖θ_a − π(θ_b)‖²`` over those tensors.
+    """
+    spec, sizes = check_pair(model_a, model_b)
+    perms = identity_perms(sizes) if perms is None else perms
+    state_a = model_a.state_dict()
+    state_b = apply_perms(spec, perms, model_b.state_dict())
+    return math.fsum(_dot64(state_a[k], state_b[k]) for k in _objective_keys(spec, state_a))
+
+
+@dataclass
+class _WMProblem:
+    """Precomputed data of one WM problem.
+
+    ``entries[p]`` lists ``(key, axis, A_front)`` for every objective tensor permuted by ``p``, with
+    ``A_front`` a's tensor moved to put ``axis`` first and flattened to ``(n_p, −1)`` in the compute dtype.
+    ``a_flat[key]``: a's tensor flattened (compute dtype); ``b[key]``: b's tensor (compute dtype).
+    ``neighbours[p]``: groups sharing a tensor with ``p`` (their change alters p's similarity);
+    ``key_groups[key]``: the groups acting on a tensor.
+    """
+
+    names: tuple[str, ...]
+    sizes: dict[str, int]
+    keys: list[str]
+    a_flat: dict[str, torch.Tensor]
+    b: dict[str, torch.Tensor]
+    entries: dict[str, list[tuple[str, int, torch.Tensor]]]
+    neighbours: dict[str, set[str]]
+    key_groups: dict[str, list[str]]
+    spec: PermutationSpec
+
+
+def _wm_problem(spec: PermutationSpec, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
+                sizes: dict[str, int], dtype: torch.dtype) -> _WMProblem:
+    keys = _objective_keys(spec, state_a)
+    entries: dict[str, list] = {p: [] for p in spec.perm_names}
+    neighbours: dict[str, set[str]] = {p: set() for p in spec.perm_names}
+    for key in keys:
+        groups = [p for p in spec.axes_to_perm[key] if p is not None]
+        if len(set(groups)) != len(groups):
+            raise ValueError(f"weight matching needs distinct permutations on the axes of {key!r}, got {groups}")
+        for axis, p in enumerate(spec.axes_to_perm[key]):
+            if p is not None:
+                a_front = state_a[key].detach().to(dtype).movedim(axis, 0).reshape(sizes[p], -1).contiguous()
+                entries[p].append((key, axis, a_front))
+                neighbours[p].update(set(groups) - {p})
+    return _WMProblem(names=spec.perm_names, sizes=dict(sizes), keys=keys,
+                      a_flat={k: state_a[k].detach().to(dtype).reshape(-1).contiguous() for k in keys},
+                      b={k: state_b[k].detach().to(dtype) for k in keys},
+                      entries=entries, neighbours=neighbours, spec=spec,
+                      key_groups={k: [p for p in spec.axes_to_perm[k] if p is not None] for k in keys})
+
+
+def _similarity(entries: list[tuple[str, int, torch.Tensor]], b: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``S[i, j] = Σ_t ⟨A_t[i], B_t[j]⟩`` ``(n, n)``: one matrix product per (tensor, axis) of the group."""
+    S = None
+    for key, axis, a_front in entries:
+        b_front = b[key].movedim(axis, 0).reshape(a_front.shape[0], -1)
+        S = a_front @ b_front.T if S is None else S.addmm_(a_front, b_front.T)
+    return S
+
+
+class _PCDState:
+    """PCD state: b kept permuted incrementally, and each group's similarity cached term by term.
+
+    ``terms[(p, key)] = B_front @ A_frontᵀ`` ``(n_p, n_p)`` is one tensor's contribution to group p's
+    similarity, transposed (rows are b's units in current order). When p changes by ``q`` its own terms are
+    re-indexed (``T.index_select(0, q)``, no product); the terms of the other groups sharing those tensors
+    are dropped and recomputed when needed.
+    """
+
+    def __init__(self, problem: _WMProblem, start: Perms) -> None:
+        self.problem = problem
+        self.perms = {p: start[p].clone() for p in problem.names}
+        self.b = {k: _permuted(problem.b[k], problem.spec.axes_to_perm[k], self.perms) for k in problem.keys}
+        self.contrib = {k: _dot(problem.a_flat[k], self.b[k]) for k in problem.keys}
+        self.terms: dict[tuple[str, str], torch.Tensor] = {}
+        self.stale = set(problem.names)
+        self.laps = 0
+
+    @property
+    def objective(self) -> float:
+        return math.fsum(self.contrib.values())
+
+    def similarity(self, p: str) -> torch.Tensor:
+        """Group p's similarity ``S_p = Σ_t A_t B_tᵀ`` ``(n_p, n_p)`` (a transposed view of the cached sum)."""
+        S_T = None
+        for key, axis, a_front in self.problem.entries[p]:
+            term = self.terms.get((p, key))
+            if term is None:
+                term = self.b[key].movedim(axis, 0).reshape(a_front.shape[0], -1) @ a_front.T
+                self.terms[(p, key)] = term
+            S_T = term.clone() if S_T is None else S_T.add_(term)
+        return S_T.T
+
+    def update(self, p: str) -> bool:
+        """Solve group ``p``'s LAP with the others fixed; keep it only if the objective strictly increases."""
+        entries = self.problem.entries[p]
+        self.stale.discard(p)
+        if not entries:
+            return False
+        S = self.similarity(p)
+        q = _solve_lap(S)
+        self.laps += 1
+        if not float(S[torch.arange(q.numel()), q].double().sum()) > float(S.diagonal().double().sum()):
+            return False  # the current permutation is optimal (or tied) for this group
+        new_b = {key: self.b[key].index_select(axis, q) for key, axis, _ in entries}
+        new_contrib = {**self.contrib, **{k: _dot(self.problem.a_flat[k], t) for k, t in new_b.items()}}
+        if not math.fsum(new_contrib.values()) > self.objective:
+            return False
+        self._commit(p, q, new_b, new_contrib)
+        return True
+
+    def _commit(self, p: str, q: torch.Tensor, new_b: dict[str, torch.Tensor], new_contrib: dict[str, float]
+                ) -> None:
+        self.b.update(new_b)
+        self.contrib = new_contrib
+        self.perms[p] = self.perms[p][q.to(self.perms[p].device)]
+        for key in new_b:
+            self.terms[(p, key)] = self.terms[(p, key)].index_select(0, q)
+            for r in self.problem.key_groups[key]:
+                if r != p:
+                    self.terms.pop((r, key), None)
+        self.stale |= self.problem.neighbours[p]
+
+
+def _permuted(t: torch.Tensor, axes: tuple[str | None, ...], perms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``t`` with every axis permuted by its permutation (``index_select``)."""
+    for axis, p in enumerate(axes):
+        if p is not None:
+            t = t.index_select(axis, perms[p].to(t.device))
+    return t
+
+
+def _visit_order(names: tuple[str, ...], order: str, generator: torch.Generator) -> list[str]:
+    if order == "forward":
+        return list(names)
+    if order == "backward":
+        return list(reversed(names))
+    return [names[i] for i in torch.randperm(len(names), generator=generator).tolist()]
+
+
+def _pcd(problem: _WMProblem, start: Perms, order: str, max_sweeps: int, tol: float,
+         generator: torch.Generator) -> tuple[Perms, list[float], list[float], int, bool, int]:
+    """Permutation coordinate descent; returns perms, history, per-sweep objectives, sweeps, converged, LAPs.
+
+    A group whose neighbours have not changed since its last solve is skipped: its current permutation is
+    still optimal for its (unchanged) similarity matrix.
+    """
+    state = _PCDState(problem, start)
+    history = [state.objective]
+    sweep_values, converged, sweeps = [], False, 0
+    while sweeps < max_sweeps and not converged:
+        before = history[-1]
+        for p in _visit_order(problem.names, order, generator):
+            if p in state.stale:
+                state.update(p)
+                history.append(state.objective)
+        sweeps += 1
+        sweep_values.append(history[-1])
+        converged = history[-1] - before <= tol * max(abs(before), 1e-300) or not state.stale
+    return state.perms, history, sweep_values, sweeps, converged, state.laps
+
+
+@dataclass(frozen=True, eq=False)
+class WeightMatching(Matcher):
+    """Weight matching (Ainsworth et al. 2023): ``max_π Σ_t ⟨θ_a[t], π(θ_b)[t]⟩`` without data.
+
+    The sum runs over the non-carried tensors (BatchNorm running statistics excluded). It is linear in each
+    group's permutation matrix when the others are fixed, so:
+
+    - **one group** (one hidden layer): a single exact LAP on ``S = Σ_t A_t B_tᵀ`` (float64) — the global
+      optimum; the result has ``info["exact"] = True`` and ``sweeps = 1``;
+    - **several groups**: permutation coordinate descent (NP-hard in general, a local optimum): each sweep
+      visits the groups in ``order``; a group's similarity ``S_p`` ``(n_p, n_p)`` is built from all its axes with
+      the other groups' current permutations applied (one matrix product per axis), its LAP is solved and the
+      new permutation kept only if the objective, recomputed from the tensors, strictly increases, so
+      ``objective_history`` never decreases. A group whose neighbours (groups sharing a tensor) did not change since its last solve is
+      skipped, its permutation being still optimal. It stops when a sweep improves the objective by at most
+      ``tol · |objective|``, or when no group is left to re-solve (converged), or after ``max_sweeps``.
+
+    Args:
+        max_sweeps: sweep cap. n_restarts: independent runs (restart 0 starts at ``init`` or the identity,
+            later ones at random permutations), the best objective is kept. seed: seeds visiting orders and
+            restarts. order: ``"random"`` (fresh seeded order each sweep), ``"forward"`` or ``"backward"``.
+        init: warm-start permutation set (to apply to b). tol: relative stopping tolerance.
+        precision: dtype of the similarity products and of the objective in PCD (default: the models' dtype;
+            ``torch.float64`` for float64 accumulation). The single-group LAP always uses float64, and so do
+            :func:`weight_matching_objective` and :func:`brute_force_weight_matching`.
+    """
+
+    max_sweeps: int = 100
+    n_restarts: int = 1
+    seed: int = 0
+    order: str = "random"
+    init: Mapping[str, torch.Tensor] | None = None
+    tol: float = 1e-12
+    precision: torch.dtype | None = None
+    name: ClassVar[str] = "weight_matching"
+
+    def __post_init__(self) -> None:
+        _check_int("max_sweeps", self.max_sweeps, 1)
+        _check_int("n_restarts", self.n_restarts, 1)
+        _check_int("seed", self.seed, 0)
+        _check_choice("order", self.order, ORDERS)
+        if isinstance(self.tol, bool) or not isinstance(self.tol, Real) or not (0 <= self.tol < math.inf):
+            raise ValueError(f"tol must be a finite real number >= 0, got {self.tol!r}")
+        if self.precision is not None and (not isinstance(self.precision, torch.dtype)
+                                           or not self.precision.is_floating_point):
+            raise TypeError(f"precision must be None or a floating torch.dtype, got {self.precision!r}")
+        if self.init is not None and not isinstance(self.init, Mapping):
+            raise TypeError(f"init must be None or a dict of LongTensors, got {type(self.init).__name__}")
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        state_a, state_b = model_a.state_dict(), model_b.state_dict()
+        start = identity_perms(sizes) if self.init is None else dict(self.init)
+        validate_perms(start, sizes)
+        if len(sizes) == 1:
+            return self._exact(spec, state_a, state_b, sizes, start)
+        dtype = self.precision or _like(model_a).dtype
+        problem = _wm_problem(spec, state_a, state_b, sizes, dtype)
+        generator = torch.Generator().manual_seed(self.seed)
+        runs = []
+        for r in range(self.n_restarts):
+            init = start if r == 0 else random_perms(sizes, generator)
+            runs.append(_pcd(problem, init, self.order, self.max_sweeps, self.tol, generator))
+        best = max(range(len(runs)), key=lambda r: runs[r][1][-1])  # first of equal bests
+        perms, history, sweep_values, sweeps, converged, laps = runs[best]
+        info = {"exact": False, "restart": best, "restart_objectives": [run[1][-1] for run in runs],
+                "sweep_objectives": sweep_values, "laps": laps}
+        return MatchResult(perms, self.name, history, sweeps, converged, info=info)
+
+    def _exact(self, spec, state_a, state_b, sizes, start) -> MatchResult:
+        """One group: the WM objective is one LAP, solved exactly in float64."""
+        problem = _wm_problem(spec, state_a, state_b, sizes, torch.float64)
+        (p,) = problem.names
+        perms = {p: _solve_lap(_similarity(problem.entries[p], problem.b)).to(start[p].device)}
+        before, after = _PCDState(problem, start).objective, _PCDState(problem, perms).objective
+        if not after > before:  # the start is optimal too (ties, rounding): keep it
+            perms, after = {p: start[p].clone()}, before
+        return MatchResult(perms, self.name, [before, after], 1, True, info={"exact": True, "laps": 1})
+
+
+def brute_force_weight_matching(model_a: nn.Module, model_b: nn.Module,
+                                max_combinations: int = MAX_BRUTE_FORCE) -> MatchResult:
+    """The true optimum of the WM objective, by enumerating every combination of permutations (tiny widths).
+
+    Each objective tensor's value is tabulated over all permutations of its groups (independently of the
+    PCD code), the tables are summed on the grid of all combinations and the maximum is taken (the first in
+    lexicographic order of ``itertools.permutations`` on ties). Raises ``ValueError`` if ``Π_p n_p!`` exceeds
+    ``max_combinations``.
+    """
+    start = time.perf_counter()
+    _check_int("max_combinations", max_combinations, 1)
+    spec, sizes = check_pair(model_a, model_b)
+    names = spec.perm_names
+    count = math.prod(math.factorial(sizes[p]) for p in names)
+    if count > max_combinations:
+        raise ValueError(f"brute force would enumerate {count} permutation combinations (sizes {sizes}), more "
+                         f"than max_combinations={max_combinations}")
+    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    all_perms = {p: torch.tensor(list(itertools.permutations(range(sizes[p]))), dtype=torch.long)
+                 for p in names}
+    grid = torch.zeros([all_perms[p].shape[0] for p in names], dtype=torch.float64)
+    for key in _objective_keys(spec, state_a):
+        grid = grid + _table_on_grid(state_a[key], state_b[key], spec.axes_to_perm[key], all_perms, names)
+    flat = int(torch.argmax(grid.reshape(-1)))
+    index = np.unravel_index(flat, tuple(grid.shape))
+    perms = {p: all_perms[p][int(i)].clone() for p, i in zip(names, index)}
+    info = {"exact": True, "combinations": count}
+    return MatchResult(perms, "brute_force", [float(grid.reshape(-1)[flat])], 1, True,
+                       time.perf_counter() - start, info)
+
+
+def _table_on_grid(a: torch.Tensor, b: torch.Tensor, axes: tuple[str | None, ...],
+                   all_perms: Mapping[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:
+    """``T[k_1, …] = ⟨a, π(b)⟩`` for every combination of the tensor's groups, shaped to broadcast on the grid."""
+    t, groups = b.detach().double(), []
+    for axis, p in enumerate(axes):
+        if p is None:
+            continue
+        P, lead = all_perms[p], len(groups)
+        ax = lead + axis
+        t = t.index_select(ax, P.reshape(-1))
+        t = t.reshape(t.shape[:ax] + P.shape + t.shape[ax + 1:]).movedim(ax, lead)
+        groups.append(p)
+    table = (t * a.detach().double()).sum(dim=tuple(range(len(groups), t.dim())))
+    order = sorted(range(len(groups)), key=lambda i: names.index(groups[i]))
+    table = table.permute(order)
+    shape = [all_perms[p].shape[0] if p in groups else 1 for p in names]
+    return table.reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Activation matching
+# ---------------------------------------------------------------------------------------------------------------
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """Unit activations as rows: ``(n, C)`` stays, ``(n, C, H, W)`` becomes ``(n·H·W, C)``."""
+    return t if t.dim() == 2 else t.movedim(1, -1).reshape(-1, t.shape[1])
+
+
+def _relu_rows(t: torch.Tensor) -> torch.Tensor:
+    return _rows(F.relu(t))
+
+
+Site = tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def _activation_sites(model: nn.Module) -> dict[str, list[Site]]:
+    """For every permutation group, the modules whose (transformed) output holds the units it permutes.
+
+    MLP/TwoLayerNet: post-ReLU hidden layer. VGG11: the ReLU after each conv (after BatchNorm).
+    ResNet20: block-inner groups at ``relu(bn1(conv1))``; a stage's stream group at every block output of the
+    stage (and, for stage 0, the stem ``relu(bn1(conv1 x))``), stacked as extra samples.
+    """
+    if isinstance(model, M.TwoLayerNet):
+        return {"P_0": [(model.fc1, _relu_rows)]}
+    if isinstance(model, M.MLP):
+        return {f"P_{k}": [(model.layers[k], _relu_rows)] for k in range(model.depth - 1)}
+    if isinstance(model, M.VGG11):
+        return _vgg_sites(model)
+    if isinstance(model, M.ResNet20):
+        return _resnet_sites(model)
+    raise NotImplementedError(f"activation matching has no activation sites for {type(model).__name__}")
+
+
+def _vgg_sites(model: M.VGG11) -> dict[str, list[Site]]:
+    modules = list(model.features)
+    sites, k = {}, 0
+    for idx, module in enumerate(modules):
+        if isinstance(module, nn.Conv2d):
+            relu = next(m for m in modules[idx + 1:] if isinstance(m, nn.ReLU))
+            sites[f"P_{k}"] = [(relu, _rows)]
+            k += 1
+    return sites
+
+
+def _resnet_sites(model: M.ResNet20) -> dict[str, list[Site]]:
+    sites: dict[str, list[Site]] = {"P_s0": [(model.bn1, _relu_rows)]}
+    for s, stage in enumerate(model.stages):
+        for b, block in enumerate(stage):
+            sites[f"P_s{s}_b{b}"] = [(block.bn1, _relu_rows)]
+            sites.setdefault(f"P_s{s}", []).append((block, _rows))
+    return sites
+
+
+def _appender(store: list[torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    """A forward hook that appends ``transform(output)`` to ``store``."""
+    def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        store.append(transform(output))
+    return hook
+
+
+def _record(model: nn.Module, sites: Mapping[str, list[Site]], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One forward pass of ``model`` on ``x``; each group's unit activations ``(rows, n)`` (sites stacked)."""
+    out: dict[str, list[torch.Tensor]] = {p: [] for p in sites}
+    handles = [module.register_forward_hook(_appender(out[p], transform))
+               for p, site_list in sites.items() for module, transform in site_list]
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return {p: torch.cat(v) for p, v in out.items()}
+
+
+class _Moments:
+    """Streaming float64 sums for one group of n units: count, Σa, Σb, Σa², Σb² ``(n,)`` and Σ a bᵀ ``(n, n)``."""
+
+    def __init__(self, n: int) -> None:
+        self.count = 0
+        self.sa, self.sb, self.saa, self.sbb = (torch.zeros(n, dtype=torch.float64) for _ in range(4))
+        self.sab = torch.zeros(n, n, dtype=torch.float64)
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        a, b = a.double().cpu(), b.double().cpu()
+        self.count += a.shape[0]
+        self.sa += a.sum(0)
+        self.sb += b.sum(0)
+        self.saa += (a * a).sum(0)
+        self.sbb += (b * b).sum(0)
+        self.sab += a.T @ b
+
+    def similarity(self, statistic: str) -> torch.Tensor:
+        """``E[a bᵀ]`` or the Pearson correlation (0 for a unit with zero variance)."""
+        cross = self.sab / self.count
+        if statistic == "cross_moment":
+            return cross
+        ma, mb = self.sa / self.count, self.sb / self.count
+        std_a, std_b = _std(self.saa / self.count, ma), _std(self.sbb / self.count, mb)
+        denom = torch.outer(std_a, std_b)
+        cov = cross - torch.outer(ma, mb)
+        return torch.where(denom > 0, cov / torch.where(denom > 0, denom, 1.0), torch.zeros_like(cov))
+
+
+def _std(second: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Standard deviation from moments; a variance below 1e-12·E[a²] (rounding of a constant unit) is 0."""
+    var = second - mean * mean
+    return torch.where(var > 1e-12 * second, var, torch.zeros_like(var)).clamp(min=0).sqrt()
+
+
+def activation_similarity(model_a: nn.Module, model_b: nn.Module, data: Any, statistic: str = "correlation",
+                          n_batches: int | None = None) -> dict[str, torch.Tensor]:
+    """Per permutation group, the similarity ``S[i, j]`` ``(n, n)`` (float64) of unit i of a and unit j of b.
+
+    One streaming pass over ``data`` (both models in eval mode, no gradients): float64 sums of ``a``, ``a²``,
+    ``b``, ``b²`` and ``a bᵀ`` over samples (and spatial positions for convolutions). ``statistic`` is
+    ``"correlation"`` (Pearson; 0 for constant units) or ``"cross_moment"`` (``E[a bᵀ]``).
+    """
+    _check_choice("statistic", statistic, STATISTICS)
+    _check_n_batches(n_batches)
+    spec, sizes = check_pair(model_a, model_b)
+    sites_a, sites_b = _activation_sites(model_a), _activation_sites(model_b)
+    if set(sites_a) != set(sizes):
+        raise RuntimeError(f"activation sites {sorted(sites_a)} do not match the spec's {sorted(sizes)}")
+    moments = {p: _Moments(n) for p, n in sizes.items()}
+    modes = (model_a.training, model_b.training)
+    model_a.eval()
+    model_b.eval()
+    try:
+        with torch.no_grad():
+            for x in _batches(data, _like(model_a), n_batches):
+                acts_a, acts_b = _record(model_a, sites_a, x), _record(model_b, sites_b, x)
+                for p, mom in moments.items():
+                    mom.add(acts_a[p], acts_b[p])
+    finally:
+        model_a.train(modes[0])
+        model_b.train(modes[1])
+    return {p: mom.similarity(statistic) for p, mom in moments.items()}
+
+
+@dataclass(frozen=True)
+class ActivationMatching(Matcher):
+    """Activation matching (Ainsworth et al. 2023; Jordan et al.'s REPAIR): one LAP per group.
+
+    For every group p, ``π_p = argmax_π Σ_i S_p[i, π(i)]`` with ``S_p`` from :func:`activation_similarity`
+    (``statistic`` ``"correlation"`` or ``"cross_moment"``; first ``n_batches`` batches of ``data``). Because a
+    permuted b computes the same function, all groups are matched from one pass over the unpermuted pair.
+    Implemented for TwoLayerNet, MLP, VGG11 and ResNet20 (forward hooks).
+    """
+
+    statistic: str = "correlation"
+    n_batches: int | None = None
+    name: ClassVar[str] = "activation_matching"
+    needs_data: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_choice("statistic", self.statistic, STATISTICS)
+        _check_n_batches(self.n_batches)
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        sims = activation_similarity(model_a, model_b, data, self.statistic, self.n_batches)
+        device = _like(model_b).device
+        perms = {p: _lap_not_worse_than_identity(S).to(device) for p, S in sims.items()}
+        before = math.fsum(float(S.diagonal().sum()) for S in sims.values())
+        after = math.fsum(float(S[torch.arange(S.shape[0]), perms[p].cpu()].sum()) for p, S in sims.items())
+        return MatchResult(perms, self.name, [before, after], 1, True,
+                           info={"exact": True, "statistic": self.statistic})
+
+
+def _lap_not_worse_than_identity(S: torch.Tensor) -> torch.Tensor:
+    """The maximising assignment of ``S`` ``(n, n)``, or the identity if rounding made it no better."""
+    perm, ident = _solve_lap(S), torch.arange(S.shape[0], device=S.device)
+    return perm if float(S[ident, perm].sum()) > float(S.diagonal().sum()) else ident
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layer-wise optimal transport (MLP, TwoLayerNet)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _dense_layers(model: nn.Module, matcher: str) -> list[nn.Linear]:
+    """The linear layers of an MLP or TwoLayerNet (hidden layer k is permuted by ``P_k``)."""
+    if isinstance(model, M.TwoLayerNet):
+        return [model.fc1, model.fc2]
+    if isinstance(model, M.MLP):
+        return list(model.layers)
+    raise NotImplementedError(f"{matcher} is defined for MLP and TwoLayerNet (layer-wise neuron measures), "
+                              f"not for {type(model).__name__}; use WeightMatching or ActivationMatching")
+
+
+def _neurons(layer: nn.Linear, columns: torch.Tensor | None) -> torch.Tensor:
+    """Neuron atoms ``[W_k | b_k]`` ``(m_k, m_{k−1} [+1])`` in float64, input columns reordered by ``columns``."""
+    W = layer.weight.detach().double()
+    if columns is not None:
+        W = W.index_select(1, columns)
+    if layer.bias is None:
+        return W
+    return torch.cat([W, layer.bias.detach().double()[:, None]], dim=1)
+
+
+def _layerwise_ot(model_a: nn.Module, model_b: nn.Module, metrics: list[torch.Tensor | None], p: float,
+                  backend: str, matcher: str) -> tuple[Perms, list[float]]:
+    """Match hidden layers forward: ``π_k = argmin_π Σ_i ‖x^a_i − x^b_{π(i)}‖^p_{Σ_k}`` (transport.hungarian or POT).
+
+    ``x`` are the atoms of :func:`_neurons` with b's input columns permuted by ``π_{k−1}``. Returns the
+    permutations and the per-layer W_p^p ``= (1/m_k) Σ_i cost``.
+    """
+    from . import transport
+
+    layers_a, layers_b = _dense_layers(model_a, matcher), _dense_layers(model_b, matcher)
+    perms, costs, prev = {}, [], None
+    for k in range(len(layers_a) - 1):
+        X, Y = _neurons(layers_a[k], None), _neurons(layers_b[k], prev)
+        metric = None if metrics[k] is None else metrics[k].to(X.device)
+        C = transport.cost_matrix(X, Y, p=p, metric=metric)
+        perm = transport.hungarian(C) if backend == "hungarian" else _pot_permutation(C)
+        costs.append(float(C[torch.arange(C.shape[0]), perm].mean()))
+        perms[f"P_{k}"], prev = perm, perm
+    device = _like(model_b).device
+    return {name: t.to(device) for name, t in perms.items()}, costs
+
+
+def _pot_permutation(C: torch.Tensor) -> torch.Tensor:
+    """The permutation read off POT's exact plan between uniform measures ``1/m`` for the cost ``C`` ``(m, m)``."""
+    from . import transport
+
+    uniform = torch.full((C.shape[0],), 1.0 / C.shape[0], dtype=C.dtype, device=C.device)
+    return transport.plan_to_permutation(transport.ot_plan(uniform, uniform, C, method="emd"))
+
+
+def _check_backend(backend: object) -> None:
+    _check_choice("backend", backend, ("hungarian", "pot"))
+
+
+@dataclass(frozen=True)
+class OTMatching(Matcher):
+    """Layer-wise OT alignment (Ferbach et al. 2024; Singh & Jaggi's OT fusion with exact transport).
+
+    For k = 0 … L−2, the neurons of hidden layer k are the atoms ``x_i = [W_k[i, :] | b_k[i]]`` of the uniform
+    empirical measures μ̂_a, μ̂_b (b's columns already permuted by ``π_{k−1}``), and
+    ``π_k = argmin_π (1/m) Σ_i ‖x^a_i − x^b_{π(i)}‖^p`` — the exact OT plan, a permutation by Birkhoff for equal
+    widths (:func:`lmcnb.transport.ot_match`, ``backend="hungarian"`` or POT's ``"pot"``).
+    MLP and TwoLayerNet only. ``info["layer_costs"]`` holds each layer's ``W_p^p``; the objective is their sum.
+    """
+
+    metric: str = "euclidean"
+    p: float = 2.0
+    backend: str = "hungarian"
+    name: ClassVar[str] = "ot_matching"
+
+    def __post_init__(self) -> None:
+        _check_choice("metric", self.metric, ("euclidean",))
+        if isinstance(self.p, bool) or not isinstance(self.p, Real) or not (0 < self.p < math.inf):
+            raise ValueError(f"p must be a finite real number > 0, got {self.p!r}")
+        _check_backend(self.backend)
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        n_hidden = len(_dense_layers(model_a, type(self).__name__)) - 1
+        perms, costs = _layerwise_ot(model_a, model_b, [None] * n_hidden, self.p, self.backend,
+                                     type(self).__name__)
+        return MatchResult(perms, self.name, [math.fsum(costs)], 1, True,
+                           info={"exact": True, "layer_costs": costs}, sense="min")
+
+
+def input_second_moments(model: nn.Module, data: Any, n_batches: int | None = None) -> list[torch.Tensor]:
+    """``Σ_k = E[h̃_k h̃_kᵀ]`` (float64, uncentred) of every layer's input ``h_k`` of an MLP/TwoLayerNet.
+
+    ``h_0 = x`` (flattened), ``h_k`` = post-ReLU hidden layer k of ``model``; ``h̃ = [h, 1]`` when the layers
+    have biases, so that ``‖[Δw, Δb]‖²_Σ = E[(Δw·h + Δb)²]`` is the mean squared pre-activation difference.
+    One list entry per hidden layer to match (k = 0 … L−2).
+    """
+    layers = _dense_layers(model, "input_second_moments")
+    bias = layers[0].bias is not None
+    sums: list[torch.Tensor | None] = [None] * (len(layers) - 1)
+    count = 0
+    with torch.no_grad():
+        for x in _batches(data, _like(model), n_batches):
+            h = x.flatten(1)
+            for k in range(len(layers) - 1):
+                hk = h.double().cpu()
+                hk = torch.cat([hk, torch.ones(hk.shape[0], 1, dtype=torch.float64)], 1) if bias else hk
+                sums[k] = hk.T @ hk if sums[k] is None else sums[k] + hk.T @ hk
+                h = F.relu(layers[k](h))
+            count += x.shape[0]
+    return [s / count for s in sums]
+
+
+@dataclass(frozen=True)
+class CovarianceWeightedMatching(Matcher):
+    """OT matching in Ferbach et al.'s covariance-weighted metric ("WM (ours)" in their Fig. 2).
+
+    As :class:`OTMatching` with the ground norm ``‖u‖²_{Σ_k} = uᵀ Σ_k u``, ``Σ_k = E[h̃_k h̃_kᵀ]`` the
+    **uncentred** second moment of layer k's input over ``data`` (k = 0: the inputs; k ≥ 1: model a's post-ReLU
+    hidden features; ``h̃ = [h, 1]`` with biases), see :func:`input_second_moments`. Then
+    ``‖w^a_i − w^b_j‖²_{Σ_k} = E[(pre-activation_i^a − pre-activation_j^b)²]`` with b's inputs aligned; the
+    assignment equals the authors' ``argmax_π Σ_i (W_a Σ W_bᵀ)[i, π(i)]``. MLP and TwoLayerNet only; needs data.
+    """
+
+    n_batches: int | None = None
+    backend: str = "hungarian"
+    name: ClassVar[str] = "covariance_weighted_matching"
+    needs_data: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_n_batches(self.n_batches)
+        _check_backend(self.backend)
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        _dense_layers(model_a, type(self).__name__)
+        metrics = input_second_moments(model_a, data, self.n_batches)
+        perms, costs = _layerwise_ot(model_a, model_b, metrics, 2.0, self.backend, type(self).__name__)
+        return MatchResult(perms, self.name, [math.fsum(costs)], 1, True,
+                           info={"exact": True, "layer_costs": costs}, sense="min")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Functional matching (two-layer teacher–student)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _functional_cost() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    try:
+        from .teacher_student import functional_cost
+    except ImportError as err:
+        raise ImportError("FunctionalMatching needs lmcnb.teacher_student.functional_cost (closed-form midpoint "
+                          "interpolation error), which could not be imported") from err
+    return functional_cost
+
+
+def _folded_rows(model: M.TwoLayerNet, arg: str) -> torch.Tensor:
+    """``W`` ``(m, d)``, with positive output weights folded in (``a σ(w·x) = σ(a w·x)`` for ``a > 0``)."""
+    W = model.fc1.weight.detach()
+    if model.output == "fixed":
+        return W
+    a = model.fc2.weight.detach()[0]
+    if not bool((a > 0).all()):
+        i = int(torch.nonzero(a <= 0)[0, 0])
+        raise ValueError(f"FunctionalMatching folds trained output weights into W by ReLU homogeneity and needs "
+                         f"a_i > 0; {arg} has a_{i} = {float(a[i])}")
+    return W * a[:, None]
+
+
+@dataclass(frozen=True)
+class FunctionalMatching(Matcher):
+    """Functional (midpoint) matching for two-layer ReLU nets without bias, in float64 (Zhan–Li–Wu notes §2.3).
+
+    ``π = argmin_π Σ_i c(w^a_i, w^b_{π(i)})`` with ``c(w, w') = E[(σ(u·x) − ½σ(w·x) − ½σ(w'·x))²]``,
+    ``u = (w + w')/2``, the exact midpoint interpolation error of a neuron pair
+    (:func:`lmcnb.teacher_student.functional_cost`). It is 0 for compatible pairs (same teacher direction, or
+    a dead neuron), which weight matching cannot tell apart from orthogonal pairs. With ``output="trained"``
+    every output weight must be positive and is folded into its row (``a_i σ(w_i·x) = σ(a_i w_i·x)``); the cost
+    is then that of the folded representation.
+    """
+
+    name: ClassVar[str] = "functional_matching"
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        for arg, model in (("model_a", model_a), ("model_b", model_b)):
+            if not isinstance(model, M.TwoLayerNet):
+                raise NotImplementedError(f"FunctionalMatching is defined for TwoLayerNet only, {arg} is "
+                                          f"{type(model).__name__}")
+            if model.fc1.bias is not None:
+                raise ValueError(f"FunctionalMatching needs a TwoLayerNet without bias ({arg} has one)")
+            if model.fc1.weight.dtype != torch.float64:
+                raise TypeError(f"FunctionalMatching needs float64 models, {arg} is {model.fc1.weight.dtype}")
+        W_a, W_b = _folded_rows(model_a, "model_a"), _folded_rows(model_b, "model_b")
+        C = _functional_cost()(W_a, W_b)
+        if not isinstance(C, torch.Tensor) or C.shape != (W_a.shape[0], W_b.shape[0]):
+            raise RuntimeError(f"functional_cost returned {type(C).__name__} of shape "
+                               f"{getattr(C, 'shape', None)}, expected {(W_a.shape[0], W_b.shape[0])}")
+        perm = _solve_lap(C, maximize=False).to(W_b.device)
+        cost = float(C[torch.arange(C.shape[0]), perm.to(C.device)].sum())
+        return MatchResult({"P_0": perm}, self.name, [cost], 1, True,
+                           info={"exact": True, "identity_cost": float(C.diagonal().sum())}, sense="min")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IdentityMatching(Matcher):
+    """No alignment: the identity permutation (the naive-interpolation baseline)."""
+
+    name: ClassVar[str] = "identity"
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        device = _like(model_b).device
+        return MatchResult({p: t.to(device) for p, t in identity_perms(sizes).items()}, self.name)
+
+
+@dataclass(frozen=True)
+class RandomMatching(Matcher):
+    """Independent uniformly random permutations (seeded ``torch.randperm``): the chance baseline."""
+
+    seed: int = 0
+    name: ClassVar[str] = "random"
+
+    def __post_init__(self) -> None:
+        _check_int("seed", self.seed, 0)
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        perms = random_perms(sizes, torch.Generator().manual_seed(self.seed))
+        device = _like(model_b).device
+        return MatchResult({p: t.to(device) for p, t in perms.items()}, self.name)
