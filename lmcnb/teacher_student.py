@@ -943,7 +943,8 @@ def neuron_types(W: Tensor, T: Tensor, tol: float = 1e-8, dead_tol: float = 0.0)
     That = T / t_norm[:, None]
     norm = W.norm(dim=-1)
     proj = W @ That.T  # (…, m, M)
-    resid = (norm[..., None] ** 2 - proj ** 2).clamp_min(0.0).sqrt()
+    # ‖w − (w·ŵ*_j) ŵ*_j‖ computed directly: sqrt(‖w‖² − proj²) loses half the digits to cancellation
+    resid = (W[..., None, :] - proj[..., None] * That).norm(dim=-1)
     ok = (resid <= tol * norm[..., None]) & (proj > 0)
     dead = norm <= dead_tol
     types = torch.where(ok.any(-1), ok.to(torch.int64).argmax(-1), -2)

@@ -18,14 +18,6 @@ SETTINGS = settings(deadline=None, max_examples=20, derandomize=True)
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny float64 kernels: one thread is much faster than two on a 2-core machine; restore afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

@@ -18,14 +18,6 @@ F64 = torch.float64
 SETTINGS = settings(deadline=None, max_examples=12, derandomize=True)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small float64 kernels: one thread is faster than two on a 2-core machine; restore afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -599,3 +591,11 @@ def test_bad_inputs_raise_clear_errors():
         ts.barrier_linear(W, W, T, [0.0, 1.5])
     with pytest.raises(ValueError, match="live"):
         ts.sharpness_population(torch.zeros(3, 4, dtype=F64), T)
+
+
+def test_neuron_types_of_rotated_teacher_rows_is_exact():
+    """Regression: sqrt(|w|² − proj²) cancels to ~1e-8 for rows parallel to a rotated teacher direction, which
+    exceeded tol=1e-8; the residual must be computed directly."""
+    T = ts.orthonormal_teacher(4, 2, _gen(2), random_rotation=True)
+    assert ts.neuron_types(T.clone(), T).tolist() == [0, 1]
+    assert ts.neuron_types(torch.stack([0.5 * T[1], 2.0 * T[0]]), T, tol=1e-12).tolist() == [1, 0]
