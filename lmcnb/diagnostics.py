@@ -29,10 +29,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Literal
 
 import torch
+
+from ._validate import check_bool, check_int, check_real
 
 __all__ = [
     "neuron_scores", "live_neurons", "participation_ratio", "active_units",
@@ -79,30 +80,9 @@ def _check_same(names: tuple[str, ...], xs: tuple[torch.Tensor, ...], shape: boo
                             f"{first.device}")
 
 
-def _check_real(name: str, value: object, low: float = -math.inf, high: float = math.inf,
-                low_open: bool = False) -> float:
-    """``value`` as a float if it is a finite real number (not a bool) in ``[low, high]`` (or ``(low, high]``)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v) or v > high or v < low or (low_open and v == low):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be a finite number in {bracket}{low}, {high}], got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    """``value`` as an int if it is an integer (not a bool) ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _check_lambda(lam: object) -> float:
     """The interpolation coefficient λ ∈ [0, 1] (lmcnb convention: ``θ_λ = (1 − λ) θ_a + λ θ_b``)."""
-    return _check_real("lam", lam, 0.0, 1.0)
+    return check_real("lam", lam, 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -145,7 +125,7 @@ def live_neurons(W: torch.Tensor, a: torch.Tensor | None = None, rel_tol: float 
     Returns:
         LongTensor of shape ``(...)`` (0-d for a single layer).
     """
-    rel_tol = _check_real("rel_tol", rel_tol, 0.0, 1.0)
+    rel_tol = check_real("rel_tol", rel_tol, 0.0, 1.0)
     if rel_tol == 1.0:
         raise ValueError("rel_tol must be < 1 (no neuron can exceed the maximum score)")
     s = neuron_scores(W, a)
@@ -185,7 +165,7 @@ def active_units(H: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
         ``(...)`` tensor of fractions in ``[0, 1]``.
     """
     H = _check_tensor("H", H, min_ndim=2)
-    threshold = _check_real("threshold", threshold)
+    threshold = check_real("threshold", threshold)
     active = (H > threshold).any(dim=-2)
     return active.to(H.dtype).mean(dim=-1)
 
@@ -300,8 +280,8 @@ def sharpness(loss_fn: Callable[..., torch.Tensor], params: torch.Tensor | tuple
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     single = isinstance(params, torch.Tensor)
     ps = _as_params(params)
-    n_iter = _check_int("n_iter", n_iter, 1)
-    tol = _check_real("tol", tol, 0.0, low_open=True)
+    n_iter = check_int("n_iter", n_iter, 1)
+    tol = check_real("tol", tol, 0.0, low_open=True)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     elif not isinstance(generator, torch.Generator):
@@ -331,8 +311,7 @@ def second_moment(X: torch.Tensor, centered: bool = False) -> torch.Tensor:
         ``S`` of shape ``(d, d)``.
     """
     X = _check_tensor("X", X, ndim=2)
-    if not isinstance(centered, bool):
-        raise TypeError(f"centered must be a bool, got {type(centered).__name__}")
+    check_bool("centered", centered)
     if centered:
         X = X - X.mean(dim=0, keepdim=True)
     return X.T @ X / X.shape[0]
@@ -398,7 +377,7 @@ def relative_rank(W: torch.Tensor, method: RankMethod = "energy", energy: float 
         ``(...)`` tensor in ``(0, 1]``.
     """
     W = _check_tensor("W", W, min_ndim=2)
-    energy = _check_real("energy", energy, 0.0, 1.0, low_open=True)
+    energy = check_real("energy", energy, 0.0, 1.0, low_open=True)
     s = torch.linalg.svdvals(W)
     if bool((s[..., 0] == 0).any()):
         raise ValueError("W is zero; its rank measures are undefined")
@@ -510,7 +489,7 @@ def layer_cosine(f_merged: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tensor,
     Fm, Fa, Fb = _check_features(f_merged, f_a, f_b)
     if not isinstance(weights, tuple) or len(weights) != 2:
         raise TypeError(f"weights must be a tuple (alpha, beta), got {weights!r}")
-    alpha, beta = _check_real("weights[0]", weights[0]), _check_real("weights[1]", weights[1])
+    alpha, beta = check_real("weights[0]", weights[0]), check_real("weights[1]", weights[1])
     return _summary(Fm, alpha * Fa + beta * Fb, zero)
 
 
@@ -549,7 +528,7 @@ def lewc_weights(lam: float, layer: int) -> tuple[float, float]:
         lam: lmcnb's λ in ``[0, 1]``; layer: ``ℓ ≥ 1``.
     """
     lam = _check_lambda(lam)
-    layer = _check_int("layer", layer, 1)
+    layer = check_int("layer", layer, 1)
     return (1.0 - lam) ** layer, lam ** layer
 
 

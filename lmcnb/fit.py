@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validate import check_choice
+
 __all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "power_law_fit"]
 
 CENTERS = ("mean", "median")
@@ -91,12 +93,6 @@ def _groups(x: Any, y: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     _check_positive("y", ys)
     levels = np.unique(xs)
     return levels, [ys[xs == v] for v in levels]
-
-
-def _check_center(center: str) -> str:
-    if center not in CENTERS:
-        raise ValueError(f"center must be one of {CENTERS}, got {center!r}")
-    return center
 
 
 def _line(log_x: np.ndarray, log_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +188,7 @@ def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: 
         raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    center = _check_center(center)
+    center = check_choice("center", center, CENTERS)
     levels, groups = _groups(x, y)
     if levels.size < 2:
         raise ValueError("x must contain at least two distinct values to fit a slope")
@@ -227,7 +223,7 @@ def power_law_fit(x: Any, y: Any, num: int = 50, center: str = "mean") -> tuple[
     """
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 2:
         raise ValueError(f"num must be an int >= 2, got {num!r}")
-    center = _check_center(center)
+    center = check_choice("center", center, CENTERS)
     levels, groups = _groups(x, y)
     if levels.size < 2:
         raise ValueError("x must contain at least two distinct values to fit a slope")

@@ -12,9 +12,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._validate import check_choice
+
 OUTPUT_MODES = ("fixed", "trained")
 
 
+# Not lmcnb._validate.check_int: these constructors accept only a builtin int (no NumPy integers) and say
+# "must be positive"; _check_multiplier likewise accepts only int/float.
 def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -54,8 +58,7 @@ class TwoLayerNet(nn.Module):
         super().__init__()
         _check_positive_int("d", d)
         _check_positive_int("m", m)
-        if output not in OUTPUT_MODES:
-            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {output!r}")
+        check_choice("output", output, OUTPUT_MODES)
         if scale not in ("1", "1/m"):
             raise ValueError(f"scale must be '1' or '1/m', got {scale!r}")
         self.d, self.m, self.output, self.scale_mode = d, m, output, scale

@@ -17,12 +17,13 @@ the merged network's channels to interpolated endpoint statistics) is a differen
 from __future__ import annotations
 
 import copy
-import numbers
 from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ._validate import check_int
 
 __all__ = ["has_batchnorm", "reset_bn", "reset_bn_state"]
 
@@ -40,25 +41,17 @@ def has_batchnorm(model: nn.Module) -> bool:
     return bool(_tracking_bns(model))
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _batches(inputs: torch.Tensor | Iterable, batch_size: int | None, n_batches: int | None) -> Iterator[torch.Tensor]:
     """Consecutive input batches: a tensor ``(n, *)`` cut into ``batch_size`` rows (None: one batch), or the items
     of an iterable (a ``(x, y, …)`` tuple or list contributes its first element); at most ``n_batches``.
 
     The arguments are validated eagerly; the items of an iterable are checked as they come."""
     if n_batches is not None:
-        _check_positive_int("n_batches", n_batches)
+        check_int("n_batches", n_batches, 1)
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() < 1 or inputs.shape[0] == 0:
             raise ValueError(f"inputs must be a non-empty (n, *) tensor, got shape {tuple(inputs.shape)}")
-        size = inputs.shape[0] if batch_size is None else _check_positive_int("batch_size", batch_size)
+        size = inputs.shape[0] if batch_size is None else check_int("batch_size", batch_size, 1)
         return _first(inputs.split(size), n_batches)
     if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, Mapping)):
         if batch_size is not None:

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from . import profiles
+from ._validate import check_bool
 
 __all__ = ["CorruptCacheWarning", "config_key", "expand_grid", "run_grid"]
 
@@ -244,8 +245,7 @@ def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[d
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+    check_bool("progress", progress)
     configs = expand_grid(grid)
     canonicals = [_canonical(config, namespace) for config in configs]
     directory = None

@@ -40,11 +40,12 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+from ._validate import check_bool, check_choice, check_generator, check_int, check_real
 
 if TYPE_CHECKING:
     from .diagnostics import Sharpness
@@ -92,37 +93,6 @@ def _check_device(names: Sequence[str], xs: Sequence[Tensor]) -> None:
             raise ValueError(f"{name} is on {x.device} but {names[0]} is on {xs[0].device}")
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def _check_real(name: str, value: object, low: float = -math.inf, high: float = math.inf,
-                low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v) or v < low or v > high or (low_open and v == low):
-        raise ValueError(f"{name} must be a finite number in {'(' if low_open else '['}{low}, {high}], "
-                         f"got {value!r}")
-    return v
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return str(value)
-
-
-def _check_generator(generator: object) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
-
-
 def _check_teacher(T: object, d: int | None = None, name: str = "T") -> Tensor:
     T = _check_f64(name, T, (2,))
     if d is not None and T.shape[1] != d:
@@ -161,7 +131,7 @@ def _check_scale(scale: object, batch: int | None, device: torch.device) -> Tens
         if not bool((s > 0).all()):
             raise ValueError("scale must be positive")
         return s.to(device)
-    v = _check_real("scale", scale, 0.0, low_open=True)
+    v = check_real("scale", scale, 0.0, low_open=True)
     return torch.full((batch,) if batch is not None else (), v, dtype=F64, device=device)
 
 
@@ -178,7 +148,7 @@ def _check_widths(widths: object, W: Tensor) -> Tensor:
     else:
         if not isinstance(widths, Sequence):
             raise TypeError(f"widths must be a 1-D int64 tensor or a sequence of ints, got {type(widths).__name__}")
-        w = torch.tensor([_check_int(f"widths[{i}]", v, 1) for i, v in enumerate(widths)], dtype=torch.int64,
+        w = torch.tensor([check_int(f"widths[{i}]", v, 1) for i, v in enumerate(widths)], dtype=torch.int64,
                          device=W.device)
     if w.shape != (B,):
         raise ValueError(f"widths must have one entry per model ({B}), got {tuple(w.shape)}")
@@ -304,7 +274,7 @@ def _problem(W: object, T: object, a: object, a_star: object, scale: object, inp
     a = _check_weights("a", a, tuple(W.shape[:-1]), W.device)
     a_star = _check_weights("a_star", a_star, (T.shape[0],), W.device)
     s = _check_scale(scale, W.shape[0] if batched else None, W.device)
-    inputs = _check_choice("inputs", inputs, INPUTS)
+    inputs = check_choice("inputs", inputs, INPUTS)
     Wb = W if batched else W[None]
     ab = torch.ones(Wb.shape[:2], dtype=F64, device=W.device) if a is None else (a if batched else a[None])
     a_star = torch.ones(T.shape[0], dtype=F64, device=W.device) if a_star is None else a_star
@@ -442,8 +412,7 @@ def population_grad(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: Tenso
         ``∇_W R`` shaped like ``W``; with ``wrt_output=True`` the pair ``(∇_W R, ∇_a R)``, the second shaped like
         ``a`` (``(m,)`` or ``(B, m)``).
     """
-    if not isinstance(wrt_output, bool):
-        raise TypeError(f"wrt_output must be a bool, got {type(wrt_output).__name__}")
+    check_bool("wrt_output", wrt_output)
     p = _problem(W, T, a, a_star, scale, inputs)
     with torch.no_grad():
         q, live, _ = _pieces(p.W.detach(), p.a.detach(), p.s, _Teacher.of(p.T.detach(), p.a_star.detach()), False)
@@ -462,19 +431,18 @@ def orthonormal_teacher(d: int, M: int, generator: torch.Generator | None = None
                         random_rotation: bool = False) -> Tensor:
     """Orthonormal teacher rows ``T (M, d)``, float64: ``w*_j = e_j`` by default, or the first ``M`` rows of a
     Haar-random orthogonal matrix (``random_rotation=True``, drawn from ``generator``, which is then required)."""
-    d = _check_int("d", d, 1)
-    M = _check_int("M", M, 1)
+    d = check_int("d", d, 1)
+    M = check_int("M", M, 1)
     if M > d:
         raise ValueError(f"an orthonormal teacher needs M <= d, got M={M}, d={d}")
-    if not isinstance(random_rotation, bool):
-        raise TypeError(f"random_rotation must be a bool, got {type(random_rotation).__name__}")
+    check_bool("random_rotation", random_rotation)
     if not random_rotation:
         if generator is not None:
-            _check_generator(generator)
+            check_generator("generator", generator)
         return torch.eye(d, dtype=F64)[:M].clone()
     if generator is None:
         raise ValueError("random_rotation=True needs a torch.Generator (no global randomness)")
-    g = _check_generator(generator)
+    g = check_generator("generator", generator)
     q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64, device=g.device))
     q = q * torch.sign(torch.diagonal(r))[None, :]  # sign fix: Haar-distributed
     return q.T[:M].contiguous()
@@ -485,9 +453,9 @@ def small_init(B: int, m: int, d: int, scale: float = 0.1, *, generator: torch.G
     """Small initialisation ``W_0 (B, m, d)``, float64: rows i.i.d. ``N(0, (scale²/d) I_d)`` (so ``|w_i| ≈ scale``;
     notes §1.3 use ``scale = 0.1``). With ``widths``, rows ``i >= widths[b]`` of model ``b`` are zero (padding,
     see :func:`gd_population`)."""
-    B, m, d = _check_int("B", B, 1), _check_int("m", m, 1), _check_int("d", d, 1)
-    scale = _check_real("scale", scale, 0.0, low_open=True)
-    g = _check_generator(generator)
+    B, m, d = check_int("B", B, 1), check_int("m", m, 1), check_int("d", d, 1)
+    scale = check_real("scale", scale, 0.0, low_open=True)
+    g = check_generator("generator", generator)
     W = torch.randn(B, m, d, generator=g, dtype=F64, device=g.device) * (scale / math.sqrt(d))
     if widths is not None:
         w = _check_widths(widths, torch.zeros(B, m, 1, dtype=F64, device=W.device))
@@ -498,9 +466,9 @@ def small_init(B: int, m: int, d: int, scale: float = 0.1, *, generator: torch.G
 def small_output_init(B: int, m: int, scale: float = 0.1, *, generator: torch.Generator) -> Tensor:
     """Small output weights ``a_0 (B, m)``, float64, i.i.d. ``N(0, scale²)`` (same size as ``|w_i|`` under
     :func:`small_init`), for the variant with trained output weights."""
-    B, m = _check_int("B", B, 1), _check_int("m", m, 1)
-    scale = _check_real("scale", scale, 0.0, low_open=True)
-    g = _check_generator(generator)
+    B, m = check_int("B", B, 1), check_int("m", m, 1)
+    scale = check_real("scale", scale, 0.0, low_open=True)
+    g = check_generator("generator", generator)
     return torch.randn(B, m, generator=g, dtype=F64, device=g.device) * scale
 
 
@@ -561,7 +529,7 @@ def _check_c(c: object, B: int, device: torch.device) -> Tensor:
         if not bool((c > 0).all()):
             raise ValueError("c must be positive")
         return c.to(device)
-    return torch.full((B,), _check_real("c", c, 0.0, low_open=True), dtype=F64, device=device)
+    return torch.full((B,), check_real("c", c, 0.0, low_open=True), dtype=F64, device=device)
 
 
 @contextmanager
@@ -570,7 +538,7 @@ def _intra_op_threads(threads: object) -> Iterator[None]:
     if threads is None:
         yield
         return
-    threads = _check_int("threads", threads, 1)
+    threads = check_int("threads", threads, 1)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -580,8 +548,7 @@ def _intra_op_threads(threads: object) -> Iterator[None]:
 
 
 def _check_a0(a0: object, train_output: object, W0: Tensor) -> Tensor:
-    if not isinstance(train_output, bool):
-        raise TypeError(f"train_output must be a bool, got {type(train_output).__name__}")
+    check_bool("train_output", train_output)
     if a0 is None:
         if train_output:
             raise ValueError("train_output=True needs initial output weights a0 (B, m), e.g. small_output_init")
@@ -676,15 +643,15 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
     B = W0.shape[0]
     w = _check_widths(widths, W0)
     eta = _check_c(c, B, W0.device) / w.to(F64)
-    steps = _check_int("steps", steps, 0)
-    tol = _check_real("tol", tol, 0.0)
-    check_every = _check_int("check_every", check_every, 1)
-    diverge_loss = _check_real("diverge_loss", diverge_loss, 0.0, low_open=True)
+    steps = check_int("steps", steps, 0)
+    tol = check_real("tol", tol, 0.0)
+    check_every = check_int("check_every", check_every, 1)
+    diverge_loss = check_real("diverge_loss", diverge_loss, 0.0, low_open=True)
     a = _check_a0(a0, train_output, W0)
     a_star = _check_weights("a_star", a_star, (T.shape[0],), W0.device)
     a_star = torch.ones(T.shape[0], dtype=F64, device=W0.device) if a_star is None else a_star
     s = _check_scale(scale, B, W0.device)
-    factor = 1.0 / W0.shape[2] if _check_choice("inputs", inputs, INPUTS) == "sphere" else 1.0
+    factor = 1.0 / W0.shape[2] if check_choice("inputs", inputs, INPUTS) == "sphere" else 1.0
     with torch.no_grad(), _intra_op_threads(threads):
         teacher, ws = _Teacher.of(T, a_star), _Workspace()
         run = _Run(W0, a, {"eta": eta * (2.0 * factor), "s": s}, steps)
@@ -823,15 +790,15 @@ def sgd_samples(W0: Tensor, X: Tensor, y: Tensor | None = None, *, teacher: Tens
     B, n = W0.shape[0], X.shape[0]
     w = _check_widths(widths, W0)
     eta = _check_c(c, B, W0.device) / w.to(F64)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     if batch_size > n:
         raise ValueError(f"batch_size must be <= n = {n}, got {batch_size}")
-    epochs = _check_int("epochs", epochs, 0)
-    g = _check_generator(generator)
+    epochs = check_int("epochs", epochs, 0)
+    g = check_generator("generator", generator)
     a = _check_a0(a0, train_output, W0)
     s = _check_scale(scale, B, W0.device)
-    tol = _check_real("tol", tol, 0.0)
-    diverge_loss = _check_real("diverge_loss", diverge_loss, 0.0, low_open=True)
+    tol = check_real("tol", tol, 0.0)
+    diverge_loss = check_real("diverge_loss", diverge_loss, 0.0, low_open=True)
     per_epoch = n // batch_size
     with torch.no_grad(), _intra_op_threads(threads):
         run = _Run(W0, a, {"eta": eta, "s": s}, epochs)
@@ -893,18 +860,18 @@ def sample_minimum(m: int, M: int, d: int, generator: torch.Generator, dead_prob
     Returns:
         ``W (m, d)`` float64 with ``R(W) = 0`` up to rounding.
     """
-    m, M, d = _check_int("m", m, 1), _check_int("M", M, 1), _check_int("d", d, 1)
+    m, M, d = check_int("m", m, 1), check_int("M", M, 1), check_int("d", d, 1)
     if M > d:
         raise ValueError(f"an orthonormal teacher needs M <= d, got M={M}, d={d}")
     if m < M:
         raise ValueError(f"the minimum manifold needs m >= M (every type present), got m={m}, M={M}")
-    g = _check_generator(generator)
-    r = _check_real("dead_prob", dead_prob, 0.0, 1.0)
+    g = check_generator("generator", generator)
+    r = check_real("dead_prob", dead_prob, 0.0, 1.0)
     if r == 1.0:
         raise ValueError("dead_prob must be < 1 (every type must be present)")
-    split = _check_choice("split", split, SPLITS)
+    split = check_choice("split", split, SPLITS)
     T = _teacher_or_identity(teacher, M, d)
-    types = _draw_types(m, M, r, g, _check_int("max_tries", max_tries, 1))
+    types = _draw_types(m, M, r, g, check_int("max_tries", max_tries, 1))
     live = types >= 0
     if split == "equal":
         weight = torch.ones(m, dtype=F64, device=g.device)
@@ -935,8 +902,8 @@ def neuron_types(W: Tensor, T: Tensor, tol: float = 1e-8, dead_tol: float = 0.0)
     W = _check_f64("W", W, (2, 3))
     T = _check_teacher(T, W.shape[-1])
     _check_device(("W", "T"), (W, T))
-    tol = _check_real("tol", tol, 0.0, 1.0)
-    dead_tol = _check_real("dead_tol", dead_tol, 0.0)
+    tol = check_real("tol", tol, 0.0, 1.0)
+    dead_tol = check_real("dead_tol", dead_tol, 0.0)
     t_norm = T.norm(dim=1)
     if bool((t_norm == 0).any()):
         raise ValueError("T has a zero row: it defines no direction")
@@ -1009,7 +976,7 @@ def functional_cost(W1: Tensor, W2: Tensor, inputs: str = "gaussian") -> Tensor:
     _check_device(("W1", "W2"), (W1, W2))
     if W1.shape[1] != W2.shape[1]:
         raise ValueError(f"W1 and W2 must have the same input dimension, got {W1.shape[1]} and {W2.shape[1]}")
-    factor = 1.0 / W1.shape[1] if _check_choice("inputs", inputs, INPUTS) == "sphere" else 1.0
+    factor = 1.0 / W1.shape[1] if check_choice("inputs", inputs, INPUTS) == "sphere" else 1.0
     w, w2 = W1[:, None, :], W2[None, :, :]
     u = 0.5 * (w + w2)
     nw, nw2, nu = _safe_norm(w), _safe_norm(w2), _safe_norm(u)
@@ -1042,7 +1009,7 @@ def _check_lambdas(lambdas: object, device: torch.device) -> Tensor:
     if isinstance(lambdas, Tensor):
         lam = _check_f64("lambdas", lambdas, (1,))
     elif isinstance(lambdas, Sequence) and len(lambdas) > 0:
-        lam = torch.tensor([_check_real(f"lambdas[{i}]", v) for i, v in enumerate(lambdas)], dtype=F64)
+        lam = torch.tensor([check_real(f"lambdas[{i}]", v) for i, v in enumerate(lambdas)], dtype=F64)
     else:
         raise TypeError(f"lambdas must be a non-empty 1-D float64 tensor or sequence of numbers, got "
                         f"{type(lambdas).__name__}")
@@ -1124,8 +1091,7 @@ def sharpness_population(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: 
     from .diagnostics import sharpness
 
     W = _check_f64("W", W, (2,))
-    if not isinstance(train_output, bool):
-        raise TypeError(f"train_output must be a bool, got {type(train_output).__name__}")
+    check_bool("train_output", train_output)
     p = _problem(W, T, a, a_star, scale, inputs)
     live = (W != 0).any(1)
     if not bool(live.any()):

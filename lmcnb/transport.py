@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from ._validate import check_bool, check_choice, check_real
+
 __all__ = [
     "cost_matrix", "hungarian", "ot_plan", "ot_match", "wasserstein", "is_permutation_plan",
     "plan_to_permutation",
@@ -93,17 +95,6 @@ def _check_points(X: object, Y: object) -> tuple[torch.Tensor, torch.Tensor]:
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"X and Y must have the same dimension d, got X {tuple(X.shape)} and Y {tuple(Y.shape)}")
     return X, Y
-
-
-def _check_p(p: object, minimum: float) -> float:
-    """The exponent ``p``: a finite real number ≥ ``minimum`` (> 0 when ``minimum`` is 0)."""
-    if isinstance(p, bool) or not isinstance(p, Real):
-        raise TypeError(f"p must be a real number, got {type(p).__name__}")
-    p = float(p)
-    if not math.isfinite(p) or p < minimum or p <= 0:
-        bound = f">= {minimum:g}" if minimum > 0 else "> 0"
-        raise ValueError(f"p must be finite and {bound}, got {p}")
-    return p
 
 
 def _check_weights(name: str, w: object, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -185,7 +176,7 @@ def cost_matrix(X: torch.Tensor, Y: torch.Tensor, p: float = 2, metric: torch.Te
     (``torch.cdist`` without the matrix-product shortcut), so small distances keep full relative precision.
     """
     X, Y = _check_points(X, Y)
-    p = _check_p(p, 0.0)
+    p = check_real("p", p, 0, low_open=True)
     if metric is not None:
         root = _psd_sqrt(metric, X)
         X, Y = X @ root, Y @ root
@@ -211,8 +202,7 @@ def hungarian(C: torch.Tensor, maximize: bool = False) -> torch.Tensor:
         ``perm`` LongTensor ``(n,)`` on ``C``'s device: ``X[i]`` is paired with ``Y[perm[i]]``.
     """
     C = _check_square_cost(C)
-    if not isinstance(maximize, bool):
-        raise TypeError(f"maximize must be a bool, got {type(maximize).__name__}")
+    check_bool("maximize", maximize)
     rows, cols = linear_sum_assignment(_to_numpy64(C), maximize=maximize)
     assert np.array_equal(rows, np.arange(C.shape[0]))  # scipy's contract for square matrices
     return torch.as_tensor(cols, dtype=torch.long, device=C.device)
@@ -248,8 +238,7 @@ def ot_plan(a: torch.Tensor, b: torch.Tensor, C: torch.Tensor, method: str = "em
     a = _check_weights("a", a, C.shape[0], C)
     b = _check_weights("b", b, C.shape[1], C)
     _check_equal_mass(a, b)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice("method", method, METHODS)
     if num_iter_max is not None and (isinstance(num_iter_max, bool) or not isinstance(num_iter_max, int)
                                      or num_iter_max < 1):
         raise ValueError(f"num_iter_max must be a positive int or None, got {num_iter_max!r}")
@@ -341,10 +330,8 @@ def ot_match(X: torch.Tensor, Y: torch.Tensor, p: float = 2, metric: torch.Tenso
     if X.shape[0] != Y.shape[0]:
         raise ValueError("ot_match needs equal sizes (a permutation); got X with "
                          f"{X.shape[0]} and Y with {Y.shape[0]} points; use ot_plan for unequal sizes")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not isinstance(check, bool):
-        raise TypeError(f"check must be a bool, got {type(check).__name__}")
+    check_choice("backend", backend, BACKENDS)
+    check_bool("check", check)
     C = cost_matrix(X, Y, p=p, metric=metric)
     perm_h = hungarian(C) if backend == "hungarian" or check else None
     perm_p = _pot_permutation(C) if backend == "pot" or check else None
@@ -385,7 +372,7 @@ def wasserstein(X: torch.Tensor, Y: torch.Tensor, p: float = 2, a: torch.Tensor 
         ``W_p`` as a Python float (accumulated in float64).
     """
     X, Y = _check_points(X, Y)
-    p = _check_p(p, 1.0)
+    p = check_real("p", p, 1)
     n, m = X.shape[0], Y.shape[0]
     if a is not None:
         a = _check_weights("a", a, n, X)
