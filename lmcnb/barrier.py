@@ -505,6 +505,44 @@ def evaluate_path(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b
     return InterpolationCurve(lam, **{k: torch.cat(v).cpu() for k, v in path.sums.items()})
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Mean ``loss`` of one model on ``(x, y)`` and its ``accuracy`` (classification) or None."""
+
+    loss: float
+    accuracy: float | None
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str | LossFn = "cross_entropy", *,
+             batch_size: int | None = None) -> Evaluation:
+    """Loss and accuracy of one model, with the same loss conventions as :func:`evaluate_path` (eval mode).
+
+    Args: ``x (n, *)`` inputs of the model's dtype and device; ``y (n,)`` int64 labels for ``cross_entropy``,
+    targets of the output shape for ``mse``; ``loss`` as in :func:`evaluate_path`.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not callable(loss):
+        check_choice("loss", loss, LOSSES)
+    like = next(t for t in model.state_dict().values() if t.is_floating_point())
+    x, y = _check_xy("(x, y)", x, y, loss, like.dtype, like.device)
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, classification = 0.0, 0.0, False
+    try:
+        with torch.no_grad():
+            for xb, yb in _batches(x, y, check_int("batch_size", batch_size, 1, allow_none=True)):
+                out = model(xb)[None]
+                loss_sum += float(_per_sample_loss(out, yb, loss).double().sum())
+                classification = _is_classification(out, yb)
+                if classification:
+                    correct += float((out[0].argmax(dim=1) == yb).sum())
+    finally:
+        model.train(was_training)
+    n = x.shape[0]
+    return Evaluation(loss_sum / n, correct / n if classification else None)
+
+
 # ----------------------------------------------------------------------------------------------- modulo permutation
 @dataclass(frozen=True)
 class MatcherOutcome:

@@ -5,6 +5,7 @@ modulo permutation with a planted permutation, and input validation."""
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -321,3 +322,28 @@ def test_bad_input_is_rejected():
         interpolate_states(sa, sb, "half")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         interpolate_states(sa, sb, 1.5)
+
+
+
+def test_evaluate_matches_the_path_endpoint_and_a_direct_computation():
+    from lmcnb.barrier import evaluate
+
+    torch.manual_seed(0)
+    model = MLP(6, [5], 3)
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    ev = evaluate(model, x, y, batch_size=7)
+    curve = evaluate_path(model, model.state_dict(), model.state_dict(), [0.0, 1.0], x, y)
+    assert math.isclose(ev.loss, float(curve.losses[0]), rel_tol=1e-6)
+    assert ev.accuracy == float(curve.accuracies[0])
+    with torch.no_grad():
+        logits = model(x)
+        targets = torch.randn(40, 3)
+        mse = float((model(x) - targets).pow(2).mean())
+    assert math.isclose(ev.loss, float(F.cross_entropy(logits, y)), rel_tol=1e-6)
+    assert ev.accuracy == float((logits.argmax(1) == y).double().mean())
+    reg = evaluate(model, x, targets, loss="mse")
+    assert reg.accuracy is None and math.isclose(reg.loss, mse, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="loss"):
+        evaluate(model, x, y, loss="hinge")
+    with pytest.raises(TypeError, match="nn.Module"):
+        evaluate(lambda t: t, x, y)
