@@ -1,8 +1,15 @@
-"""Shared test fixtures."""
+"""Shared test set-up: single-threaded torch and repeatable property tests."""
 from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so CI cannot turn red on an example nobody has seen;
+# `pytest --hypothesis-profile=explore` searches with fresh random examples instead.
+settings.register_profile("repeatable", derandomize=True, deadline=None, database=None)
+settings.register_profile("explore", deadline=None, max_examples=200)
+settings.load_profile("repeatable")
 
 
 @pytest.fixture(autouse=True)
@@ -13,4 +20,3 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-
