@@ -110,3 +110,31 @@ def check_generator(name: str, value: object) -> torch.Generator:
     if not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator, got {type(value).__name__}")
     return value
+
+
+def check_tensor(name: str, x: object, *, ndim: int | Sequence[int] | None = None, min_ndim: int = 0,
+                 dtype: torch.dtype | None = None, why: str = "") -> torch.Tensor:
+    """``x`` itself if it is a non-empty, finite tensor of a real floating dtype (exactly ``dtype`` if given).
+
+    Args:
+        ndim: the allowed rank(s); ``min_ndim``: the least rank. ``why``: appended to the dtype error, e.g.
+            ``" (the closed forms are float64)"``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} must be {str(dtype).removeprefix('torch.')}{why}, got {x.dtype}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must have a real floating dtype{why}, got {x.dtype}")
+    if ndim is not None:
+        ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in ndims:
+            raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s) "
+                             f"({' or '.join(f'{n}-D' for n in ndims)}), got shape {tuple(x.shape)}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x

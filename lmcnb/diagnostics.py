@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 
-from ._validate import check_bool, check_int, check_real
+from ._validate import check_bool, check_int, check_real, check_tensor
 
 __all__ = [
     "neuron_scores", "live_neurons", "participation_ratio", "active_units",
@@ -54,19 +54,7 @@ RankMethod = Literal["energy", "entropy", "stable"]
 
 def _check_tensor(name: str, x: object, min_ndim: int = 0, ndim: int | None = None) -> torch.Tensor:
     """``x`` itself if it is a non-empty, finite, real floating tensor of the required rank."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
-    if x.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+    return check_tensor(name, x, ndim=ndim, min_ndim=min_ndim)
 
 
 def _check_same(names: tuple[str, ...], xs: tuple[torch.Tensor, ...], shape: bool = True) -> None:

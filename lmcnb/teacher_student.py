@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ._validate import check_bool, check_choice, check_generator, check_int, check_real
+from ._validate import check_bool, check_choice, check_generator, check_int, check_real, check_tensor
 
 if TYPE_CHECKING:
     from .diagnostics import Sharpness
@@ -73,18 +73,7 @@ _JPP_FLOOR = 1e-20
 
 def _check_f64(name: str, x: object, ndims: tuple[int, ...]) -> Tensor:
     """``x`` itself if it is a non-empty finite float64 tensor with ``x.ndim`` in ``ndims``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype != F64:
-        raise TypeError(f"{name} must be float64 (teacher–student closed forms are float64), got {x.dtype}")
-    if x.ndim not in ndims:
-        want = " or ".join(f"{n}-D" for n in ndims)
-        raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+    return check_tensor(name, x, ndim=ndims, dtype=F64, why=" (teacher–student closed forms are float64)")
 
 
 def _check_device(names: Sequence[str], xs: Sequence[Tensor]) -> None:

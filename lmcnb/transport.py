@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import check_bool, check_choice, check_real
+from ._validate import check_bool, check_choice, check_real, check_tensor
 
 __all__ = [
     "cost_matrix", "hungarian", "ot_plan", "ot_match", "wasserstein", "is_permutation_plan",
@@ -66,17 +66,7 @@ def _import_ot() -> ModuleType:
 
 def _check_tensor(name: str, t: object, ndim: int) -> torch.Tensor:
     """Check that ``t`` is a finite, non-empty floating tensor with ``ndim`` dimensions."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype, got {t.dtype}")
-    if t.dim() != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
-    if t.numel() == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return t
+    return check_tensor(name, t, ndim=ndim)
 
 
 def _check_same(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:

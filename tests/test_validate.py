@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcnb._validate import check_bool, check_choice, check_generator, check_int, check_real
+from lmcnb._validate import check_bool, check_choice, check_generator, check_int, check_real, check_tensor
 
 
 # ----------------------------------------------------------------------------------------------- check_int
@@ -133,3 +133,22 @@ def test_validate_imports_nothing_heavy():
             "print(any(m in sys.modules for m in ('ot', 'torchvision', 'mlxtend', 'scipy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_check_tensor() -> None:
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    assert check_tensor("x", x, ndim=(2, 3), dtype=torch.float64) is x
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        check_tensor("x", [[0.0]])
+    with pytest.raises(TypeError, match=r"x must be float64 \(why\), got torch.float32"):
+        check_tensor("x", x.float(), dtype=torch.float64, why=" (why)")
+    with pytest.raises(TypeError, match="real floating dtype"):
+        check_tensor("x", torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"x must have 1 or 3 dimension\(s\) \(1-D or 3-D\)"):
+        check_tensor("x", x, ndim=(1, 3))
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        check_tensor("x", x, min_ndim=3)
+    with pytest.raises(ValueError, match="non-empty"):
+        check_tensor("x", torch.zeros(0, 3))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        check_tensor("x", torch.tensor([1.0, float("inf")]))
