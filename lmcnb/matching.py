@@ -30,7 +30,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import models as M
+from ._validate import check_choice, check_int
 from .permutation import (Perms, PermutationSpec, apply_perms, identity_perms, permute_model, random_perms,
                           spec_for, validate_perms)
 
@@ -221,22 +222,8 @@ def _check_batch(x: Any, like: torch.Tensor, index: int) -> torch.Tensor:
     return x
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
 def _check_n_batches(n_batches: object) -> None:
-    if n_batches is not None:
-        _check_int("n_batches", n_batches, 1)
+    check_int("n_batches", n_batches, 1, allow_none=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -512,10 +499,10 @@ class WeightMatching(Matcher):
     name: ClassVar[str] = "weight_matching"
 
     def __post_init__(self) -> None:
-        _check_int("max_sweeps", self.max_sweeps, 1)
-        _check_int("n_restarts", self.n_restarts, 1)
-        _check_int("seed", self.seed, 0)
-        _check_choice("order", self.order, ORDERS)
+        check_int("max_sweeps", self.max_sweeps, 1)
+        check_int("n_restarts", self.n_restarts, 1)
+        check_int("seed", self.seed, 0)
+        check_choice("order", self.order, ORDERS)
         if isinstance(self.tol, bool) or not isinstance(self.tol, Real) or not (0 <= self.tol < math.inf):
             raise ValueError(f"tol must be a finite real number >= 0, got {self.tol!r}")
         if self.precision is not None and (not isinstance(self.precision, torch.dtype)
@@ -564,7 +551,7 @@ def brute_force_weight_matching(model_a: nn.Module, model_b: nn.Module,
     ``max_combinations``.
     """
     start = time.perf_counter()
-    _check_int("max_combinations", max_combinations, 1)
+    check_int("max_combinations", max_combinations, 1)
     spec, sizes = check_pair(model_a, model_b)
     names = spec.perm_names
     count = math.prod(math.factorial(sizes[p]) for p in names)
@@ -721,7 +708,7 @@ def activation_similarity(model_a: nn.Module, model_b: nn.Module, data: Any, sta
     ``b``, ``b²`` and ``a bᵀ`` over samples (and spatial positions for convolutions). ``statistic`` is
     ``"correlation"`` (Pearson; 0 for constant units) or ``"cross_moment"`` (``E[a bᵀ]``).
     """
-    _check_choice("statistic", statistic, STATISTICS)
+    check_choice("statistic", statistic, STATISTICS)
     _check_n_batches(n_batches)
     spec, sizes = check_pair(model_a, model_b)
     sites_a, sites_b = _activation_sites(model_a), _activation_sites(model_b)
@@ -759,7 +746,7 @@ class ActivationMatching(Matcher):
     needs_data: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        _check_choice("statistic", self.statistic, STATISTICS)
+        check_choice("statistic", self.statistic, STATISTICS)
         _check_n_batches(self.n_batches)
 
     def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
@@ -833,7 +820,7 @@ def _pot_permutation(C: torch.Tensor) -> torch.Tensor:
 
 
 def _check_backend(backend: object) -> None:
-    _check_choice("backend", backend, ("hungarian", "pot"))
+    check_choice("backend", backend, ("hungarian", "pot"))
 
 
 @dataclass(frozen=True)
@@ -853,7 +840,7 @@ class OTMatching(Matcher):
     name: ClassVar[str] = "ot_matching"
 
     def __post_init__(self) -> None:
-        _check_choice("metric", self.metric, ("euclidean",))
+        check_choice("metric", self.metric, ("euclidean",))
         if isinstance(self.p, bool) or not isinstance(self.p, Real) or not (0 < self.p < math.inf):
             raise ValueError(f"p must be a finite real number > 0, got {self.p!r}")
         _check_backend(self.backend)
@@ -1000,7 +987,7 @@ class RandomMatching(Matcher):
     name: ClassVar[str] = "random"
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0)
 
     def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
         perms = random_perms(sizes, torch.Generator().manual_seed(self.seed))
