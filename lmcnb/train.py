@@ -18,7 +18,9 @@ width: padded units have zero incoming and outgoing weights and zero bias, their
 they stay exactly zero under momentum and weight decay and every model computes exactly its unpadded function.
 :func:`train_mlps` trains the stack; model ``b`` draws its minibatch order from its own generator seeded with
 ``seeds[b]``, so its result equals :func:`train_classifier` on that model alone with the same seed (up to float
-rounding; tested).
+rounding; tested). Optional per-model ``lrs`` / ``weight_decays`` override ``config.lr`` / ``config.weight_decay``
+model by model (each schedule scales its model's own peak lr), so a learning-rate × weight-decay × seed sweep is
+one batched run.
 
 Out of scope: data augmentation (train on the tensors you pass), mixed precision, distributed training.
 Non-finite losses are not an error: they are recorded in the history so that divergent learning rates show.
@@ -29,12 +31,13 @@ import copy
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._validate import check_bool, check_choice, check_int, check_real
 from .models import MLP
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -42,34 +45,6 @@ LOSSES = ("cross_entropy", "mse")
 INITS = ("linear_default", "kaiming_uniform", "kaiming_normal", "lecun_normal")
 
 Widths = tuple[int, ...]
-
-
-# ----------------------------------------------------------------------------------------------- validation
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_real(name: str, value: object, low: float, high: float, *, low_open: bool = False,
-                high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    too_low = v <= low if low_open else v < low
-    too_high = v >= high if high_open else v > high
-    if not math.isfinite(v) or too_low or too_high:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be finite and in {interval}, got {value}")
-    return v
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return str(value)
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -112,20 +87,19 @@ class TrainConfig:
         if (self.epochs is None) == (self.steps is None):
             raise ValueError(f"give exactly one of epochs and steps, got epochs={self.epochs}, steps={self.steps}")
         if self.epochs is not None:
-            _check_int("epochs", self.epochs, 1)
+            check_int("epochs", self.epochs, 1)
         if self.steps is not None:
-            _check_int("steps", self.steps, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0)
-        _check_real("lr", self.lr, 0.0, math.inf, low_open=True, high_open=True)
-        _check_real("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _check_real("weight_decay", self.weight_decay, 0.0, math.inf, high_open=True)
-        _check_real("warmup", self.warmup, 0.0, 1.0, high_open=True)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("loss", self.loss, LOSSES)
-        for name in ("nesterov", "drop_last"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
+            check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_real("lr", self.lr, 0.0, low_open=True)
+        check_real("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_real("weight_decay", self.weight_decay, 0.0)
+        check_real("warmup", self.warmup, 0.0, 1.0, high_open=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("loss", self.loss, LOSSES)
+        check_bool("nesterov", self.nesterov)
+        check_bool("drop_last", self.drop_last)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         if self.warmup > 0 and self.schedule != "warmup_cosine":
@@ -134,7 +108,7 @@ class TrainConfig:
 
     def steps_per_epoch(self, n: int) -> int:
         """Minibatches in one pass over ``n`` samples: ``⌈n/bs⌉``, or ``⌊n/bs⌋`` with ``drop_last``."""
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
         per_epoch = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if per_epoch == 0:
             raise ValueError(f"drop_last=True with n={n} < batch_size={self.batch_size} leaves no minibatch")
@@ -151,8 +125,8 @@ class TrainConfig:
         cosine: η·½(1 + cos(πt/T)). warmup_cosine with W = ⌊warmup·T⌋: η·(t+1)/W for t < W (the first step is
         not wasted at 0), then η·½(1 + cos(π(t−W)/(T−W))).
         """
-        total = _check_int("total_steps", total_steps, 1)
-        t = _check_int("step", step, 0)
+        total = check_int("total_steps", total_steps, 1)
+        t = check_int("step", step, 0)
         if t > total:
             raise ValueError(f"step must be <= total_steps={total}, got {t}")
         if self.schedule == "constant":
@@ -170,7 +144,8 @@ class TrainHistory:
     Attributes:
         loss: mean minibatch training loss of every epoch (taken before each step, weighted by batch size),
             float64 on CPU: ``(epochs,)`` for :func:`train_classifier`, ``(epochs, B)`` for stacked training.
-        lr: learning rate of every step, ``(T,)`` float64.
+        lr: learning rate of every step, ``(T,)`` float64; ``(T, B)`` (model ``b``'s own schedule in column
+            ``b``) when stacked training was given per-model ``lrs``.
     """
 
     loss: torch.Tensor
@@ -184,7 +159,7 @@ def _check_widths(widths: object) -> tuple[Widths, ...]:
     for b, w in enumerate(widths):
         if isinstance(w, (str, bytes)) or not isinstance(w, Sequence):
             raise TypeError(f"widths[{b}] must be a sequence (h_0, ..., h_L), got {type(w).__name__}")
-    out = tuple(tuple(_check_int(f"widths[{b}][{k}]", h, 1) for k, h in enumerate(w)) for b, w in enumerate(widths))
+    out = tuple(tuple(check_int(f"widths[{b}][{k}]", h, 1) for k, h in enumerate(w)) for b, w in enumerate(widths))
     if any(len(w) < 2 for w in out):
         raise ValueError(f"every model needs at least (in_features, out_features), got {out}")
     if len({len(w) for w in out}) != 1:
@@ -210,8 +185,7 @@ class StackedMLP(nn.Module):
     def __init__(self, widths: Sequence[Sequence[int]], *, bias: bool = True, dtype: torch.dtype = torch.float32,
                  device: torch.device | str | None = None) -> None:
         super().__init__()
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        check_bool("bias", bias)
         self.widths = _check_widths(widths)
         self.bias = bias
         self.padded_widths = tuple(max(col) for col in zip(*self.widths))
@@ -296,8 +270,7 @@ def stack_mlps(models: Sequence[MLP], *, pad: bool = False) -> StackedMLP:
             different widths raise ``ValueError``.
     """
     models = _check_mlps(models)
-    if not isinstance(pad, bool):
-        raise TypeError(f"pad must be a bool, got {type(pad).__name__}")
+    check_bool("pad", pad)
     widths = [m.widths for m in models]
     if not pad and len(set(widths)) > 1:
         raise ValueError(f"models have different widths {widths}; pass pad=True to zero-pad them")
@@ -396,11 +369,11 @@ def init_mlps(widths: Sequence[int] | Sequence[Sequence[int]], B: int, seeds: Se
             variance 1/fan_in, zero biases; Ferbach et al.).
         dtype, device: of the parameters (draws are float64 on CPU, then cast).
     """
-    B = _check_int("B", B, 1)
-    _check_choice("init", init, INITS)
+    B = check_int("B", B, 1)
+    check_choice("init", init, INITS)
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) != B:
         raise ValueError(f"seeds must be a sequence of B={B} ints, got {seeds!r}")
-    seeds = [_check_int(f"seeds[{b}]", s, 0) for b, s in enumerate(seeds)]
+    seeds = [check_int(f"seeds[{b}]", s, 0) for b, s in enumerate(seeds)]
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
         raise TypeError(f"widths must be a sequence of ints or of width tuples, got {type(widths).__name__}")
     if len(widths) > 0 and all(isinstance(w, numbers.Integral) for w in widths):
@@ -466,7 +439,7 @@ def _check_seeds(seeds: Sequence[int] | None, B: int, config: TrainConfig) -> li
         return [config.seed + b for b in range(B)]
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) != B:
         raise ValueError(f"seeds must be a sequence of B={B} ints, got {seeds!r}")
-    return [_check_int(f"seeds[{b}]", s, 0) for b, s in enumerate(seeds)]
+    return [check_int(f"seeds[{b}]", s, 0) for b, s in enumerate(seeds)]
 
 
 def _check_config(config: object) -> TrainConfig:
@@ -475,13 +448,48 @@ def _check_config(config: object) -> TrainConfig:
     return config
 
 
+def _check_per_model(name: str, values: object, B: int, *, positive: bool) -> list[float] | None:
+    """``values`` (``None`` or a sequence / 1-D NumPy array of ``B`` finite reals, ``> 0`` if ``positive`` else
+    ``>= 0``) as a list of floats."""
+    if values is None:
+        return None
+    if type(values).__module__ == "numpy" and getattr(values, "ndim", None) == 1:
+        values = list(values)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be None or a sequence of B={B} real numbers, got {type(values).__name__}")
+    if len(values) != B:
+        raise ValueError(f"{name} must have one entry per model (B={B}), got {len(values)}")
+    return [check_real(f"{name}[{b}]", v, 0.0, low_open=positive) for b, v in enumerate(values)]
+
+
+def _per_model_schedule(config: TrainConfig, total: int, base_lrs: Sequence[float]) -> torch.Tensor:
+    """``(T, B)`` float64: column ``b`` is ``replace(config, lr=base_lrs[b]).lr_at(t, T)`` (the very floats
+    :func:`train_classifier` uses with that config)."""
+    columns: dict[float, list[float]] = {}
+    for lr in base_lrs:
+        if lr not in columns:
+            own = replace(config, lr=lr)
+            columns[lr] = [own.lr_at(t, total) for t in range(total)]
+    return torch.tensor([columns[lr] for lr in base_lrs], dtype=torch.float64).T.contiguous()
+
+
 # ----------------------------------------------------------------------------------------------- loop
 def _run_epochs(n: int, config: TrainConfig, seeds: Sequence[int], device: torch.device,
-                step: Callable[[torch.Tensor, float], torch.Tensor]) -> TrainHistory:
-    """Drive ``step(idx (G, bs) on device, lr) -> losses (G,)`` over T steps with one generator per seed."""
+                step: Callable[[torch.Tensor, float | torch.Tensor], torch.Tensor],
+                base_lrs: Sequence[float] | None = None, lr_dtype: torch.dtype | None = None) -> TrainHistory:
+    """Drive ``step(idx (G, bs) on device, lr) -> losses (G,)`` over T steps with one generator per seed.
+
+    ``lr`` is the float ``config.lr_at(t, T)``, or with ``base_lrs`` (one per model) a ``(G,)`` tensor of
+    ``lr_dtype`` on ``device`` holding each model's own schedule (history ``lr`` is then ``(T, G)``).
+    """
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     total, per_epoch, bs = config.total_steps(n), config.steps_per_epoch(n), config.batch_size
-    lrs = [config.lr_at(t, total) for t in range(total)]
+    if base_lrs is None:
+        lrs = [config.lr_at(t, total) for t in range(total)]
+        lr_history = torch.tensor(lrs, dtype=torch.float64)
+    else:
+        lr_history = _per_model_schedule(config, total, base_lrs)
+        lrs = lr_history.to(device, lr_dtype).unbind(0)
     epoch_losses, t = [], 0
     while t < total:
         order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
@@ -491,7 +499,7 @@ def _run_epochs(n: int, config: TrainConfig, seeds: Sequence[int], device: torch
             loss_sum = loss_sum + step(idx, lrs[t]) * idx.shape[1]
             count, t = count + idx.shape[1], t + 1
         epoch_losses.append((loss_sum / count).detach().to("cpu", torch.float64))
-    return TrainHistory(loss=torch.stack(epoch_losses), lr=torch.tensor(lrs, dtype=torch.float64))
+    return TrainHistory(loss=torch.stack(epoch_losses), lr=lr_history)
 
 
 def _gather(data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -508,38 +516,66 @@ def _stacked_loss(out: torch.Tensor, target: torch.Tensor, loss: str) -> torch.T
     return (out - target.view(out.shape)).square().flatten(1).mean(1)
 
 
+def _per_model(values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(B,)`` viewed as ``(B, 1, …, 1)`` to broadcast against a stacked parameter ``p``."""
+    return values.view(-1, *([1] * (p.dim() - 1)))
+
+
 @torch.no_grad()
 def _sgd_update(params: list[torch.Tensor], grads: Sequence[torch.Tensor], masks: list[torch.Tensor | None],
-                bufs: list[torch.Tensor | None], lr: float, config: TrainConfig) -> None:
-    """One ``torch.optim.SGD`` step (no dampening) on ``params`` in place; masked entries get zero gradient."""
+                bufs: list[torch.Tensor | None], lr: float | torch.Tensor, config: TrainConfig,
+                weight_decay: float | torch.Tensor | None = None) -> None:
+    """One ``torch.optim.SGD`` step (no dampening) on ``params`` in place; masked entries get zero gradient.
+
+    ``lr`` and ``weight_decay`` (default ``config.weight_decay``) are floats shared by all models or ``(B,)``
+    tensors (one per model, the stacked parameters' dtype and device).
+    """
+    if weight_decay is None:
+        weight_decay = config.weight_decay
     for i, (p, g, mask) in enumerate(zip(params, grads, masks)):
         if mask is not None:
             g = g.mul_(mask)
-        if config.weight_decay != 0:
-            g = g.add(p, alpha=config.weight_decay)
+        if isinstance(weight_decay, torch.Tensor):
+            g = g.addcmul(p, _per_model(weight_decay, p))
+        elif weight_decay != 0:
+            g = g.add(p, alpha=weight_decay)
         if config.momentum != 0:
             if bufs[i] is None:
                 bufs[i] = g.clone()
             else:
                 bufs[i].mul_(config.momentum).add_(g)
             g = g.add(bufs[i], alpha=config.momentum) if config.nesterov else bufs[i]
-        p.add_(g, alpha=-lr)
+        if isinstance(lr, torch.Tensor):
+            p.addcmul_(g, _per_model(lr, p), value=-1)
+        else:
+            p.add_(g, alpha=-lr)
 
 
 def train_stacked(stacked: StackedMLP, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-                  seeds: Sequence[int] | None = None) -> tuple[StackedMLP, TrainHistory]:
+                  seeds: Sequence[int] | None = None, *, lrs: Sequence[float] | None = None,
+                  weight_decays: Sequence[float] | None = None) -> tuple[StackedMLP, TrainHistory]:
     """Train a copy of ``stacked`` (all ``B`` models at once) with the module's SGD recipe.
 
     Args:
         x: ``(n, *)`` inputs shared by all models, flattened to ``(n, h_0)``, the stack's dtype; moved to its
             device. y: ``(n,)`` int64 labels (cross-entropy) or ``(n,)`` / ``(n, h_L)`` float targets (mse).
         seeds: ``B`` data-order seeds (default ``config.seed + b``).
+        lrs: ``B`` peak learning rates (finite, > 0) overriding ``config.lr`` per model; model ``b`` follows
+            the schedule of ``dataclasses.replace(config, lr=lrs[b])``. Default: ``config.lr`` for all.
+        weight_decays: ``B`` coupled L2 coefficients (finite, >= 0) overriding ``config.weight_decay`` per model.
 
-    Returns the trained stack (padding still exactly zero) and a history with ``loss`` ``(epochs, B)``.
+    With ``lrs`` / ``weight_decays``, model ``b`` equals :func:`train_classifier` with
+    ``replace(config, lr=lrs[b], weight_decay=weight_decays[b])`` and ``seed=seeds[b]`` (up to float rounding;
+    tested), so a learning-rate × seed sweep runs as one stack.
+
+    Returns the trained stack (padding still exactly zero) and a history with ``loss`` ``(epochs, B)`` and
+    ``lr`` ``(T,)``, or ``(T, B)`` (each model's own schedule) when ``lrs`` is given.
     """
     if not isinstance(stacked, StackedMLP):
         raise TypeError(f"stacked must be a StackedMLP, got {type(stacked).__name__}")
     config = _check_config(config)
+    base_lrs = _check_per_model("lrs", lrs, len(stacked), positive=True)
+    wds = _check_per_model("weight_decays", weight_decays, len(stacked), positive=False)
     stacked = copy.deepcopy(stacked)
     params, masks = stacked.param_list(), stacked.mask_list()
     x, y, y_max = _check_data(x, y, config.loss, params[0].dtype)
@@ -552,32 +588,38 @@ def train_stacked(stacked: StackedMLP, x: torch.Tensor, y: torch.Tensor, config:
     device = params[0].device
     x, y = x.reshape(x.shape[0], h_in).to(device), y.to(device)
     bufs: list[torch.Tensor | None] = [None] * len(params)
+    dtype = params[0].dtype
+    weight_decay = config.weight_decay if wds is None else torch.tensor(wds, dtype=dtype, device=device)
 
-    def step(idx: torch.Tensor, lr: float) -> torch.Tensor:
+    def step(idx: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
         losses = _stacked_loss(stacked(_gather(x, idx)), _gather(y, idx), config.loss)
         grads = torch.autograd.grad(losses.sum(), params)
-        _sgd_update(params, list(grads), masks, bufs, lr, config)
+        _sgd_update(params, list(grads), masks, bufs, lr, config, weight_decay)
         return losses.detach()
 
-    history = _run_epochs(x.shape[0], config, _check_seeds(seeds, len(stacked), config), device, step)
+    history = _run_epochs(x.shape[0], config, _check_seeds(seeds, len(stacked), config), device, step,
+                          base_lrs, dtype)
     return stacked, history
 
 
 def train_mlps(models: Sequence[MLP | Mapping[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
-               config: TrainConfig, seeds: Sequence[int] | None = None, *,
-               pad: bool = False) -> tuple[list[MLP], TrainHistory]:
+               config: TrainConfig, seeds: Sequence[int] | None = None, *, pad: bool = False,
+               lrs: Sequence[float] | None = None,
+               weight_decays: Sequence[float] | None = None) -> tuple[list[MLP], TrainHistory]:
     """Train ``B`` MLPs (or MLP state dicts) at once; model ``b`` equals ``train_classifier(models[b], …,
-    seed=seeds[b])`` up to float rounding.
+    seed=seeds[b])`` up to float rounding (with ``lrs`` / ``weight_decays``: under the config with
+    ``lr=lrs[b]``, ``weight_decay=weight_decays[b]``).
 
     Args:
         models: ``B`` MLPs or their ``state_dict()``s (not modified). pad: allow different hidden widths.
-        x, y, config, seeds: as :func:`train_stacked`.
+        x, y, config, seeds, lrs, weight_decays: as :func:`train_stacked`.
 
-    Returns ``B`` new trained MLPs and the history (``loss`` ``(epochs, B)``).
+    Returns ``B`` new trained MLPs and the history (``loss`` ``(epochs, B)``; ``lr`` ``(T,)`` or ``(T, B)``).
     """
     if isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
         models = [mlp_from_state(m) if isinstance(m, Mapping) else m for m in models]
-    trained, history = train_stacked(stack_mlps(models, pad=pad), x, y, config, seeds)
+    trained, history = train_stacked(stack_mlps(models, pad=pad), x, y, config, seeds, lrs=lrs,
+                                     weight_decays=weight_decays)
     return unstack(trained), history
 
 
@@ -613,7 +655,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     config = _check_config(config)
-    seed = config.seed if seed is None else _check_int("seed", seed, 0)
+    seed = config.seed if seed is None else check_int("seed", seed, 0)
     model = copy.deepcopy(model)
     if device is not None:
         model = model.to(device)
@@ -652,7 +694,7 @@ def flops_per_step(stacked: StackedMLP, batch_size: int, *, useful: bool = False
     """
     if not isinstance(stacked, StackedMLP):
         raise TypeError(f"stacked must be a StackedMLP, got {type(stacked).__name__}")
-    bs = _check_int("batch_size", batch_size, 1)
+    bs = check_int("batch_size", batch_size, 1)
     widths = stacked.widths if useful else [stacked.padded_widths] * len(stacked)
     forward = sum(2 * bs * a * b for w in widths for a, b in zip(w[:-1], w[1:]))
     return 3 * forward

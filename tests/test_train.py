@@ -1,8 +1,10 @@
 """Training: stacked (bmm) MLP training equals per-model training, padding is exact, SGD matches closed forms."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +64,91 @@ def test_batched_equals_sequential_float32() -> None:
     for b in range(4):
         alone, _ = T.train_classifier(models[b], x, y, cfg, seed=cfg.seed + b)
         assert _max_rel(trained[b], alone) < 1e-5, b
+
+
+# ------------------------------------------------------------------------------------- per-model lr / wd sweeps
+SWEEPS = {
+    "warmup_cosine_nesterov_ce": dict(epochs=3, schedule="warmup_cosine", warmup=0.2, nesterov=True),
+    "cosine_ce_padded": dict(epochs=2, schedule="cosine", momentum=0.5),
+    "constant_steps_mse": dict(steps=8, loss="mse", momentum=0.0),
+}
+
+
+@pytest.mark.parametrize("case", SWEEPS)
+def test_per_model_lrs_and_weight_decays_equal_sequential_float64(case: str) -> None:
+    """A 3 lrs × 2 seeds sweep (with mixed weight decays) in one stack equals training each model alone with
+    ``train_classifier`` under ``replace(config, lr=lrs[b], weight_decay=wds[b])``."""
+    kw = SWEEPS[case]
+    out = 1 if kw.get("loss") == "mse" else 3
+    x, labels = _blobs(50, 6, 3, seed=3)
+    y = labels.to(F64) - 1.0 if out == 1 else labels
+    cfg = T.TrainConfig(batch_size=16, lr=0.05, weight_decay=1e-3, **kw)
+    widths = [(6, 10, 7, out), (6, 8, 9, out)] * 3 if "padded" in case else (6, 10, 7, out)
+    models = T.init_mlps(widths, 6, [11, 11, 11, 12, 12, 12], dtype=F64)
+    lrs = [0.01, 0.05, 0.2, 0.01, 0.05, 0.2]
+    wds = [0.0, 1e-3, 1e-2, 5e-3, 0.0, 1e-3]
+    seeds = [5, 5, 5, 6, 6, 6]
+    trained, hist = T.train_mlps(models, x, y, cfg, seeds, pad="padded" in case, lrs=lrs, weight_decays=wds)
+    steps = cfg.total_steps(50)
+    assert hist.lr.shape == (steps, 6) and hist.lr.dtype == F64
+    assert hist.loss.shape == (math.ceil(steps / cfg.steps_per_epoch(50)), 6)
+    for b in range(6):
+        own = dataclasses.replace(cfg, lr=lrs[b], weight_decay=wds[b])
+        alone, h = T.train_classifier(models[b], x, y, own, seed=seeds[b])
+        assert torch.equal(hist.lr[:, b], h.lr), b  # the very same schedule floats
+        assert _max_rel(trained[b], alone) < 1e-10, b
+        assert torch.allclose(h.loss, hist.loss[:, b], rtol=1e-10, atol=0), b
+    assert _max_rel(trained[0], trained[2]) > 1e-3  # same init and data order, different lr: they differ
+
+
+def test_per_model_lrs_float32_and_uniform_override_matches_config() -> None:
+    x, y = _blobs(120, 8, 4, seed=2, dtype=torch.float32)
+    cfg = T.TrainConfig(epochs=2, batch_size=32, lr=0.05, weight_decay=1e-3, schedule="cosine")
+    models = T.init_mlps((8, 32, 4), 4, [0, 1, 2, 3])
+    lrs, wds = [0.02, 0.05, 0.1, 0.3], [1e-3, 0.0, 1e-2, 1e-3]
+    trained, _ = T.train_mlps(models, x, y, cfg, lrs=lrs, weight_decays=wds)
+    for b in range(4):
+        own = dataclasses.replace(cfg, lr=lrs[b], weight_decay=wds[b])
+        alone, _ = T.train_classifier(models[b], x, y, own, seed=cfg.seed + b)
+        assert _max_rel(trained[b], alone) < 1e-5, b
+    # overriding with the config's own values (NumPy array, NumPy scalars) gives the uniform run
+    uniform, hist_u = T.train_mlps(models, x, y, cfg)
+    same, hist_s = T.train_mlps(models, x, y, cfg, lrs=np.full(4, cfg.lr),
+                                weight_decays=[np.float64(1e-3)] * 4)
+    for a, b in zip(uniform, same, strict=True):
+        assert _max_rel(a, b) < 1e-6
+    assert hist_u.lr.shape == (hist_s.lr.shape[0],) and torch.equal(hist_s.lr, hist_u.lr[:, None].expand(-1, 4))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(lrs=[0.1]), ValueError, r"lrs must have one entry per model \(B=2\), got 1"),
+    (dict(lrs=[0.1, 0.2, 0.3]), ValueError, "lrs must have one entry"),
+    (dict(lrs=0.1), TypeError, "lrs must be None or a sequence"),
+    (dict(lrs=True), TypeError, "lrs must be None or a sequence"),
+    (dict(lrs="ab"), TypeError, "lrs must be None or a sequence"),
+    (dict(lrs=torch.tensor([0.1, 0.2])), TypeError, "lrs must be None or a sequence"),
+    (dict(lrs=[0.1, float("nan")]), ValueError, r"lrs\[1\] must be finite and > 0"),
+    (dict(lrs=[float("inf"), 0.1]), ValueError, r"lrs\[0\] must be finite"),
+    (dict(lrs=[0.1, 0.0]), ValueError, r"lrs\[1\]"),
+    (dict(lrs=[-0.1, 0.1]), ValueError, r"lrs\[0\]"),
+    (dict(lrs=[True, 0.1]), TypeError, r"lrs\[0\] must be a real number, got bool"),
+    (dict(lrs=[0.1, "0.1"]), TypeError, r"lrs\[1\] must be a real number"),
+    (dict(weight_decays=[0.0]), ValueError, r"weight_decays must have one entry per model \(B=2\)"),
+    (dict(weight_decays=1e-3), TypeError, "weight_decays must be None or a sequence"),
+    (dict(weight_decays=[0.0, -1e-4]), ValueError, r"weight_decays\[1\] must be finite and >= 0"),
+    (dict(weight_decays=[float("nan"), 0.0]), ValueError, r"weight_decays\[0\]"),
+    (dict(weight_decays=[0.0, float("inf")]), ValueError, r"weight_decays\[1\]"),
+    (dict(weight_decays=[False, 0.0]), TypeError, r"weight_decays\[0\] must be a real number, got bool"),
+    (dict(weight_decays=np.array([True, False])), TypeError, r"weight_decays\[0\] must be a real number"),
+])
+def test_bad_per_model_lrs_and_weight_decays(kwargs: dict, error: type, match: str) -> None:
+    models = T.init_mlps((4, 5, 3), 2, [0, 1])
+    x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    cfg = T.TrainConfig(epochs=1, batch_size=4)
+    with pytest.raises(error, match=match):
+        T.train_mlps(models, x, y, cfg, **kwargs)
+    with pytest.raises(error, match=match):
+        T.train_stacked(T.stack_mlps(models), x, y, cfg, **kwargs)
 
 
 def test_models_differ_only_through_their_own_seed() -> None:
