@@ -162,6 +162,15 @@ def _centers(groups: list[np.ndarray], center: str) -> np.ndarray:
     return np.array([np.median(g) if center == "median" else np.mean(g) for g in groups])
 
 
+def _fit_inputs(x: Any, y: Any, center: str) -> tuple[str, np.ndarray, list[np.ndarray]]:
+    """Validated ``center``, the distinct ``x`` levels ``(K,)`` (at least two) and the replicates at each."""
+    center = check_choice("center", center, CENTERS)
+    levels, groups = _groups(x, y)
+    if levels.size < 2:
+        raise ValueError("x must contain at least two distinct values to fit a slope")
+    return center, levels, groups
+
+
 def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
                     center: str = "mean") -> SlopeFit:
     """Log–log slope through per-``x`` centres, with a bootstrap CI over replicates resampled within each ``x``.
@@ -188,10 +197,7 @@ def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: 
         raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    center = check_choice("center", center, CENTERS)
-    levels, groups = _groups(x, y)
-    if levels.size < 2:
-        raise ValueError("x must contain at least two distinct values to fit a slope")
+    center, levels, groups = _fit_inputs(x, y, center)
     for v, g in zip(levels, groups):
         if g.size < 2:
             raise ValueError(f"the bootstrap needs at least two replicates per x; x = {v:g} has {g.size}")
@@ -223,10 +229,7 @@ def power_law_fit(x: Any, y: Any, num: int = 50, center: str = "mean") -> tuple[
     """
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 2:
         raise ValueError(f"num must be an int >= 2, got {num!r}")
-    center = check_choice("center", center, CENTERS)
-    levels, groups = _groups(x, y)
-    if levels.size < 2:
-        raise ValueError("x must contain at least two distinct values to fit a slope")
+    center, levels, groups = _fit_inputs(x, y, center)
     slope, intercept = _line(np.log(levels), np.log(_centers(groups, center)))
     x_line = np.geomspace(levels[0], levels[-1], int(num))
     return x_line, math.exp(intercept) * x_line ** slope

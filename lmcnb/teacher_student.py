@@ -111,17 +111,23 @@ def _check_weights(name: str, a: object, shape: tuple[int, ...], device: torch.d
 def _check_scale(scale: object, batch: int | None, device: torch.device) -> Tensor:
     """Output scale ``s > 0``: a number, or for batched models a float64 tensor ``(B,)``; returned as ``(B,)``
     (or a 0-D tensor for an unbatched model)."""
-    if isinstance(scale, Tensor):
-        if batch is None:
+    if batch is None:
+        if isinstance(scale, Tensor):
             raise ValueError("scale may be a tensor only for batched W (B, m, d); pass a number")
-        s = _check_f64("scale", scale, (1,))
-        if s.shape != (batch,):
-            raise ValueError(f"scale must have shape ({batch},), got {tuple(s.shape)}")
-        if not bool((s > 0).all()):
-            raise ValueError("scale must be positive")
-        return s.to(device)
-    v = check_real("scale", scale, 0.0, low_open=True)
-    return torch.full((batch,) if batch is not None else (), v, dtype=F64, device=device)
+        return torch.tensor(check_real("scale", scale, 0.0, low_open=True), dtype=F64, device=device)
+    return _positive_per_model("scale", scale, batch, device)
+
+
+def _positive_per_model(name: str, value: object, batch: int, device: torch.device) -> Tensor:
+    """A positive number, or a positive float64 tensor ``(B,)``, as a float64 tensor ``(B,)`` on ``device``."""
+    if isinstance(value, Tensor):
+        v = _check_f64(name, value, (1,))
+        if v.shape != (batch,):
+            raise ValueError(f"{name} must be a number or a (B,) = ({batch},) tensor, got shape {tuple(v.shape)}")
+        if not bool((v > 0).all()):
+            raise ValueError(f"{name} must be positive")
+        return v.to(device)
+    return torch.full((batch,), check_real(name, value, 0.0, low_open=True), dtype=F64, device=device)
 
 
 def _check_widths(widths: object, W: Tensor) -> Tensor:
@@ -510,17 +516,6 @@ class GDResult:
     diverged: Tensor
 
 
-def _check_c(c: object, B: int, device: torch.device) -> Tensor:
-    if isinstance(c, Tensor):
-        c = _check_f64("c", c, (1,))
-        if c.shape != (B,):
-            raise ValueError(f"c must be a number or a (B,) = ({B},) tensor, got shape {tuple(c.shape)}")
-        if not bool((c > 0).all()):
-            raise ValueError("c must be positive")
-        return c.to(device)
-    return torch.full((B,), check_real("c", c, 0.0, low_open=True), dtype=F64, device=device)
-
-
 @contextmanager
 def _intra_op_threads(threads: object) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), restoring the old value."""
@@ -631,7 +626,7 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
     _check_device(("W0", "T"), (W0, T))
     B = W0.shape[0]
     w = _check_widths(widths, W0)
-    eta = _check_c(c, B, W0.device) / w.to(F64)
+    eta = _positive_per_model("c", c, B, W0.device) / w.to(F64)
     steps = check_int("steps", steps, 0)
     tol = check_real("tol", tol, 0.0)
     check_every = check_int("check_every", check_every, 1)
@@ -778,7 +773,7 @@ def sgd_samples(W0: Tensor, X: Tensor, y: Tensor | None = None, *, teacher: Tens
     X, y = _check_samples(X, y, teacher, a_star, W0.shape[2], W0.device)
     B, n = W0.shape[0], X.shape[0]
     w = _check_widths(widths, W0)
-    eta = _check_c(c, B, W0.device) / w.to(F64)
+    eta = _positive_per_model("c", c, B, W0.device) / w.to(F64)
     batch_size = check_int("batch_size", batch_size, 1)
     if batch_size > n:
         raise ValueError(f"batch_size must be <= n = {n}, got {batch_size}")
