@@ -3,12 +3,14 @@
 #   make book      create .venv (if needed), build the HTML book into _build/html (stored outputs, no execution)
 #   make test      pytest over tests/ and strict nbval over every chapter in book/ (the CI command)
 #   make outputs   re-execute every chapter in the quick profile, store the outputs, then check them with nbval
+#   make paper     run chapters headless in the paper profile into OUT (default runs/paper), never into book/
 #   make bench     run the benchmarks (performance tables)
 #   make clean     remove build outputs and caches;  make distclean  also removes .venv
 #
 # Variables: PYTHON (interpreter that creates .venv, default python3), VENV (default .venv),
 # CHAPTERS (notebooks for `make outputs`, default all of book/*.ipynb), JOBS (parallel chapters/workers, default 2),
-# VERIFY=0 (skip the nbval check after `make outputs`), BENCH (script for `make bench`).
+# VERIFY=0 (skip the nbval check after `make outputs`), BENCH (script for `make bench`),
+# PROFILE and OUT for `make paper` (default paper and runs/<profile>; the sweep cache is OUT/cache).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,6 +18,10 @@ JOBS ?= 2
 VERIFY ?= 1
 BENCH ?= benchmarks/bench_core.py
 CHAPTERS ?= $(sort $(wildcard book/*.ipynb))
+PROFILE ?= paper
+OUT ?= runs/$(PROFILE)
+# The scoreboard renders book/_checks/*.jsonl: `make outputs` refreshes it after any chapter and verifies it too.
+SCOREBOARD := $(wildcard book/08_scoreboard.ipynb)
 
 BIN := $(VENV)/bin
 VPY := $(BIN)/python
@@ -27,10 +33,10 @@ RUN_ENV := env -u MPLBACKEND LMCNB_PROFILE=quick OMP_NUM_THREADS=1 MKL_NUM_THREA
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book test outputs bench clean distclean
+.PHONY: help venv book test outputs paper bench clean distclean
 
 help:
-	@sed -n '3,7p' Makefile | sed 's/^# *//'
+	@sed -n '3,8p' Makefile | sed 's/^# *//'
 
 # --- environment -------------------------------------------------------------------------------------------------
 
@@ -59,8 +65,15 @@ test: $(STAMP)
 outputs: $(STAMP)
 	$(RUN_ENV) $(VPY) tools/refresh_outputs.py --jobs $(JOBS) $(CHAPTERS)
 ifeq ($(VERIFY),1)
-	$(RUN_ENV) $(VPY) -m pytest $(NBVAL) -n $(JOBS) --dist loadscope $(CHAPTERS)
+	$(RUN_ENV) $(VPY) -m pytest $(NBVAL) -n $(JOBS) --dist loadscope $(sort $(CHAPTERS) $(SCOREBOARD)) \
+		tests/test_scoreboard.py::test_stored_checks_equal_stored_records \
+		tests/test_scoreboard.py::test_every_record_file_has_a_chapter
 endif
+
+# Headless runs at paper scale (GPU machines, Colab): executed notebooks, figures and check records go to OUT;
+# rerunning the same command resumes from the sweep cache in OUT/cache. See README, "Paper-scale runs".
+paper: $(STAMP)
+	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) tools/run_chapters.py --profile $(PROFILE) --out $(OUT) $(CHAPTERS)
 
 bench: $(STAMP)
 	@test -f $(BENCH) || { echo "error: $(BENCH) does not exist (yet)"; exit 1; }

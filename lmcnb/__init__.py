@@ -12,6 +12,11 @@ One concept per module (import them explicitly, e.g. ``from lmcnb import matchin
 - :mod:`lmcnb.renorm`       BatchNorm statistics reset after merging (its own step, REPAIR-style)
 - :mod:`lmcnb.train`        batched training of many small networks, classifier training
 - :mod:`lmcnb.teacher_student`  closed-form population loss (arc-cosine kernel), GD/SGD, minimum manifold
+- :mod:`lmcnb.rates`        width rates: i.i.d. neurons (OT rate) vs teacher-student barriers
+- :mod:`lmcnb.stability`    learning rate, sharpness and sparsity (linear-stability prediction of c*)
+- :mod:`lmcnb.meanfield`    mean-field two-layer networks, OT alignment, interpolation errors
+- :mod:`lmcnb.lewc`         layerwise exponentially weighted connectivity (Ito et al.), Theorem 5.3 construction
+- :mod:`lmcnb.realdata`     real-data barriers under the four views (no / weight / activation matching, calibrated)
 - :mod:`lmcnb.data`         teacher-student data, offline MNIST subset, MNIST/CIFAR-10 downloads
 - :mod:`lmcnb.diagnostics`  live neurons, sharpness, approximate dimension, LEWC/LLFC diagnostics
 - :mod:`lmcnb.fit`          log-log slopes with bootstrap confidence intervals
@@ -31,6 +36,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "profiles", "models", "permutation", "matching", "transport", "barrier", "calibration", "train",
     "teacher_student", "data", "diagnostics", "fit", "sweep", "checks", "plotting", "renorm",
+    "rates", "stability", "meanfield", "lewc", "realdata",
 }
 
 __all__ = sorted(_SUBMODULES | {"setup", "__version__"})

@@ -549,28 +549,37 @@ def _relu_moment(rho: float, s: float) -> float:
     return s / (2 * math.pi) * (math.sqrt(1.0 - rho * rho) + (math.pi - math.acos(rho)) * rho)
 
 
-def weak_additivity_chance(lam: float) -> float:
-    """Large-dimension weak-additivity cosine for independent standard Gaussian pre-activations.
+def weak_additivity_chance(lam: float, rho: float = 0.0) -> float:
+    """Large-dimension weak-additivity cosine for standard Gaussian pre-activations with correlation ``ρ``.
 
-    With ``u, v ~ N(0, I_d)`` independent, ``A = (1 − λ)σ(u) + λσ(v)``, ``B = σ((1 − λ)u + λv)``, the law of large
-    numbers gives ``cos(A, B) → E[A₁B₁] / √(E[A₁²] E[B₁²])`` as ``d → ∞``. With ``s² = λ² + (1 − λ)²``,
-    ``w = (1 − λ)u₁ + λv₁ ~ N(0, s²)`` and the arc-cosine kernel ``k(ρ) = E[σ(X)σ(w)]`` for ``corr(X, w) = ρ``:
+    With ``(u_i, v_i)`` i.i.d. over coordinates, standard Gaussian pairs of correlation ``ρ`` (``ρ = 0``: the two
+    models' pre-activations are independent), ``A = (1 − λ)σ(u) + λσ(v)`` and ``B = σ((1 − λ)u + λv)``, the law of
+    large numbers gives ``cos(A, B) → E[A₁B₁] / √(E[A₁²] E[B₁²])`` as ``d → ∞``. With ``μ = 1 − λ``,
+    ``s² = μ² + λ² + 2λμρ`` (the variance of ``w = μu₁ + λv₁``) and the arc-cosine kernel
+    ``k_s(r) = E[σ(X)σ(w)] = (s / 2π)(√(1 − r²) + (π − arccos r) r)`` for ``sd(X) = 1``, ``corr(X, w) = r``:
 
-    - ``E[A₁B₁] = (1 − λ) k((1 − λ)/s) + λ k(λ/s)``;
-    - ``E[A₁²] = s²/2 + 2λ(1 − λ) E[σ(u₁)]² = s²/2 + λ(1 − λ)/π``;
+    - ``E[A₁B₁] = μ k_s((μ + λρ)/s) + λ k_s((λ + μρ)/s)``;
+    - ``E[A₁²] = (μ² + λ²)/2 + 2λμ k_1(ρ)``;
     - ``E[B₁²] = s²/2``.
 
-    At ``λ = ½`` this is ``(3/4 + 1/π) / √(1 + 1/π) ≈ 0.93044`` (Ito et al.'s "tends to 0.93"); it is 1 at the
-    endpoints and symmetric under ``λ ↦ 1 − λ``.
+    At ``λ = ½``, ``ρ = 0`` this is ``(3/4 + 1/π) / √(1 + 1/π) ≈ 0.93044`` (Ito et al.'s "tends to 0.93"; the
+    closed form is our derivation, notes D6/Theorem D.1 [R]); it is 1 at the endpoints and at ``ρ = 1``, and
+    symmetric under ``λ ↦ 1 − λ``. A measured cosine must be compared with this chance level, not with 0.
 
     Args:
-        lam: λ in ``[0, 1]``.
+        lam: λ in ``[0, 1]``; rho: correlation in ``(−1, 1]`` (at ``ρ = −1``, ``λ = ½`` the merged
+            pre-activation is identically 0 and the cosine undefined).
     """
     lam = _check_lambda(lam)
+    rho = check_real("rho", rho, -1.0, 1.0, low_open=True)
     mu = 1.0 - lam
-    s = math.sqrt(lam * lam + mu * mu)
-    cross = mu * _relu_moment(mu / s, s) + lam * _relu_moment(lam / s, s)
-    return cross / math.sqrt((s * s / 2 + lam * mu / math.pi) * s * s / 2)
+    s2 = lam * lam + mu * mu + 2 * lam * mu * rho
+    if s2 <= 0.0:
+        raise ValueError(f"the merged pre-activation has zero variance at lam={lam}, rho={rho}")
+    s = math.sqrt(s2)
+    cross = mu * _relu_moment((mu + lam * rho) / s, s) + lam * _relu_moment((lam + mu * rho) / s, s)
+    second_a = (mu * mu + lam * lam) / 2 + 2 * lam * mu * _relu_moment(rho, 1.0)
+    return cross / math.sqrt(second_a * s2 / 2)
 
 
 @dataclass(frozen=True)

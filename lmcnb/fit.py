@@ -13,7 +13,7 @@ repeated once per replicate. Every value must be positive and finite; the first 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -23,7 +23,7 @@ import torch
 
 from ._validate import check_choice
 
-__all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "power_law_fit"]
+__all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "bootstrap_slopes", "power_law_fit"]
 
 CENTERS = ("mean", "median")
 
@@ -48,13 +48,15 @@ def _as_vector(name: str, values: Any) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _check_positive(name: str, arr: np.ndarray) -> None:
-    """Logs need finite, strictly positive values; name the first entry that is not."""
-    bad = np.flatnonzero(~np.isfinite(arr) | ~(arr > 0))
+def _check_positive(name: str, arr: np.ndarray, zero_ok: bool = False) -> None:
+    """Logs need finite, strictly positive values (non-negative with ``zero_ok``); name the first entry that is
+    not."""
+    bad = np.flatnonzero(~np.isfinite(arr) | ~((arr >= 0) if zero_ok else (arr > 0)))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{name}[{i}] = {float(arr[i])!r} is not a finite positive number; a log-log fit needs "
-                         "positive values")
+        kind = "non-negative" if zero_ok else "positive"
+        raise ValueError(f"{name}[{i}] = {float(arr[i])!r} is not a finite {kind} number; a log-log fit needs "
+                         f"{kind} values")
 
 
 def _is_grouped(y: Any) -> bool:
@@ -69,7 +71,7 @@ def _is_grouped(y: Any) -> bool:
     return isinstance(first, Sequence) and not isinstance(first, (str, bytes))
 
 
-def _groups(x: Any, y: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+def _groups(x: Any, y: Any, zero_ok: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
     """Distinct ``x`` values ``(K,)`` in increasing order and the replicates of ``y`` at each one.
 
     Accepts ``y`` grouped (``K`` sequences, one per entry of a ``(K,)`` ``x`` of distinct values) or flat
@@ -84,13 +86,13 @@ def _groups(x: Any, y: Any) -> tuple[np.ndarray, list[np.ndarray]]:
             raise ValueError("with grouped y the x values must be distinct")
         groups = [_as_vector(f"y[{k}]", g) for k, g in enumerate(y)]
         for k, g in enumerate(groups):
-            _check_positive(f"y[{k}]", g)
+            _check_positive(f"y[{k}]", g, zero_ok)
         order = np.argsort(xs, kind="stable")
         return xs[order], [groups[k] for k in order]
     ys = _as_vector("y", y)
     if ys.size != xs.size:
         raise ValueError(f"x and y must have the same length, got {xs.size} and {ys.size}")
-    _check_positive("y", ys)
+    _check_positive("y", ys, zero_ok)
     levels = np.unique(xs)
     return levels, [ys[xs == v] for v in levels]
 
@@ -162,17 +164,19 @@ def _centers(groups: list[np.ndarray], center: str) -> np.ndarray:
     return np.array([np.median(g) if center == "median" else np.mean(g) for g in groups])
 
 
-def _fit_inputs(x: Any, y: Any, center: str) -> tuple[str, np.ndarray, list[np.ndarray]]:
+def _fit_inputs(x: Any, y: Any, center: str, zero_ok: bool = False) -> tuple[str, np.ndarray, list[np.ndarray]]:
     """Validated ``center``, the distinct ``x`` levels ``(K,)`` (at least two) and the replicates at each."""
     center = check_choice("center", center, CENTERS)
-    levels, groups = _groups(x, y)
+    if not isinstance(zero_ok, bool):
+        raise TypeError(f"zero_ok must be a bool, got {type(zero_ok).__name__}")
+    levels, groups = _groups(x, y, zero_ok)
     if levels.size < 2:
         raise ValueError("x must contain at least two distinct values to fit a slope")
     return center, levels, groups
 
 
 def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
-                    center: str = "mean") -> SlopeFit:
+                    center: str = "mean", zero_ok: bool = False) -> SlopeFit:
     """Log–log slope through per-``x`` centres, with a bootstrap CI over replicates resampled within each ``x``.
 
     Each bootstrap draw resamples, independently at every ``x``, as many replicates as there are (with
@@ -187,6 +191,10 @@ def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: 
         ci: confidence level in ``(0, 1)``.
         seed: seed of the NumPy generator used for resampling (results are deterministic in it).
         center: ``"mean"`` or ``"median"`` of the replicates at each ``x``, taken before the log.
+        zero_ok: allow replicates equal to 0 (e.g. barriers that vanish exactly); every centre of the data must
+            still be positive, and a bootstrap resample with a zero centre at some ``x`` (its log is ``−∞``) is
+            discarded: ``SlopeFit.n_boot`` is then the number of resamples kept (``ValueError`` if fewer than
+            half are kept).
 
     Returns:
         :class:`SlopeFit`.
@@ -197,15 +205,43 @@ def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: 
         raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    center, levels, groups = _fit_inputs(x, y, center)
+    center, levels, groups = _fit_inputs(x, y, center, zero_ok)
     for v, g in zip(levels, groups):
         if g.size < 2:
             raise ValueError(f"the bootstrap needs at least two replicates per x; x = {v:g} has {g.size}")
+    centres = _centers(groups, center)
+    if not bool((centres > 0).all()):
+        k = int(np.flatnonzero(~(centres > 0))[0])
+        raise ValueError(f"the {center} of the replicates at x = {levels[k]:g} is 0; a log-log fit needs a positive "
+                         "centre at every x")
     log_x = np.log(levels)
-    slope, intercept = _line(log_x, np.log(_centers(groups, center)))
+    slope, intercept = _line(log_x, np.log(centres))
     boot = _bootstrap_slopes(log_x, groups, int(n_boot), np.random.default_rng(int(seed)), center)
+    boot = boot[np.isfinite(boot)]
+    if 2 * boot.size < n_boot:
+        raise ValueError(f"only {boot.size} of {n_boot} bootstrap resamples have a positive centre at every x; "
+                         "too many zero replicates for a log-log fit")
     low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
-    return SlopeFit(float(slope), float(intercept), float(low), float(high), int(n_boot), float(ci))
+    return SlopeFit(float(slope), float(intercept), float(low), float(high), int(boot.size), float(ci))
+
+
+def bootstrap_slopes(x: Any, ys: Mapping[Hashable, Any], n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                     center: str = "mean", zero_ok: bool = False) -> dict[Hashable, SlopeFit]:
+    """:func:`bootstrap_slope` for several series against the same ``x`` (e.g. one per input dimension).
+
+    Args:
+        x: as in :func:`bootstrap_slope` (shared by every series).
+        ys: ``key → y`` (grouped or flat, as in :func:`bootstrap_slope`), e.g. ``{p: values (K, n_pairs)}``
+            from :func:`lmcnb.rates.iid_matching_sweep`.
+        n_boot, ci, seed, center, zero_ok: as in :func:`bootstrap_slope` (every series uses the same ``seed``).
+
+    Returns:
+        ``{key: SlopeFit}`` in the order of ``ys``.
+    """
+    if not isinstance(ys, Mapping) or len(ys) == 0:
+        raise TypeError(f"ys must be a non-empty mapping key -> y, got {type(ys).__name__}")
+    return {key: bootstrap_slope(x, y, n_boot=n_boot, ci=ci, seed=seed, center=center, zero_ok=zero_ok)
+            for key, y in ys.items()}
 
 
 def _bootstrap_slopes(log_x: np.ndarray, groups: list[np.ndarray], n_boot: int, rng: np.random.Generator,
@@ -214,22 +250,28 @@ def _bootstrap_slopes(log_x: np.ndarray, groups: list[np.ndarray], n_boot: int, 
     reduce = np.median if center == "median" else np.mean
     centres = np.stack([reduce(g[rng.integers(0, g.size, size=(n_boot, g.size))], axis=1) for g in groups],
                        axis=1)  # (n_boot, K)
-    slopes, _ = _line(log_x, np.log(centres))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero centre (zero_ok) gives a non-finite slope
+        slopes, _ = _line(log_x, np.log(centres))
     return slopes
 
 
-def power_law_fit(x: Any, y: Any, num: int = 50, center: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+def power_law_fit(x: Any, y: Any, num: int = 50, center: str = "mean", zero_ok: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """The fitted power law for plotting: ``num`` points ``(num,)`` log-spaced over ``[min x, max x]``.
 
     ``y`` may be flat (one value per ``x``, repeats allowed) or grouped as in :func:`bootstrap_slope`; the
     line is fitted through the per-``x`` ``center`` of the replicates (a single replicate is its own centre).
+    ``zero_ok`` allows zero replicates as in :func:`bootstrap_slope` (every centre must be positive).
 
     Returns:
         ``(x_line, y_line)`` with ``y_line = e^b · x_line^a``.
     """
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 2:
         raise ValueError(f"num must be an int >= 2, got {num!r}")
-    center, levels, groups = _fit_inputs(x, y, center)
-    slope, intercept = _line(np.log(levels), np.log(_centers(groups, center)))
+    center, levels, groups = _fit_inputs(x, y, center, zero_ok)
+    centres = _centers(groups, center)
+    if not bool((centres > 0).all()):
+        raise ValueError(f"a log-log fit needs a positive {center} at every x")
+    slope, intercept = _line(np.log(levels), np.log(centres))
     x_line = np.geomspace(levels[0], levels[-1], int(num))
     return x_line, math.exp(intercept) * x_line ** slope

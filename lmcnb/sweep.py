@@ -222,6 +222,21 @@ def _lookup(path: Path, canonical: str) -> Any:
 # Running a grid
 # ----------------------------------------------------------------------------------------------------------
 
+#: Environment variable naming the cache directory of headless paper-scale runs (``tools/run_chapters.py``
+#: sets it; ``make outputs`` removes it, so stored outputs are always recomputed).
+CACHE_ENV = "LMCNB_CACHE_DIR"
+
+
+def default_cache_dir() -> Path | None:
+    """``$LMCNB_CACHE_DIR`` as a path when it is set and non-empty, else ``None`` (no cache).
+
+    Chapters pass ``cache_dir=sweep.default_cache_dir()`` to :func:`run_grid`, so the same cell recomputes in
+    CI and in the book's nbval runs, and resumes from the cache in a headless paper-scale run.
+    """
+    env = os.environ.get(CACHE_ENV, "")
+    return Path(env) if env.strip() else None
+
+
 def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]],
              cache_dir: str | os.PathLike[str] | None = None, namespace: str = "",
              progress: bool = False) -> list[tuple[dict[str, Any], Any]]:

@@ -29,7 +29,12 @@ Groups of functions:
   :func:`sample_minimum`, :func:`neuron_types`, :func:`hall_lmc_criterion`;
 - interpolation: :func:`functional_cost`, :func:`functional_match`, :func:`interpolation_loss`,
   :func:`barrier_linear` (``θ_λ = (1 − λ) W_1 + λ W_2``);
-- stability: :func:`sharpness_population` (top Hessian eigenvalue, notes T3).
+- stability: :func:`sharpness_population` (top Hessian eigenvalue, notes T3);
+- **the formal model of chapters 2–4** as one configuration: :class:`TeacherStudent` (``d, M, output, init_scale,
+  c, steps, tol, …``) with :meth:`~TeacherStudent.train` (seeds × widths, batched) → :class:`Solutions`,
+  :meth:`~TeacherStudent.barrier_sweep` / :meth:`~TeacherStudent.manifold_sweep` → :class:`BarrierTable`; one
+  pair: :func:`weight_match`, :func:`pair_barriers` (identity, weight matching, functional matching, and the barrier
+  modulo permutation = their minimum).
 
 Everything is float64: a float32 argument raises ``TypeError`` (barriers of 1e-8 are below float32 noise).
 Randomness comes only from an explicit ``torch.Generator``.
@@ -57,6 +62,8 @@ __all__ = [
     "sample_minimum", "neuron_types", "hall_lmc_criterion",
     "functional_cost", "functional_match", "interpolation_loss", "barrier_linear",
     "sharpness_population",
+    "weight_match", "PairBarriers", "pair_barriers",
+    "TeacherStudent", "Solutions", "BarrierTable", "OUTPUTS", "BARRIER_KINDS",
 ]
 
 F64 = torch.float64
@@ -502,6 +509,8 @@ class GDResult:
         steps: GD steps each model took ``(B,)`` (it stops at the first check with ``R < tol`` or divergence).
         final_loss: ``R`` of the returned weights ``(B,)``. converged, diverged: ``(B,)`` bool; a diverged
             model's ``W`` is its state when the divergence was detected (possibly non-finite).
+        stationary: ``(B,)`` bool, models stopped by ``grad_tol`` (a critical point with ``R >= tol``, e.g. any
+            ``m < M`` student); ``None`` when the result was built without it.
     """
 
     W: Tensor
@@ -514,6 +523,7 @@ class GDResult:
     final_loss: Tensor
     converged: Tensor
     diverged: Tensor
+    stationary: Tensor | None = None
 
 
 @contextmanager
@@ -553,10 +563,13 @@ class _Run:
         self.loss = torch.full((B,), math.nan, dtype=F64, device=W.device)
         self.converged = torch.zeros(B, dtype=torch.bool, device=W.device)
         self.diverged = torch.zeros(B, dtype=torch.bool, device=W.device)
+        self.stationary = torch.zeros(B, dtype=torch.bool, device=W.device)
         self.history: list[Tensor] = []
 
-    def record(self, loss: Tensor, step: int, tol: float, diverge_loss: float, last: bool) -> Tensor:
-        """Store the active models' loss; freeze the models that converged or diverged (all of them if ``last``).
+    def record(self, loss: Tensor, step: int, tol: float, diverge_loss: float, last: bool,
+               flat: Tensor | None = None) -> Tensor:
+        """Store the active models' loss; freeze the models that converged, diverged or (``flat``, a ``(B_active,)``
+        mask of models whose gradient vanished) became stationary; all of them if ``last``.
         Returns the mask ``(B_active,)`` of the models that stay active."""
         self.loss[self.idx] = loss
         self.history.append(self.loss.clone())
@@ -564,7 +577,9 @@ class _Run:
         div = ~torch.isfinite(loss) | (loss > diverge_loss)
         self.converged[self.idx[conv]] = True
         self.diverged[self.idx[div & ~conv]] = True
-        stop = torch.ones_like(conv) if last else conv | div
+        stat = torch.zeros_like(conv) if flat is None else flat & ~conv & ~div
+        self.stationary[self.idx[stat]] = True
+        stop = torch.ones_like(conv) if last else conv | div | stat
         keep = ~stop
         if bool(stop.any()):
             self.W[self.idx[stop]] = self.Wa[stop]
@@ -583,7 +598,7 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
                   widths: Sequence[int] | Tensor | None = None, a0: Tensor | None = None,
                   train_output: bool = False, a_star: Tensor | None = None, scale: float | Tensor = 1.0,
                   inputs: str = "gaussian", check_every: int = 50, diverge_loss: float = 1e6,
-                  threads: int | None = 1) -> GDResult:
+                  threads: int | None = 1, grad_tol: float = 0.0) -> GDResult:
     """Full-batch gradient descent on the exact population loss, batched over models (seeds, widths, ``c``).
 
     ``W_{t+1} = W_t − η ∇_W R(W_t)`` (and ``a_{t+1} = a_t − η ∇_a R`` with ``train_output``), ``η_b = c_b / m_b``
@@ -597,7 +612,10 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
     model follows exactly the trajectory of the unpadded one (up to floating-point summation order).
 
     **Stopping.** At steps ``0, k, 2k, …`` (``k = check_every``) each model whose loss is ``< tol`` is marked
-    converged and frozen; one whose loss is non-finite or ``> diverge_loss`` is marked diverged and frozen. The run
+    converged and frozen; one whose loss is non-finite or ``> diverge_loss`` is marked diverged and frozen; with
+    ``grad_tol > 0``, one whose largest gradient entry ``max |∂R/∂θ|`` (over ``W``, and ``a`` if trained) is
+    ``< grad_tol`` is marked stationary and frozen (a critical point that is not a global minimum, e.g. ``m < M``,
+    which ``tol`` alone would run until ``steps``). The run
     ends when every model is frozen or after ``steps`` steps.
 
     Args:
@@ -611,6 +629,7 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
         train_output: also train ``a`` (student ``f = s Σ a_i σ(w_i·x)``), the variant with output weights.
         a_star, scale, inputs: as in :func:`population_loss` (``scale`` a number or ``(B,)``).
         check_every: steps between loss checks (and history records). diverge_loss: divergence threshold.
+        grad_tol: stationarity threshold on ``max |∂R/∂θ|`` (``0``, the default: never stop for stationarity).
         threads: torch intra-op threads during the run (restored afterwards); ``None`` keeps the current setting.
             The per-step tensors are small, and on a 2-core machine one thread is several times faster than two.
 
@@ -631,6 +650,7 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
     tol = check_real("tol", tol, 0.0)
     check_every = check_int("check_every", check_every, 1)
     diverge_loss = check_real("diverge_loss", diverge_loss, 0.0, low_open=True)
+    grad_tol = check_real("grad_tol", grad_tol, 0.0)
     a = _check_a0(a0, train_output, W0)
     a_star = _check_weights("a_star", a_star, (T.shape[0],), W0.device)
     a_star = torch.ones(T.shape[0], dtype=F64, device=W0.device) if a_star is None else a_star
@@ -645,14 +665,25 @@ def gd_population(W0: Tensor, T: Tensor, *, c: float | Tensor, steps: int, tol: 
             q, live, loss = _pieces(run.Wa, run.aa, run.per["s"], teacher, check, ws)
             if check:
                 record_steps.append(step)
-                keep = run.record(loss * factor, step, tol, diverge_loss, last=step == steps)
+                flat = _flat(run, q, live, train_output, factor, grad_tol) if grad_tol > 0 else None
+                keep = run.record(loss * factor, step, tol, diverge_loss, last=step == steps, flat=flat)
                 if run.done:
                     break
                 q, live = q[keep], live[keep]
             _gd_step(run, q, live, train_output)
     return GDResult(W=run.W, a=run.a, widths=w, eta=eta, losses=torch.stack(run.history, 1),
                     record_steps=torch.tensor(record_steps, dtype=torch.int64), steps=run.steps,
-                    final_loss=run.loss, converged=run.converged, diverged=run.diverged)
+                    final_loss=run.loss, converged=run.converged, diverged=run.diverged,
+                    stationary=run.stationary)
+
+
+def _flat(run: _Run, q: Tensor, live: Tensor, train_output: bool, factor: float, grad_tol: float) -> Tensor:
+    """``(B_active,)`` mask: ``max |∂R/∂θ| < grad_tol`` with ``∂R/∂w_i = 2 c_in a_i q_i`` (live rows) and
+    ``∂R/∂a_i = 2 c_in w_i·q_i`` (if ``train_output``)."""
+    g = (torch.where(live, run.aa, 0.0)[:, :, None] * q).abs().amax((1, 2))
+    if train_output:
+        g = torch.maximum(g, (run.Wa * q).sum(-1).abs().amax(1))
+    return (2.0 * factor) * g < grad_tol
 
 
 def _gd_step(run: _Run, q: Tensor, live: Tensor, train_output: bool) -> None:
@@ -943,17 +974,21 @@ def hall_lmc_criterion(W1: Tensor, W2: Tensor, T: Tensor, tol: float = 1e-8, dea
 # Functional matching, interpolation and the linear barrier
 # ---------------------------------------------------------------------------------------------------------------
 
-def functional_cost(W1: Tensor, W2: Tensor, inputs: str = "gaussian") -> Tensor:
+def functional_cost(W1: Tensor, W2: Tensor, inputs: str = "gaussian", *, a1: Tensor | None = None,
+                    a2: Tensor | None = None) -> Tensor:
     """Midpoint interpolation error of every neuron pair (notes §2.3, "functional matching"), ``(m1, m2)``:
 
-        c_ik = E[(σ(u·x) − ½σ(w_i·x) − ½σ(w'_k·x))²]
-             = K(u,u) + ¼K(w,w) + ¼K(w',w') − K(u,w) − K(u,w') + ½K(w,w'),   u = (w_i + w'_k)/2,
+        c_ik = E[(ā σ(u·x) − ½ a_i σ(w_i·x) − ½ a'_k σ(w'_k·x))²],   u = (w_i + w'_k)/2,  ā = (a_i + a'_k)/2,
+             = ā² K(u,u) + ¼a_i² K(w,w) + ¼a'_k² K(w',w') − ā a_i K(u,w) − ā a'_k K(u,w') + ½ a_i a'_k K(w,w'),
 
-    with ``w_i`` the rows of ``W1``, ``w'_k`` those of ``W2``. ``c = 0`` (up to rounding, ``~1e-16 |w|²``) exactly
-    for compatible pairs: same direction, or one row zero. Divided by ``d`` for sphere inputs.
+    with ``w_i`` the rows of ``W1``, ``w'_k`` those of ``W2`` and output weights ``a = 1`` unless ``a1``/``a2`` are
+    given (the trained-output variant, where the path interpolates ``(w, a)`` jointly). With ``a = 1``, ``c = 0`` (up
+    to rounding, ``~1e-16 |w|²``) exactly for compatible pairs: same direction, or one row zero. Divided by ``d``
+    for sphere inputs.
 
     Args:
         W1: ``(m1, d)``, W2: ``(m2, d)``, float64. inputs: ``"gaussian"`` or ``"sphere"``.
+        a1, a2: output weights ``(m1,)`` and ``(m2,)`` (both or neither).
     """
     W1 = _check_f64("W1", W1, (2,))
     W2 = _check_f64("W2", W2, (2,))
@@ -961,30 +996,76 @@ def functional_cost(W1: Tensor, W2: Tensor, inputs: str = "gaussian") -> Tensor:
     if W1.shape[1] != W2.shape[1]:
         raise ValueError(f"W1 and W2 must have the same input dimension, got {W1.shape[1]} and {W2.shape[1]}")
     factor = 1.0 / W1.shape[1] if check_choice("inputs", inputs, INPUTS) == "sphere" else 1.0
-    w, w2 = W1[:, None, :], W2[None, :, :]
-    u = 0.5 * (w + w2)
-    nw, nw2, nu = _safe_norm(w), _safe_norm(w2), _safe_norm(u)
-    k_uw = _kernel_from((u * w).sum(-1), nu, nw)
-    k_uw2 = _kernel_from((u * w2).sum(-1), nu, nw2)
-    k_ww2 = _kernel_from((w * w2).sum(-1), nw, nw2)
-    c = 0.5 * nu ** 2 + 0.125 * nw ** 2 + 0.125 * nw2 ** 2 - k_uw - k_uw2 + 0.5 * k_ww2
+    a1, a2 = _check_output_pair(a1, a2, tuple(W1.shape[:1]), tuple(W2.shape[:1]), W1.device)
+    # everything from the Gram matrix w·w' (memory (m1, m2), not (m1, m2, d)): u·w = ½(|w|² + w·w'), etc.
+    G = W1 @ W2.T
+    sq1, sq2 = (W1 * W1).sum(1)[:, None], (W2 * W2).sum(1)[None, :]
+    nw, nw2 = sq1.sqrt(), sq2.sqrt()
+    nu = (0.25 * (sq1 + 2.0 * G + sq2)).clamp_min(0.0).sqrt()
+    k_uw = _kernel_from(0.5 * (sq1 + G), nu, nw)
+    k_uw2 = _kernel_from(0.5 * (G + sq2), nu, nw2)
+    k_ww2 = _kernel_from(G, nw, nw2)
+    if a1 is None:
+        c = 0.5 * nu ** 2 + 0.125 * nw ** 2 + 0.125 * nw2 ** 2 - k_uw - k_uw2 + 0.5 * k_ww2
+    else:
+        b1, b2 = a1[:, None], a2[None, :]
+        am = 0.5 * (b1 + b2)
+        c = (0.5 * am ** 2 * nu ** 2 + 0.125 * (b1 * nw) ** 2 + 0.125 * (b2 * nw2) ** 2
+             - am * b1 * k_uw - am * b2 * k_uw2 + 0.5 * b1 * b2 * k_ww2)
     return factor * c
 
 
-def functional_match(W1: Tensor, W2: Tensor) -> Tensor:
-    """Permutation ``p`` ``(m,)`` minimising ``Σ_i c_{i, p[i]}`` (:func:`functional_cost`, Hungarian algorithm);
-    ``W2.index_select(0, p)`` is aligned with ``W1`` (lmcnb's convention: the permutation applies to model b)."""
-    C = functional_cost(W1, W2)
-    if W1.shape[0] != W2.shape[0]:
-        raise ValueError(f"W1 and W2 must have the same width, got {W1.shape[0]} and {W2.shape[0]}")
+def _check_output_pair(a1: object, a2: object, shape1: tuple[int, ...], shape2: tuple[int, ...],
+                       device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+    """Output weights of a pair: both ``None`` (fixed ``a = 1``) or both float64 of the given shapes."""
+    if (a1 is None) != (a2 is None):
+        raise ValueError("pass both output weights a1 and a2 (trained-output variant) or neither (fixed a = 1)")
+    return _check_weights("a1", a1, shape1, device), _check_weights("a2", a2, shape2, device)
+
+
+def _assignment(C: Tensor) -> Tensor:
+    """Permutation ``p`` ``(m,)`` minimising ``Σ_i C[i, p[i]]`` for a square cost ``C (m, m)`` (Hungarian)."""
     try:
         from scipy.optimize import linear_sum_assignment
     except ImportError as err:  # pragma: no cover - scipy is a dependency
-        raise ImportError("functional_match needs scipy (pip install scipy)") from err
+        raise ImportError("matching needs scipy (pip install scipy)") from err
     rows, cols = linear_sum_assignment(C.detach().cpu().numpy())
-    p = torch.empty(W1.shape[0], dtype=torch.int64)
+    p = torch.empty(C.shape[0], dtype=torch.int64)
     p[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
-    return p.to(W2.device)
+    return p.to(C.device)
+
+
+def functional_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """Permutation ``p`` ``(m,)`` minimising ``Σ_i c_{i, p[i]}`` (:func:`functional_cost`, Hungarian algorithm);
+    ``W2.index_select(0, p)`` (and ``a2[p]``) is aligned with ``W1`` (lmcnb's convention: the permutation applies
+    to model b). ``a1``, ``a2``: output weights of the trained-output variant (both or neither)."""
+    C = functional_cost(W1, W2, a1=a1, a2=a2)
+    if W1.shape[0] != W2.shape[0]:
+        raise ValueError(f"W1 and W2 must have the same width, got {W1.shape[0]} and {W2.shape[0]}")
+    return _assignment(C)
+
+
+def weight_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """Weight matching (Ainsworth et al.'s Git Re-Basin for one hidden layer; notes §2.3): the permutation ``p``
+    ``(m,)`` minimising ``Σ_i ‖θ_i − θ'_{p[i]}‖²`` over neurons ``θ_i = w_i`` (``(w_i, a_i)`` with trained output
+    weights), by the Hungarian algorithm; ``W2.index_select(0, p)`` is aligned with ``W1``.
+
+    It is blind to which pairs interpolate exactly: pairing a type-``j`` with a type-``k`` neuron and a dead with a
+    dead one costs the same as the two compatible pairs (type ``j`` with dead, type ``k`` with dead), so it can leave
+    a barrier that :func:`functional_match` removes.
+
+    Args:
+        W1, W2: ``(m, d)`` float64. a1, a2: output weights ``(m,)`` (both or neither).
+    """
+    W1 = _check_f64("W1", W1, (2,))
+    W2 = _check_f64("W2", W2, (2,))
+    _check_device(("W1", "W2"), (W1, W2))
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    a1, a2 = _check_output_pair(a1, a2, tuple(W1.shape[:1]), tuple(W2.shape[:1]), W1.device)
+    if a1 is not None:
+        W1, W2 = torch.cat([W1, a1[:, None]], 1), torch.cat([W2, a2[:, None]], 1)
+    return _assignment(torch.cdist(W1, W2) ** 2)
 
 
 def _check_lambdas(lambdas: object, device: torch.device) -> Tensor:
@@ -1011,38 +1092,51 @@ def _check_pair(W1: object, W2: object) -> tuple[Tensor, Tensor]:
     return W1, W2
 
 
+def _check_path_outputs(a1: object, a2: object, W1: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    return _check_output_pair(a1, a2, tuple(W1.shape[:-1]), tuple(W1.shape[:-1]), W1.device)
+
+
 def interpolation_loss(W1: Tensor, W2: Tensor, T: Tensor, lambdas: Tensor | Sequence[float] | None = None,
-                       inputs: str = "gaussian") -> Tensor:
-    """``R(θ_λ)`` along the linear path ``θ_λ = (1 − λ) W1 + λ W2`` (fixed ``a = 1``), vectorised over ``λ``.
+                       inputs: str = "gaussian", *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """``R(θ_λ)`` along the linear path ``θ_λ = (1 − λ) W1 + λ W2`` (fixed ``a = 1``), vectorised over ``λ``; with
+    output weights ``a1``, ``a2`` the path is ``θ_λ = ((1 − λ) W1 + λ W2, (1 − λ) a1 + λ a2)``.
 
     Args:
         W1, W2: ``(m, d)`` or batches ``(B, m, d)`` (pairs), float64. T: teacher ``(M, d)``.
         lambdas: ``(L,)`` values in ``[0, 1]``; default 21 equispaced points. inputs: as in :func:`population_loss`.
+        a1, a2: output weights ``(m,)`` or ``(B, m)`` (both or neither; trained-output variant).
 
     Returns:
         ``(L,)``, or ``(B, L)`` for batched pairs.
     """
     W1, W2 = _check_pair(W1, W2)
+    a1, a2 = _check_path_outputs(a1, a2, W1)
     lam = _check_lambdas(lambdas, W1.device)
     lam_b = lam[:, None, None]
+    m, d = W1.shape[-2:]
     theta = (1.0 - lam_b) * W1[..., None, :, :] + lam_b * W2[..., None, :, :]  # (…, L, m, d)
-    R = population_loss(theta.reshape(-1, *W1.shape[-2:]), T, inputs=inputs)
+    a = None
+    if a1 is not None:
+        a = ((1.0 - lam[:, None]) * a1[..., None, :] + lam[:, None] * a2[..., None, :]).reshape(-1, m)
+    R = population_loss(theta.reshape(-1, m, d), T, a=a, inputs=inputs)
     return R.reshape(*W1.shape[:-2], lam.numel())
 
 
 def barrier_linear(W1: Tensor, W2: Tensor, T: Tensor, lambdas: Tensor | Sequence[float] | None = None,
-                   inputs: str = "gaussian") -> Tensor:
+                   inputs: str = "gaussian", *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
     """Loss barrier ``B(W1, W2) = max_λ [R(θ_λ) − ((1 − λ) R(W1) + λ R(W2))]`` over the grid ``lambdas`` (notes
     §2.1, lmcnb's convention ``θ_λ = (1 − λ) W1 + λ W2``); no permutation is applied (see
-    :func:`functional_match`). General models: :mod:`lmcnb.barrier`.
+    :func:`functional_match`, :func:`weight_match`, :func:`pair_barriers`). ``a1``, ``a2``: output weights
+    (trained-output variant, interpolated with ``W``). General models: :mod:`lmcnb.barrier`.
 
     Returns:
         0-D tensor, or ``(B,)`` for batched pairs ``(B, m, d)``.
     """
     W1, W2 = _check_pair(W1, W2)
     lam = _check_lambdas(lambdas, W1.device)
-    curve = interpolation_loss(W1, W2, T, lam, inputs)
-    ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs)
+    curve = interpolation_loss(W1, W2, T, lam, inputs, a1=a1, a2=a2)
+    ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs,
+                              a1=a1, a2=a2)
     linear = (1.0 - lam) * ends[..., :1] + lam * ends[..., 1:]
     return (curve - linear).amax(-1)
 
@@ -1088,3 +1182,420 @@ def sharpness_population(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: 
                          n_iter=n_iter, tol=tol, generator=generator)
     return sharpness(lambda Wl: population_loss(Wl, T_, a_live, a_s, sc, inputs), W_live,
                      n_iter=n_iter, tol=tol, generator=generator)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The formal model of chapters 2–4: one documented configuration
+# ---------------------------------------------------------------------------------------------------------------
+
+OUTPUTS = ("fixed", "trained")
+BARRIER_KINDS = ("identity", "weight", "functional", "perm")
+# λ-chunk size of the path evaluation: at most this many (λ, i, k) kernel entries at once (bounded memory at m = 4096)
+_PATH_ENTRIES = 1 << 25
+
+
+@dataclass(frozen=True)
+class PairBarriers:
+    """Barriers of ``P`` pairs of solutions (or one pair: 0-D tensors), float64 ``(P,)``.
+
+    Attributes:
+        identity: ``B(θ_a, θ_b)`` without permutation.
+        weight: ``B(θ_a, π_WM(θ_b))`` after weight matching (:func:`weight_match`).
+        functional: ``B(θ_a, π_FM(θ_b))`` after functional matching (:func:`functional_match`).
+        perm: the barrier modulo permutation, ``min(weight, functional)`` (notes §2.2–2.3).
+        weight_perm, functional_perm: the permutations ``(P, m)`` int64 (applied to model b).
+    """
+
+    identity: Tensor
+    weight: Tensor
+    functional: Tensor
+    perm: Tensor
+    weight_perm: Tensor
+    functional_perm: Tensor
+
+
+def _path_barrier(W1: Tensor, W2: Tensor, T: Tensor, lam: Tensor, a1: Tensor | None, a2: Tensor | None,
+                  inputs: str) -> Tensor:
+    """:func:`barrier_linear` of one pair ``(m, d)``, with the λ grid evaluated in chunks of bounded memory."""
+    m = W1.shape[0]
+    per = max(1, _PATH_ENTRIES // (m * (m + T.shape[0])))
+    ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs, a1=a1, a2=a2)
+    curve = torch.cat([interpolation_loss(W1, W2, T, lam[i:i + per], inputs, a1=a1, a2=a2)
+                       for i in range(0, lam.numel(), per)])
+    return (curve - ((1.0 - lam) * ends[0] + lam * ends[1])).amax()
+
+
+def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None,
+                  lambdas: Tensor | Sequence[float] | None = None, inputs: str = "gaussian") -> PairBarriers:
+    """Barrier without permutation, after weight matching, after functional matching, and modulo permutation
+    (their minimum) for one pair ``(m, d)`` or ``P`` pairs ``(P, m, d)`` of solutions (notes §2.1–2.3).
+
+    Args:
+        W1, W2: first layers ``(m, d)`` or ``(P, m, d)``, float64. T: teacher ``(M, d)``.
+        a1, a2: output weights ``(m,)`` / ``(P, m)`` (trained-output variant; both or neither).
+        lambdas: the λ grid (default 21 points). inputs: ``"gaussian"`` or ``"sphere"``.
+
+    Returns:
+        :class:`PairBarriers` (0-D tensors for one pair, ``(P,)`` for a batch).
+    """
+    W1, W2 = _check_pair(W1, W2)
+    T = _check_teacher(T, W1.shape[-1])
+    _check_device(("W1", "T"), (W1, T))
+    a1, a2 = _check_path_outputs(a1, a2, W1)
+    lam = _check_lambdas(lambdas, W1.device)
+    inputs = check_choice("inputs", inputs, INPUTS)
+    batched = W1.ndim == 3
+    Wa, Wb = (W1, W2) if batched else (W1[None], W2[None])
+    aa, ab = (None, None) if a1 is None else ((a1, a2) if batched else (a1[None], a2[None]))
+    out: dict[str, list[Tensor]] = {k: [] for k in ("identity", "weight", "functional", "wp", "fp")}
+    for i in range(Wa.shape[0]):
+        w1, w2 = Wa[i], Wb[i]
+        o1, o2 = (None, None) if aa is None else (aa[i], ab[i])
+        out["identity"].append(_path_barrier(w1, w2, T, lam, o1, o2, inputs))
+        for kind, key, match in (("weight", "wp", weight_match), ("functional", "fp", functional_match)):
+            p = match(w1, w2, a1=o1, a2=o2)
+            out[key].append(p)
+            out[kind].append(_path_barrier(w1, w2.index_select(0, p), T, lam, o1,
+                                           None if o2 is None else o2.index_select(0, p), inputs))
+    st = {k: torch.stack(v) for k, v in out.items()}
+    if not batched:
+        st = {k: v[0] for k, v in st.items()}
+    return PairBarriers(identity=st["identity"], weight=st["weight"], functional=st["functional"],
+                        perm=torch.minimum(st["weight"], st["functional"]), weight_perm=st["wp"],
+                        functional_perm=st["fp"])
+
+
+@dataclass(frozen=True)
+class Solutions:
+    """Trained students of a :class:`TeacherStudent`, one per (width, seed), unpadded.
+
+    Attributes:
+        model: the configuration that trained them.
+        W: first layers, ``W[b]`` of shape ``(widths[b], d)``, float64. a: output weights ``(widths[b],)`` (all
+            ones for ``output="fixed"``).
+        widths, seeds: ``(B,)`` tuples of ints. final_loss: ``R`` at the end ``(B,)``. steps: GD steps ``(B,)``.
+        converged: ``R < tol`` ``(B,)`` bool. stationary: stopped at a critical point with ``R >= tol`` (``grad_tol``;
+            every ``m < M`` student). diverged: ``(B,)`` bool.
+    """
+
+    model: TeacherStudent
+    W: tuple[Tensor, ...]
+    a: tuple[Tensor, ...]
+    widths: tuple[int, ...]
+    seeds: tuple[int, ...]
+    final_loss: Tensor
+    steps: Tensor
+    converged: Tensor
+    stationary: Tensor
+    diverged: Tensor
+
+    def __len__(self) -> int:
+        return len(self.W)
+
+    def index(self, width: int, seed: int) -> int:
+        """Position ``b`` of the student of this width and seed (``ValueError`` if absent)."""
+        for b, (w, s) in enumerate(zip(self.widths, self.seeds)):
+            if w == width and s == seed:
+                return b
+        raise ValueError(f"no student with width={width}, seed={seed} (widths {sorted(set(self.widths))}, "
+                         f"seeds {sorted(set(self.seeds))})")
+
+    def get(self, width: int, seed: int) -> tuple[Tensor, Tensor]:
+        """``(W (m, d), a (m,))`` of the student of this width and seed."""
+        b = self.index(width, seed)
+        return self.W[b], self.a[b]
+
+    def live(self, tol: float = 0.0) -> Tensor:
+        """Number of live neurons ``|a_i| |w_i| > tol`` of every student ``(B,)`` int64."""
+        tol = check_real("tol", tol, 0.0)
+        return torch.tensor([int(((a.abs() * W.norm(dim=1)) > tol).sum()) for W, a in zip(self.W, self.a)])
+
+
+@dataclass(frozen=True)
+class BarrierTable:
+    """Barriers of pairs of solutions, one row per pair (see :class:`PairBarriers` for the kinds).
+
+    Attributes:
+        widths, seeds_a, seeds_b: ``(P,)`` tuples (for sampled minima the seeds number the pairs' draws).
+        identity, weight, functional, perm: ``(P,)`` float64 tensors.
+        loss_a, loss_b: ``R`` at the two ends ``(P,)``. converged: both ends reached ``R < tol`` ``(P,)`` bool.
+        solutions: the trained students (``None`` for sampled minima).
+    """
+
+    widths: tuple[int, ...]
+    seeds_a: tuple[int, ...]
+    seeds_b: tuple[int, ...]
+    identity: Tensor
+    weight: Tensor
+    functional: Tensor
+    perm: Tensor
+    loss_a: Tensor
+    loss_b: Tensor
+    converged: Tensor
+    solutions: Solutions | None = None
+
+    def values(self, kind: str, width: int | None = None) -> Tensor:
+        """Barriers of one kind (``identity``, ``weight``, ``functional``, ``perm``), optionally of one width."""
+        kind = check_choice("kind", kind, BARRIER_KINDS)
+        v = getattr(self, kind)
+        if width is None:
+            return v
+        mask = torch.tensor([w == width for w in self.widths])
+        if not bool(mask.any()):
+            raise ValueError(f"no pair of width {width}; widths are {sorted(set(self.widths))}")
+        return v[mask.to(v.device)]
+
+    def to_frame(self):  # -> pandas.DataFrame
+        """One row per pair: width, seed_a, seed_b, the four barriers, loss_a, loss_b, converged."""
+        import pandas as pd
+
+        cols = {"width": list(self.widths), "seed_a": list(self.seeds_a), "seed_b": list(self.seeds_b)}
+        for k in (*BARRIER_KINDS, "loss_a", "loss_b"):
+            cols[k] = getattr(self, k).detach().cpu().numpy()
+        cols["converged"] = self.converged.detach().cpu().numpy()
+        return pd.DataFrame(cols)
+
+    def summary(self, kinds: Sequence[str] = ("identity", "perm"), lo: float = 0.25, hi: float = 0.75):
+        """Per width: median and the ``lo``/``hi`` quantiles over pairs of each kind (columns ``<kind>_median``,
+        ``<kind>_lo``, ``<kind>_hi``), plus ``pairs``. Returns a pandas DataFrame indexed by width."""
+        import pandas as pd
+
+        lo = check_real("lo", lo, 0.0, 1.0)
+        hi = check_real("hi", hi, lo, 1.0)
+        kinds = [check_choice("kind", k, BARRIER_KINDS) for k in kinds]
+        rows = []
+        for w in sorted(set(self.widths)):
+            row: dict[str, float] = {"width": w, "pairs": len(self.values(kinds[0], w))}
+            for k in kinds:
+                v = self.values(k, w).detach().cpu().to(F64)
+                row[f"{k}_median"] = float(v.median()) if v.numel() % 2 else float(v.quantile(0.5))
+                row[f"{k}_lo"], row[f"{k}_hi"] = float(v.quantile(lo)), float(v.quantile(hi))
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("width")
+
+
+def _width_groups(widths: Sequence[int], small: int = 16) -> list[list[int]]:
+    """Distinct widths, ascending, grouped for padded batching: a group's largest width is at most
+    ``max(small, 2 × its smallest)`` (padding costs ≤ 4× where it matters; tiny widths share one batch)."""
+    groups: list[list[int]] = []
+    for w in sorted(set(widths)):
+        if groups and w <= max(small, 2 * groups[-1][0]):
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    return groups
+
+
+def _check_int_list(name: str, values: object, minimum: int) -> list[int]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        return [check_int(name, values, minimum)]
+    if isinstance(values, Tensor):
+        values = values.tolist()
+    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) == 0:
+        raise TypeError(f"{name} must be an int or a non-empty sequence of ints, got {type(values).__name__}")
+    return [check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values)]
+
+
+@dataclass(frozen=True)
+class TeacherStudent:
+    """The formal model of chapters 2–4 (Zhan, Li, Wu 2025 as reconstructed in the notes, §1.2–1.3), in one place.
+
+    Teacher ``f*(x) = Σ_{j≤M} σ(w*_j·x)`` with orthonormal ``w*_j = e_j``; student ``f(x) = Σ_{i≤m} a_i σ(w_i·x)``
+    with ``a = 1`` fixed (``output="fixed"``, the seed model) or trained from a small init (``"trained"``);
+    inputs ``x ~ N(0, I_d)`` (or the unit sphere); exact population squared loss by the arc-cosine kernel
+    (float64); full-batch GD from ``w_i ~ N(0, init_scale²/d I_d)`` (``a_i ~ N(0, init_scale²)``) with step
+    ``η = c/m`` until ``R < tol`` (converged), ``max |∂R/∂θ| < grad_tol`` (stationary: a critical point that is not
+    a global minimum, e.g. every ``m < M`` student) or ``steps``. Two solutions = two seeds; pairs are seeds
+    ``(first_seed + 2k, first_seed + 2k + 1)``. Barrier = the linear barrier on a grid of ``n_lambdas`` points;
+    modulo permutation = the minimum over weight matching and functional matching (:func:`pair_barriers`).
+
+    The student of width ``m`` and seed ``s`` starts from ``torch.Generator().manual_seed(1_000_003 · m + s)``,
+    so every (width, seed) is reproducible on its own and independent of the other widths and of the batching.
+
+    Typical cost (project CPU, one thread, ``d = 8, M = 4, c = 2``): ``m = 5…8`` converge in ≈ 3–8k steps, ``m = 32``
+    in ≈ 15–18k; 16 models at ``m = 32`` ≈ 14 s; ``m < M`` stops at stationarity.
+    """
+
+    d: int = 8
+    M: int = 4
+    output: str = "fixed"
+    init_scale: float = 0.1
+    c: float = 2.0
+    steps: int = 40_000
+    tol: float = 1e-10
+    grad_tol: float = 1e-9
+    inputs: str = "gaussian"
+    check_every: int = 50
+    n_lambdas: int = 21
+
+    def __post_init__(self) -> None:
+        d, M = check_int("d", self.d, 1), check_int("M", self.M, 1)
+        if M > d:
+            raise ValueError(f"an orthonormal teacher needs M <= d, got M={M}, d={d}")
+        check_choice("output", self.output, OUTPUTS)
+        check_real("init_scale", self.init_scale, 0.0, low_open=True)
+        check_real("c", self.c, 0.0, low_open=True)
+        check_int("steps", self.steps, 0)
+        check_real("tol", self.tol, 0.0)
+        check_real("grad_tol", self.grad_tol, 0.0)
+        check_choice("inputs", self.inputs, INPUTS)
+        check_int("check_every", self.check_every, 1)
+        check_int("n_lambdas", self.n_lambdas, 2)
+
+    @property
+    def trained_output(self) -> bool:
+        return self.output == "trained"
+
+    def teacher(self, device: torch.device | str | None = None) -> Tensor:
+        """``T = (e_1, …, e_M)`` ``(M, d)`` float64."""
+        return orthonormal_teacher(self.d, self.M).to(_device(device))
+
+    def lambdas(self, device: torch.device | str | None = None) -> Tensor:
+        """The λ grid ``(n_lambdas,)`` of the barrier."""
+        return torch.linspace(0.0, 1.0, self.n_lambdas, dtype=F64, device=_device(device))
+
+    def init(self, width: int, seed: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+        """Initial ``(W_0 (m, d), a_0 (m,))`` of the student of this width and seed (``a_0 = 1`` if fixed)."""
+        m, s = check_int("width", width, 1), check_int("seed", seed, 0)
+        g = torch.Generator().manual_seed(1_000_003 * m + s)
+        W = small_init(1, m, self.d, self.init_scale, generator=g)[0]
+        a = small_output_init(1, m, self.init_scale, generator=g)[0] if self.trained_output else \
+            torch.ones(m, dtype=F64)
+        dev = _device(device)
+        return W.to(dev), a.to(dev)
+
+    def train(self, widths: int | Sequence[int], seeds: int | Sequence[int], *,
+              device: torch.device | str | None = None, threads: int | None = 1) -> Solutions:
+        """Train one student per (width, seed) by exact population GD, batched: seeds and nearby widths share a
+        zero-padded batch (:func:`gd_population`; a padded model follows the unpadded trajectory).
+
+        Args:
+            widths: ``m`` or a sequence of widths. seeds: a seed or a sequence of seeds (``>= 0``).
+            device: where to train (default CPU). threads: torch threads during training (``None``: unchanged).
+
+        Returns:
+            :class:`Solutions` ordered width-major (all seeds of the first width, then the next width, …).
+        """
+        ws = _check_int_list("widths", widths, 1)
+        ss = _check_int_list("seeds", seeds, 0)
+        if len(set(ss)) != len(ss):
+            raise ValueError(f"seeds must be distinct, got {ss}")
+        dev = _device(device)
+        T = self.teacher(dev)
+        done: dict[tuple[int, int], tuple[Tensor, Tensor, float, int, bool, bool, bool]] = {}
+        for group in _width_groups(ws):
+            keys = [(w, s) for w in group for s in ss]
+            inits = [self.init(w, s, dev) for w, s in keys]
+            W0, widths_t = pad_rows([W for W, _ in inits])
+            a0 = None
+            if self.trained_output:
+                a0 = torch.zeros(W0.shape[:2], dtype=F64, device=dev)
+                for b, (_, a) in enumerate(inits):
+                    a0[b, :a.shape[0]] = a
+            r = gd_population(W0, T, c=self.c, steps=self.steps, tol=self.tol, widths=widths_t, a0=a0,
+                              train_output=self.trained_output, inputs=self.inputs, check_every=self.check_every,
+                              threads=threads, grad_tol=self.grad_tol)
+            for b, (w, s) in enumerate(keys):
+                done[(w, s)] = (r.W[b, :w].clone(), r.a[b, :w].clone(), float(r.final_loss[b]), int(r.steps[b]),
+                                bool(r.converged[b]), bool(r.stationary[b]), bool(r.diverged[b]))
+        order = [(w, s) for w in dict.fromkeys(ws) for s in ss]
+        col = list(zip(*(done[k] for k in order)))
+        return Solutions(model=self, W=tuple(col[0]), a=tuple(col[1]), widths=tuple(w for w, _ in order),
+                         seeds=tuple(s for _, s in order), final_loss=torch.tensor(col[2], dtype=F64),
+                         steps=torch.tensor(col[3], dtype=torch.int64), converged=torch.tensor(col[4]),
+                         stationary=torch.tensor(col[5]), diverged=torch.tensor(col[6]))
+
+    def barriers(self, W1: Tensor, W2: Tensor, a1: Tensor | None = None, a2: Tensor | None = None) -> PairBarriers:
+        """:func:`pair_barriers` with this configuration's teacher, λ grid and inputs. With ``output="fixed"``
+        pass no output weights (or all ones, which are then ignored)."""
+        W1 = _check_f64("W1", W1, (2, 3))
+        if not self.trained_output:
+            for name, a in (("a1", a1), ("a2", a2)):
+                if a is not None and not bool((a == 1).all()):
+                    raise ValueError(f"{name} must be all ones (or None) for output='fixed'")
+            a1 = a2 = None
+        elif a1 is None or a2 is None:
+            raise ValueError("output='trained' needs the output weights a1 and a2")
+        return pair_barriers(W1, W2, self.teacher(W1.device), a1=a1, a2=a2, lambdas=self.lambdas(W1.device),
+                             inputs=self.inputs)
+
+    def pair_table(self, solutions: Solutions, pairs: Sequence[tuple[int, int]] | None = None) -> BarrierTable:
+        """Barriers of pairs of ``solutions`` at every width. ``pairs``: seed pairs ``(s_a, s_b)``; default the
+        consecutive seeds of ``solutions`` in order, ``(seeds[0], seeds[1]), (seeds[2], seeds[3]), …``."""
+        if not isinstance(solutions, Solutions):
+            raise TypeError(f"solutions must be a Solutions, got {type(solutions).__name__}")
+        if solutions.model != self:
+            raise ValueError("solutions were trained with a different configuration")
+        seeds = list(dict.fromkeys(solutions.seeds))
+        if pairs is None:
+            pairs = [(seeds[2 * k], seeds[2 * k + 1]) for k in range(len(seeds) // 2)]
+        if len(pairs) == 0:
+            raise ValueError("no pairs: give at least two seeds")
+        rows: list[tuple[int, int, int]] = []
+        for w in dict.fromkeys(solutions.widths):
+            rows.extend((w, int(sa), int(sb)) for sa, sb in pairs)
+        idx = [(solutions.index(w, sa), solutions.index(w, sb)) for w, sa, sb in rows]
+        vals: dict[str, list[Tensor]] = {k: [] for k in BARRIER_KINDS}
+        for ia, ib in idx:
+            a1, a2 = (solutions.a[ia], solutions.a[ib]) if self.trained_output else (None, None)
+            pb = self.barriers(solutions.W[ia], solutions.W[ib], a1, a2)
+            for k in BARRIER_KINDS:
+                vals[k].append(getattr(pb, k).cpu())
+        ia_t, ib_t = torch.tensor([i for i, _ in idx]), torch.tensor([j for _, j in idx])
+        return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
+                            seeds_b=tuple(r[2] for r in rows),
+                            **{k: torch.stack(v) for k, v in vals.items()},
+                            loss_a=solutions.final_loss[ia_t], loss_b=solutions.final_loss[ib_t],
+                            converged=solutions.converged[ia_t] & solutions.converged[ib_t], solutions=solutions)
+
+    def barrier_sweep(self, widths: int | Sequence[int], n_pairs: int, *, first_seed: int = 0,
+                      device: torch.device | str | None = None, threads: int | None = 1) -> BarrierTable:
+        """Train seeds ``first_seed, …, first_seed + 2 n_pairs − 1`` at every width (:meth:`train`) and return the
+        barriers of the pairs ``(first_seed + 2k, first_seed + 2k + 1)`` (:meth:`pair_table`)."""
+        n_pairs = check_int("n_pairs", n_pairs, 1)
+        first_seed = check_int("first_seed", first_seed, 0)
+        sol = self.train(widths, list(range(first_seed, first_seed + 2 * n_pairs)), device=device, threads=threads)
+        return self.pair_table(sol)
+
+    def sample_minima(self, width: int, n: int, *, generator: torch.Generator, dead_prob: float = 0.0,
+                      split: str = "equal") -> Tensor:
+        """``n`` independent global minima ``(n, m, d)`` from the minimum manifold (:func:`sample_minimum`)."""
+        if self.trained_output:
+            raise ValueError("the minimum manifold of sample_minimum is that of the fixed-output model "
+                             "(output='fixed')")
+        n = check_int("n", n, 1)
+        T = self.teacher(generator.device if isinstance(generator, torch.Generator) else None)
+        return torch.stack([sample_minimum(width, self.M, self.d, generator, dead_prob, split, teacher=T)
+                            for _ in range(n)])
+
+    def manifold_sweep(self, widths: int | Sequence[int], n_pairs: int, *, dead_prob: float = 0.0,
+                       split: str = "equal", seed: int = 0) -> BarrierTable:
+        """The training-free view: ``n_pairs`` pairs of independent minima sampled from the minimum manifold at
+        every width (``m >= M``; :func:`sample_minimum` with ``dead_prob`` and ``split``), and their barriers.
+        Width ``m`` draws from ``torch.Generator().manual_seed(1_000_003 · m + seed)``; the table's seeds number
+        the draws ``(2k, 2k + 1)``."""
+        ws = _check_int_list("widths", widths, self.M)
+        n_pairs = check_int("n_pairs", n_pairs, 1)
+        seed = check_int("seed", seed, 0)
+        rows, vals, losses = [], {k: [] for k in BARRIER_KINDS}, []
+        T = self.teacher()
+        for w in ws:
+            g = torch.Generator().manual_seed(1_000_003 * w + seed)
+            Ws = self.sample_minima(w, 2 * n_pairs, generator=g, dead_prob=dead_prob, split=split)
+            pb = self.barriers(Ws[0::2], Ws[1::2])
+            for k in BARRIER_KINDS:
+                vals[k].append(getattr(pb, k))
+            losses.append(population_loss(Ws, T, inputs=self.inputs).reshape(n_pairs, 2))
+            rows.extend((w, 2 * k, 2 * k + 1) for k in range(n_pairs))
+        L = torch.cat(losses)
+        return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
+                            seeds_b=tuple(r[2] for r in rows), **{k: torch.cat(v) for k, v in vals.items()},
+                            loss_a=L[:, 0], loss_b=L[:, 1], converged=torch.ones(L.shape[0], dtype=torch.bool))
+
+
+def _device(device: object) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, (str, torch.device)):
+        return torch.device(device)
+    raise TypeError(f"device must be a torch.device, a string or None, got {type(device).__name__}")

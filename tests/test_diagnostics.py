@@ -522,3 +522,33 @@ NAN = torch.full((3, 4), math.nan, dtype=F64)
 def test_bad_input_is_rejected(call, error):
     with pytest.raises(error):
         call()
+
+
+@pytest.mark.parametrize("lam, rho", [(0.5, -0.5), (0.5, 0.5), (0.3, 0.9), (0.8, -0.2)])
+def test_weak_additivity_chance_with_correlation_against_monte_carlo(lam, rho):
+    """Correlated pre-activations: ratio of sample means within 3 delta-method standard errors of the closed form."""
+    N = 1_000_000
+    g = _gen(int(lam * 100) + int(rho * 10) + 50)
+    u, e = torch.randn(N, generator=g, dtype=F64), torch.randn(N, generator=g, dtype=F64)
+    v = rho * u + math.sqrt(1 - rho * rho) * e
+    A = (1 - lam) * torch.relu(u) + lam * torch.relu(v)
+    B = torch.relu((1 - lam) * u + lam * v)
+    Y = torch.stack([A * B, A * A, B * B]).numpy()
+    m = Y.mean(axis=1)
+    r = m[0] / math.sqrt(m[1] * m[2])
+    grad = np.array([1 / math.sqrt(m[1] * m[2]), -r / (2 * m[1]), -r / (2 * m[2])])
+    se = math.sqrt(grad @ np.cov(Y) @ grad / N)
+    assert abs(r - D.weak_additivity_chance(lam, rho=rho)) < 3 * se
+
+
+def test_weak_additivity_chance_with_correlation_values():
+    """Notes V1 pilot (ρ = −0.5 / 0.5 / 0.9 → 0.818 / 0.982 / 0.999); ρ = 0 is the default; ρ = 1 is exact."""
+    values = [D.weak_additivity_chance(0.5, rho=r) for r in (-0.5, 0.5, 0.9)]
+    assert values == pytest.approx([0.818, 0.982, 0.999], abs=1.5e-3)
+    assert D.weak_additivity_chance(0.3, rho=0.0) == D.weak_additivity_chance(0.3)
+    assert D.weak_additivity_chance(0.3, rho=1.0) == pytest.approx(1.0, abs=1e-12)
+    assert values == sorted(values)  # more correlated pre-activations agree more in sign
+    with pytest.raises(ValueError):
+        D.weak_additivity_chance(0.5, rho=-1.0)
+    with pytest.raises(ValueError):
+        D.weak_additivity_chance(0.5, rho=1.5)

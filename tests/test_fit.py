@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmcnb.fit import SlopeFit, bootstrap_slope, loglog_slope, power_law_fit
+from lmcnb.fit import SlopeFit, bootstrap_slope, bootstrap_slopes, loglog_slope, power_law_fit
 
 SETTINGS = settings(deadline=None, max_examples=30, derandomize=True)
 XS = np.array([16.0, 32.0, 64.0, 128.0, 256.0, 512.0])
@@ -125,3 +125,39 @@ def test_bad_inputs_raise():
         loglog_slope(3.0, [1.0])
     with pytest.raises(ValueError, match="num"):
         power_law_fit([1.0, 2.0], [1.0, 2.0], num=1)
+
+
+def test_bootstrap_slopes_fits_each_series_like_bootstrap_slope():
+    rng = np.random.default_rng(7)
+    ys = {p: [x ** (-2 / p) * np.exp(0.1 * rng.standard_normal(4)) for x in XS] for p in (2, 8)}
+    fits = bootstrap_slopes(XS, ys, n_boot=100, seed=3)
+    assert list(fits) == [2, 8]
+    for p, fit in fits.items():
+        assert fit == bootstrap_slope(XS, ys[p], n_boot=100, seed=3)
+    assert fits[2].slope < fits[8].slope
+    with pytest.raises(TypeError, match="mapping"):
+        bootstrap_slopes(XS, [ys[2]])
+    with pytest.raises(TypeError, match="mapping"):
+        bootstrap_slopes(XS, {})
+
+
+def test_zero_replicates_need_zero_ok_and_positive_centres():
+    groups = [[x ** -1.0, 0.0, 2 * x ** -1.0] for x in XS]  # mean = x^-1 exactly
+    with pytest.raises(ValueError, match="not a finite positive"):
+        bootstrap_slope(XS, groups)
+    fit = bootstrap_slope(XS, groups, n_boot=400, seed=0, zero_ok=True)
+    assert fit.slope == pytest.approx(-1.0, abs=1e-12)
+    # resamples of three replicates are all zero with probability 1/27 at some x: those are discarded
+    assert 0 < 400 - fit.n_boot < 400 and fit.ci_low < -1.0 < fit.ci_high
+    x_line, y_line = power_law_fit(XS, groups, num=3, zero_ok=True)
+    np.testing.assert_allclose(y_line, x_line ** -1.0, rtol=1e-10)
+    with pytest.raises(ValueError, match="not a finite non-negative"):
+        bootstrap_slope(XS, [[-1.0, 1.0]] * len(XS), zero_ok=True)
+    with pytest.raises(ValueError, match="is 0"):
+        bootstrap_slope(XS, [[0.0, 0.0]] + [[1.0, 2.0]] * (len(XS) - 1), zero_ok=True)
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_slope(XS, [[0.0, 0.0, 0.0, 1.0]] * len(XS), n_boot=200, zero_ok=True)
+    with pytest.raises(TypeError, match="zero_ok"):
+        bootstrap_slope(XS, groups, zero_ok=1)
+    with pytest.raises(ValueError, match="positive"):
+        power_law_fit(XS, [[0.0, 0.0]] * len(XS), zero_ok=True)

@@ -11,6 +11,7 @@ breaks its rule, so a passing run means something even before the book has chapt
 """
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -229,11 +230,68 @@ def lint_colab_badge(nb, url: str, branch: str, relpath: str) -> list[str]:
     return problems
 
 
+def _cell_tree(source: str) -> ast.Module | None:
+    code = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines())
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        return None
+
+
+def _record_calls(tree: ast.Module) -> list[ast.Call]:
+    """The ``checks.record(...)`` calls in a parsed code cell."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "record" and isinstance(n.func.value, ast.Name) and n.func.value.id == "checks"]
+
+
+def lint_check_chapter(nb, stem: str) -> list[str]:
+    """Every ``checks.record`` call passes ``chapter=`` the notebook's file stem: a string literal, or a name
+    assigned that literal in the notebook (``CH = "03_width_rate"``) — the scoreboard's key."""
+    trees = [(i, _cell_tree(c.source)) for i, c in enumerate(code_cells(nb), 1)]
+    names: dict[str, set] = {}  # NAME = "literal"
+    packs: dict[str, set] = {}  # NAME = dict(..., chapter=<literal or NAME>, ...) for **NAME
+    for _, tree in trees:
+        for node in ast.walk(tree) if tree else []:
+            if not isinstance(node, ast.Assign):
+                continue
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if isinstance(node.value, ast.Constant):
+                for t in targets:
+                    names.setdefault(t, set()).add(node.value.value)
+            elif (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                  and node.value.func.id == "dict"):
+                kw = next((k for k in node.value.keywords if k.arg == "chapter"), None)
+                for t in targets:
+                    packs.setdefault(t, set()).add(kw)
+    def resolve(kw: ast.keyword | None) -> set:
+        if kw is not None and isinstance(kw.value, ast.Constant):
+            return {kw.value.value}
+        if kw is not None and isinstance(kw.value, ast.Name):
+            return names.get(kw.value.id, set())
+        return {None}
+
+    problems = []
+    for i, tree in trees:
+        for call in _record_calls(tree) if tree else []:
+            kw = next((k for k in call.keywords if k.arg == "chapter"), None)
+            packed = [k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)]
+            if kw is None and len(packed) == 1 and packed[0] in packs:
+                values = set().union(*(resolve(k) for k in packs[packed[0]]))
+                shown = f"**{packed[0]}"
+            else:
+                values, shown = resolve(kw), (ast.unparse(kw.value) if kw else "none")
+            if values != {stem}:
+                problems.append(f"code cell {i} line {call.lineno}: checks.record must pass chapter={stem!r} "
+                                f"(the notebook's file stem), got {shown}")
+    return problems
+
+
 def lint_all(nb, relpath: str) -> list[str]:
     url, branch = repository()
     return (lint_kernelspec(nb) + lint_execution_counts(nb) + lint_no_stderr(nb) + lint_errors(nb)
             + lint_trailing_semicolon(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
-            + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath))
+            + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath)
+            + lint_check_chapter(nb, Path(relpath).stem))
 
 
 # --- configuration and table of contents -------------------------------------------------------------------------
@@ -446,6 +504,29 @@ class TestLintsCatchProblems:
         nb = good_notebook()
         _cell(nb, "lmcnb.setup").source = "import lmcnb"
         assert lint_setup_cell(nb)
+
+    def test_check_chapter(self):
+        nb = good_notebook()
+        cell = _cell(nb, "assert x")
+        cell.source = ("r = checks.record('x', 2, 2, True, source='s', status='derived', chapter='99_example')\n"
+                       "assert r.passed, r")
+        assert not lint_check_chapter(nb, "99_example") and not self.lint(nb)
+        _cell(nb, "print(x)").source = "STEM = '99_example'\nOTHER = '99'\nprint(2)"
+        cell.source = cell.source.replace("chapter='99_example'", "chapter=STEM")
+        assert not lint_check_chapter(nb, "99_example"), "a name bound to the stem is fine"
+        cell.source = cell.source.replace("chapter=STEM", "chapter='99_example'")
+        for bad in ("chapter='99'", "chapter=OTHER", "chapter=UNKNOWN", "verbose=True"):
+            cell.source = cell.source.replace("chapter='99_example'", bad)
+            assert lint_check_chapter(nb, "99_example"), bad
+            cell.source = cell.source.replace(bad, "chapter='99_example'")
+        cell.source = ("KW = dict(source='s', status='derived', chapter='99_example')\n"
+                       "r = checks.record('x', 2, 2, True, **KW)\nassert r.passed, r")
+        assert not lint_check_chapter(nb, "99_example"), "chapter= in a dict(...) passed as **KW"
+        cell.source = cell.source.replace("chapter='99_example'", "chapter='99'")
+        assert lint_check_chapter(nb, "99_example")
+        cell.source = cell.source.replace("chapter='99'", "chapter='99_example'")
+        _cell(nb, "run_paper_sweep").source = "r = checks.record('y', 1, 1, True, source='s', status='derived')"
+        assert lint_check_chapter(nb, "99_example"), "paper-only cells are linted too"
 
     def test_skip_tags(self):
         nb = good_notebook()

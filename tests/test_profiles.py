@@ -89,3 +89,15 @@ def test_lazy_submodule_access() -> None:
     assert lmcnb.permutation.PermutationSpec is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lmcnb.nope  # noqa: B018
+
+
+def test_every_public_module_is_a_lazy_submodule_and_documented() -> None:
+    """A new module must be listed in ``lmcnb._SUBMODULES`` and in the package docstring (the module index)."""
+    import pathlib
+
+    import lmcnb
+
+    public = {p.stem for p in pathlib.Path(lmcnb.__file__).parent.glob("*.py") if not p.stem.startswith("_")}
+    assert public == set(lmcnb._SUBMODULES)
+    missing = sorted(name for name in public if f":mod:`lmcnb.{name}`" not in lmcnb.__doc__)
+    assert not missing, f"not in lmcnb's module index: {missing}"

@@ -599,3 +599,184 @@ def test_neuron_types_of_rotated_teacher_rows_is_exact():
     T = ts.orthonormal_teacher(4, 2, _gen(2), random_rotation=True)
     assert ts.neuron_types(T.clone(), T).tolist() == [0, 1]
     assert ts.neuron_types(torch.stack([0.5 * T[1], 2.0 * T[0]]), T, tol=1e-12).tolist() == [1, 0]
+
+
+# ------------------------------------------------------------------------ output weights, weight matching
+
+def test_functional_cost_with_output_weights_matches_monte_carlo_and_reduces_to_fixed():
+    d = 5
+    W1, W2 = _awkward_rows(4, d, 80), torch.randn(3, d, generator=_gen(81), dtype=F64)
+    a1, a2 = torch.randn(4, generator=_gen(82), dtype=F64), torch.randn(3, generator=_gen(83), dtype=F64)
+    C = ts.functional_cost(W1, W2, a1=a1, a2=a2)
+    X = torch.randn(200_000, d, generator=_gen(84), dtype=F64)
+    u = 0.5 * (W1[:, None, :] + W2[None, :, :])
+    am = 0.5 * (a1[:, None] + a2[None, :])
+    mid = am[None] * torch.relu(torch.einsum("nd,ikd->nik", X, u))
+    ends = 0.5 * a1[None, :, None] * torch.relu(X @ W1.T)[:, :, None] + 0.5 * a2[None, None, :] * torch.relu(X @ W2.T)[:, None, :]
+    mean, se = _mc_mean((mid - ends) ** 2)
+    assert bool(((C - mean).abs() <= 5 * se + 1e-12).all())
+    ones1, ones2 = torch.ones(4, dtype=F64), torch.ones(3, dtype=F64)
+    torch.testing.assert_close(ts.functional_cost(W1, W2, a1=ones1, a2=ones2), ts.functional_cost(W1, W2),
+                               rtol=1e-12, atol=1e-15)
+    # identical neurons (w, a) = (w', a') interpolate exactly; a dead neuron (a = 0 or w = 0) pairs with anything
+    assert float(ts.functional_cost(W1[:1], W1[:1], a1=a1[:1], a2=a1[:1])) <= 1e-15
+    with pytest.raises(ValueError, match="both output weights"):
+        ts.functional_cost(W1, W2, a1=a1)
+
+
+def test_weight_match_equals_brute_force_and_recovers_a_permutation():
+    W1 = torch.randn(5, 3, generator=_gen(90), dtype=F64)
+    W2 = torch.randn(5, 3, generator=_gen(91), dtype=F64)
+    a1, a2 = torch.randn(5, generator=_gen(92), dtype=F64), torch.randn(5, generator=_gen(93), dtype=F64)
+    for o1, o2 in ((None, None), (a1, a2)):
+        A = W1 if o1 is None else torch.cat([W1, o1[:, None]], 1)
+        Bm = W2 if o2 is None else torch.cat([W2, o2[:, None]], 1)
+        best = min(float(((A - Bm[list(p)]) ** 2).sum()) for p in itertools.permutations(range(5)))
+        p = ts.weight_match(W1, W2, a1=o1, a2=o2)
+        assert math.isclose(float(((A - Bm[p]) ** 2).sum()), best, rel_tol=1e-12)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    inv = torch.argsort(perm)
+    assert ts.weight_match(W1, W1[perm]).tolist() == inv.tolist()
+    assert ts.functional_match(W1, W1[perm], a1=a1, a2=a1[perm]).tolist() == inv.tolist()
+
+
+def test_weight_matching_cannot_tell_the_zero_barrier_pairing_from_a_bad_one():
+    """On an orthonormal teacher ‖x − y‖² = |x|² + |y|² for neurons of different types, which is also the cost of
+    pairing each with a dead neuron: weight matching ties the exact-zero pairing with a pairing that leaves a
+    barrier, while functional matching finds the zero (notes §2.3)."""
+    T = ts.orthonormal_teacher(2, 2)
+    e1, e2, z = T[0], T[1], torch.zeros(2, dtype=F64)
+    W1 = torch.stack([e1, 0.5 * e2, 0.5 * e2, z])      # counts (1, 2), one dead
+    W2 = torch.stack([0.5 * e1, 0.5 * e1, e2, z])      # counts (2, 1), one dead
+    assert ts.hall_lmc_criterion(W1, W2, T)
+    good, bad = torch.tensor([0, 2, 3, 1]), torch.tensor([0, 2, 1, 3])
+    wm_cost = lambda p: float(((W1 - W2[p]) ** 2).sum())  # noqa: E731
+    assert wm_cost(good) == wm_cost(bad) == wm_cost(ts.weight_match(W1, W2))
+    assert float(ts.barrier_linear(W1, W2[good], T)) <= 1e-15
+    assert float(ts.barrier_linear(W1, W2[bad], T)) > 1e-3
+    pb = ts.pair_barriers(W1, W2, T)
+    assert float(pb.functional) <= 1e-15 and float(pb.perm) <= 1e-15 and float(pb.identity) > 1e-3
+    assert float(pb.perm) == min(float(pb.weight), float(pb.functional))
+
+
+def test_interpolation_with_output_weights_matches_explicit_loss():
+    T = ts.orthonormal_teacher(4, 2)
+    W1, W2 = torch.randn(2, 3, 4, generator=_gen(100), dtype=F64).unbind(0)
+    a1, a2 = torch.randn(2, 3, generator=_gen(101), dtype=F64).unbind(0)
+    lam = [0.0, 0.3, 1.0]
+    got = ts.interpolation_loss(W1, W2, T, lam, a1=a1, a2=a2)
+    want = torch.stack([ts.population_loss((1 - t) * W1 + t * W2, T, a=(1 - t) * a1 + t * a2) for t in lam])
+    torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+    b = ts.barrier_linear(W1, W2, T, lam, a1=a1, a2=a2)
+    torch.testing.assert_close(b, (want - torch.tensor([(1 - t) * want[0] + t * want[2] for t in lam],
+                                                       dtype=F64)).max(), rtol=1e-13, atol=1e-15)
+
+
+def test_pair_barriers_batch_equals_single_pairs_and_permuted_copy_has_zero_barrier():
+    T = ts.orthonormal_teacher(6, 3)
+    g = _gen(110)
+    W1 = torch.stack([ts.sample_minimum(7, 3, 6, g, 0.2, "dirichlet") for _ in range(3)])
+    W2 = torch.stack([ts.sample_minimum(7, 3, 6, g, 0.2, "dirichlet") for _ in range(3)])
+    pb = ts.pair_barriers(W1, W2, T)
+    assert pb.perm.shape == (3,) and pb.weight_perm.shape == (3, 7)
+    for i in range(3):
+        one = ts.pair_barriers(W1[i], W2[i], T)
+        for k in ts.BARRIER_KINDS:
+            torch.testing.assert_close(getattr(one, k), getattr(pb, k)[i], rtol=0, atol=0)
+    assert bool((pb.perm <= pb.identity + 1e-15).all())
+    perm = torch.randperm(7, generator=_gen(111))
+    W = ts.sample_minimum(7, 3, 6, _gen(112), 0.0, "dirichlet")
+    same = ts.pair_barriers(W, W[perm], T)
+    assert float(same.perm) <= 1e-14 and float(same.identity) > 1e-3
+
+
+# ------------------------------------------------------------------------------ the formal model (config)
+
+def test_gd_grad_tol_stops_m_below_M_at_a_critical_point_and_is_off_by_default():
+    T = ts.orthonormal_teacher(4, 3)
+    W0 = ts.small_init(2, 2, 4, generator=_gen(120))
+    r = ts.gd_population(W0, T, c=2.0, steps=20_000, tol=1e-10, grad_tol=1e-9)
+    assert bool(r.stationary.all()) and not bool(r.converged.any()) and int(r.steps.max()) < 20_000
+    g = ts.population_grad(r.W, T)
+    assert float(g.abs().max()) < 1e-9 * 1.01 or float(g.abs().max()) < 1e-8
+    r0 = ts.gd_population(W0, T, c=2.0, steps=300, tol=1e-10)
+    assert not bool(r0.stationary.any()) and int(r0.steps.min()) == 300
+
+
+def test_teacher_student_validates_its_configuration():
+    with pytest.raises(ValueError, match="M <= d"):
+        ts.TeacherStudent(d=2, M=3)
+    with pytest.raises(ValueError, match="output"):
+        ts.TeacherStudent(output="free")
+    with pytest.raises(ValueError, match="c"):
+        ts.TeacherStudent(c=0.0)
+    with pytest.raises(ValueError, match="init_scale"):
+        ts.TeacherStudent(init_scale=-0.1)
+    with pytest.raises(TypeError):
+        ts.TeacherStudent(steps=1.5)
+    with pytest.raises(ValueError, match="n_lambdas"):
+        ts.TeacherStudent(n_lambdas=1)
+    cfg = ts.TeacherStudent(d=4, M=2, steps=10)
+    with pytest.raises(ValueError, match="distinct"):
+        cfg.train([3], [0, 0])
+    with pytest.raises(TypeError, match="widths"):
+        cfg.train("3", [0])
+    with pytest.raises(ValueError, match="all ones"):
+        cfg.barriers(torch.zeros(3, 4, dtype=F64), torch.zeros(3, 4, dtype=F64), 2 * torch.ones(3, dtype=F64),
+                     torch.ones(3, dtype=F64))
+    with pytest.raises(ValueError, match="fixed"):
+        ts.TeacherStudent(d=4, M=2, output="trained").manifold_sweep([3], 1)
+    assert ts._width_groups([64, 2, 3, 24, 4, 32, 16, 12]) == [[2, 3, 4, 12, 16], [24, 32], [64]]
+
+
+def test_train_is_reproducible_per_width_and_seed_independent_of_batching():
+    cfg = ts.TeacherStudent(d=4, M=2, steps=20_000)
+    both = cfg.train([3, 5], [0, 1])
+    alone = cfg.train(5, [1])
+    assert both.widths == (3, 3, 5, 5) and both.seeds == (0, 1, 0, 1)
+    torch.testing.assert_close(both.get(5, 1)[0], alone.W[0], rtol=1e-10, atol=1e-12)
+    W0, _ = cfg.init(5, 1)
+    W0b, _ = cfg.init(6, 1)
+    assert not torch.equal(W0, W0b[:5])  # widths draw independently
+    assert bool(both.converged.all()) and bool((both.final_loss < cfg.tol).all())
+    assert both.live().tolist() == [3, 3, 5, 5]
+    with pytest.raises(ValueError, match="no student"):
+        both.index(4, 0)
+
+
+def test_barrier_sweep_trained_output_variant_permutes_output_weights_too():
+    cfg = ts.TeacherStudent(d=4, M=2, output="trained", c=1.0, steps=3000)
+    tab = cfg.barrier_sweep([4], 2)
+    assert bool((tab.perm <= tab.identity + 1e-15).all()) and bool((tab.perm == torch.minimum(tab.weight,
+                                                                                                tab.functional)).all())
+    W, a = tab.solutions.get(4, 0)
+    assert not bool((a == 1).all())  # output weights were trained
+    pb = cfg.barriers(W, W[[1, 0, 3, 2]], a, a[[1, 0, 3, 2]])
+    assert float(pb.perm) <= 1e-15 and pb.functional_perm.tolist() == [1, 0, 3, 2]
+
+
+@pytest.mark.parametrize("output", ["fixed"])
+def test_barrier_sweep_at_m_equal_M_is_zero_modulo_permutation_but_not_without(output):
+    cfg = ts.TeacherStudent(d=6, M=3, output=output, steps=20_000)
+    tab = cfg.barrier_sweep([3], 2)
+    assert tab.widths == (3, 3) and tab.seeds_a == (0, 2) and tab.seeds_b == (1, 3)
+    assert bool(tab.converged.all())
+    assert float(tab.perm.max()) < 1e-8
+    assert float(tab.identity.max()) > 1e-2
+    df = tab.to_frame()
+    assert list(df.columns[:4]) == ["width", "seed_a", "seed_b", "identity"] and len(df) == 2
+    summ = tab.summary(["identity", "perm"])
+    assert summ.loc[3, "pairs"] == 2 and summ.loc[3, "perm_hi"] < 1e-8
+
+
+def test_manifold_sweep_zero_at_m_equal_M_and_agrees_with_hall():
+    cfg = ts.TeacherStudent(d=6, M=3)
+    tab = cfg.manifold_sweep([3, 5, 9], 4, dead_prob=0.2, split="dirichlet", seed=1)
+    assert len(tab.widths) == 12 and float(tab.values("perm", 3).max()) < 1e-12
+    assert float(tab.loss_a.abs().max()) < 1e-12
+    T = cfg.teacher()
+    g = torch.Generator().manual_seed(1_000_003 * 9 + 1)
+    Ws = cfg.sample_minima(9, 8, generator=g, dead_prob=0.2, split="dirichlet")
+    for k in range(4):
+        hall = ts.hall_lmc_criterion(Ws[2 * k], Ws[2 * k + 1], T)
+        assert hall == bool(tab.values("functional", 9)[k] < 1e-10)

@@ -1,0 +1,343 @@
+"""Layerwise exponentially weighted connectivity (LEWC) of two bias-free ReLU MLPs (Ito et al., ICLR 2026).
+
+Notation (lmcnb's convention, as in :mod:`lmcnb.diagnostics`): the path is ``θ_λ = (1 − λ) θ_a + λ θ_b`` with
+``λ = 0`` model a; an ``L``-layer MLP has pre-activations ``z̃_ℓ = W_ℓ z_{ℓ−1}`` (``+ b_ℓ`` with biases), outputs
+``f_ℓ = z_ℓ = σ(z̃_ℓ)`` for ``ℓ < L`` and logits ``f_L = z̃_L``; ``z_0 = x``. Ito et al. write the path as
+``μ θ_a + (1 − μ) θ_b``, so their ``μ`` is our ``1 − λ``. LEWC at ``(ℓ, λ)`` means
+
+    f_ℓ(x; θ_λ) = (1 − λ)^ℓ f_ℓ(x; θ_a) + λ^ℓ f_ℓ(x; θ_b)        for every input x.
+
+Contents:
+
+- :func:`disjoint_pair`: the constructive side of Ito et al.'s Theorem 5.3 (our reconstruction, notes V2/V3):
+  two MLPs embedded on disjoint blocks of hidden units, which satisfy weak additivity and reciprocal
+  orthogonality exactly, hence LEWC exactly; ``overlap`` and ``sign_conflicts`` break one hypothesis each.
+- :func:`merge`, :func:`preactivations`, :func:`lewc_error`, :func:`connectivity_report`: measure LEWC and its
+  sufficient conditions layer by layer on real pairs.
+- :func:`ensemble_weights`, :func:`logit_scale_ratio`: LEWC's output layer is an exponentially weighted logit
+  ensemble ``s_L(λ)·[w f_a + (1 − w) f_b]``, ``s_L = (1 − λ)^L + λ^L``; at ``λ = ½`` the logits shrink by
+  ``2^{1−L}`` relative to the plain average.
+- :func:`decay_factor`: ``∏_t (1 − η_t·wd)``, how much of the initialisation coupled weight decay has erased.
+- :func:`random_direction`: the flatness control (a random step from θ_a with prescribed per-tensor norms).
+
+Everything takes :class:`lmcnb.models.MLP` models (``bias=False`` for the theorem) and returns new objects;
+inputs are never modified. Bad input raises ``TypeError``/``ValueError`` naming the argument.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from . import diagnostics as D
+from ._validate import check_generator, check_int, check_real, check_tensor
+from .models import MLP
+from .train import TrainConfig, mlp_from_state
+
+__all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
+           "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def _check_mlp(name: str, model: object) -> MLP:
+    if not isinstance(model, MLP):
+        raise TypeError(f"{name} must be an lmcnb.models.MLP, got {type(model).__name__}")
+    if model.depth < 2:
+        raise ValueError(f"{name} needs at least one hidden layer (depth >= 2), got depth {model.depth}")
+    return model
+
+
+def _check_pair(model_a: object, model_b: object, *, same_widths: bool = True) -> tuple[MLP, MLP]:
+    a, b = _check_mlp("model_a", model_a), _check_mlp("model_b", model_b)
+    wa, wb = a.layers[0].weight, b.layers[0].weight
+    if (wa.dtype, wa.device, a.bias) != (wb.dtype, wb.device, b.bias):
+        raise ValueError(f"model_a and model_b differ in dtype/device/bias: {(wa.dtype, wa.device, a.bias)} vs "
+                         f"{(wb.dtype, wb.device, b.bias)}")
+    if a.depth != b.depth or a.widths[0] != b.widths[0] or a.widths[-1] != b.widths[-1]:
+        raise ValueError(f"model_a and model_b need the same depth, inputs and outputs, got widths {a.widths} "
+                         f"and {b.widths}")
+    if same_widths and a.widths != b.widths:
+        raise ValueError(f"model_a and model_b need the same widths, got {a.widths} and {b.widths}")
+    return a, b
+
+
+def _check_inputs(x: object, model: MLP) -> torch.Tensor:
+    x = check_tensor("x", x, min_ndim=2)
+    w = model.layers[0].weight
+    if x.dtype != w.dtype or x.device != w.device:
+        raise TypeError(f"x must be {w.dtype} on {w.device} like the models, got {x.dtype} on {x.device}")
+    if x[0].numel() != model.widths[0]:
+        raise ValueError(f"x has {x[0].numel()} features per sample, the models take {model.widths[0]}")
+    return x
+
+
+# ----------------------------------------------------------------------------------------------- Theorem 5.3
+def disjoint_pair(model_a: MLP, model_b: MLP, *, overlap: int = 0, sign_conflicts: int = 0) -> tuple[MLP, MLP]:
+    """Embed two MLPs on disjoint blocks of hidden units of one wider MLP (Theorem 5.3's construction).
+
+    Hidden layer ``ℓ`` of the result has ``h_ℓ^a + h_ℓ^b − overlap`` units: model a's units occupy the first
+    ``h_ℓ^a``, model b's the last ``h_ℓ^b``; all other weights (and biases) are zero. Each embedded model computes
+    exactly its original function, and with ``overlap = sign_conflicts = 0`` and no biases:
+
+    - *weak additivity* holds exactly (every hidden coordinate is zero in one of the two models);
+    - *reciprocal orthogonality* holds exactly (``W_ℓ^b z_{ℓ−1}^a = 0``: b's weights read only b's block);
+
+    so LEWC holds exactly at every layer and every λ. The knobs break one hypothesis each (notes V3):
+
+    - ``overlap = k``: the two blocks share ``k`` units in every hidden layer (b's weights then read a's features:
+      reciprocal orthogonality fails from layer 2 on; the shared units can also conflict in sign);
+    - ``sign_conflicts = k``: in layer 1, model b also writes ``−W_1^a`` on the first ``k`` units of a's block
+      (units its own later layers never read, so ``f_b`` is unchanged); there the two pre-activations have
+      opposite signs, so weak additivity fails already at layer 1;
+    - biases (MLPs built with ``bias=True``): the merged bias is ``(1 − λ) b^a + λ b^b``, not
+      ``(1 − λ)^ℓ b^a + λ^ℓ b^b``, so LEWC fails from layer 2 on.
+
+    Args:
+        model_a, model_b: MLPs of equal depth, inputs, outputs, dtype, device and bias flag (hidden widths may
+            differ). overlap: ``0 ≤ overlap ≤ min`` hidden width. sign_conflicts: ``0 ≤ k ≤ h_1^a − overlap``.
+
+    Returns:
+        ``(θ'_a, θ'_b)``, two new MLPs of the embedded widths.
+    """
+    a, b = _check_pair(model_a, model_b, same_widths=False)
+    ha, hb = a.widths[1:-1], b.widths[1:-1]
+    overlap = check_int("overlap", overlap, 0)
+    if overlap > min(min(ha), min(hb)):
+        raise ValueError(f"overlap={overlap} exceeds the smallest hidden width {min(min(ha), min(hb))}")
+    sign_conflicts = check_int("sign_conflicts", sign_conflicts, 0)
+    if sign_conflicts > ha[0] - overlap:
+        raise ValueError(f"sign_conflicts={sign_conflicts} exceeds model a's unshared layer-1 units "
+                         f"{ha[0] - overlap}")
+    widths = (a.widths[0], *(x + y - overlap for x, y in zip(ha, hb)), a.widths[-1])
+    w = a.layers[0].weight
+    offsets_a = [0] * len(widths)
+    offsets_b = [0] + [x - overlap for x in ha] + [0]
+    out = []
+    for model, offsets in ((a, offsets_a), (b, offsets_b)):
+        state = {k: torch.zeros(o, i, dtype=w.dtype, device=w.device)
+                 for k, (o, i) in _weight_shapes(widths).items()}
+        if a.bias:
+            state.update({f"layers.{k}.bias": torch.zeros(widths[k + 1], dtype=w.dtype, device=w.device)
+                          for k in range(a.depth)})
+        for k, layer in enumerate(model.layers):
+            o, i = layer.weight.shape
+            r, c = offsets[k + 1], offsets[k]
+            state[f"layers.{k}.weight"][r:r + o, c:c + i] = layer.weight.detach()
+            if a.bias:
+                state[f"layers.{k}.bias"][r:r + o] = layer.bias.detach()
+        out.append(state)
+    if sign_conflicts:
+        out[1]["layers.0.weight"][:sign_conflicts] = -a.layers[0].weight.detach()[:sign_conflicts]
+    return mlp_from_state(out[0]), mlp_from_state(out[1])
+
+
+def _weight_shapes(widths: Sequence[int]) -> dict[str, tuple[int, int]]:
+    return {f"layers.{k}.weight": (widths[k + 1], widths[k]) for k in range(len(widths) - 1)}
+
+
+def merge(model_a: MLP, model_b: MLP, lam: float) -> MLP:
+    """The MLP with parameters ``θ_λ = (1 − λ) θ_a + λ θ_b`` (a new model; ``lam`` in ``[0, 1]``)."""
+    a, b = _check_pair(model_a, model_b)
+    lam = check_real("lam", lam, 0.0, 1.0)
+    sa, sb = a.state_dict(), b.state_dict()
+    return mlp_from_state({k: torch.lerp(sa[k].detach(), sb[k].detach(), lam) for k in sa})
+
+
+def preactivations(model: MLP, x: torch.Tensor) -> list[torch.Tensor]:
+    """Pre-activations ``z̃_ℓ`` of every layer ``ℓ = 1..L`` (the last one is the logits): ``L`` tensors ``(n, h_ℓ)``.
+
+    The layer outputs are ``σ(z̃_ℓ)`` for ``ℓ < L`` (:meth:`lmcnb.models.MLP.features`).
+    """
+    model = _check_mlp("model", model)
+    h = _check_inputs(x, model).flatten(1)
+    out = []
+    with torch.no_grad():
+        for k, layer in enumerate(model.layers):
+            z = layer(h)
+            out.append(z)
+            h = F.relu(z)
+    return out
+
+
+def _outputs(pre: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Layer outputs ``f_ℓ`` from pre-activations: ReLU on hidden layers, logits as they are."""
+    return [F.relu(z) for z in pre[:-1]] + [pre[-1]]
+
+
+def _relative_error(f: torch.Tensor, target: torch.Tensor) -> float:
+    den = float(torch.linalg.norm(target))
+    num = float(torch.linalg.norm(f - target))
+    if den == 0.0:
+        return 0.0 if num == 0.0 else math.inf
+    return num / den
+
+
+def lewc_error(model_a: MLP, model_b: MLP, x: torch.Tensor, lam: float) -> tuple[float, ...]:
+    """Relative LEWC error per layer: ``‖f_ℓ(θ_λ) − ((1 − λ)^ℓ f_ℓ^a + λ^ℓ f_ℓ^b)‖_F / ‖(1 − λ)^ℓ f_ℓ^a + λ^ℓ f_ℓ^b‖_F``.
+
+    0 under exact LEWC (up to rounding: use float64 to see 1e-15); order one when a hypothesis of Theorem 5.3
+    fails. A layer whose prediction is exactly zero reports 0 if the merged output is zero too, else ``inf``.
+
+    Args:
+        model_a, model_b: MLPs of the same widths; x: inputs ``(n, h_0)`` of their dtype and device; lam in [0, 1].
+
+    Returns:
+        ``L`` floats, layer 1 first.
+    """
+    a, b = _check_pair(model_a, model_b)
+    lam = check_real("lam", lam, 0.0, 1.0)
+    fa, fb = _outputs(preactivations(a, x)), _outputs(preactivations(b, x))
+    fm = _outputs(preactivations(merge(a, b, lam), x))
+    errors = []
+    for ell, (m, u, v) in enumerate(zip(fm, fa, fb), start=1):
+        wa, wb = D.lewc_weights(lam, ell)
+        errors.append(_relative_error(m, wa * u + wb * v))
+    return tuple(errors)
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Ito et al.'s diagnostics at one layer ``ℓ`` of a pair, at one λ (``None`` where undefined).
+
+    Attributes:
+        layer: ``ℓ`` (1 = first weight layer; ``L`` = logits).
+        lewc_cosine: mean per-sample cosine of ``f_ℓ(θ_λ)`` with ``(1 − λ)^ℓ f_ℓ^a + λ^ℓ f_ℓ^b`` (Fig. 3).
+        llfc_cosine: the same with Zhou et al.'s ``(1 − λ) f_ℓ^a + λ f_ℓ^b`` (equal to ``lewc_cosine`` at ``λ = ½``,
+            where the two differ only in scale).
+        lewc_error: the relative error of :func:`lewc_error`.
+        weak_additivity: mean cosine of :func:`lmcnb.diagnostics.weak_additivity` on ``(z̃_ℓ^a, z̃_ℓ^b)``
+            (hidden layers only; compare with :func:`lmcnb.diagnostics.weak_additivity_chance`).
+        reciprocal_orthogonality: the ratio ``ρ_ℓ`` of :func:`lmcnb.diagnostics.reciprocal_orthogonality`
+            (``ℓ ≥ 2``).
+        commutativity: :func:`lmcnb.diagnostics.commutativity_residual` (``ℓ ≥ 2``).
+        relative_rank: entropy effective rank of ``W_ℓ^a`` over its full rank (hidden-to-hidden layers only).
+    """
+
+    layer: int
+    lewc_cosine: float
+    llfc_cosine: float
+    lewc_error: float
+    weak_additivity: float | None
+    reciprocal_orthogonality: float | None
+    commutativity: float | None
+    relative_rank: float | None
+
+
+def connectivity_report(model_a: MLP, model_b: MLP, x: torch.Tensor, lam: float = 0.5) -> list[LayerReport]:
+    """Every LEWC diagnostic of the pair at ``θ_λ``, layer by layer, on inputs ``x (n, h_0)``.
+
+    Dead samples (all-zero features) use the convention ``cos(0, 0) = 1``, ``cos(0, v) = 0`` (``zero="match"``).
+
+    Returns:
+        ``L`` :class:`LayerReport` s, layer 1 first.
+    """
+    a, b = _check_pair(model_a, model_b)
+    lam = check_real("lam", lam, 0.0, 1.0)
+    pa, pb = preactivations(a, x), preactivations(b, x)
+    fa, fb = _outputs(pa), _outputs(pb)
+    fm = _outputs(preactivations(merge(a, b, lam), x))
+    L = a.depth
+    rows = []
+    for ell in range(1, L + 1):
+        i = ell - 1
+        lewc_w = D.lewc_weights(lam, ell)
+        Wa, Wb = a.layers[i].weight.detach(), b.layers[i].weight.detach()
+        hidden_to_hidden = 1 < ell < L
+        rows.append(LayerReport(
+            layer=ell,
+            lewc_cosine=D.layer_cosine(fm[i], fa[i], fb[i], lewc_w, zero="match").mean,
+            llfc_cosine=D.layer_cosine(fm[i], fa[i], fb[i], D.llfc_weights(lam), zero="match").mean,
+            lewc_error=_relative_error(fm[i], lewc_w[0] * fa[i] + lewc_w[1] * fb[i]),
+            weak_additivity=D.weak_additivity(pa[i], pb[i], lam, zero="match").mean if ell < L else None,
+            reciprocal_orthogonality=(D.reciprocal_orthogonality(Wa, Wb, fa[i - 1], fb[i - 1]).ratio
+                                      if ell >= 2 else None),
+            commutativity=D.commutativity_residual(Wa, Wb, fa[i - 1], fb[i - 1]) if ell >= 2 else None,
+            relative_rank=float(D.relative_rank(Wa, "entropy")) if hidden_to_hidden else None,
+        ))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- ensemble view
+def ensemble_weights(lam: float, depth: int) -> tuple[float, float]:
+    """LEWC's output layer as a scaled ensemble: ``f_L(θ_λ) = s · [w f_a + (1 − w) f_b]``; returns ``(s, w)``.
+
+    ``s = (1 − λ)^L + λ^L`` (the logit shrinkage; ``2^{1−L}`` at ``λ = ½``) and ``w = (1 − λ)^L / s`` (model a's
+    ensemble weight; ``½`` at ``λ = ½``, and it approaches 0 or 1 exponentially fast in ``L`` away from ``½``).
+    Calibrating the merged model with inverse temperature ``1/s`` turns it into the ensemble exactly, so by
+    convexity of cross-entropy in the logits its loss is at most ``w CE_a + (1 − w) CE_b`` (our reading of the
+    paper's LEWC ⇒ LMC step; notes §3, candidate Theorem 5.4).
+
+    Args:
+        lam: λ in ``[0, 1]``; depth: ``L ≥ 1`` weight layers.
+    """
+    wa, wb = D.lewc_weights(lam, check_int("depth", depth, 1))
+    s = wa + wb
+    return s, wa / s
+
+
+def logit_scale_ratio(f_merged: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tensor) -> float:
+    """``‖f(θ_½)‖_F / ‖(f_a + f_b)/2‖_F`` over a set of inputs; LEWC predicts ``2^{1−L}`` (notes V7).
+
+    Not discriminative alone (averaging unrelated logits also shrinks them); pair it with the layer cosines.
+
+    Args:
+        f_merged, f_a, f_b: logits ``(n, C)`` of the midpoint model and of the two endpoints.
+    """
+    fm, fa, fb = (check_tensor(n, t, ndim=2) for n, t in (("f_merged", f_merged), ("f_a", f_a), ("f_b", f_b)))
+    if not fm.shape == fa.shape == fb.shape:
+        raise ValueError(f"logits must share one shape, got {tuple(fm.shape)}, {tuple(fa.shape)}, {tuple(fb.shape)}")
+    den = float(torch.linalg.norm((fa + fb) / 2))
+    if den == 0.0:
+        raise ValueError("the endpoint logit average is zero; the ratio is undefined")
+    return float(torch.linalg.norm(fm)) / den
+
+
+# ----------------------------------------------------------------------------------------------- training, flatness
+def decay_factor(config: TrainConfig, n: int, weight_decay: float | None = None) -> float:
+    """``∏_t (1 − η_t · wd)`` over the ``T`` steps of ``config`` on ``n`` samples.
+
+    Without gradients, coupled weight decay multiplies the weights by ``1 − η_t wd`` at step ``t`` (momentum
+    aside), so this is the factor by which the random initialisation survives; the notes (§6.4) relate LEWC's
+    low-rank mechanism to it being small (paper scale: about ``e^{−12}``).
+
+    Args:
+        config: the training recipe; n: training samples; weight_decay: overrides ``config.weight_decay``.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    wd = config.weight_decay if weight_decay is None else check_real("weight_decay", weight_decay, 0.0)
+    total = config.total_steps(check_int("n", n, 1))
+    log = 0.0
+    for t in range(total):
+        step = config.lr_at(t, total) * wd
+        if step >= 1.0:
+            raise ValueError(f"lr * weight_decay = {step} >= 1 at step {t}: the decay factor is not positive")
+        log += math.log1p(-step)
+    return math.exp(log)
+
+
+def random_direction(model_a: MLP, model_b: MLP, scale: float = 1.0,
+                     generator: torch.Generator | None = None) -> MLP:
+    """The flatness control: ``θ_a + r`` with a Gaussian ``r`` whose norm per tensor is ``scale · ‖θ_b − θ_a‖``.
+
+    ``scale = ½`` puts the random point as far from θ_a as the midpoint θ_½ (tensor by tensor); ``scale = 1``
+    as far as θ_b (Reviewer 1's test). Compare the model's loss and accuracy with those of θ_½.
+
+    Args:
+        model_a, model_b: MLPs of the same widths; scale: ``> 0``; generator: source of ``r`` (default seed 0).
+    """
+    a, b = _check_pair(model_a, model_b)
+    scale = check_real("scale", scale, 0.0, low_open=True)
+    g = torch.Generator().manual_seed(0) if generator is None else check_generator("generator", generator)
+    sa, sb = a.state_dict(), b.state_dict()
+    state = {}
+    for k, ta in sa.items():
+        r = torch.randn(ta.shape, generator=g, dtype=torch.float64)
+        target = float(torch.linalg.norm((sb[k] - ta).double())) * scale
+        norm = float(torch.linalg.norm(r))
+        step = r * (target / norm) if norm > 0 else r
+        state[k] = ta.detach() + step.to(ta.dtype).to(ta.device)
+    return mlp_from_state(state)

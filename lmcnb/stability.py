@@ -1,0 +1,484 @@
+"""Learning rate, sparsity and linear stability in the teacher–student model (Zhan, Li, Wu 2025, notes T3–T4).
+
+Zhan et al. observe "a sharp transition in the sparsity of GD/SGD solutions when increasing the learning rate".
+The mechanism checked here is our reconstruction (``shared/research/seed000-zhan-li-wu.md`` T3(b), [DERIVED]):
+GD with step ``η`` can only settle at a minimum whose sharpness ``λ_max(∇²R)`` is at most ``2/η`` (linear
+stability). In the seed model ``f(x; W) = Σ_i σ(w_i·x)`` the gradient ``1[w_i·x > 0] x`` of a neuron does not
+depend on its norm, so every live neuron adds to the sharpness however small it is: at an exact minimum with ``k``
+live neurons per teacher neuron, ``λ_max = k · λ_1`` (``λ_1 ≈ 3.02`` for ``d = 8, M = 4``). With ``η = c/m``
+the dense minima (all ``m`` neurons live, sharpness ``λ_dense ≈ 0.75 m``) are stable only for
+
+    c < c* = 2 m / λ_dense,
+
+and above ``c*`` GD is pushed to minima with dead neurons, until it diverges a little further.
+
+Groups of functions (all float64, all randomness from explicit seeds):
+
+- the prediction: :func:`critical_c`, :func:`predict_critical_c`, :func:`minimum_with_live`,
+  :func:`sharpness_vs_live`;
+- learning-rate sweeps: :func:`gd_lr_sweep`, :func:`sgd_lr_sweep` (one batched run, one initialisation per seed
+  shared by every ``c``, so only the learning rate differs), :class:`LRSweep` (live neurons, participation ratio,
+  divergence) and :func:`observed_transition`;
+- the effect on LMC: :func:`weight_match_rows`, :func:`pair_barriers` (naive, weight-matching and functional-
+  matching barriers and the Hall criterion of notes §2.4), :func:`sweep_pair_barriers`;
+- real data: :func:`mlp_lr_sweep` (one-hidden-layer MLPs across learning rates: live units and barriers).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from . import diagnostics
+from . import teacher_student as ts
+from ._validate import check_int, check_real, check_tensor
+
+__all__ = [
+    "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
+    "LRSweep", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
+    "weight_match_rows", "PairBarrier", "pair_barriers", "sweep_pair_barriers", "manifold_pair_barriers",
+    "MLPSweep", "mlp_lr_sweep",
+]
+
+F64 = torch.float64
+
+
+def _check_cs(cs: object) -> Tensor:
+    """Learning-rate constants: a non-empty, strictly increasing sequence (or 1-D tensor) of positive numbers."""
+    if isinstance(cs, Tensor):
+        vals = check_tensor("cs", cs, ndim=1).tolist()
+    elif isinstance(cs, Sequence) and not isinstance(cs, (str, bytes)) and len(cs) > 0:
+        vals = [check_real(f"cs[{i}]", v, 0.0, low_open=True) for i, v in enumerate(cs)]
+    else:
+        raise TypeError(f"cs must be a non-empty sequence of positive numbers, got {type(cs).__name__}")
+    if any(v <= 0 for v in vals):
+        raise ValueError(f"cs must be positive, got {vals}")
+    if any(b <= a for a, b in zip(vals, vals[1:])):
+        raise ValueError(f"cs must be strictly increasing, got {vals}")
+    return torch.tensor(vals, dtype=F64)
+
+
+def _check_seeds(seeds: object, even: bool = False) -> list[int]:
+    if not isinstance(seeds, Sequence) or isinstance(seeds, (str, bytes)) or len(seeds) == 0:
+        raise TypeError(f"seeds must be a non-empty sequence of ints, got {type(seeds).__name__}")
+    out = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct, got {out}")
+    if even and len(out) % 2:
+        raise ValueError(f"seeds must have an even length (pairs (seeds[0], seeds[1]), ...), got {len(out)}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The prediction: linear stability
+# ---------------------------------------------------------------------------------------------------------------
+
+def critical_c(sharpness: float, m: int) -> float:
+    """Largest stable step constant ``c* = η* m = 2 m / λ`` for a minimum of sharpness ``λ`` (``η λ <= 2``)."""
+    lam = check_real("sharpness", sharpness, 0.0, low_open=True)
+    return 2.0 * check_int("m", m, 1) / lam
+
+
+def predict_critical_c(W: Tensor, T: Tensor, n_iter: int = 500, tol: float = 1e-6) -> tuple[float, float]:
+    """Predicted transition ``c* = 2m/λ_max`` from a dense solution ``W (m, d)`` (float64, all rows live).
+
+    ``λ_max`` is the top Hessian eigenvalue of the population loss at ``W``
+    (:func:`lmcnb.teacher_student.sharpness_population`). Returns ``(λ_max, c*)``.
+
+    Raises:
+        ValueError: if ``W`` has a zero row (not a dense solution) or power iteration does not converge.
+    """
+    W = check_tensor("W", W, ndim=2, dtype=F64)
+    if bool((W.norm(dim=1) == 0).any()):
+        raise ValueError("W has a dead (zero) row: the prediction needs a dense solution (all m neurons live)")
+    sh = ts.sharpness_population(W, T, n_iter=n_iter, tol=tol)
+    if not sh.converged:
+        raise ValueError(f"power iteration did not converge in {n_iter} Hessian-vector products")
+    return sh.eigenvalue, critical_c(sh.eigenvalue, W.shape[0])
+
+
+def minimum_with_live(k: int, M: int, d: int, dead: int = 0, mass: Sequence[float] | None = None) -> Tensor:
+    """Exact global minimum with ``k`` live neurons per teacher neuron ``e_j`` and ``dead`` zero rows.
+
+    Rows ``j·k … j·k + k − 1`` are ``α_l e_j`` with masses ``α = mass`` (default ``1/k`` each; they must be
+    positive and sum to 1), then ``dead`` zero rows: ``W ((k M + dead), d)`` float64, ``R(W) = 0``.
+    """
+    k, M, d = check_int("k", k, 1), check_int("M", M, 1), check_int("d", d, 1)
+    dead = check_int("dead", dead, 0)
+    if M > d:
+        raise ValueError(f"an orthonormal teacher needs M <= d, got M={M}, d={d}")
+    if mass is None:
+        alpha = torch.full((k,), 1.0 / k, dtype=F64)
+    else:
+        if not isinstance(mass, Sequence) or len(mass) != k:
+            raise ValueError(f"mass must be a sequence of k = {k} positive numbers")
+        alpha = torch.tensor([check_real(f"mass[{i}]", v, 0.0, low_open=True) for i, v in enumerate(mass)],
+                             dtype=F64)
+        if abs(float(alpha.sum()) - 1.0) > 1e-12:
+            raise ValueError(f"mass must sum to 1 (the type-j masses of a minimum), got {float(alpha.sum()):.6g}")
+    E = torch.eye(d, dtype=F64)[:M]
+    live = (alpha[None, :, None] * E[:, None, :]).reshape(M * k, d)
+    return torch.cat([live, torch.zeros(dead, d, dtype=F64)])
+
+
+def sharpness_vs_live(ks: Sequence[int], M: int, d: int, n_iter: int = 500, tol: float = 1e-6) -> Tensor:
+    """Top Hessian eigenvalue at :func:`minimum_with_live` for every ``k`` in ``ks``: ``(len(ks),)`` float64.
+
+    Prediction (notes T3, V9): ``λ_max(k) = k λ_max(1)``: linear in the number of live neurons per teacher neuron.
+    """
+    if not isinstance(ks, Sequence) or len(ks) == 0:
+        raise TypeError("ks must be a non-empty sequence of positive ints")
+    T = ts.orthonormal_teacher(d, M)
+    out = []
+    for k in ks:
+        sh = ts.sharpness_population(minimum_with_live(k, M, d), T, n_iter=n_iter, tol=tol)
+        out.append(sh.eigenvalue)
+    return torch.tensor(out, dtype=F64)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning-rate sweeps
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LRSweep:
+    """Solutions of a learning-rate sweep: ``C`` step constants ``c`` × ``S`` seeds, width ``m``.
+
+    Attributes:
+        cs: ``(C,)`` float64. seeds: the ``S`` seeds (seed ``s`` gives the same ``W_0`` for every ``c``).
+        W: final first layers ``(C, S, m, d)`` on the teacher's device (a diverged run's entries may be
+            non-finite); the other tensors are small and live on the CPU.
+        live: live neurons ``(C, S)`` (``‖w_i‖ > 10⁻² max_k ‖w_k‖``, :func:`lmcnb.diagnostics.live_neurons`;
+            ``m`` for a diverged run). pr: participation ratio of the neuron norms ``(C, S)`` (nan if diverged).
+        diverged: ``(C, S)`` bool. final_loss: ``(C, S)`` (population loss for GD, empirical for SGD).
+    """
+
+    cs: Tensor
+    seeds: tuple[int, ...]
+    m: int
+    W: Tensor
+    live: Tensor
+    pr: Tensor
+    diverged: Tensor
+    final_loss: Tensor
+
+    @property
+    def dense(self) -> Tensor:
+        """``(C, S)`` bool: the run converged with all ``m`` neurons live."""
+        return ~self.diverged & (self.live == self.m)
+
+    @property
+    def sparse(self) -> Tensor:
+        """``(C, S)`` bool: the run did not diverge and has dead neurons."""
+        return ~self.diverged & (self.live < self.m)
+
+    def table(self) -> list[str]:
+        """One line per ``c``: live counts per seed (``div`` for a diverged run) and the median participation
+        ratio, rounded for printing."""
+        lines = [f"{'c':>6s}  {'live neurons per seed':<28s} {'PR (median)':>11s}"]
+        for i, c in enumerate(self.cs.tolist()):
+            cells = ["div" if bool(self.diverged[i, s]) else str(int(self.live[i, s])) for s in range(len(self.seeds))]
+            pr = self.pr[i][~self.diverged[i]]
+            med = f"{float(pr.median()):.3f}" if pr.numel() else "-"
+            lines.append(f"{c:6.3g}  {' '.join(f'{x:>4s}' for x in cells):<28s} {med:>11s}")
+        return lines
+
+
+def _on_cpu(sweep: LRSweep) -> LRSweep:
+    return LRSweep(cs=sweep.cs.cpu(), seeds=sweep.seeds, m=sweep.m, W=sweep.W.cpu(), live=sweep.live.cpu(),
+                   pr=sweep.pr.cpu(), diverged=sweep.diverged.cpu(), final_loss=sweep.final_loss.cpu())
+
+
+def solution_sharpness(sweep: LRSweep, T: Tensor, seed_index: int = 0, n_iter: int = 500,
+                       tol: float = 1e-6, dead_rel: float = 1e-2) -> Tensor:
+    """Sharpness ``λ_max`` of the live coordinates (:func:`lmcnb.teacher_student.sharpness_population`) of the
+    solution of seed ``seeds[seed_index]`` at every ``c``: ``(C,)`` float64 on the CPU, nan where it diverged.
+
+    Rows with norm at most ``dead_rel`` times the largest (the dead neurons of :class:`LRSweep`'s live count,
+    norms ``<= 1e-6`` in GD runs that are still shrinking) are set to exactly zero first: ``R`` is not twice
+    differentiable at a zero row, and the angular curvature ``∝ 1/‖w_i‖`` of an almost-dead row can otherwise
+    dominate the spectrum although the row no longer moves the function (in chapter 4's GD runs it raised
+    ``η λ_max`` from 1.96 to 4.96).
+
+    Linear stability predicts ``η λ_max = c λ_max / m <= 2`` at every solution GD converged to.
+    """
+    if not isinstance(sweep, LRSweep):
+        raise TypeError(f"sweep must be an LRSweep, got {type(sweep).__name__}")
+    j = check_int("seed_index", seed_index, 0)
+    if j >= len(sweep.seeds):
+        raise ValueError(f"seed_index must be < {len(sweep.seeds)} (the sweep's seeds), got {j}")
+    dead_rel = check_real("dead_rel", dead_rel, 0.0, 1.0, high_open=True)
+    out = torch.full((len(sweep.cs),), math.nan, dtype=F64)
+    for i in range(len(sweep.cs)):
+        if not bool(sweep.diverged[i, j]):
+            W = sweep.W[i, j]
+            norm = W.norm(dim=1)
+            W = torch.where((norm > dead_rel * norm.max())[:, None], W, 0.0)
+            out[i] = ts.sharpness_population(W, T, n_iter=n_iter, tol=tol).eigenvalue
+    return out
+
+
+def _summarise(cs: Tensor, seeds: list[int], m: int, W: Tensor, diverged: Tensor, final_loss: Tensor) -> LRSweep:
+    C, S = len(cs), len(seeds)
+    W = W.reshape(C, S, m, -1)
+    diverged = diverged.reshape(C, S) | ~torch.isfinite(W).all(-1).all(-1)
+    safe = torch.where(diverged[..., None, None], torch.ones_like(W), W)
+    live = torch.where(diverged, m, diagnostics.live_neurons(safe))
+    pr = torch.where(diverged, math.nan, diagnostics.participation_ratio(safe.norm(dim=-1)))
+    return LRSweep(cs=cs, seeds=tuple(seeds), m=m, W=W, live=live.cpu(), pr=pr.cpu(), diverged=diverged.cpu(),
+                   final_loss=final_loss.reshape(C, S).cpu())
+
+
+def _initial(m: int, d: int, seeds: list[int], C: int, init_scale: float, device: torch.device) -> Tensor:
+    """``W_0 (C·S, m, d)`` on ``device``: seed ``s`` gives :func:`lmcnb.teacher_student.small_init` from a CPU
+    ``manual_seed(s)`` generator (the same draw on every device), repeated for every ``c`` (``c``-major order)."""
+    W0 = torch.stack([ts.small_init(1, m, d, init_scale, generator=torch.Generator().manual_seed(s))[0]
+                      for s in seeds])
+    return W0.repeat(C, 1, 1).to(device)
+
+
+def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], *, steps: int,
+                tol: float = 1e-10, init_scale: float = 0.1, check_every: int = 100,
+                threads: int | None = 1) -> LRSweep:
+    """Full-batch GD on the exact population loss for every ``(c, seed)``, ``η = c/m``, in one batched run
+    on ``T``'s device.
+
+    Every seed's initialisation ``W_0`` (rows ``N(0, init_scale²/d · I)``) is shared by all ``c``, so the runs
+    of one seed differ only in the learning rate. Runs stop at ``R < tol``, on divergence, or after ``steps``.
+
+    Args:
+        T: teacher ``(M, d)`` float64. m: student width. cs: increasing step constants. seeds: distinct seeds.
+        steps, tol, check_every, threads: as in :func:`lmcnb.teacher_student.gd_population`.
+    """
+    m = check_int("m", m, 1)
+    c = _check_cs(cs)
+    seeds = _check_seeds(seeds)
+    T = check_tensor("T", T, ndim=2, dtype=F64)
+    W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
+    res = ts.gd_population(W0, T, c=c.repeat_interleave(len(seeds)).to(T.device), steps=steps, tol=tol,
+                           check_every=check_every, threads=threads)
+    return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss)
+
+
+def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], *, X: Tensor, y: Tensor,
+                 batch_size: int, epochs: int, data_seed: int = 0, tol: float = 1e-10, init_scale: float = 0.1,
+                 threads: int | None = 1) -> LRSweep:
+    """Minibatch SGD (:func:`lmcnb.teacher_student.sgd_samples`) on samples ``(X (n, d), y (n,))`` for every
+    ``(c, seed)``, ``η = c/m``, same initialisations as :func:`gd_lr_sweep`; ``data_seed`` draws the sample
+    orders. ``final_loss`` is the empirical loss."""
+    m = check_int("m", m, 1)
+    c = _check_cs(cs)
+    seeds = _check_seeds(seeds)
+    T = check_tensor("T", T, ndim=2, dtype=F64)
+    W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
+    g = torch.Generator(device=T.device).manual_seed(check_int("data_seed", data_seed, 0))
+    res = ts.sgd_samples(W0, X, y, c=c.repeat_interleave(len(seeds)).to(T.device), batch_size=batch_size,
+                         epochs=epochs,
+                         generator=g, tol=tol, threads=threads)
+    return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Where a sweep leaves the dense regime.
+
+    Attributes:
+        last_dense: the largest ``c`` below ``first_nondense`` at which every run is dense (nan if none).
+        first_nondense: the smallest ``c`` at which at least half the runs are *not* dense (sparse or diverged);
+            nan if every ``c`` is mostly dense.
+        first_sparse: the smallest ``c`` at which at least half the runs converged sparse (nan if none).
+        first_diverged: the smallest ``c`` at which every run diverged (nan if none).
+    """
+
+    last_dense: float
+    first_nondense: float
+    first_sparse: float
+    first_diverged: float
+
+    @property
+    def midpoint(self) -> float:
+        """``(last_dense + first_nondense) / 2``: the observed transition (nan if either end is missing)."""
+        return 0.5 * (self.last_dense + self.first_nondense)
+
+
+def observed_transition(sweep: LRSweep) -> Transition:
+    """The dense → sparse → divergent transition of ``sweep`` (see :class:`Transition`)."""
+    if not isinstance(sweep, LRSweep):
+        raise TypeError(f"sweep must be an LRSweep, got {type(sweep).__name__}")
+    cs = sweep.cs.tolist()
+    S = len(sweep.seeds)
+    sweep = _on_cpu(sweep)
+    nondense = (~sweep.dense).sum(1) * 2 >= S
+    sparse = sweep.sparse.sum(1) * 2 >= S
+    all_div = sweep.diverged.all(1)
+
+    def first(mask: Tensor) -> float:
+        idx = torch.nonzero(mask)
+        return cs[int(idx[0])] if idx.numel() else math.nan
+
+    first_nd = first(nondense)
+    last_dense = math.nan
+    stop = cs.index(first_nd) if not math.isnan(first_nd) else len(cs)
+    for i in range(stop - 1, -1, -1):
+        if bool(sweep.dense[i].all()):
+            last_dense = cs[i]
+            break
+    return Transition(last_dense=last_dense, first_nondense=first_nd, first_sparse=first(sparse),
+                      first_diverged=first(all_div))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Barriers of pairs of solutions
+# ---------------------------------------------------------------------------------------------------------------
+
+def weight_match_rows(W1: Tensor, W2: Tensor) -> Tensor:
+    """Weight matching for the seed model (notes §2.3): the permutation ``p (m,)`` minimising
+    ``Σ_i ‖w_i^(1) − w_{p[i]}^(2)‖²`` (Hungarian algorithm); ``W2[p]`` is aligned with ``W1``."""
+    W1 = check_tensor("W1", W1, ndim=2, dtype=F64)
+    W2 = check_tensor("W2", W2, ndim=2, dtype=F64)
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    from scipy.optimize import linear_sum_assignment
+
+    C = ((W1[:, None, :] - W2[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(C.cpu().numpy())
+    p = torch.empty(W1.shape[0], dtype=torch.int64)
+    p[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
+    return p.to(W2.device)
+
+
+@dataclass(frozen=True)
+class PairBarrier:
+    """Barriers between two solutions: ``naive`` (identity), ``weight`` (weight matching), ``functional``
+    (functional matching) and the Hall criterion ``hall`` (``True``: the type counts allow an exactly connected
+    pairing, notes §2.4); ``perm`` is ``min(weight, functional)``, the barrier modulo permutation."""
+
+    naive: float
+    weight: float
+    functional: float
+    hall: bool
+
+    @property
+    def perm(self) -> float:
+        return min(self.weight, self.functional)
+
+
+def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, align_tol: float = 0.05, dead_rel: float = 1e-2,
+                  lambdas: Sequence[float] | Tensor | None = None) -> PairBarrier:
+    """Naive, weight-matching and functional-matching barriers between ``W1`` and ``W2`` (``(m, d)`` float64)
+    and the Hall criterion on their neuron types.
+
+    Types (:func:`lmcnb.teacher_student.neuron_types`): a row is dead if its norm is at most ``dead_rel`` times
+    the largest row norm of the pair (the live-neuron threshold), else of type ``j`` if its angle to ``e_j`` has
+    sine at most ``align_tol`` (GD solutions at ``R ≈ 1e-10`` are aligned to ``≈ 1e-3``).
+
+    Raises:
+        ValueError: a live row aligned with no teacher direction (the pair is not near the minimum manifold).
+    """
+    W1 = check_tensor("W1", W1, ndim=2, dtype=F64)
+    W2 = check_tensor("W2", W2, ndim=2, dtype=F64)
+    align_tol = check_real("align_tol", align_tol, 0.0, 1.0, low_open=True, high_open=True)
+    dead_rel = check_real("dead_rel", dead_rel, 0.0, 1.0, high_open=True)
+    dead_tol = dead_rel * float(torch.cat([W1, W2]).norm(dim=1).max())
+    naive = float(ts.barrier_linear(W1, W2, T, lambdas))
+    weight = float(ts.barrier_linear(W1, W2[weight_match_rows(W1, W2)], T, lambdas))
+    functional = float(ts.barrier_linear(W1, W2[ts.functional_match(W1, W2)], T, lambdas))
+    hall = ts.hall_lmc_criterion(W1, W2, T, tol=align_tol, dead_tol=dead_tol)
+    return PairBarrier(naive=naive, weight=weight, functional=functional, hall=bool(hall))
+
+
+def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[float, list[PairBarrier]]:
+    """:func:`pair_barriers` for the seed pairs ``(seeds[0], seeds[1]), (seeds[2], seeds[3]), …`` at every
+    ``c`` of ``sweep``; pairs with a diverged run are left out (a ``c`` with no valid pair maps to ``[]``)."""
+    if not isinstance(sweep, LRSweep):
+        raise TypeError(f"sweep must be an LRSweep, got {type(sweep).__name__}")
+    if len(sweep.seeds) % 2:
+        raise ValueError(f"pairs need an even number of seeds, got {len(sweep.seeds)}")
+    out: dict[float, list[PairBarrier]] = {}
+    for i, c in enumerate(sweep.cs.tolist()):
+        out[c] = [pair_barriers(sweep.W[i, s], sweep.W[i, s + 1], T, **kwargs)
+                  for s in range(0, len(sweep.seeds), 2)
+                  if not (bool(sweep.diverged[i, s]) or bool(sweep.diverged[i, s + 1]))]
+    return out
+
+
+def manifold_pair_barriers(m: int, M: int, d: int, dead_prob: float, pairs: int, seed: int = 0,
+                           split: str = "equal") -> list[PairBarrier]:
+    """:func:`pair_barriers` for ``pairs`` pairs of independent exact minima drawn from the neuron-sparse
+    distribution SP(M, r) (:func:`lmcnb.teacher_student.sample_minimum` with ``dead_prob = r``), the training-free
+    counterpart of sparse GD solutions; pair ``k`` uses generator seeds ``seed + 2k`` and ``seed + 2k + 1``."""
+    pairs = check_int("pairs", pairs, 1)
+    seed = check_int("seed", seed, 0)
+    T = ts.orthonormal_teacher(d, M)
+    out = []
+    for k in range(pairs):
+        W1, W2 = (ts.sample_minimum(m, M, d, torch.Generator().manual_seed(seed + 2 * k + j), dead_prob=dead_prob,
+                                    split=split) for j in range(2))
+        out.append(pair_barriers(W1, W2, T, align_tol=1e-6))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real data: one-hidden-layer MLPs across learning rates
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MLPSweep:
+    """One-hidden-layer MLPs trained at ``L`` learning rates with ``2P`` seeds each (``P`` pairs).
+
+    Attributes:
+        lrs: ``(L,)``. live: fraction of hidden units active on at least one evaluation input ``(L, 2P)``.
+        train_loss, train_acc: on the evaluation inputs ``(L, 2P)``.
+        naive, weight: train-loss barriers of the pairs without and with weight matching ``(L, P)``.
+    """
+
+    lrs: Tensor
+    live: Tensor
+    train_loss: Tensor
+    train_acc: Tensor
+    naive: Tensor
+    weight: Tensor
+
+    @property
+    def trained(self) -> Tensor:
+        """``(L,)`` bool: every run at this learning rate reached training accuracy ``>= 0.9``."""
+        return (self.train_acc >= 0.9).all(1)
+
+
+def mlp_lr_sweep(x: Tensor, y: Tensor, width: int, lrs: Sequence[float], pairs: int, config: object,
+                 x_eval: Tensor, y_eval: Tensor, lambdas: Tensor, seed: int = 0) -> MLPSweep:
+    """Train MLPs ``in → width → classes`` at each learning rate (plain SGD under ``config``, a
+    :class:`lmcnb.train.TrainConfig` whose ``lr`` is replaced per model) in one batched run, ``2·pairs`` seeds
+    per rate (seeds ``seed + 2·pairs·l + k``), then measure live units and naive / weight-matched barriers.
+
+    Args:
+        x, y: training data. width: hidden width. lrs: increasing learning rates. pairs: pairs per rate.
+        x_eval, y_eval: inputs on which live units, losses and barriers are measured. lambdas: path grid.
+    """
+    from . import barrier, matching, train
+
+    lr_t = _check_cs(list(lrs) if not isinstance(lrs, Tensor) else lrs)
+    P = check_int("pairs", pairs, 1)
+    width = check_int("width", width, 1)
+    seed = check_int("seed", seed, 0)
+    L, n_per = len(lr_t), 2 * P
+    seeds = [seed + i for i in range(L * n_per)]
+    classes = int(y.max()) + 1
+    inits = train.init_mlps((x[0].numel(), width, classes), len(seeds), seeds, device=x.device)
+    nets, _ = train.train_mlps(inits, x, y, config, seeds=seeds, lrs=lr_t.repeat_interleave(n_per).tolist())
+    live, loss, acc = (torch.zeros(L, n_per, dtype=F64) for _ in range(3))
+    naive, weight = torch.zeros(L, P, dtype=F64), torch.zeros(L, P, dtype=F64)
+    with torch.no_grad():
+        for b, net in enumerate(nets):
+            ev = barrier.evaluate(net, x_eval, y_eval)
+            live[b // n_per, b % n_per] = float(diagnostics.active_units(net.features(x_eval)[0]))
+            loss[b // n_per, b % n_per], acc[b // n_per, b % n_per] = ev.loss, ev.accuracy
+    matchers = {"naive": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0)}
+    for b in range(0, len(nets), 2):
+        res = barrier.barrier_modulo_permutation(nets[b], nets[b + 1], matchers, x_eval, y_eval, lambdas)
+        naive[b // n_per, (b % n_per) // 2] = res.outcomes["naive"].barrier
+        weight[b // n_per, (b % n_per) // 2] = res.outcomes["weight"].barrier
+    return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, naive=naive, weight=weight)

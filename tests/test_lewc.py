@@ -1,0 +1,192 @@
+"""Tests of lmcnb.lewc: the Theorem 5.3 construction (exact LEWC in float64, each hypothesis needed), the layer
+report against lmcnb.diagnostics, the exponential-ensemble identities, the RO/commutativity incompatibility bound,
+the weight-decay factor against a direct product, and the flatness control's norms."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.nn import functional as F
+
+from lmcnb import diagnostics as D
+from lmcnb import lewc, train
+from lmcnb.models import MLP
+
+SETTINGS = settings(deadline=None, max_examples=15, derandomize=True)
+F64 = torch.float64
+ARCH = (7, 12, 10, 9, 4)
+
+
+def _pair(seed: int = 0, bias: bool = False, arch=ARCH) -> list[MLP]:
+    init = "linear_default" if bias else "kaiming_normal"
+    return train.init_mlps(arch, 2, [seed, seed + 1], bias=bias, init=init, dtype=F64)
+
+
+def _x(n: int = 64, d: int = ARCH[0], seed: int = 5) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 1000), lam=st.floats(0, 1))
+def test_disjoint_pair_keeps_functions_and_satisfies_lewc_exactly(seed, lam):
+    nets = _pair(seed)
+    a, b = lewc.disjoint_pair(*nets)
+    x = _x()
+    assert a.widths == (7, 24, 20, 18, 4)
+    torch.testing.assert_close(a(x), nets[0](x), rtol=0, atol=1e-12)
+    torch.testing.assert_close(b(x), nets[1](x), rtol=0, atol=1e-12)
+    assert max(lewc.lewc_error(a, b, x, lam)) < 1e-12
+    m = lewc.merge(a, b, lam)
+    s, w = lewc.ensemble_weights(lam, a.depth)
+    with torch.no_grad():  # the output is the exponentially weighted ensemble s·[w f_a + (1 − w) f_b]
+        torch.testing.assert_close(m(x), s * (w * a(x) + (1 - w) * b(x)), rtol=1e-12, atol=1e-12)
+
+
+def test_disjoint_pair_of_different_widths_and_the_sufficient_conditions():
+    nets = [_pair(0)[0], _pair(3, arch=(7, 5, 6, 3, 4))[1]]
+    a, b = lewc.disjoint_pair(*nets)
+    assert a.widths == b.widths == (7, 17, 16, 12, 4)
+    for row in lewc.connectivity_report(a, b, _x(), lam=0.3):
+        assert row.lewc_error < 1e-12 and row.lewc_cosine == pytest.approx(1.0, abs=1e-12)
+        if row.weak_additivity is not None:
+            assert row.weak_additivity == pytest.approx(1.0, abs=1e-12)
+        if row.layer >= 2:
+            assert row.reciprocal_orthogonality == 0.0
+            assert row.commutativity == pytest.approx(1.0, abs=1e-12)  # notes V4
+        if row.layer >= 2:  # LLFC's mixing ratio (0.7, 0.3) is wrong away from λ = ½
+            assert row.llfc_cosine < 1 - 1e-6
+
+
+@pytest.mark.parametrize("knob", ["bias", "overlap", "sign_conflicts"])
+def test_each_hypothesis_is_needed(knob):
+    """Notes V3: breaking one hypothesis makes the LEWC error order one (and the mechanism says where)."""
+    x = _x(200)
+    if knob == "bias":
+        a, b = lewc.disjoint_pair(*_pair(1, bias=True))
+    else:
+        a, b = lewc.disjoint_pair(*_pair(1), **{knob: 4})
+    err = lewc.lewc_error(a, b, x, 0.5)
+    if knob == "bias":  # layer 1 is still exact (linear in θ), layers ≥ 2 are not
+        assert err[0] < 1e-12 and min(err[1:]) > 1e-2
+    elif knob == "overlap":  # RO fails from layer 2 on
+        assert max(err[1:]) > 1e-1
+        rep = lewc.connectivity_report(a, b, x)
+        assert min(r.reciprocal_orthogonality for r in rep[1:]) > 1e-2
+    else:  # opposite signs in layer 1: weak additivity fails there
+        assert err[0] > 1e-2
+        assert lewc.connectivity_report(a, b, x)[0].weak_additivity < 0.999
+    # the unbroken construction on the same nets is exact
+    assert max(lewc.lewc_error(*lewc.disjoint_pair(*_pair(1)), x, 0.5)) < 1e-12
+
+
+def test_sign_conflicts_leave_model_b_unchanged():
+    nets = _pair(2)
+    _, b = lewc.disjoint_pair(*nets, sign_conflicts=5)
+    torch.testing.assert_close(b(_x()), nets[1](_x()), rtol=0, atol=1e-12)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), out=st.integers(1, 8), inp=st.integers(1, 8), n=st.integers(1, 20))
+def test_reciprocal_orthogonality_and_commutativity_cannot_both_be_small(seed, out, inp, n):
+    """Derived: if z̃^a ⊙ z̃^b ≥ 0 entrywise (exact weak additivity), commutativity residual + √2·max RO ratio ≥ 1."""
+    g = torch.Generator().manual_seed(seed)
+    W_a, W_b = torch.randn(out, inp, generator=g, dtype=F64), torch.randn(out, inp, generator=g, dtype=F64)
+    Z_a, Z_b = torch.rand(n, inp, generator=g, dtype=F64), torch.rand(n, inp, generator=g, dtype=F64)
+    # force sign agreement of the pre-activations Z W^T by flipping the rows (units) where they disagree
+    pa, pb = Z_a @ W_a.T, Z_b @ W_b.T
+    if bool(((pa * pb) < 0).any()):
+        W_b = torch.where(((pa * pb) < 0).any(0)[:, None], torch.zeros_like(W_b), W_b)
+        pb = Z_b @ W_b.T
+    if float(torch.linalg.norm(pa + pb)) == 0.0 or float(torch.linalg.norm(pb)) == 0.0:
+        return
+    ro = D.reciprocal_orthogonality(W_a, W_b, Z_a, Z_b)
+    c = D.commutativity_residual(W_a, W_b, Z_a, Z_b)
+    assert c + math.sqrt(2) * max(ro.b_on_a, ro.a_on_b) >= 1 - 1e-12
+
+
+def test_connectivity_report_matches_diagnostics():
+    a, b = _pair(4)
+    x = _x(50)
+    rep = lewc.connectivity_report(a, b, x, lam=0.5)
+    assert [r.layer for r in rep] == [1, 2, 3, 4]
+    pa, pb = lewc.preactivations(a, x), lewc.preactivations(b, x)
+    with torch.no_grad():
+        fa, fb = a.features(x), b.features(x)
+        fm = lewc.merge(a, b, 0.5).features(x)
+    for ell, r in enumerate(rep, start=1):
+        i = ell - 1
+        assert r.lewc_cosine == pytest.approx(
+            D.layer_cosine(fm[i], fa[i], fb[i], D.lewc_weights(0.5, ell), zero="match").mean, rel=1e-12)
+        assert r.lewc_cosine == pytest.approx(r.llfc_cosine, rel=1e-12)  # λ = ½: same direction
+        target = 0.5 ** ell * (fa[i] + fb[i])
+        assert r.lewc_error == pytest.approx(float((fm[i] - target).norm() / target.norm()), rel=1e-12)
+    torch.testing.assert_close(F.relu(pa[0]), fa[0])
+    assert rep[-1].weak_additivity is None and rep[0].reciprocal_orthogonality is None
+    assert rep[1].relative_rank == pytest.approx(float(D.relative_rank(a.layers[1].weight.detach(), "entropy")))
+    assert rep[0].relative_rank is None and rep[-1].relative_rank is None
+
+
+@SETTINGS
+@given(lam=st.floats(0, 1), depth=st.integers(1, 8))
+def test_ensemble_weights(lam, depth):
+    s, w = lewc.ensemble_weights(lam, depth)
+    assert s == pytest.approx((1 - lam) ** depth + lam ** depth)
+    assert s * w == pytest.approx((1 - lam) ** depth) and s * (1 - w) == pytest.approx(lam ** depth, abs=1e-12)
+    assert lewc.ensemble_weights(0.5, depth) == pytest.approx((2.0 ** (1 - depth), 0.5))
+
+
+def test_logit_scale_ratio():
+    g = torch.Generator().manual_seed(0)
+    fa, fb = torch.randn(20, 3, generator=g, dtype=F64), torch.randn(20, 3, generator=g, dtype=F64)
+    assert lewc.logit_scale_ratio(0.125 * (fa + fb) / 2, fa, fb) == pytest.approx(0.125, rel=1e-12)
+    with pytest.raises(ValueError):
+        lewc.logit_scale_ratio(fa, fa, -fa)
+    with pytest.raises(ValueError):
+        lewc.logit_scale_ratio(fa[:3], fa, fb)
+
+
+def test_decay_factor_matches_direct_product():
+    cfg = train.TrainConfig(epochs=3, batch_size=10, lr=0.1, schedule="cosine", weight_decay=0.01)
+    T = cfg.total_steps(95)
+    direct = math.prod(1 - cfg.lr_at(t, T) * 0.01 for t in range(T))
+    assert lewc.decay_factor(cfg, 95) == pytest.approx(direct, rel=1e-12)
+    assert lewc.decay_factor(cfg, 95, weight_decay=0.0) == 1.0
+    assert lewc.decay_factor(cfg, 95, weight_decay=0.02) < lewc.decay_factor(cfg, 95)
+    with pytest.raises(ValueError):
+        lewc.decay_factor(cfg, 95, weight_decay=20.0)
+
+
+def test_random_direction_has_the_prescribed_norms():
+    a, b = _pair(6)
+    for scale in (0.5, 1.0):
+        r = lewc.random_direction(a, b, scale, torch.Generator().manual_seed(1))
+        for (k, ta), tb, tr in zip(a.state_dict().items(), b.state_dict().values(), r.state_dict().values()):
+            assert float((tr - ta).norm()) == pytest.approx(scale * float((tb - ta).norm()), rel=1e-12)
+    r1 = lewc.random_direction(a, b, 1.0, torch.Generator().manual_seed(1))
+    r2 = lewc.random_direction(a, b, 1.0, torch.Generator().manual_seed(2))
+    assert not torch.equal(r1.layers[0].weight, r2.layers[0].weight)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: lewc.disjoint_pair(_pair()[0], "b"), TypeError),
+    (lambda: lewc.disjoint_pair(_pair()[0], _pair(bias=True)[1]), ValueError),
+    (lambda: lewc.disjoint_pair(*_pair(), overlap=13), ValueError),
+    (lambda: lewc.disjoint_pair(*_pair(), overlap=-1), ValueError),
+    (lambda: lewc.disjoint_pair(*_pair(), sign_conflicts=12, overlap=1), ValueError),
+    (lambda: lewc.disjoint_pair(MLP(3, [], 2, bias=False), MLP(3, [], 2, bias=False)), ValueError),
+    (lambda: lewc.merge(*_pair(), 1.5), ValueError),
+    (lambda: lewc.merge(_pair()[0], _pair(arch=(7, 5, 6, 3, 4))[0], 0.5), ValueError),
+    (lambda: lewc.lewc_error(*_pair(), _x().float(), 0.5), TypeError),
+    (lambda: lewc.lewc_error(*_pair(), _x(d=6), 0.5), ValueError),
+    (lambda: lewc.connectivity_report(*_pair(), _x(), lam=-0.1), ValueError),
+    (lambda: lewc.ensemble_weights(0.5, 0), ValueError),
+    (lambda: lewc.decay_factor("config", 10), TypeError),
+    (lambda: lewc.random_direction(*_pair(), scale=0.0), ValueError),
+    (lambda: lewc.random_direction(*_pair(), generator=1), TypeError),
+])
+def test_bad_input_is_rejected(call, error):
+    with pytest.raises(error):
+        call()

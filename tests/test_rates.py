@@ -1,0 +1,135 @@
+"""Tests of lmcnb.rates: the OT exponent, i.i.d. neuron clouds, matched distances against brute force and POT,
+the curse of dimensionality in the i.i.d. sweep, and the SGD barrier sweep of the teacher–student model."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmcnb import rates
+from lmcnb import teacher_student as ts
+from lmcnb.fit import bootstrap_slopes
+
+SETTINGS = settings(deadline=None, max_examples=25, derandomize=True)
+F64 = torch.float64
+
+
+def brute_force_sq_distance(X: torch.Tensor, Y: torch.Tensor) -> float:
+    """min over all permutations of the mean squared distance (tiny m only)."""
+    m = X.shape[0]
+    return min(float(((X - Y[list(p)]) ** 2).sum(1).mean()) for p in itertools.permutations(range(m)))
+
+
+def test_ot_rate_exponent_values():
+    assert rates.ot_rate_exponent(1) == -1.0 and rates.ot_rate_exponent(2) == -1.0
+    assert rates.ot_rate_exponent(3) == pytest.approx(-2 / 3)
+    assert rates.ot_rate_exponent(4) == -0.5 and rates.ot_rate_exponent(32) == -1 / 16
+    with pytest.raises(ValueError, match="p must be >= 1"):
+        rates.ot_rate_exponent(0)
+    with pytest.raises(TypeError, match="p must be an int"):
+        rates.ot_rate_exponent(2.0)
+
+
+@SETTINGS
+@given(m=st.integers(1, 6), p=st.integers(1, 4), seed=st.integers(0, 2 ** 31))
+def test_matched_sq_distance_is_the_minimum_over_permutations(m, p, seed):
+    g = torch.Generator().manual_seed(seed)
+    X, Y = rates.iid_neurons(m, p, 2, generator=g)
+    assert float(rates.matched_sq_distance(X, Y)) == pytest.approx(brute_force_sq_distance(X, Y), rel=1e-10,
+                                                                  abs=1e-12)
+
+
+def test_matched_sq_distance_batched_zero_for_permuted_copy_and_symmetric():
+    g = torch.Generator().manual_seed(0)
+    X = rates.iid_neurons(20, 3, 3, generator=g)
+    Xp = X[:, torch.randperm(20, generator=g)]
+    assert torch.allclose(rates.matched_sq_distance(X, Xp), torch.zeros(3, dtype=F64), atol=1e-12)
+    Y = rates.iid_neurons(20, 3, 3, generator=g)
+    d_xy, d_yx = rates.matched_sq_distance(X, Y), rates.matched_sq_distance(Y, X)
+    assert d_xy.shape == (3,) and torch.allclose(d_xy, d_yx, rtol=1e-12)
+    # never above the identity pairing
+    assert bool((d_xy <= ((X - Y) ** 2).sum(-1).mean(-1) + 1e-12).all())
+
+
+def test_matched_sq_distance_agrees_with_pot():
+    ot = pytest.importorskip("ot")
+    g = torch.Generator().manual_seed(1)
+    X, Y = rates.iid_neurons(40, 5, 2, generator=g)
+    a = torch.full((40,), 1 / 40, dtype=F64)
+    expected = ot.emd2(a.numpy(), a.numpy(), ot.dist(X.numpy(), Y.numpy()))
+    assert float(rates.matched_sq_distance(X, Y)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_iid_neurons_distributions_and_reproducibility():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    A = rates.iid_neurons(500, 4, 2, generator=g1)
+    assert A.shape == (2, 500, 4) and A.dtype == F64
+    assert torch.equal(A, rates.iid_neurons(500, 4, 2, generator=g2))
+    assert abs(float(A.mean())) < 0.1 and abs(float(A.var()) - 1) < 0.1
+    U = rates.iid_neurons(500, 4, 1, generator=g1, distribution="uniform")
+    assert float(U.min()) >= 0 and float(U.max()) <= 1 and abs(float(U.mean()) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="distribution"):
+        rates.iid_neurons(5, 2, 1, generator=g1, distribution="cauchy")
+    with pytest.raises(TypeError, match="generator"):
+        rates.iid_neurons(5, 2, 1, generator=0)
+
+
+def test_iid_sweep_shows_the_curse_of_dimensionality():
+    widths = [32, 64, 128, 256]
+    out = rates.iid_matching_sweep(widths, [2, 16], n_pairs=4, seed=0)
+    assert set(out) == {2, 16} and out[2].shape == (4, 4)
+    fits = bootstrap_slopes(widths, out, n_boot=200)
+    assert fits[2].slope < -0.55  # ~ -0.7 (log-corrected m^-1)
+    assert -0.25 < fits[16].slope < -0.08  # ~ -2/16, pre-asymptotically a little steeper
+    # each cell is reproducible on its own
+    again = rates.iid_matching_sweep([64], [16], n_pairs=4, seed=0)
+    assert torch.equal(again[16][0], out[16][1])
+    other = rates.iid_matching_sweep([64], [16], n_pairs=4, seed=1)
+    assert not torch.equal(other[16][0], out[16][1])
+
+
+def test_bad_inputs_raise():
+    X = torch.zeros(3, 2, dtype=F64)
+    with pytest.raises(ValueError, match="same shape"):
+        rates.matched_sq_distance(X, torch.zeros(4, 2, dtype=F64))
+    with pytest.raises(ValueError, match=r"\(m, p\) or \(n, m, p\)"):
+        rates.matched_sq_distance(torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64))
+    with pytest.raises(TypeError, match="torch.Tensors"):
+        rates.matched_sq_distance([[0.0]], X)
+    with pytest.raises(TypeError, match="widths"):
+        rates.iid_matching_sweep(64, [2], 2)
+    with pytest.raises(ValueError, match="dims\\[1\\] must be >= 1"):
+        rates.iid_matching_sweep([64], [2, 0], 2)
+    with pytest.raises(ValueError, match="n_pairs"):
+        rates.iid_matching_sweep([64], [2], 0)
+
+
+def test_sgd_barrier_sweep_reaches_the_manifold_and_matching_removes_the_barrier():
+    cfg = ts.TeacherStudent(d=6, M=2)
+    tab = rates.sgd_barrier_sweep(cfg, [8, 16], n_pairs=2, n_samples=1024, batch_size=32, epochs=60, tol=1e-12)
+    assert tab.widths == (8, 8, 16, 16) and tab.seeds_a == (0, 2, 0, 2) and tab.seeds_b == (1, 3, 1, 3)
+    assert float(torch.maximum(tab.loss_a, tab.loss_b).max()) < 1e-5  # population loss of the SGD solutions
+    assert float(tab.identity.min()) > 5e-3  # no permutation: a barrier (about 1e-2 here)
+    assert bool((tab.perm <= tab.identity).all()) and float(tab.perm.max()) < 1e-2 * float(tab.identity.min())
+    # same initialisation as exact GD, and reproducible
+    again = rates.sgd_barrier_sweep(cfg, [8], n_pairs=2, n_samples=1024, batch_size=32, epochs=60, tol=1e-12)
+    assert torch.equal(again.perm, tab.perm[:2])
+    with pytest.raises(ValueError, match="output='fixed'"):
+        rates.sgd_barrier_sweep(ts.TeacherStudent(d=6, M=2, output="trained"), [8], 1, n_samples=64,
+                                batch_size=8, epochs=1)
+    with pytest.raises(TypeError, match="TeacherStudent"):
+        rates.sgd_barrier_sweep(object(), [8], 1, n_samples=64, batch_size=8, epochs=1)
+
+
+def test_sgd_barrier_sweep_with_zero_epochs_keeps_the_initialisation():
+    cfg = ts.TeacherStudent(d=5, M=2)
+    tab = rates.sgd_barrier_sweep(cfg, [4], n_pairs=1, n_samples=16, batch_size=4, epochs=0)
+    W0a, W0b = cfg.init(4, 0)[0], cfg.init(4, 1)[0]
+    T = cfg.teacher()
+    assert float(tab.loss_a[0]) == pytest.approx(float(ts.population_loss(W0a, T)), rel=1e-12)
+    assert float(tab.loss_b[0]) == pytest.approx(float(ts.population_loss(W0b, T)), rel=1e-12)
+    same = rates.sgd_barrier_sweep(cfg, [4], n_pairs=1, n_samples=16, batch_size=4, epochs=0, device="cpu")
+    assert torch.equal(same.loss_a, tab.loss_a) and torch.equal(same.perm, tab.perm)

@@ -1,0 +1,105 @@
+"""The headless runner (``tools/run_chapters.py``, ``make paper``) on CPU with the quick profile.
+
+A tiny chapter with a cached sweep, a figure, a check and a paper-only cell runs into an output folder: the run is
+interrupted after the sweep, then rerun; the rerun resumes from the sweep cache (the sweep function is not called
+again), everything lands in the output folder, and the chapter's own folder is untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from lmcnb import checks, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CELLS = [
+    "import os\nimport matplotlib.pyplot as plt\nimport lmcnb\nfrom lmcnb import checks, sweep\n"
+    "S = lmcnb.setup(seed=0)",
+    "def square(x):\n"
+    "    with open(os.environ['COUNTER_FILE'], 'a') as fh:\n"
+    "        fh.write(f'{x}\\n')\n"
+    "    return x * x\n"
+    "res = sweep.run_grid(square, {'x': [1, 2, 3]}, cache_dir=sweep.default_cache_dir(), namespace='t-v1')\n"
+    "print([r for _, r in res])",
+    "if os.environ.get('INTERRUPT') == '1':\n    raise KeyboardInterrupt('simulated disconnect')",
+    "plt.plot([1, 2, 3], [r for _, r in res])\nplt.show()",
+    "r = checks.record('squares add up', sum(r for _, r in res), 14, sum(r for _, r in res) == 14, "
+    "source='arithmetic', status='derived', chapter='01_tiny')\nassert r.passed, r",
+]
+PAPER_ONLY = "raise RuntimeError('paper-only cell ran in the quick profile')"
+
+
+def make_book(tmp_path: Path) -> Path:
+    book = tmp_path / "book"
+    book.mkdir()
+    cells = [new_code_cell(src) for src in CELLS]
+    cells.append(new_code_cell(PAPER_ONLY, metadata={"tags": ["skip-execution", "nbval-skip"]}))
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                            "display_name": "Python 3"}})
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"cell-{i:02d}"
+    nbformat.write(nb, book / "01_tiny.ipynb")
+    return book / "01_tiny.ipynb"
+
+
+def run(args: list[str], counter: Path, interrupt: bool) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "LMCNB_CACHE_DIR")}
+    env.update(COUNTER_FILE=str(counter), INTERRUPT="1" if interrupt else "0", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "run_chapters.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_runner_writes_to_out_and_resumes_from_the_cache(tmp_path):
+    chapter = make_book(tmp_path)
+    before = snapshot(chapter.parent)
+    out, counter = tmp_path / "runs" / "quick", tmp_path / "calls.txt"
+    args = ["--profile", "quick", "--out", str(out), str(chapter)]
+
+    first = run(args, counter, interrupt=True)
+    assert first.returncode == 1 and "FAILED" in first.stderr and "KeyboardInterrupt" in first.stderr
+    assert counter.read_text().split() == ["1", "2", "3"]
+    partial = nbformat.read(out / "01_tiny.ipynb", as_version=4)
+    assert any(o.get("output_type") == "error" for o in partial.cells[2].outputs)
+    assert len(list((out / "cache").glob("*.pt"))) == 3
+
+    second = run(args, counter, interrupt=False)
+    assert second.returncode == 0, second.stderr
+    assert counter.read_text().split() == ["1", "2", "3"], "the rerun must resume from the sweep cache"
+    done = nbformat.read(out / "01_tiny.ipynb", as_version=4)
+    assert "".join(done.cells[1].outputs[0]["text"]) == "[1, 4, 9]\n"
+    assert done.cells[-1].outputs == [] and done.cells[-1].execution_count is None, "paper-only cell skipped"
+    assert [p.name for p in (out / "figures" / "01_tiny").iterdir()] == ["cell-03-0.png"]
+    assert (out / "figures" / "01_tiny" / "cell-03-0.png").read_bytes()[:4] == b"\x89PNG"
+    (rec,) = checks.read_jsonl(out / "checks" / "01_tiny.jsonl")
+    assert (rec.claim, rec.passed, rec.profile, rec.chapter) == ("squares add up", True, "quick", "01_tiny")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["01_tiny"]["ok"] and summary["01_tiny"]["checks"] == 1 and summary["01_tiny"]["figures"] == 1
+    assert snapshot(chapter.parent) == before, "the chapter's folder must be untouched"
+
+
+def test_runner_refuses_an_out_folder_inside_book(tmp_path):
+    chapter = make_book(tmp_path)
+    out = run(["--profile", "quick", "--out", str(chapter.parent / "runs"), str(chapter)], tmp_path / "c.txt",
+              interrupt=False)
+    assert out.returncode == 2 and "inside" in out.stderr
+    assert not (chapter.parent / "runs").exists()
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("LMCNB_CACHE_DIR", raising=False)
+    assert sweep.default_cache_dir() is None
+    monkeypatch.setenv("LMCNB_CACHE_DIR", "  ")
+    assert sweep.default_cache_dir() is None
+    monkeypatch.setenv("LMCNB_CACHE_DIR", str(tmp_path))
+    assert sweep.default_cache_dir() == tmp_path

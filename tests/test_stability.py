@@ -1,0 +1,211 @@
+"""Tests of lmcnb.stability: the linear-stability prediction against an explicit finite-difference Hessian, the
+k-live sharpness law, sweep bookkeeping against separate runs, the transition finder on hand-made sweeps, weight
+matching against brute force, and the barrier/Hall bookkeeping on exact minima."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as hst
+
+from lmcnb import stability as st
+from lmcnb import teacher_student as ts
+
+F64 = torch.float64
+
+
+def _fd_hessian_top(W: torch.Tensor, T: torch.Tensor, h: float = 1e-5) -> float:
+    """Largest eigenvalue of the central finite-difference Hessian of the closed-form gradient (independent of
+    the double-backward power iteration)."""
+    n = W.numel()
+    H = torch.zeros(n, n, dtype=F64)
+    for i in range(n):
+        E = torch.zeros(n, dtype=F64)
+        E[i] = h
+        gp = ts.population_grad(W + E.view_as(W), T).reshape(-1)
+        gm = ts.population_grad(W - E.view_as(W), T).reshape(-1)
+        H[:, i] = (gp - gm) / (2 * h)
+    return float(torch.linalg.eigvalsh(0.5 * (H + H.T)).max())
+
+
+def test_critical_c_formula_and_validation():
+    assert st.critical_c(24.0, 32) == pytest.approx(64 / 24)
+    with pytest.raises(ValueError):
+        st.critical_c(0.0, 32)
+    with pytest.raises(ValueError):
+        st.critical_c(1.0, 0)
+    with pytest.raises(TypeError):
+        st.critical_c("1", 3)
+
+
+def test_minimum_with_live_is_an_exact_minimum():
+    T = ts.orthonormal_teacher(6, 3)
+    for k, dead in [(1, 0), (2, 3), (4, 1)]:
+        W = st.minimum_with_live(k, 3, 6, dead=dead)
+        assert W.shape == (3 * k + dead, 6)
+        assert float(ts.population_loss(W, T)) < 1e-14
+        assert int((W.norm(dim=1) == 0).sum()) == dead
+    W = st.minimum_with_live(2, 3, 6, mass=[0.9, 0.1])
+    assert float(ts.population_loss(W, T)) < 1e-14
+    with pytest.raises(ValueError, match="sum to 1"):
+        st.minimum_with_live(2, 3, 6, mass=[0.5, 0.6])
+    with pytest.raises(ValueError, match="M <= d"):
+        st.minimum_with_live(1, 5, 4)
+
+
+def test_sharpness_matches_finite_difference_hessian_and_is_linear_in_k():
+    d, M = 4, 2
+    T = ts.orthonormal_teacher(d, M)
+    lam = st.sharpness_vs_live([1, 2, 3], M, d)
+    for k, value in zip([1, 2, 3], lam.tolist()):
+        assert value == pytest.approx(_fd_hessian_top(st.minimum_with_live(k, M, d), T), rel=1e-4)
+    assert torch.allclose(lam, lam[0] * torch.tensor([1.0, 2.0, 3.0], dtype=F64), rtol=1e-6)
+
+
+def test_sharpness_depends_on_live_count_not_masses():
+    d, M = 4, 2
+    T = ts.orthonormal_teacher(d, M)
+    equal = ts.sharpness_population(st.minimum_with_live(2, M, d), T, n_iter=500, tol=1e-8).eigenvalue
+    skewed = ts.sharpness_population(st.minimum_with_live(2, M, d, mass=[0.95, 0.05]), T, n_iter=500,
+                                     tol=1e-8).eigenvalue
+    assert skewed == pytest.approx(equal, rel=1e-6)
+
+
+def test_predict_critical_c_rejects_sparse_and_uses_width():
+    T = ts.orthonormal_teacher(4, 2)
+    with pytest.raises(ValueError, match="dead"):
+        st.predict_critical_c(st.minimum_with_live(2, 2, 4, dead=1), T)
+    W = st.minimum_with_live(3, 2, 4)
+    lam, c = st.predict_critical_c(W, T)
+    assert c == pytest.approx(2 * 6 / lam)
+    with pytest.raises(TypeError):
+        st.predict_critical_c(W.float(), T)
+
+
+def test_gd_sweep_matches_separate_runs_and_shares_the_init():
+    T = ts.orthonormal_teacher(4, 2)
+    sw = st.gd_lr_sweep(T, 6, [1.0, 2.0], [3, 5], steps=200, tol=0.0)
+    assert sw.W.shape == (2, 2, 6, 4) and sw.live.shape == (2, 2)
+    for i, c in enumerate([1.0, 2.0]):
+        for j, s in enumerate([3, 5]):
+            W0 = ts.small_init(1, 6, 4, generator=torch.Generator().manual_seed(s))
+            ref = ts.gd_population(W0, T, c=c, steps=200, tol=0.0)
+            assert torch.allclose(sw.W[i, j], ref.W[0], atol=1e-12)
+    with pytest.raises(ValueError, match="increasing"):
+        st.gd_lr_sweep(T, 6, [2.0, 1.0], [0], steps=1)
+    with pytest.raises(ValueError, match="distinct"):
+        st.gd_lr_sweep(T, 6, [1.0], [0, 0], steps=1)
+
+
+def test_sweep_marks_divergence_and_counts_live_neurons():
+    T = ts.orthonormal_teacher(4, 2)
+    sw = st.gd_lr_sweep(T, 8, [1.0, 200.0], [0, 1], steps=300, tol=0.0)
+    assert bool(sw.diverged[1].all()) and not bool(sw.diverged[0].any())
+    assert (sw.live[1] == 8).all() and torch.isnan(sw.pr[1]).all()
+    assert bool(sw.dense[0].all()) and not bool(sw.sparse.any())
+    assert len(sw.table()) == 3
+
+
+def _fake_sweep(live: list[list[int]], div: list[list[bool]], m: int = 4) -> st.LRSweep:
+    C, S = len(live), len(live[0])
+    return st.LRSweep(cs=torch.arange(1, C + 1, dtype=F64), seeds=tuple(range(S)), m=m,
+                      W=torch.zeros(C, S, m, 2, dtype=F64), live=torch.tensor(live),
+                      pr=torch.ones(C, S, dtype=F64), diverged=torch.tensor(div), final_loss=torch.zeros(C, S))
+
+
+def test_observed_transition_on_hand_made_sweeps():
+    f = [False, False]
+    sw = _fake_sweep([[4, 4], [4, 4], [3, 3], [2, 4], [4, 4]], [f, f, f, [False, True], [True, True]])
+    tr = st.observed_transition(sw)
+    assert (tr.last_dense, tr.first_nondense, tr.first_sparse, tr.first_diverged) == (2.0, 3.0, 3.0, 5.0)
+    assert tr.midpoint == 2.5
+    dense = st.observed_transition(_fake_sweep([[4, 4]] * 3, [f] * 3))
+    assert math.isnan(dense.first_nondense) and math.isnan(dense.midpoint) and math.isnan(dense.first_sparse)
+    # straight to divergence: non-dense but never sparse
+    tr = st.observed_transition(_fake_sweep([[4, 4], [4, 4]], [f, [True, True]]))
+    assert tr.first_nondense == 2.0 and math.isnan(tr.first_sparse) and tr.first_diverged == 2.0
+    with pytest.raises(TypeError):
+        st.observed_transition("sweep")
+
+
+@given(hst.integers(2, 5), hst.integers(0, 10_000))
+def test_weight_match_rows_is_optimal(m, seed):
+    g = torch.Generator().manual_seed(seed)
+    W1, W2 = torch.randn(m, 3, generator=g, dtype=F64), torch.randn(m, 3, generator=g, dtype=F64)
+    p = st.weight_match_rows(W1, W2)
+    cost = lambda q: float(((W1 - W2[list(q)]) ** 2).sum())  # noqa: E731
+    assert cost(p.tolist()) == pytest.approx(min(cost(q) for q in itertools.permutations(range(m))), abs=1e-12)
+    # a planted permutation is recovered exactly
+    perm = torch.randperm(m, generator=g)
+    assert torch.equal(W1[st.weight_match_rows(W1[perm], W1)], W1[perm])
+
+
+def test_pair_barriers_and_weight_matchings_blind_spot():
+    d, M = 4, 2
+    T = ts.orthonormal_teacher(d, M)
+    e = torch.eye(d, dtype=F64)
+    # W1: two type-0 neurons and a dead one; W2: one type-0, one type-1 ... both exact minima
+    W1 = torch.stack([0.5 * e[0], 0.5 * e[0], e[1], 0 * e[0]])
+    W2 = torch.stack([e[0], 0.5 * e[1], 0 * e[0], 0.5 * e[1]])
+    pb = st.pair_barriers(W1, W2, T)
+    assert pb.hall and pb.functional < 1e-14 and pb.perm == min(pb.weight, pb.functional)
+    assert pb.naive > 1e-3
+    # dense minima with different type counts: no permutation connects them
+    D1 = torch.stack([0.5 * e[0], 0.5 * e[0], e[1]])
+    D2 = torch.stack([e[0], 0.5 * e[1], 0.5 * e[1]])
+    pd = st.pair_barriers(D1, D2, T)
+    assert not pd.hall and pd.functional > 1e-4 and pd.weight > 1e-4
+    # weight matching's blind spot: with orthogonal teacher directions, pairing two small neurons of different
+    # types (and a zero with a zero) costs exactly what the two compatible pairings cost, but leaves a barrier
+    B1 = torch.stack([0.9 * e[0], 0.1 * e[0], e[1], 0 * e[0]])
+    B2 = torch.stack([e[0], 0 * e[0], 0.9 * e[1], 0.1 * e[1]])
+    good, bad = [0, 1, 2, 3], [0, 3, 2, 1]
+    wm_cost = lambda q: float(((B1 - B2[q]) ** 2).sum())  # noqa: E731
+    assert wm_cost(good) == pytest.approx(wm_cost(bad), abs=1e-15)
+    assert float(ts.barrier_linear(B1, B2[good], T)) < 1e-14 < 1e-5 < float(ts.barrier_linear(B1, B2[bad], T))
+    pw = st.pair_barriers(B1, B2, T)
+    assert pw.hall and pw.functional < 1e-14
+    with pytest.raises(ValueError, match="aligned with no teacher"):
+        st.pair_barriers(torch.ones(4, d, dtype=F64), W2, T)
+
+
+def test_sweep_pair_barriers_skips_diverged_pairs():
+    T = ts.orthonormal_teacher(4, 2)
+    sw = st.gd_lr_sweep(T, 3, [1.0, 200.0], [0, 1], steps=3000)
+    out = st.sweep_pair_barriers(sw, T)
+    assert list(out) == [1.0, 200.0] and out[200.0] == [] and len(out[1.0]) == 1
+    with pytest.raises(ValueError, match="even"):
+        st.sweep_pair_barriers(st.gd_lr_sweep(T, 3, [1.0], [0], steps=1), T)
+
+
+def test_manifold_pair_barriers():
+    out = st.manifold_pair_barriers(m=8, M=2, d=3, dead_prob=0.5, pairs=4, seed=0)
+    assert len(out) == 4 and all(isinstance(p, st.PairBarrier) for p in out)
+    # the Hall criterion is exact on the manifold: it agrees with "functional barrier = 0"
+    assert all(p.hall == (p.functional < 1e-12) for p in out)
+    dense = st.manifold_pair_barriers(m=8, M=2, d=3, dead_prob=0.0, pairs=4, seed=0)
+    assert all(p.hall == (p.functional < 1e-12) for p in dense)
+    with pytest.raises(ValueError):
+        st.manifold_pair_barriers(m=8, M=2, d=3, dead_prob=1.0, pairs=1, seed=0)
+
+
+def test_solution_sharpness_ignores_almost_dead_rows_and_diverged_runs():
+    d, M = 4, 2
+    T = ts.orthonormal_teacher(d, M)
+    W = st.minimum_with_live(2, M, d, dead=1)
+    W[-1] = 1e-9 * torch.tensor([0.3, -0.5, 0.7, 0.1], dtype=F64)  # almost dead, misaligned
+    sw = st.LRSweep(cs=torch.tensor([1.0, 2.0], dtype=F64), seeds=(0,), m=5,
+                    W=torch.stack([W, torch.full_like(W, float("nan"))])[:, None], live=torch.tensor([[4], [5]]),
+                    pr=torch.ones(2, 1, dtype=F64), diverged=torch.tensor([[False], [True]]),
+                    final_loss=torch.zeros(2, 1, dtype=F64))
+    sh = st.solution_sharpness(sw, T)
+    ref = ts.sharpness_population(st.minimum_with_live(2, M, d), T, n_iter=500, tol=1e-6).eigenvalue
+    assert sh[0].item() == pytest.approx(ref, rel=1e-6) and math.isnan(sh[1].item())
+    # without the dead-row threshold the almost-dead row changes the top eigenvalue
+    raw = ts.sharpness_population(W, T, n_iter=500, tol=1e-6).eigenvalue
+    assert raw > 1.05 * ref
+    with pytest.raises(ValueError, match="seed_index"):
+        st.solution_sharpness(sw, T, seed_index=1)

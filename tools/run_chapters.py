@@ -1,0 +1,133 @@
+"""Run chapters headless with a chosen profile and write everything into an output folder (``make paper``).
+
+Usage::
+
+    python tools/run_chapters.py --profile paper --out runs/paper book/05_lmc_via_ot.ipynb ...
+    python tools/run_chapters.py --profile quick --out /tmp/run book/*.ipynb
+
+For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_scoreboard``, last):
+
+- it runs top to bottom in a fresh ``python3`` kernel with ``LMCNB_PROFILE=<profile>``; the working directory is
+  ``OUT`` (data a chapter downloads to a relative folder lands in ``OUT/data``);
+- in the ``paper`` profile the paper-only cells (tagged ``skip-execution``) run too; in ``quick`` they are skipped;
+- ``OUT/<stem>.ipynb`` receives the executed notebook (also when a cell fails: then with the error, and the exit
+  status is 1), ``OUT/figures/<stem>/<cell id>-<k>.png`` its figures, ``OUT/checks/<stem>.jsonl`` the records of
+  its ``checks.record`` calls (the scoreboard run here reads ``OUT/checks`` via ``$LMCNB_CHECKS_DIR``), and
+  ``OUT/summary.json`` the run time, cell count and verdicts of every chapter run so far;
+- ``$LMCNB_CACHE_DIR`` is set to ``OUT/cache`` (or ``--cache``): sweeps that pass
+  ``cache_dir=lmcnb.sweep.default_cache_dir()`` store each configuration's result as soon as it is computed, so
+  rerunning the same command after an interruption recomputes only what is missing.
+
+The chapters' own files in ``book/`` (notebooks, ``book/_checks``) are never written: ``OUT`` may not lie inside the
+folder of a notebook being run.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refresh_outputs import SKIP_TAG, collect_records, execute, order_notebooks, write_atomic  # noqa: E402
+
+PROFILES = ("quick", "paper")
+
+
+def extract_figures(nb, directory: Path) -> list[Path]:
+    """Write every PNG output of ``nb`` to ``directory/<cell id>-<k>.png``; return the paths."""
+    paths = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        k = 0
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png is None:
+                continue
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{cell.get('id') or f'cell-{i:02d}'}-{k}.png"
+            path.write_bytes(base64.b64decode(png))
+            paths.append(path)
+            k += 1
+    return paths
+
+
+def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int) -> dict:
+    """Run one chapter into ``out``; return its summary entry (``ok`` False when a cell failed)."""
+    import nbformat
+
+    stem = path.stem
+    nb = nbformat.read(path, as_version=4)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env.update(LMCNB_PROFILE=profile, LMCNB_CACHE_DIR=str(cache), LMCNB_CHECKS_DIR=str(out / "checks"))
+    entry: dict = {"chapter": stem, "profile": profile, "ok": False}
+    with tempfile.TemporaryDirectory(prefix="lmcnb-results-") as tmp:
+        env["LMCNB_RESULTS_DIR"] = tmp
+        try:
+            seconds, executed = execute(nb, name=str(path), cwd=out, env=env, timeout=timeout,
+                                        skip_tag=SKIP_TAG if profile == "quick" else None)
+            entry.update(ok=True, seconds=round(seconds, 1), executed_cells=executed)
+        except Exception as exc:  # keep what ran: the notebook with its error, figures and records so far
+            entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        lines = collect_records(Path(tmp), stem)
+    nbformat.write(nb, out / f"{stem}.ipynb")
+    jsonl = out / "checks" / f"{stem}.jsonl"
+    if lines is None:
+        jsonl.unlink(missing_ok=True)
+        records = []
+    else:
+        write_atomic(jsonl, lines)
+        records = [json.loads(ln) for ln in lines.splitlines()]
+    entry["figures"] = len(extract_figures(nb, out / "figures" / stem))
+    entry["checks"] = len(records)
+    entry["failed_checks"] = [r["claim"] for r in records if not r["passed"]]
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", help="chapter notebooks (.ipynb)")
+    parser.add_argument("--profile", choices=PROFILES, default="paper", help="lmcnb profile (default paper)")
+    parser.add_argument("--out", required=True, help="output folder (created; never inside book/)")
+    parser.add_argument("--cache", help="sweep cache folder (default OUT/cache)")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds allowed per cell (default: none in paper, 600 in quick)")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    paths = [Path(nb).resolve() for nb in args.notebooks]
+    for nb, p in zip(args.notebooks, paths):
+        if p.suffix != ".ipynb" or not p.is_file():
+            print(f"run_chapters: {nb} is not a notebook file", file=sys.stderr)
+            return 2
+        if out == p.parent or p.parent in out.parents:
+            print(f"run_chapters: --out {args.out} lies inside {p.parent}, which holds the stored outputs; "
+                  "choose a folder outside it (e.g. runs/paper)", file=sys.stderr)
+            return 2
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(args.cache).resolve() if args.cache else out / "cache"
+    timeout = args.timeout if args.timeout is not None else (600 if args.profile == "quick" else -1)
+    chapters, boards = order_notebooks([str(p) for p in paths], scoreboard=False)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    failed = 0
+    for nb in chapters + boards:
+        print(f"running {nb} ({args.profile}) -> {out}", flush=True)
+        entry = run_one(Path(nb), out, cache, args.profile, timeout)
+        summary[entry["chapter"]] = entry
+        write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if entry["ok"]:
+            print(f"done    {entry['chapter']}: {entry['executed_cells']} cells in {entry['seconds']} s, "
+                  f"{entry['checks']} checks ({len(entry['failed_checks'])} failed), {entry['figures']} figures",
+                  flush=True)
+        else:
+            failed += 1
+            print(f"FAILED  {entry['chapter']}: {entry['error']} (partial notebook in {out})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
