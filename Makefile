@@ -29,7 +29,7 @@ STAMP := $(VENV)/.lmcnb-requirements.stamp
 
 # The environment every check and every stored output is produced in. MPLBACKEND is removed on purpose:
 # a non-inline backend drops the figures from the outputs and breaks nbval.
-RUN_ENV := env -u MPLBACKEND LMCNB_PROFILE=quick OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
+RUN_ENV := env -u MPLBACKEND -u LMCNB_CACHE_DIR -u LMCNB_RESULTS_DIR LMCNB_PROFILE=quick OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .DEFAULT_GOAL := help

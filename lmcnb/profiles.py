@@ -132,6 +132,21 @@ def choose(quick: T, paper: T, profile: str | None = None) -> T:
     return quick if prof == "quick" else paper
 
 
+def require(profile: str) -> None:
+    """Stop a paper-only cell outside its profile: raise ``RuntimeError`` unless the active profile is ``profile``.
+
+    Paper-only cells are tagged ``skip-execution`` and ``nbval-skip``, so the book build and CI never run them; a
+    reader who runs a chapter top to bottom in Jupyter ignores tags, and this guard keeps such a cell from starting
+    hours of CPU work or a download in the quick profile.
+    """
+    wanted = validate_profile(profile)
+    active = current().profile
+    if active != wanted:
+        raise RuntimeError(f"this cell runs in the {wanted!r} profile only (active profile: {active!r}); set "
+                           f"LMCNB_PROFILE={wanted} before starting the kernel (a CUDA GPU selects 'paper'), or run "
+                           f"the chapter headless with `make paper`")
+
+
 def progress(iterable: Any, **kwargs: Any) -> Any:
     """Wrap ``iterable`` in a tqdm progress bar in the paper profile only (never in quick: stderr breaks nbval)."""
     if current().profile != "paper":

@@ -7,9 +7,8 @@ neurons of a layer as i.i.d. atoms ``w_1, …, w_m`` of a distribution ``μ`` wi
 independent networks give two empirical measures ``μ̂_m, ν̂_m``, and by Birkhoff the best permutation realises
 ``W_2(μ̂_m, ν̂_m)``: ``min_π (1/m) Σ_i ‖w_i − w'_{π(i)}‖² = W_2²(μ̂_m, ν̂_m)``. For ``p > 4`` this decays like
 ``m^{−2/p}`` (``W_2 ≍ m^{−1/p}``; Fournier & Guillin 2015, Dereich et al. 2013): the exponent shrinks with the
-dimension. :func:`ot_rate_exponent` gives the exponent, :func:`iid_neurons` draws the clouds and
-:func:`iid_matching_sweep` measures ``W_2²`` over widths, dimensions and pairs (exact Hungarian assignment,
-:func:`lmcnb.transport.wasserstein`).
+dimension. :func:`ot_rate_exponent` gives the exponent and :func:`iid_matching_sweep` measures ``W_2²`` over
+widths, dimensions and pairs (the samplers and the exact Hungarian assignment of :mod:`lmcnb.transport`).
 
 **A teacher — no curse** (Zhan, Li & Wu 2025). Trained teacher–student neurons concentrate on the ``M`` teacher
 directions (plus dead neurons), a distribution with ``M + 1`` atoms whatever ``d`` is, so two solutions differ only
@@ -24,16 +23,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from . import teacher_student as ts
-from ._validate import check_choice, check_generator, check_int, check_real
+from ._validate import check_choice, check_int, check_real
 from .data import teacher_student_data
-from .transport import wasserstein
+from . import transport
 
-__all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_neurons", "matched_sq_distance", "iid_matching_sweep",
-           "sgd_barrier_sweep"]
+__all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_matching_sweep", "sgd_barrier_sweep"]
 
 DISTRIBUTIONS = ("gaussian", "uniform")
 F64 = torch.float64
@@ -50,53 +49,17 @@ def ot_rate_exponent(p: int) -> float:
     return -min(1.0, 2.0 / p)
 
 
-def iid_neurons(m: int, p: int, n: int, *, generator: torch.Generator, distribution: str = "gaussian") -> Tensor:
-    """``n`` independent clouds of ``m`` i.i.d. neurons in ``R^p``, ``(n, m, p)`` float64.
-
-    Args:
-        m: neurons per cloud (width). p: dimension of the neurons' support. n: number of clouds.
-        generator: the randomness (its device is the output's device).
-        distribution: ``"gaussian"`` (``N(0, I_p)``) or ``"uniform"`` (the unit cube ``[0, 1]^p``).
-    """
-    m, p, n = check_int("m", m, 1), check_int("p", p, 1), check_int("n", n, 1)
-    g = check_generator("generator", generator)
-    distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
-    if distribution == "gaussian":
-        return torch.randn(n, m, p, generator=g, dtype=F64, device=g.device)
-    return torch.rand(n, m, p, generator=g, dtype=F64, device=g.device)
-
-
-def matched_sq_distance(X: Tensor, Y: Tensor) -> Tensor:
-    """Mean squared distance after the optimal permutation, ``W_2²(μ̂_X, μ̂_Y) = min_π (1/m) Σ_i ‖x_i − y_{π(i)}‖²``.
-
-    Args:
-        X, Y: clouds ``(m, p)`` or batches of clouds ``(n, m, p)`` of equal shape (float tensors).
-
-    Returns:
-        0-D float64 tensor, or ``(n,)`` for batches (exact Hungarian assignment, :func:`lmcnb.transport.wasserstein`).
-    """
-    if not isinstance(X, Tensor) or not isinstance(Y, Tensor):
-        raise TypeError(f"X and Y must be torch.Tensors, got {type(X).__name__} and {type(Y).__name__}")
-    if X.shape != Y.shape:
-        raise ValueError(f"X and Y must have the same shape, got {tuple(X.shape)} and {tuple(Y.shape)}")
-    if X.ndim not in (2, 3):
-        raise ValueError(f"X and Y must be (m, p) or (n, m, p), got shape {tuple(X.shape)}")
-    if X.ndim == 2:
-        return torch.tensor(wasserstein(X, Y, p=2) ** 2, dtype=F64)
-    return torch.tensor([wasserstein(x, y, p=2) ** 2 for x, y in zip(X, Y)], dtype=F64)
-
-
 def iid_matching_sweep(widths: Sequence[int], dims: Sequence[int], n_pairs: int, *, seed: int = 0,
                        distribution: str = "gaussian") -> dict[int, Tensor]:
     """``W_2²`` between pairs of independent i.i.d. neuron clouds, for every dimension and width.
 
-    The pair ``k`` at width ``m`` and dimension ``p`` comes from ``torch.Generator().manual_seed(s)`` with
-    ``s = 1_000_003·m + 7_919·p + seed`` (one generator per ``(m, p)``: each cell reproducible on its own).
+    Each ``(p, m)`` cell is reproducible on its own: its pairs come from
+    :func:`lmcnb.transport.two_sample_wasserstein` seeded with ``1_000_003·m + 7_919·p + seed``.
 
     Args:
         widths: the widths ``m`` (``W`` of them, each ``>= 1``). dims: the dimensions ``p``.
         n_pairs: pairs of clouds per ``(p, m)``. seed: offset of the generators' seeds (``>= 0``).
-        distribution: see :func:`iid_neurons`.
+        distribution: ``"gaussian"`` (``N(0, I_p)``) or ``"uniform"`` (the unit cube ``[0, 1]^p``).
 
     Returns:
         ``{p: values (W, n_pairs)}``, float64, row ``i`` at ``widths[i]`` (ready for
@@ -106,14 +69,13 @@ def iid_matching_sweep(widths: Sequence[int], dims: Sequence[int], n_pairs: int,
     ps = _int_list("dims", dims)
     n_pairs = check_int("n_pairs", n_pairs, 1)
     seed = check_int("seed", seed, 0)
+    distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
     out: dict[int, Tensor] = {}
     for p in ps:
-        rows = []
-        for m in ws:
-            g = torch.Generator().manual_seed(1_000_003 * m + 7_919 * p + seed)
-            clouds = iid_neurons(m, p, 2 * n_pairs, generator=g, distribution=distribution)
-            rows.append(matched_sq_distance(clouds[0::2], clouds[1::2]))
-        out[p] = torch.stack(rows)
+        sampler = transport.gaussian_sampler(p) if distribution == "gaussian" else transport.uniform_sampler(p)
+        rows = [transport.two_sample_wasserstein(sampler, [m], n_pairs, p=2,
+                                                 seed=1_000_003 * m + 7_919 * p + seed)[0] for m in ws]
+        out[p] = torch.as_tensor(np.stack(rows), dtype=F64) ** 2
     return out
 
 

@@ -336,18 +336,8 @@ def observed_transition(sweep: LRSweep) -> Transition:
 
 def weight_match_rows(W1: Tensor, W2: Tensor) -> Tensor:
     """Weight matching for the seed model (notes §2.3): the permutation ``p (m,)`` minimising
-    ``Σ_i ‖w_i^(1) − w_{p[i]}^(2)‖²`` (Hungarian algorithm); ``W2[p]`` is aligned with ``W1``."""
-    W1 = check_tensor("W1", W1, ndim=2, dtype=F64)
-    W2 = check_tensor("W2", W2, ndim=2, dtype=F64)
-    if W1.shape != W2.shape:
-        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
-    from scipy.optimize import linear_sum_assignment
-
-    C = ((W1[:, None, :] - W2[None, :, :]) ** 2).sum(-1)
-    rows, cols = linear_sum_assignment(C.cpu().numpy())
-    p = torch.empty(W1.shape[0], dtype=torch.int64)
-    p[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
-    return p.to(W2.device)
+    ``Σ_i ‖w_i^(1) − w_{p[i]}^(2)‖²``; ``W2[p]`` is aligned with ``W1`` (:func:`lmcnb.teacher_student.weight_match`)."""
+    return ts.weight_match(W1, W2)
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,14 @@ def lint_skip_tags(nb) -> list[str]:
         t = tags(cell)
         if (SKIP_EXECUTION in t) != (NBVAL_SKIP in t):
             problems.append(f"cell {i}: tags {SKIP_EXECUTION} and {NBVAL_SKIP} must come together, got {t}")
+        first = cell.source.lstrip().split("\n", 1)[0].strip()
+        if cell.cell_type == "code" and SKIP_EXECUTION in t and not PAPER_GUARD.fullmatch(first):
+            problems.append(f"cell {i}: a paper-only cell must start with lmcnb.profiles.require(\"paper\") "
+                            f"(a reader's Run All in the quick profile must not start it), got {first!r}")
     return problems
+
+
+PAPER_GUARD = re.compile(r"""(lmcnb\.)?profiles\.require\((["'])paper\2\)""")
 
 
 _GIT_URL = re.compile(r"git\+([^\s\"'@#]+)(?:@([^\s\"'#]+))?")
@@ -286,12 +293,66 @@ def lint_check_chapter(nb, stem: str) -> list[str]:
     return problems
 
 
+def _lmcnb_aliases(trees: list) -> dict[str, object]:
+    """Names a notebook binds to ``lmcnb`` or its submodules (``import lmcnb``, ``from lmcnb import x as y``)."""
+    import importlib
+
+    aliases: dict[str, object] = {}
+    for tree in trees:
+        for node in ast.walk(tree) if tree else []:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lmcnb":
+                parent = importlib.import_module(node.module)
+                for a in node.names:
+                    aliases[a.asname or a.name] = getattr(parent, a.name, None)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0] == "lmcnb":
+                        aliases[a.asname or "lmcnb"] = importlib.import_module(a.asname and a.name or "lmcnb")
+    return aliases
+
+
+def lint_lmcnb_references(nb) -> list[str]:
+    """Every ``module.name`` a chapter takes from ``lmcnb`` exists and every keyword it passes to an lmcnb function
+    or class is a parameter — in all cells, so the paper-only cells (never run in CI) cannot rot silently."""
+    import inspect
+
+    trees = [_cell_tree(c.source) for c in code_cells(nb)]
+    aliases = _lmcnb_aliases(trees)
+    problems = [f"imports a name lmcnb does not have: {name}" for name, obj in aliases.items() if obj is None]
+    for i, tree in enumerate(trees, 1):
+        for node in ast.walk(tree) if tree else []:
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+                continue
+            mod = aliases.get(node.value.id)
+            if not inspect.ismodule(mod):
+                continue
+            if not hasattr(mod, node.attr):
+                problems.append(f"code cell {i} line {node.lineno}: {node.value.id}.{node.attr} does not exist")
+    for i, tree in enumerate(trees, 1):
+        for call in ast.walk(tree) if tree else []:
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and isinstance(call.func.value, ast.Name) and inspect.ismodule(aliases.get(call.func.value.id))):
+                continue
+            fn = getattr(aliases[call.func.value.id], call.func.attr, None)
+            try:
+                params = inspect.signature(fn).parameters
+            except (TypeError, ValueError):
+                continue
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                continue
+            for kw in call.keywords:
+                if kw.arg is not None and kw.arg not in params:
+                    problems.append(f"code cell {i} line {call.lineno}: {call.func.value.id}.{call.func.attr} "
+                                    f"has no parameter {kw.arg!r}")
+    return problems
+
+
 def lint_all(nb, relpath: str) -> list[str]:
     url, branch = repository()
     return (lint_kernelspec(nb) + lint_execution_counts(nb) + lint_no_stderr(nb) + lint_errors(nb)
             + lint_trailing_semicolon(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
             + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath)
-            + lint_check_chapter(nb, Path(relpath).stem))
+            + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb))
 
 
 # --- configuration and table of contents -------------------------------------------------------------------------
@@ -415,7 +476,7 @@ def good_notebook():
             code("import lmcnb\nS = lmcnb.setup(seed=0)", 2, [stream("lmcnb: profile=quick\n")],
                  "nbval-ignore-output"),
             code("x = 1 + 1\nprint(x)", 3, [stream("2\n")]),
-            code("run_paper_sweep()", None, (), SKIP_EXECUTION, NBVAL_SKIP),
+            code("lmcnb.profiles.require('paper')\nrun_paper_sweep()", None, (), SKIP_EXECUTION, NBVAL_SKIP),
             code("assert x == 2\nprint('measured 2 vs predicted 2: PASS')", 4, [stream("measured 2 vs predicted 2: PASS\n")]),
         ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -528,12 +589,30 @@ class TestLintsCatchProblems:
         _cell(nb, "run_paper_sweep").source = "r = checks.record('y', 1, 1, True, source='s', status='derived')"
         assert lint_check_chapter(nb, "99_example"), "paper-only cells are linted too"
 
+    def test_lmcnb_references(self):
+        nb = good_notebook()
+        assert not lint_lmcnb_references(nb)
+        cell = _cell(nb, "run_paper_sweep")
+        original = cell.source
+        for bad in ("from lmcnb import nope", "from lmcnb import barrier\nbarrier.nope(1)",
+                    "from lmcnb import barrier as B\nB.evaluate_path(m, a, b, l, x, y, nope=1)",
+                    "import lmcnb\nlmcnb.nope"):
+            cell.source = bad
+            assert lint_lmcnb_references(nb), bad
+            assert self.lint(nb), "the lint is part of lint_all"
+        cell.source = "from lmcnb import barrier as B\nB.evaluate_path(m, a, b, l, x, y, bn='reset')"
+        assert not lint_lmcnb_references(nb)
+        cell.source = original
+
     def test_skip_tags(self):
         nb = good_notebook()
         _cell(nb, "run_paper_sweep").metadata["tags"] = [SKIP_EXECUTION]
         assert lint_skip_tags(nb)
         _cell(nb, "run_paper_sweep").metadata["tags"] = [NBVAL_SKIP]
         assert lint_skip_tags(nb)
+        nb = good_notebook()
+        _cell(nb, "run_paper_sweep").source = "run_paper_sweep()"
+        assert lint_skip_tags(nb), "a paper-only cell without the profile guard"
 
     def test_colab_install(self):
         url, branch = repository()

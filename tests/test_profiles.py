@@ -101,3 +101,12 @@ def test_every_public_module_is_a_lazy_submodule_and_documented() -> None:
     assert public == set(lmcnb._SUBMODULES)
     missing = sorted(name for name in public if f":mod:`lmcnb.{name}`" not in lmcnb.__doc__)
     assert not missing, f"not in lmcnb's module index: {missing}"
+
+
+def test_require_stops_a_cell_outside_its_profile() -> None:
+    profiles.setup(seed=0, profile="quick", verbose=False)
+    profiles.require("quick")
+    with pytest.raises(RuntimeError, match="'paper' profile only .*LMCNB_PROFILE=paper"):
+        profiles.require("paper")
+    with pytest.raises(ValueError):
+        profiles.require("fast")

@@ -1,4 +1,4 @@
-"""Tests of lmcnb.rates: the OT exponent, i.i.d. neuron clouds, matched distances against brute force and POT,
+"""Tests of lmcnb.rates: the OT exponent, the i.i.d. sweep against brute force over permutations,
 the curse of dimensionality in the i.i.d. sweep, and the SGD barrier sweep of the teacher–student model."""
 from __future__ import annotations
 
@@ -34,47 +34,16 @@ def test_ot_rate_exponent_values():
 
 
 @SETTINGS
-@given(m=st.integers(1, 6), p=st.integers(1, 4), seed=st.integers(0, 2 ** 31))
-def test_matched_sq_distance_is_the_minimum_over_permutations(m, p, seed):
-    g = torch.Generator().manual_seed(seed)
-    X, Y = rates.iid_neurons(m, p, 2, generator=g)
-    assert float(rates.matched_sq_distance(X, Y)) == pytest.approx(brute_force_sq_distance(X, Y), rel=1e-10,
-                                                                  abs=1e-12)
-
-
-def test_matched_sq_distance_batched_zero_for_permuted_copy_and_symmetric():
-    g = torch.Generator().manual_seed(0)
-    X = rates.iid_neurons(20, 3, 3, generator=g)
-    Xp = X[:, torch.randperm(20, generator=g)]
-    assert torch.allclose(rates.matched_sq_distance(X, Xp), torch.zeros(3, dtype=F64), atol=1e-12)
-    Y = rates.iid_neurons(20, 3, 3, generator=g)
-    d_xy, d_yx = rates.matched_sq_distance(X, Y), rates.matched_sq_distance(Y, X)
-    assert d_xy.shape == (3,) and torch.allclose(d_xy, d_yx, rtol=1e-12)
-    # never above the identity pairing
-    assert bool((d_xy <= ((X - Y) ** 2).sum(-1).mean(-1) + 1e-12).all())
-
-
-def test_matched_sq_distance_agrees_with_pot():
-    ot = pytest.importorskip("ot")
-    g = torch.Generator().manual_seed(1)
-    X, Y = rates.iid_neurons(40, 5, 2, generator=g)
-    a = torch.full((40,), 1 / 40, dtype=F64)
-    expected = ot.emd2(a.numpy(), a.numpy(), ot.dist(X.numpy(), Y.numpy()))
-    assert float(rates.matched_sq_distance(X, Y)) == pytest.approx(expected, rel=1e-9)
-
-
-def test_iid_neurons_distributions_and_reproducibility():
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    A = rates.iid_neurons(500, 4, 2, generator=g1)
-    assert A.shape == (2, 500, 4) and A.dtype == F64
-    assert torch.equal(A, rates.iid_neurons(500, 4, 2, generator=g2))
-    assert abs(float(A.mean())) < 0.1 and abs(float(A.var()) - 1) < 0.1
-    U = rates.iid_neurons(500, 4, 1, generator=g1, distribution="uniform")
-    assert float(U.min()) >= 0 and float(U.max()) <= 1 and abs(float(U.mean()) - 0.5) < 0.05
-    with pytest.raises(ValueError, match="distribution"):
-        rates.iid_neurons(5, 2, 1, generator=g1, distribution="cauchy")
-    with pytest.raises(TypeError, match="generator"):
-        rates.iid_neurons(5, 2, 1, generator=0)
+@given(m=st.integers(1, 6), p=st.integers(1, 4), seed=st.integers(0, 2 ** 20),
+       distribution=st.sampled_from(rates.DISTRIBUTIONS))
+def test_iid_sweep_is_the_squared_matched_distance_of_its_clouds(m, p, seed, distribution):
+    """Each value is min over permutations of the mean squared distance between the two clouds drawn for it."""
+    out = rates.iid_matching_sweep([m], [p], n_pairs=2, seed=seed, distribution=distribution)
+    draw = torch.randn if distribution == "gaussian" else torch.rand
+    g = torch.Generator().manual_seed(1_000_003 * m + 7_919 * p + seed)
+    for k in range(2):
+        X, Y = draw(m, p, generator=g, dtype=F64), draw(m, p, generator=g, dtype=F64)
+        assert float(out[p][0, k]) == pytest.approx(brute_force_sq_distance(X, Y), rel=1e-10, abs=1e-14)
 
 
 def test_iid_sweep_shows_the_curse_of_dimensionality():
@@ -92,13 +61,8 @@ def test_iid_sweep_shows_the_curse_of_dimensionality():
 
 
 def test_bad_inputs_raise():
-    X = torch.zeros(3, 2, dtype=F64)
-    with pytest.raises(ValueError, match="same shape"):
-        rates.matched_sq_distance(X, torch.zeros(4, 2, dtype=F64))
-    with pytest.raises(ValueError, match=r"\(m, p\) or \(n, m, p\)"):
-        rates.matched_sq_distance(torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64))
-    with pytest.raises(TypeError, match="torch.Tensors"):
-        rates.matched_sq_distance([[0.0]], X)
+    with pytest.raises(ValueError, match="distribution"):
+        rates.iid_matching_sweep([8], [2], 2, distribution="cauchy")
     with pytest.raises(TypeError, match="widths"):
         rates.iid_matching_sweep(64, [2], 2)
     with pytest.raises(ValueError, match="dims\\[1\\] must be >= 1"):
