@@ -427,6 +427,28 @@ def cited_keys() -> dict[str, set[str]]:
     return cited
 
 
+def directive_labels() -> list[tuple[str, str]]:
+    """``(label, file)`` for every ``:label:`` of a MyST directive (prf blocks, figures, equations) in the book."""
+    found = []
+    for page in book_pages():
+        text = page.read_text() if page.suffix == ".md" else "\n".join(
+            c.source for c in nbformat.read(page, as_version=4).cells if c.cell_type == "markdown")
+        found += [(m.group(1), page.name) for m in re.finditer(r"^:label:\s*(\S+)", text, re.M)]
+    return found
+
+
+def test_directive_labels_are_unique_across_the_book():
+    """Sphinx warns on a duplicate label and `make book` (-W) fails: catch it in the tests too."""
+    seen: dict[str, str] = {}
+    duplicates = []
+    for label, page in directive_labels():
+        if label in seen:
+            duplicates.append(f"{label!r} in {seen[label]} and {page}")
+        seen.setdefault(label, page)
+    assert not duplicates, "duplicate labels: " + "; ".join(duplicates)
+    assert seen, "no labels found: the pattern is broken"
+
+
 def test_bibliography_keys_are_unique_and_include_the_seed_papers():
     keys = bib_keys()
     assert len(keys) == len(set(keys)), f"duplicate keys in references.bib: {keys}"
