@@ -63,21 +63,12 @@ def test_load_records_rejects_malformed(tmp_path):
     (tmp_path / "01_a.jsonl").write_text("not json\n")
     with pytest.raises(ValueError, match="not a JSON line"):
         checks.load_records(tmp_path)
-    bad = asdict(make())
-    bad["passed"] = "yes"
-    (tmp_path / "01_a.jsonl").write_text(json.dumps(bad) + "\n")
-    with pytest.raises(TypeError, match="passed"):
-        checks.load_records(tmp_path)
-    bad = asdict(make())
-    bad["extra"] = 1
-    (tmp_path / "01_a.jsonl").write_text(json.dumps(bad) + "\n")
-    with pytest.raises(ValueError, match="unexpected"):
-        checks.load_records(tmp_path)
-    bad = asdict(make())
-    bad["status"] = "proved"
-    (tmp_path / "01_a.jsonl").write_text(json.dumps(bad) + "\n")
-    with pytest.raises(ValueError, match="status"):
-        checks.load_records(tmp_path)
+    for key, value, error, match in [("passed", "yes", TypeError, "passed"), ("extra", 1, ValueError, "unexpected"),
+                                     ("status", "proved", ValueError, "status")]:
+        bad = {**asdict(make()), key: value}
+        (tmp_path / "01_a.jsonl").write_text(json.dumps(bad) + "\n")
+        with pytest.raises(error, match=match):
+            checks.load_records(tmp_path)
 
 
 def test_checks_dir_env(monkeypatch, tmp_path):

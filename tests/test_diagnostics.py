@@ -395,20 +395,26 @@ def test_weak_additivity_chance_closed_form_values():
         assert D.weak_additivity_chance(lam) == pytest.approx(D.weak_additivity_chance(1 - lam), rel=1e-14)
 
 
-@pytest.mark.parametrize("lam", [0.1, 0.3, 0.5, 0.8])
-def test_weak_additivity_chance_against_monte_carlo_within_three_sigma(lam):
-    """Ratio of sample means r̂ = mean(AB)/√(mean(A²)·mean(B²)) over N scalar draws, with a delta-method
-    standard error from the sample covariance of (AB, A², B²)."""
-    N = 1_000_000
-    g = _gen(int(lam * 100))
-    u, v = torch.randn(N, generator=g, dtype=F64), torch.randn(N, generator=g, dtype=F64)
+def _monte_carlo_chance(lam: float, rho: float, seed: int, N: int = 1_000_000) -> tuple[float, float]:
+    """Ratio of sample means r̂ = mean(AB)/√(mean(A²)·mean(B²)) over N scalar draws of pre-activations (u, v) with
+    correlation ρ (A = (1−λ)σ(u) + λσ(v), B = σ((1−λ)u + λv)), and its delta-method standard error from the sample
+    covariance of (AB, A², B²)."""
+    g = _gen(seed)
+    u, e = torch.randn(N, generator=g, dtype=F64), torch.randn(N, generator=g, dtype=F64)
+    v = rho * u + math.sqrt(1 - rho * rho) * e
     A = (1 - lam) * torch.relu(u) + lam * torch.relu(v)
     B = torch.relu((1 - lam) * u + lam * v)
     Y = torch.stack([A * B, A * A, B * B]).numpy()
     m = Y.mean(axis=1)
     r = m[0] / math.sqrt(m[1] * m[2])
     grad = np.array([1 / math.sqrt(m[1] * m[2]), -r / (2 * m[1]), -r / (2 * m[2])])
-    se = math.sqrt(grad @ np.cov(Y) @ grad / N)
+    return r, math.sqrt(grad @ np.cov(Y) @ grad / N)
+
+
+@pytest.mark.parametrize("lam", [0.1, 0.3, 0.5, 0.8])
+def test_weak_additivity_chance_against_monte_carlo_within_three_sigma(lam):
+    """Independent pre-activations: ratio of sample means within 3 delta-method standard errors of the closed form."""
+    r, se = _monte_carlo_chance(lam, 0.0, seed=int(lam * 100))
     assert se < 3e-4  # the test resolves errors of a few 1e-4
     assert abs(r - D.weak_additivity_chance(lam)) < 3 * se
 
@@ -527,17 +533,7 @@ def test_bad_input_is_rejected(call, error):
 @pytest.mark.parametrize("lam, rho", [(0.5, -0.5), (0.5, 0.5), (0.3, 0.9), (0.8, -0.2)])
 def test_weak_additivity_chance_with_correlation_against_monte_carlo(lam, rho):
     """Correlated pre-activations: ratio of sample means within 3 delta-method standard errors of the closed form."""
-    N = 1_000_000
-    g = _gen(int(lam * 100) + int(rho * 10) + 50)
-    u, e = torch.randn(N, generator=g, dtype=F64), torch.randn(N, generator=g, dtype=F64)
-    v = rho * u + math.sqrt(1 - rho * rho) * e
-    A = (1 - lam) * torch.relu(u) + lam * torch.relu(v)
-    B = torch.relu((1 - lam) * u + lam * v)
-    Y = torch.stack([A * B, A * A, B * B]).numpy()
-    m = Y.mean(axis=1)
-    r = m[0] / math.sqrt(m[1] * m[2])
-    grad = np.array([1 / math.sqrt(m[1] * m[2]), -r / (2 * m[1]), -r / (2 * m[2])])
-    se = math.sqrt(grad @ np.cov(Y) @ grad / N)
+    r, se = _monte_carlo_chance(lam, rho, seed=int(lam * 100) + int(rho * 10) + 50)
     assert abs(r - D.weak_additivity_chance(lam, rho=rho)) < 3 * se
 
 
