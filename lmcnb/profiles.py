@@ -18,6 +18,9 @@ import torch
 PROFILES = ("quick", "paper")
 ENV_VAR = "LMCNB_PROFILE"
 QUICK_THREADS = 2
+#: ``LMCNB_REPRO=strict`` (set by ``make test`` / ``make outputs`` from ``tools/repro.env``) makes :func:`setup`
+#: verify that the kernel really runs in the pinned reproducibility environment that file defines.
+REPRO_VAR = "LMCNB_REPRO"
 T = TypeVar("T")
 
 
@@ -36,11 +39,96 @@ class Setup:
 
     def __str__(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
+        repro = os.environ.get(REPRO_VAR) or "off"
         return (f"lmcnb: profile={self.profile} device={self.device} ({name}) seed={self.seed} "
-                f"threads={self.threads} torch={torch.__version__}")
+                f"threads={self.threads} cpu={cpu_capability()} (host {host_cpu()}) repro={repro} "
+                f"torch={torch.__version__}")
 
 
 _current: Setup | None = None
+
+
+def cpu_capability() -> str:
+    """The vectorised CPU kernels torch actually uses (``AVX2``, ``AVX512``, ``DEFAULT``, ``SVE256``, ...)."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def host_cpu() -> str:
+    """This machine's architecture and, on x86-64, its widest vector extension (``x86_64/avx512``)."""
+    import platform
+
+    machine = platform.machine() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            flags = next((ln.split(":", 1)[1].split() for ln in fh if ln.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if flags is None or machine.lower() not in ("x86_64", "amd64"):
+        return machine
+    return f"{machine}/" + ("avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "no-avx2")
+
+
+def _openblas_architectures() -> list[str] | None:
+    """The kernel families OpenBLAS libraries loaded in this process use, or None without ``threadpoolctl``."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    import numpy.linalg  # noqa: F401  (loads numpy's OpenBLAS)
+
+    return sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas"})
+
+
+def _repro_tool() -> Any:
+    """``tools/repro.py`` of the checkout this package is imported from (the one reader of ``tools/repro.env``)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "repro.py"
+    if not path.is_file():
+        raise RuntimeError(f"{REPRO_VAR}=strict needs the repository's tools/repro.py ({path} does not exist): "
+                           "the pinned environment is defined only in a checkout of the book")
+    spec = importlib.util.spec_from_file_location("lmcnb_repro_tool", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def reproducibility_problems(environ: dict[str, str] | None = None) -> list[str]:
+    """What keeps this process from the pinned reproducibility environment of ``tools/repro.env`` (empty: it is
+    in force); each problem names its variable.
+
+    Checks every pinned variable's value, and that the pins took effect:
+    torch runs the CPU kernels ``ATEN_CPU_CAPABILITY`` names, OpenBLAS the ``OPENBLAS_CORETYPE`` ones, and torch
+    uses ``OMP_NUM_THREADS`` threads."""
+    env = dict(os.environ) if environ is None else environ
+    sets, _ = _repro_tool().pins("strict")  # the removed variables are the launching tool's business
+    problems = [f"{name} is {env[name]!r}, not {value!r}" if name in env else f"{name} is not set (pinned to "
+                f"{value!r})" for name, value in sets.items() if env.get(name) != value]
+    wanted = sets.get("ATEN_CPU_CAPABILITY")
+    if wanted and cpu_capability().lower() != wanted.lower():
+        problems.append(f"torch runs {cpu_capability()} kernels, not ATEN_CPU_CAPABILITY={wanted} (the variable "
+                        f"must be set before torch is imported)")
+    core = sets.get("OPENBLAS_CORETYPE")
+    archs = _openblas_architectures()
+    if core and archs is not None and any(a.lower() != core.lower() for a in archs):
+        problems.append(f"OpenBLAS runs {archs} kernels, not OPENBLAS_CORETYPE={core}")
+    threads = sets.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and torch.get_num_threads() != int(threads):
+        problems.append(f"torch uses {torch.get_num_threads()} threads, not OMP_NUM_THREADS={threads}")
+    return problems
+
+
+def check_reproducibility() -> None:
+    """With ``LMCNB_REPRO=strict``, raise ``RuntimeError`` listing every way the pinned environment is not in
+    force (a chapter kernel that silently ran AVX-512 kernels would store or compare other outputs)."""
+    if os.environ.get(REPRO_VAR, "") != "strict":
+        return
+    problems = reproducibility_problems()
+    if problems:
+        raise RuntimeError(f"{REPRO_VAR}=strict, but this kernel is not in the pinned reproducibility environment "
+                           "of tools/repro.env: " + "; ".join(problems) + ". Run it through `make test` or "
+                           "`make outputs`, which set that environment.")
 
 
 def validate_profile(name: str) -> str:
@@ -89,6 +177,10 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
           deterministic: bool = True, verbose: bool = True) -> Setup:
     """Seed everything, pin torch's CPU threads, pick the device and the profile; print one line.
 
+    The line names the CPU kernels torch runs (``cpu=AVX2``), the host's own (``host x86_64/avx512``) and whether
+    the pinned reproducibility environment is verified (``repro=strict``: :func:`check_reproducibility` raised
+    otherwise), so a reader whose outputs differ from the stored ones can see why.
+
     Args:
         seed: seed for ``random``, NumPy and torch.
         profile: ``"quick"`` or ``"paper"``; default :func:`get_profile`.
@@ -106,6 +198,7 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     torch.set_num_threads(threads)
+    check_reproducibility()
     seed_everything(seed)
     device = default_device()
     if device.type == "cuda" and deterministic:

@@ -5,6 +5,12 @@ import pytest
 import torch
 from hypothesis import settings
 
+from lmcnb import profiles
+
+# Under `make test` in strict mode the test process itself must run in the pinned environment (tools/repro.env);
+# each chapter's kernel checks the same in its set-up cell.
+profiles.check_reproducibility()
+
 # Property tests draw the same examples on every run, so CI cannot turn red on an example nobody has seen;
 # `pytest --hypothesis-profile=explore` searches with fresh random examples instead.
 settings.register_profile("repeatable", derandomize=True, deadline=None, database=None)

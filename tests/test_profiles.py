@@ -12,6 +12,12 @@ import torch
 from lmcnb import checks, profiles
 
 
+@pytest.fixture(autouse=True)
+def _no_repro_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests change threads and profiles on purpose; tests/test_repro.py tests the pinned environment."""
+    monkeypatch.delenv(profiles.REPRO_VAR, raising=False)
+
+
 def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LMCNB_PROFILE", "paper")
     assert profiles.get_profile() == "paper"

@@ -2,8 +2,10 @@
 
 Usage: ``python tools/refresh_outputs.py [--jobs N] [--timeout S] book/01_....ipynb ...``
 
-Run it through ``make outputs``, which sets the environment the stored outputs must come from (quick profile,
-one BLAS thread, fixed hash seed, inline matplotlib backend) and then checks the result with strict nbval.
+Run it through ``make outputs``, which then checks the result with strict nbval. The kernels always run in the
+project's one reproducibility environment (``tools/repro.env``, applied with :func:`repro.apply`: CPU kernels pinned
+to AVX2, one thread, quick profile, fixed hash seed, inline matplotlib backend), and the refresh refuses to run on
+a host that cannot reproduce it (``tools/repro.py``: not x86-64 with AVX2, or another torch / numpy / scipy build).
 
 For every notebook:
 
@@ -13,6 +15,8 @@ For every notebook:
   and execution counts are cleared: stored outputs only ever come from the quick profile;
 - an error stops the run and the notebook file is left untouched, except in cells tagged ``raises-exception``;
 - no timing metadata is written, so a refresh changes only what the code prints and draws;
+- each chapter's run time and number of executed cells go to ``book/_checks/_runtimes.json`` (the status page and
+  the scoreboard read it);
 - the kernel runs with ``$LMCNB_RESULTS_DIR`` set to a fresh temporary directory, so every ``checks.record`` call
   writes its record there; only if the whole run succeeds is ``book/_checks/<stem>.jsonl`` atomically replaced by
   the records of that run (removed if the chapter recorded none). A record whose ``chapter=`` is not the notebook's
@@ -26,6 +30,7 @@ refreshing one chapter also refreshes the scoreboard that shows its results.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -33,12 +38,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import repro  # noqa: E402  (tools/repro.py: the one definition of the pinned environment)
+
 SKIP_TAG = "skip-execution"
 SCOREBOARD = "08_scoreboard"  # stem of the chapter that renders the records of all the others
 CHECKS_DIRNAME = "_checks"  # book/_checks/<stem>.jsonl: the records of each chapter's stored run
 RESULTS_ENV = "LMCNB_RESULTS_DIR"
-#: Variables never passed to a kernel whose outputs are stored (they would change what a chapter computes).
-STRIPPED_ENV = ("LMCNB_CHECKS_DIR", "LMCNB_CACHE_DIR")
+RUNTIMES = "_runtimes.json"  # book/_checks/_runtimes.json: {stem: {"seconds", "cells", "profile"}}
 
 
 def execute(nb, *, name: str, cwd: Path, env: dict[str, str], timeout: int,
@@ -84,10 +91,20 @@ def execute(nb, *, name: str, cwd: Path, env: dict[str, str], timeout: int,
 
 
 def kernel_env(results_dir: Path) -> dict[str, str]:
-    """This process's environment for a kernel whose records go to ``results_dir``."""
-    env = {k: v for k, v in os.environ.items() if k not in STRIPPED_ENV}
+    """This process's environment with the pinned reproducibility environment applied (``tools/repro.env``:
+    it also removes ``$LMCNB_CHECKS_DIR`` and ``$LMCNB_CACHE_DIR``, so stored outputs never come from a sweep
+    cache or another run's records), for a kernel whose records go to ``results_dir``."""
+    env = repro.apply(os.environ, "strict")
     env[RESULTS_ENV] = str(results_dir)
     return env
+
+
+def store_runtime(checks_dir: Path, stem: str, seconds: float, cells: int) -> None:
+    """Record chapter ``stem``'s quick-profile run time in ``checks_dir/_runtimes.json`` (atomically)."""
+    path = checks_dir / RUNTIMES
+    table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    table[stem] = {"seconds": round(seconds, 1), "cells": cells, "profile": "quick"}
+    write_atomic(path, json.dumps(dict(sorted(table.items())), indent=1) + "\n")
 
 
 def collect_records(results_dir: Path, stem: str) -> str | None:
@@ -168,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print("refresh_outputs: --jobs must be at least 1", file=sys.stderr)
         return 2
-    if os.environ.get("MPLBACKEND"):
-        print("refresh_outputs: unset MPLBACKEND (figures must use the inline backend)", file=sys.stderr)
+    problems = repro.host_problems()
+    if problems:
+        print("refresh_outputs: stored outputs are produced only where the pinned environment reproduces "
+              "(x86-64 with AVX2, the pinned torch/numpy/scipy): " + "; ".join(problems), file=sys.stderr)
         return 2
     chapters, boards = order_notebooks(args.notebooks, args.scoreboard)
     failed = 0
@@ -192,6 +211,7 @@ def _report(nb: str, fut) -> int:
     except Exception as exc:  # report every failing chapter, then fail
         print(f"FAILED  {nb}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    store_runtime(Path(nb).resolve().parent / CHECKS_DIRNAME, Path(nb).stem, seconds, executed)
     print(f"stored  {nb}: {executed} code cells in {seconds:.1f} s, {n_records} check records", flush=True)
     return 0
 

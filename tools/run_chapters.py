@@ -7,7 +7,8 @@ Usage::
 
 For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_scoreboard``, last):
 
-- it runs top to bottom in a fresh ``python3`` kernel with ``LMCNB_PROFILE=<profile>``; the working directory is
+- it runs top to bottom in a fresh ``python3`` kernel with ``LMCNB_PROFILE=<profile>`` (in the quick profile in
+  the pinned reproducibility environment of ``tools/repro.env``, see :func:`kernel_env`); the working directory is
   ``OUT`` (data a chapter downloads to a relative folder lands in ``OUT/data``);
 - in the ``paper`` profile the paper-only cells (tagged ``skip-execution``) run too; in ``quick`` they are skipped;
 - ``OUT/<stem>.ipynb`` receives the executed notebook (also when a cell fails: then with the error, and the exit
@@ -32,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import repro  # noqa: E402
 from refresh_outputs import SKIP_TAG, collect_records, execute, order_notebooks, write_atomic  # noqa: E402
 
 PROFILES = ("quick", "paper")
@@ -56,14 +58,27 @@ def extract_figures(nb, directory: Path) -> list[Path]:
     return paths
 
 
+def kernel_env(profile: str) -> dict[str, str]:
+    """The kernel's environment: in the quick profile the pinned reproducibility environment of ``make test``
+    (``tools/repro.env``, the same definition, strict where the host reproduces it, else lax); in the paper
+    profile this process's environment (a GPU run is not compared bit for bit, and its CPU threads are free)
+    without ``MPLBACKEND``. ``LMCNB_PROFILE`` is set to ``profile``."""
+    if profile == "quick":
+        env = repro.apply(os.environ, "lax" if repro.host_problems() else "strict")
+    else:
+        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["LMCNB_PROFILE"] = profile
+    return env
+
+
 def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int) -> dict:
     """Run one chapter into ``out``; return its summary entry (``ok`` False when a cell failed)."""
     import nbformat
 
     stem = path.stem
     nb = nbformat.read(path, as_version=4)
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    env.update(LMCNB_PROFILE=profile, LMCNB_CACHE_DIR=str(cache), LMCNB_CHECKS_DIR=str(out / "checks"))
+    env = kernel_env(profile)
+    env.update(LMCNB_CACHE_DIR=str(cache), LMCNB_CHECKS_DIR=str(out / "checks"))
     entry: dict = {"chapter": stem, "profile": profile, "ok": False}
     with tempfile.TemporaryDirectory(prefix="lmcnb-results-") as tmp:
         env["LMCNB_RESULTS_DIR"] = tmp
