@@ -24,7 +24,7 @@ from lmcnb.renorm import reset_bn
 
 from _helpers import mlp
 
-SETTINGS = settings(deadline=None, max_examples=10, derandomize=True)
+SETTINGS = settings(max_examples=10)  # example budget (cost); the profile decides the rest
 GRID = torch.linspace(0, 1, 9, dtype=torch.float64)  # contains 0.5
 WIDTHS = (6, (16, 12), 4)  # (d, hidden, classes) of the test MLPs, as data(...) draws them
 F32 = torch.float32

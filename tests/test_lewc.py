@@ -17,7 +17,7 @@ from lmcnb.models import MLP
 
 from _helpers import gen, randn
 
-SETTINGS = settings(deadline=None, max_examples=15, derandomize=True)
+SETTINGS = settings(max_examples=15)  # example budget (cost); the profile decides the rest
 F64 = torch.float64
 ARCH = (7, 12, 10, 9, 4)
 

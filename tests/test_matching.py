@@ -18,7 +18,7 @@ from lmcnb import permutation as P
 
 from _helpers import mlp
 
-SETTINGS = settings(deadline=None, max_examples=12, derandomize=True)
+SETTINGS = settings(max_examples=12)  # example budget (cost); the profile decides the rest
 WIDTHS = (12, [10, 9, 8], 3)  # (d, hidden, classes) of the default test MLP
 
 

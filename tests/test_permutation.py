@@ -82,7 +82,7 @@ def test_spec_sizes_match_architecture() -> None:
     assert len(sizes) == 3 + 9  # three residual streams, one inner permutation per block
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(st.integers(1, 9), st.integers(0, 10_000))
 def test_compose_and_invert(n: int, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
