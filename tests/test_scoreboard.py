@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHECKS = BOOK / "_checks"
 SKIP_EXECUTION = "skip-execution"
-sys.path.insert(0, str(ROOT / "tools"))
-import refresh_outputs  # noqa: E402
+import refresh_outputs  # noqa: E402  (tools/ is on sys.path: tests/conftest.py)
 
 #: What ``str(CheckResult)`` prints; a stored stdout line of this form must come from a record.
 CHECK_LINE = re.compile(r"^.+: measured .+ vs predicted .+: (?:PASS|FAIL)$")
