@@ -1,5 +1,10 @@
-"""Shared test set-up: single-threaded torch and repeatable property tests."""
+"""Shared test set-up: single-threaded torch, repeatable property tests, and ``tools/`` importable (the tests
+import ``nblint`` and ``refresh_outputs`` as modules). Helpers the tests share are plain functions
+in ``tests/_helpers.py`` (hypothesis ``@given`` tests cannot take function-scoped fixtures)."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +21,10 @@ profiles.check_reproducibility()
 settings.register_profile("repeatable", derandomize=True, deadline=None, database=None)
 settings.register_profile("explore", deadline=None, max_examples=200)
 settings.load_profile("repeatable")
+
+TOOLS = str(Path(__file__).resolve().parents[1] / "tools")
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
 
 
 @pytest.fixture(autouse=True)

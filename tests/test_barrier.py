@@ -22,13 +22,12 @@ from lmcnb.models import MLP, TwoLayerNet
 from lmcnb.permutation import invert, permute_model, random_perms, spec_for
 from lmcnb.renorm import reset_bn
 
-SETTINGS = settings(deadline=None, max_examples=10, derandomize=True)
+from _helpers import mlp
+
+SETTINGS = settings(max_examples=10)  # example budget (cost); the profile decides the rest
 GRID = torch.linspace(0, 1, 9, dtype=torch.float64)  # contains 0.5
-
-
-def mlp(seed: int, dtype: torch.dtype = torch.float32, hidden=(16, 12), d: int = 6, c: int = 4) -> MLP:
-    torch.manual_seed(seed)
-    return MLP(d, list(hidden), c, dtype=dtype).eval()
+WIDTHS = (6, (16, 12), 4)  # (d, hidden, classes) of the test MLPs, as data(...) draws them
+F32 = torch.float32
 
 
 def bn_net(seed: int) -> nn.Sequential:
@@ -107,7 +106,7 @@ def test_interpolate_states_float_and_stacked():
 @pytest.mark.parametrize("vectorize, chunk", [(False, None), (True, None), (True, 2), (False, 4)])
 def test_identical_endpoints_have_zero_barrier_exactly(vectorize, chunk):
     x, y = data(0, 50)
-    for model in (mlp(0), bn_net(0)):
+    for model in (mlp(0, WIDTHS, dtype=F32), bn_net(0)):
         xx = x.to(next(model.parameters()).dtype)
         state = model.state_dict()
         curve = evaluate_path(model, state, dict(state), GRID, xx, y, vectorize=vectorize, lambda_chunk=chunk,
@@ -138,7 +137,7 @@ def test_convex_losses_have_no_linear_barrier(seed, c, scale):
 # ----------------------------------------------------------------------------------------------- vs direct forwards
 @pytest.mark.parametrize("vectorize", [False, True])
 def test_curve_points_equal_direct_forwards_of_materialised_models(vectorize):
-    a, b = mlp(1), mlp(2)
+    a, b = mlp(1, WIDTHS, dtype=F32), mlp(2, WIDTHS, dtype=F32)
     x, y = data(1, 60)
     curve = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, vectorize=vectorize, batch_size=25)
     mid = materialise(a, {k: (v + b.state_dict()[k]) / 2 for k, v in a.state_dict().items()})
@@ -193,7 +192,7 @@ def test_bn_reset_is_a_no_op_at_the_endpoints_and_matches_reset_models_inside():
 
 
 def test_calibrated_curve_uses_held_out_temperatures_and_keeps_accuracy():
-    a = mlp(8, torch.float64)
+    a = mlp(8, WIDTHS)
     with torch.no_grad():
         a.layers[-1].weight.mul_(4.0)
     b = materialise(a, {k: v + 0.3 * torch.randn_like(v) for k, v in a.state_dict().items()})
@@ -233,7 +232,7 @@ def identity_matcher(model_a, model_b, data=None):
 
 
 def test_barrier_modulo_permutation_is_the_minimum_over_matchers():
-    a = mlp(10, torch.float64, hidden=(24, 24))
+    a = mlp(10, (6, (24, 24), 4))
     with torch.no_grad():
         a.layers[-1].weight.mul_(5.0)
     x = data(10, 64, torch.float64)[0]
@@ -264,8 +263,8 @@ def test_barrier_modulo_permutation_is_the_minimum_over_matchers():
 
 # ----------------------------------------------------------------------------------------------- validation
 def test_bad_input_is_rejected():
-    model = mlp(11)
-    sa, sb = model.state_dict(), mlp(12).state_dict()
+    model = mlp(11, WIDTHS, dtype=F32)
+    sa, sb = model.state_dict(), mlp(12, WIDTHS, dtype=F32).state_dict()
     x, y = data(11, 20)
     lam = torch.linspace(0, 1, 5, dtype=torch.float64)
     bad_grids = (([0.0, 1.2], r"\[0, 1\]"), ([0.0, -0.1, 1.0], r"\[0, 1\]"), ([0.0, 0.6, 0.4, 1.0], "increasing"),
@@ -288,7 +287,7 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="differs"):
         evaluate_path(model, sa, {**sb, "layers.0.bias": torch.zeros(3)}, lam, x, y)
     with pytest.raises(ValueError, match="do not fit"):
-        evaluate_path(mlp(0, hidden=(5, 12)), sa, sb, lam, x, y)
+        evaluate_path(mlp(0, (6, (5, 12), 4), dtype=F32), sa, sb, lam, x, y)
     with pytest.raises(ValueError, match="NaN"):
         evaluate_path(model, sa, {**sb, "layers.0.bias": torch.full((16,), float("nan"))}, lam, x, y)
     with pytest.raises(TypeError, match="int64"):

@@ -17,9 +17,7 @@ import torch
 
 from lmcnb import data as D
 
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from _helpers import gen
 
 
 # ----------------------------------------------------------------------------------------------------- imports
@@ -55,7 +53,7 @@ def test_split_validation():
 
 
 def test_split_to_keeps_values():
-    s = D.Split(torch.randn(5, 2, generator=_gen()), torch.arange(5))
+    s = D.Split(torch.randn(5, 2, generator=gen()), torch.arange(5))
     t = s.to("cpu")
     assert t is not s and torch.equal(t.x, s.x) and torch.equal(t.y, s.y)
 
@@ -65,10 +63,10 @@ def test_batches_cover_split_in_order_and_shuffled():
     plain = list(s.batches(4))
     assert [len(b[1]) for b in plain] == [4, 4, 2]
     assert torch.equal(torch.cat([b[1] for b in plain]), torch.arange(10))
-    shuffled = torch.cat([b[1] for b in s.batches(4, generator=_gen(3))])
-    assert torch.equal(shuffled, torch.randperm(10, generator=_gen(3)))
+    shuffled = torch.cat([b[1] for b in s.batches(4, generator=gen(3))])
+    assert torch.equal(shuffled, torch.randperm(10, generator=gen(3)))
     assert not torch.equal(shuffled, torch.arange(10))
-    assert all(torch.equal(bx[:, 0].long(), by) for bx, by in s.batches(3, generator=_gen(1)))
+    assert all(torch.equal(bx[:, 0].long(), by) for bx, by in s.batches(3, generator=gen(1)))
     assert [len(b[1]) for b in s.batches(4, drop_last=True)] == [4, 4]
 
 
@@ -81,7 +79,7 @@ def test_batches_bad_arguments_raise_eagerly():
     with pytest.raises(ValueError, match="generator"):
         s.batches(2, shuffle=True)
     with pytest.raises(ValueError, match="shuffle=False"):
-        s.batches(2, generator=_gen(), shuffle=False)
+        s.batches(2, generator=gen(), shuffle=False)
     with pytest.raises(TypeError, match="generator"):
         s.batches(2, generator=0)
     with pytest.raises(ValueError, match="drop_last"):
@@ -104,24 +102,24 @@ def test_dataset_validation():
 
 # --------------------------------------------------------------------------------------------- teacher–student
 def test_teacher_student_matches_direct_computation():
-    W = torch.randn(3, 5, generator=_gen(1), dtype=torch.float64)
+    W = torch.randn(3, 5, generator=gen(1), dtype=torch.float64)
     a = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
-    s = D.teacher_student_data(W, 50, _gen(7), a_star=a)
+    s = D.teacher_student_data(W, 50, gen(7), a_star=a)
     assert s.x.shape == (50, 5) and s.x.dtype == s.y.dtype == torch.float64
-    x_direct = torch.randn(50, 5, generator=_gen(7), dtype=torch.float64)
+    x_direct = torch.randn(50, 5, generator=gen(7), dtype=torch.float64)
     assert torch.equal(s.x, x_direct)
     y_direct = [sum(a[j].item() * max(float(W[j] @ x_direct[i]), 0.0) for j in range(3)) for i in range(50)]
     assert np.allclose(s.y.numpy(), y_direct, rtol=1e-12, atol=1e-12)
-    unit = D.teacher_student_data(W, 50, _gen(7))
+    unit = D.teacher_student_data(W, 50, gen(7))
     assert torch.allclose(unit.y, torch.relu(x_direct @ W.T).sum(1))
 
 
 def test_teacher_student_sphere_and_noise():
     W = torch.eye(4, 6, dtype=torch.float64)
-    sphere = D.teacher_student_data(W, 200, _gen(2), inputs="sphere")
+    sphere = D.teacher_student_data(W, 200, gen(2), inputs="sphere")
     assert torch.allclose(sphere.x.norm(dim=1), torch.ones(200, dtype=torch.float64))
-    clean = D.teacher_student_data(W, 20000, _gen(4))
-    noisy = D.teacher_student_data(W, 20000, _gen(4), noise=0.3)
+    clean = D.teacher_student_data(W, 20000, gen(4))
+    noisy = D.teacher_student_data(W, 20000, gen(4), noise=0.3)
     assert torch.equal(clean.x, noisy.x)
     assert abs((noisy.y - clean.y).std().item() - 0.3) < 0.3 * 4 / math.sqrt(2 * 20000)  # 4 sigma
     assert abs(clean.x.pow(2).sum(1).mean().item() - 6.0) < 4 * math.sqrt(2 * 6 / 20000)  # E|x|^2 = d
@@ -130,59 +128,59 @@ def test_teacher_student_sphere_and_noise():
 def test_teacher_student_bad_inputs():
     W = torch.eye(2, 3, dtype=torch.float64)
     with pytest.raises(TypeError, match="float64"):
-        D.teacher_student_data(W.float(), 5, _gen())
+        D.teacher_student_data(W.float(), 5, gen())
     with pytest.raises(ValueError, match="n must be >= 1"):
-        D.teacher_student_data(W, 0, _gen())
+        D.teacher_student_data(W, 0, gen())
     with pytest.raises(TypeError, match="n must be an int"):
-        D.teacher_student_data(W, True, _gen())
+        D.teacher_student_data(W, True, gen())
     with pytest.raises(TypeError, match="generator"):
         D.teacher_student_data(W, 5, 0)
     with pytest.raises(ValueError, match="inputs"):
-        D.teacher_student_data(W, 5, _gen(), inputs="cube")
+        D.teacher_student_data(W, 5, gen(), inputs="cube")
     with pytest.raises(ValueError, match="a_star"):
-        D.teacher_student_data(W, 5, _gen(), a_star=torch.ones(3, dtype=torch.float64))
+        D.teacher_student_data(W, 5, gen(), a_star=torch.ones(3, dtype=torch.float64))
     with pytest.raises(TypeError, match="a_star"):
-        D.teacher_student_data(W, 5, _gen(), a_star=torch.ones(2))
+        D.teacher_student_data(W, 5, gen(), a_star=torch.ones(2))
     with pytest.raises(ValueError, match="noise"):
-        D.teacher_student_data(W, 5, _gen(), noise=-0.1)
+        D.teacher_student_data(W, 5, gen(), noise=-0.1)
     with pytest.raises(ValueError, match="NaN"):
-        D.teacher_student_data(W * math.nan, 5, _gen())
+        D.teacher_student_data(W * math.nan, 5, gen())
     with pytest.raises(ValueError, match=r"\(M, d\)"):
-        D.teacher_student_data(W[0], 5, _gen())
+        D.teacher_student_data(W[0], 5, gen())
 
 
 # ------------------------------------------------------------------------------------------ stratified splits
 def test_stratified_split_sizes_disjoint_and_proportional():
     labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in enumerate([60, 30, 10])])
-    labels = labels[torch.randperm(100, generator=_gen(5))]
-    parts = D.stratified_split(labels, [50, 20, 7], _gen(0))
+    labels = labels[torch.randperm(100, generator=gen(5))]
+    parts = D.stratified_split(labels, [50, 20, 7], gen(0))
     assert [len(p) for p in parts] == [50, 20, 7]
     joined = torch.cat(parts)
     assert len(torch.unique(joined)) == 77 and int(joined.min()) >= 0 and int(joined.max()) < 100
     for part in parts:
         counts = torch.bincount(labels[part], minlength=3).double()
         assert torch.all((counts - len(part) * torch.tensor([0.6, 0.3, 0.1])).abs() <= 1.0), counts
-    again = D.stratified_split(labels, [50, 20, 7], _gen(0))
+    again = D.stratified_split(labels, [50, 20, 7], gen(0))
     assert all(torch.equal(p, q) for p, q in zip(parts, again))
-    assert not torch.equal(parts[0], D.stratified_split(labels, [50, 20, 7], _gen(1))[0])
+    assert not torch.equal(parts[0], D.stratified_split(labels, [50, 20, 7], gen(1))[0])
 
 
 def test_stratified_split_never_overdraws_a_class():
     labels = torch.arange(5000) % 10
-    big, one = D.stratified_split(labels, [4999, 1], _gen())
+    big, one = D.stratified_split(labels, [4999, 1], gen())
     assert len(torch.unique(torch.cat([big, one]))) == 5000
 
 
 def test_stratified_split_bad_inputs():
     labels = torch.arange(10) % 2
     with pytest.raises(ValueError, match="add up to 11 > 10"):
-        D.stratified_split(labels, [6, 5], _gen())
+        D.stratified_split(labels, [6, 5], gen())
     with pytest.raises(ValueError, match=r"sizes\[1\]"):
-        D.stratified_split(labels, [6, 0], _gen())
+        D.stratified_split(labels, [6, 0], gen())
     with pytest.raises(TypeError, match="int64"):
-        D.stratified_split(labels.int(), [2], _gen())
+        D.stratified_split(labels.int(), [2], gen())
     with pytest.raises(TypeError, match="sizes"):
-        D.stratified_split(labels, 3, _gen())
+        D.stratified_split(labels, 3, gen())
 
 
 # ------------------------------------------------------------------------------------------------ MNIST subset
@@ -385,7 +383,7 @@ def _fake_mnist_class():
     class FakeMNIST:
         def __init__(self, root, train=True, download=False):
             n = 40 if train else 20
-            g = _gen(0 if train else 1)
+            g = gen(0 if train else 1)
             self.data = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
             self.data[:, 0, 0] = torch.arange(n, dtype=torch.uint8)
             self.targets = torch.arange(n) % 10

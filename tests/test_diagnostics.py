@@ -14,18 +14,15 @@ from hypothesis import strategies as st
 
 from lmcnb import diagnostics as D
 
-SETTINGS = settings(deadline=None, max_examples=20, derandomize=True)
+from _helpers import gen
+
+SETTINGS = settings(max_examples=20)  # example budget (cost); the profile decides the rest
 F64 = torch.float64
-
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _orthonormal(d: int, k: int, seed: int) -> torch.Tensor:
     """``(d, k)`` matrix with orthonormal columns."""
-    q, _ = torch.linalg.qr(torch.randn(d, k, generator=_gen(seed), dtype=F64))
+    q, _ = torch.linalg.qr(torch.randn(d, k, generator=gen(seed), dtype=F64))
     return q
 
 
@@ -78,7 +75,7 @@ def test_participation_ratio_is_fraction_of_equal_nonzero_scores(m, k, c):
 @SETTINGS
 @given(seed=st.integers(0, 10_000), m=st.integers(2, 30))
 def test_participation_ratio_bounds_and_invariances(seed, m):
-    g = _gen(seed)
+    g = gen(seed)
     s = torch.rand(3, m, generator=g, dtype=F64)
     pr = D.participation_ratio(s)
     loops = [sum(row) ** 2 / (m * sum(x * x for x in row)) for row in s.tolist()]
@@ -107,7 +104,7 @@ def test_active_units_on_constructed_activations():
 def test_sharpness_of_a_quadratic_with_known_spectrum(seed, d, top, sign):
     """L(x) = ½ (x − x0)ᵀ A (x − x0) has Hessian A = Q diag(λ) Qᵀ. With sign = −1 the eigenvalue of largest
     magnitude is negative (λ_min = −2·top), and the shifted second run must still return λ_max = top."""
-    g = _gen(seed)
+    g = gen(seed)
     rest = top * (0.7 * torch.rand(d - 1, generator=g, dtype=F64))  # gap: λ_2 ≤ 0.7 λ_max
     eig = torch.cat([torch.tensor([top], dtype=F64), rest])
     if sign < 0:
@@ -116,7 +113,7 @@ def test_sharpness_of_a_quadratic_with_known_spectrum(seed, d, top, sign):
     A = Q @ torch.diag(eig) @ Q.T
     x0 = torch.randn(d, generator=g, dtype=F64)
     res = D.sharpness(lambda x: 0.5 * (x - x0) @ A @ (x - x0), torch.randn(d, generator=g, dtype=F64),
-                      n_iter=500, tol=1e-9, generator=_gen(seed + 2))
+                      n_iter=500, tol=1e-9, generator=gen(seed + 2))
     assert res.converged
     assert res.eigenvalue == pytest.approx(top, rel=1e-9)
     v = res.vector[0]
@@ -131,7 +128,7 @@ def _mlp_loss(X: torch.Tensor, y: torch.Tensor):
 
 
 def test_sharpness_of_a_small_mlp_matches_the_full_hessian():
-    g = _gen(3)
+    g = gen(3)
     X, y = torch.randn(40, 3, generator=g, dtype=F64), torch.randn(40, 2, generator=g, dtype=F64)
     params = (torch.randn(5, 3, generator=g, dtype=F64), torch.randn(5, generator=g, dtype=F64),
               torch.randn(2, 5, generator=g, dtype=F64))
@@ -142,7 +139,7 @@ def test_sharpness_of_a_small_mlp_matches_the_full_hessian():
     H = torch.cat([torch.cat([blocks[i][j].reshape(sizes[i], sizes[j]) for j in range(3)], 1) for i in range(3)])
     evals, evecs = torch.linalg.eigh(H)
     assert -evals[0] > evals[-1] > 0  # |λ_min| > λ_max: the shifted second run is exercised
-    res = D.sharpness(loss, params, n_iter=2000, tol=1e-8, generator=_gen(0))
+    res = D.sharpness(loss, params, n_iter=2000, tol=1e-8, generator=gen(0))
     assert res.converged and res.n_iter < 4000
     assert res.eigenvalue == pytest.approx(float(evals[-1]), rel=1e-8)
     v = torch.cat([t.reshape(-1) for t in res.vector])
@@ -153,12 +150,12 @@ def test_sharpness_of_a_small_mlp_matches_the_full_hessian():
 
 def test_sharpness_single_tensor_unused_parameter_and_determinism():
     A = torch.diag(torch.tensor([4.0, 1.0, 0.5], dtype=F64))
-    single = D.sharpness(lambda x: 0.5 * x @ A @ x, torch.ones(3, dtype=F64), tol=1e-10, generator=_gen(1))
+    single = D.sharpness(lambda x: 0.5 * x @ A @ x, torch.ones(3, dtype=F64), tol=1e-10, generator=gen(1))
     # a parameter the loss ignores contributes a zero block; a linear term contributes nothing to H
     pair = D.sharpness(lambda x, z: 0.5 * x @ A @ x + 3.0 * x.sum(), (torch.ones(3, dtype=F64),
-                       torch.ones(2, dtype=F64)), tol=1e-10, generator=_gen(1))
+                       torch.ones(2, dtype=F64)), tol=1e-10, generator=gen(1))
     assert single.eigenvalue == pytest.approx(4.0, rel=1e-12) and pair.eigenvalue == pytest.approx(4.0, rel=1e-12)
-    again = D.sharpness(lambda x: 0.5 * x @ A @ x, torch.ones(3, dtype=F64), tol=1e-10, generator=_gen(1))
+    again = D.sharpness(lambda x: 0.5 * x @ A @ x, torch.ones(3, dtype=F64), tol=1e-10, generator=gen(1))
     assert again.eigenvalue == single.eigenvalue and again.n_iter == single.n_iter
     assert torch.equal(again.vector[0], single.vector[0])
     capped = D.sharpness(lambda x: 0.5 * x @ A @ x, torch.ones(3, dtype=F64), n_iter=1, tol=1e-10)
@@ -181,7 +178,7 @@ def test_approximate_dimension_of_rank_k_projector_is_k(seed, d, k, c):
 
 
 def test_sample_dimension_isotropic_gaussian_and_subspace():
-    g = _gen(5)
+    g = gen(5)
     d, n = 20, 20_000
     X = torch.randn(n, d, generator=g, dtype=F64)
     # E tr(S)² / E tr(S²) for a Wishart S = XᵀX: (nd)² / (nd(n + d + 1)) = d n / (n + d + 1)
@@ -201,7 +198,7 @@ def test_uncentred_dimension_of_half_normal_features_matches_closed_form():
     v + dμ² (once) and v (d − 1 times), so Dim = d² / ((v + dμ²)² + (d − 1)v²) ≈ 2.397 for d = 50, while the
     covariance v I gives d (n/(n + d + 1) with finite n)."""
     d, n = 50, 40_000
-    X = torch.randn(n, d, generator=_gen(7), dtype=F64).abs()
+    X = torch.randn(n, d, generator=gen(7), dtype=F64).abs()
     mu2, v = 2 / math.pi, 1 - 2 / math.pi
     expected = d ** 2 / ((v + d * mu2) ** 2 + (d - 1) * v ** 2)
     assert expected == pytest.approx(2.397, abs=1e-3)
@@ -227,7 +224,7 @@ def test_energy_rank_is_the_smallest_k_reaching_the_fraction():
 
 
 def test_relative_rank_matches_numpy_svd():
-    g = _gen(8)
+    g = gen(8)
     W = torch.randn(4, 10, 7, generator=g, dtype=F64) * torch.logspace(0, -3, 7, dtype=F64)
     s = np.linalg.svd(W.numpy(), compute_uv=False)
     energy = [int(np.searchsorted(np.cumsum(r ** 2) / np.sum(r ** 2), 0.9) + 1) / 7 for r in s]
@@ -244,7 +241,7 @@ def test_relative_rank_matches_numpy_svd():
 # ----------------------------------------------------------------------------------------------------------
 
 def test_cosine_matches_numpy_and_zero_policy():
-    g = _gen(9)
+    g = gen(9)
     a, b = torch.randn(6, 5, generator=g, dtype=F64), torch.randn(6, 5, generator=g, dtype=F64)
     an, bn = a.numpy(), b.numpy()
     expected = (an * bn).sum(1) / np.linalg.norm(an, axis=1) / np.linalg.norm(bn, axis=1)
@@ -261,7 +258,7 @@ def test_cosine_matches_numpy_and_zero_policy():
 @SETTINGS
 @given(seed=st.integers(0, 10_000), alpha=st.floats(-3, 3), beta=st.floats(0.1, 3), c=st.floats(-5, 5))
 def test_layer_cosine_is_one_with_scale_for_exact_combinations(seed, alpha, beta, c):
-    g = _gen(seed)
+    g = gen(seed)
     f_a, f_b = torch.randn(7, 3, 4, generator=g, dtype=F64), torch.randn(7, 3, 4, generator=g, dtype=F64)
     if abs(c) < 1e-3:
         c = 1.0
@@ -273,7 +270,7 @@ def test_layer_cosine_is_one_with_scale_for_exact_combinations(seed, alpha, beta
 
 
 def test_layer_cosine_matches_numpy_on_random_features():
-    g = _gen(10)
+    g = gen(10)
     f_m, f_a, f_b = (torch.randn(9, 2, 5, generator=g, dtype=F64) for _ in range(3))
     res = D.layer_cosine(f_m, f_a, f_b, weights=(0.3, 0.7))
     F, T = f_m.reshape(9, -1).numpy(), (0.3 * f_a + 0.7 * f_b).reshape(9, -1).numpy()
@@ -304,7 +301,7 @@ def _block_networks(d: int, h: int, k: int, L: int, seed: int) -> tuple[list[tor
     """Bias-free ReLU MLPs d → h → … → h → k (L weight layers) whose hidden units live on disjoint halves:
     model a uses units [0, h/2), model b units [h/2, h). Weak additivity and reciprocal orthogonality hold
     exactly, so LEWC holds exactly (Ito et al. Theorem 5.3; notes V2)."""
-    g, half = _gen(seed), h // 2
+    g, half = gen(seed), h // 2
     Ws = {"a": [], "b": []}
     for name, block in (("a", slice(0, half)), ("b", slice(half, h))):
         for ell in range(L):
@@ -333,7 +330,7 @@ def _forward(Ws: list[torch.Tensor], X: torch.Tensor) -> tuple[list[torch.Tensor
 def test_block_construction_satisfies_lewc_and_violates_commutativity(lam):
     L = 4
     Wa, Wb = _block_networks(d=6, h=64, k=3, L=L, seed=11)
-    X = torch.randn(50, 6, generator=_gen(12), dtype=F64)
+    X = torch.randn(50, 6, generator=gen(12), dtype=F64)
     pre_a, f_a = _forward(Wa, X)
     pre_b, f_b = _forward(Wb, X)
     _, f_m = _forward([(1 - lam) * a + lam * b for a, b in zip(Wa, Wb)], X)  # θ_λ = (1 − λ) θ_a + λ θ_b
@@ -361,7 +358,7 @@ def test_block_construction_satisfies_lewc_and_violates_commutativity(lam):
 @SETTINGS
 @given(seed=st.integers(0, 10_000), lam=st.floats(0, 1), c=st.floats(0.01, 10))
 def test_weak_additivity_is_one_under_sign_agreement(seed, lam, c):
-    g = _gen(seed)
+    g = gen(seed)
     Za = torch.randn(8, 30, generator=g, dtype=F64)
     assert D.weak_additivity(Za, Za, lam).mean == pytest.approx(1.0, abs=1e-12)
     # any Zb with the same sign pattern (z_a,i · z_b,i ≥ 0) satisfies the identity exactly
@@ -372,7 +369,7 @@ def test_weak_additivity_is_one_under_sign_agreement(seed, lam, c):
 
 
 def test_weak_additivity_matches_numpy_and_fails_on_sign_conflicts():
-    g = _gen(13)
+    g = gen(13)
     Za, Zb = torch.randn(10, 40, generator=g, dtype=F64), torch.randn(10, 40, generator=g, dtype=F64)
     a, b, lam = Za.numpy(), Zb.numpy(), 0.3
     relu = lambda x: np.maximum(x, 0)  # noqa: E731
@@ -399,7 +396,7 @@ def _monte_carlo_chance(lam: float, rho: float, seed: int, N: int = 1_000_000) -
     """Ratio of sample means r̂ = mean(AB)/√(mean(A²)·mean(B²)) over N scalar draws of pre-activations (u, v) with
     correlation ρ (A = (1−λ)σ(u) + λσ(v), B = σ((1−λ)u + λv)), and its delta-method standard error from the sample
     covariance of (AB, A², B²)."""
-    g = _gen(seed)
+    g = gen(seed)
     u, e = torch.randn(N, generator=g, dtype=F64), torch.randn(N, generator=g, dtype=F64)
     v = rho * u + math.sqrt(1 - rho * rho) * e
     A = (1 - lam) * torch.relu(u) + lam * torch.relu(v)
@@ -421,7 +418,7 @@ def test_weak_additivity_chance_against_monte_carlo_within_three_sigma(lam):
 
 def test_weak_additivity_of_independent_gaussians_tends_to_chance():
     """Notes V1: per-sample cosines at d = 2·10⁴ average to 0.9304 within 0.003."""
-    g = _gen(14)
+    g = gen(14)
     Za, Zb = torch.randn(20, 20_000, generator=g, dtype=F64), torch.randn(20, 20_000, generator=g, dtype=F64)
     res = D.weak_additivity(Za, Zb, 0.5)
     assert res.mean == pytest.approx(D.weak_additivity_chance(0.5), abs=3e-3)
@@ -429,7 +426,7 @@ def test_weak_additivity_of_independent_gaussians_tends_to_chance():
 
 
 def test_reciprocal_orthogonality_orthogonal_and_random_cases():
-    g, n, d, out = _gen(15), 100, 40, 200
+    g, n, d, out = gen(15), 100, 40, 200
     U = _orthonormal(d, d, 16)
     Z_a = torch.randn(n, 10, generator=g, dtype=F64) @ U[:, :10].T      # features of a in span(U[:, :10])
     Z_b = torch.randn(n, 10, generator=g, dtype=F64) @ U[:, 10:20].T    # features of b in span(U[:, 10:20])
@@ -452,7 +449,7 @@ def test_reciprocal_orthogonality_orthogonal_and_random_cases():
 @SETTINGS
 @given(seed=st.integers(0, 10_000))
 def test_commutativity_residual_zero_cases_and_factored_form(seed):
-    g = _gen(seed)
+    g = gen(seed)
     W_a, W_b = torch.randn(6, 5, generator=g, dtype=F64), torch.randn(6, 5, generator=g, dtype=F64)
     H_a, H_b = torch.randn(9, 5, generator=g, dtype=F64), torch.randn(9, 5, generator=g, dtype=F64)
     assert D.commutativity_residual(W_a, W_a, H_a, H_b) == pytest.approx(0.0, abs=1e-14)

@@ -15,7 +15,9 @@ from lmcnb import diagnostics as D
 from lmcnb import lewc, train
 from lmcnb.models import MLP
 
-SETTINGS = settings(deadline=None, max_examples=15, derandomize=True)
+from _helpers import gen, randn
+
+SETTINGS = settings(max_examples=15)  # example budget (cost); the profile decides the rest
 F64 = torch.float64
 ARCH = (7, 12, 10, 9, 4)
 
@@ -26,7 +28,7 @@ def _pair(seed: int = 0, bias: bool = False, arch=ARCH) -> list[MLP]:
 
 
 def _x(n: int = 64, d: int = ARCH[0], seed: int = 5) -> torch.Tensor:
-    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    return randn(n, d, seed=seed)
 
 
 @SETTINGS
@@ -92,7 +94,7 @@ def test_sign_conflicts_leave_model_b_unchanged():
 @given(seed=st.integers(0, 10_000), out=st.integers(1, 8), inp=st.integers(1, 8), n=st.integers(1, 20))
 def test_reciprocal_orthogonality_and_commutativity_cannot_both_be_small(seed, out, inp, n):
     """Derived: if z̃^a ⊙ z̃^b ≥ 0 entrywise (exact weak additivity), commutativity residual + √2·max RO ratio ≥ 1."""
-    g = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     W_a, W_b = torch.randn(out, inp, generator=g, dtype=F64), torch.randn(out, inp, generator=g, dtype=F64)
     Z_a, Z_b = torch.rand(n, inp, generator=g, dtype=F64), torch.rand(n, inp, generator=g, dtype=F64)
     # force sign agreement of the pre-activations Z W^T by flipping the rows (units) where they disagree
@@ -139,7 +141,7 @@ def test_ensemble_weights(lam, depth):
 
 
 def test_logit_scale_ratio():
-    g = torch.Generator().manual_seed(0)
+    g = gen(0)
     fa, fb = torch.randn(20, 3, generator=g, dtype=F64), torch.randn(20, 3, generator=g, dtype=F64)
     assert lewc.logit_scale_ratio(0.125 * (fa + fb) / 2, fa, fb) == pytest.approx(0.125, rel=1e-12)
     with pytest.raises(ValueError):
@@ -162,11 +164,11 @@ def test_decay_factor_matches_direct_product():
 def test_random_direction_has_the_prescribed_norms():
     a, b = _pair(6)
     for scale in (0.5, 1.0):
-        r = lewc.random_direction(a, b, scale, torch.Generator().manual_seed(1))
+        r = lewc.random_direction(a, b, scale, gen(1))
         for (k, ta), tb, tr in zip(a.state_dict().items(), b.state_dict().values(), r.state_dict().values()):
             assert float((tr - ta).norm()) == pytest.approx(scale * float((tb - ta).norm()), rel=1e-12)
-    r1 = lewc.random_direction(a, b, 1.0, torch.Generator().manual_seed(1))
-    r2 = lewc.random_direction(a, b, 1.0, torch.Generator().manual_seed(2))
+    r1 = lewc.random_direction(a, b, 1.0, gen(1))
+    r2 = lewc.random_direction(a, b, 1.0, gen(2))
     assert not torch.equal(r1.layers[0].weight, r2.layers[0].weight)
 
 

@@ -16,17 +16,15 @@ from lmcnb import matching as mt
 from lmcnb import models as M
 from lmcnb import permutation as P
 
-SETTINGS = settings(deadline=None, max_examples=12, derandomize=True)
+from _helpers import mlp
+
+SETTINGS = settings(max_examples=12)  # example budget (cost); the profile decides the rest
+WIDTHS = (12, [10, 9, 8], 3)  # (d, hidden, classes) of the default test MLP
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------------------------
-
-def mlp(seed: int, widths=(12, [10, 9, 8], 3), dtype=torch.float64, bias=True) -> M.MLP:
-    torch.manual_seed(seed)
-    return M.MLP(*widths, dtype=dtype, bias=bias)
-
 
 def positive_bn(model: torch.nn.Module, seed: int) -> None:
     """Non-trivial BatchNorm affine parameters and statistics, biased towards live channels."""
@@ -167,7 +165,7 @@ def test_wm_history_never_decreases_and_matches_the_objective(seed, widths, orde
 
 def test_wm_objective_is_minus_half_the_squared_distance_up_to_a_constant():
     """⟨θ_a, π θ_b⟩ = (‖θ_a‖² + ‖θ_b‖² − ‖θ_a − π θ_b‖²)/2 over the permuted tensors."""
-    a, b = mlp(0, bias=False), mlp(1, bias=False)  # no bias: every tensor has a permuted axis
+    a, b = mlp(0, WIDTHS, bias=False), mlp(1, WIDTHS, bias=False)  # no bias: every tensor has a permuted axis
     perms = P.random_perms(P.spec_for(b).sizes(b.state_dict()), torch.Generator().manual_seed(0))
     pb = P.permute_model(b, perms)
     sq = lambda m: sum(float((t ** 2).sum()) for t in m.state_dict().values())  # noqa: E731
@@ -229,7 +227,7 @@ def test_restarts_keep_the_best_run():
 
 
 def test_wm_is_deterministic_in_its_seed():
-    a, b = mlp(10), mlp(11)
+    a, b = mlp(10, WIDTHS), mlp(11, WIDTHS)
     r1, r2 = mt.WeightMatching(seed=5)(a, b), mt.WeightMatching(seed=5)(a, b)
     assert same(r1.perms, r2.perms) and r1.objective_history == r2.objective_history
 
@@ -244,7 +242,7 @@ def test_warm_start_at_an_optimum_converges_in_one_sweep(start):
 
 
 def test_float64_precision_option_gives_the_same_matching_on_float32_models():
-    a, b = mlp(14, dtype=torch.float32), mlp(15, dtype=torch.float32)
+    a, b = mlp(14, WIDTHS, dtype=torch.float32), mlp(15, WIDTHS, dtype=torch.float32)
     r32, r64 = mt.WeightMatching()(a, b), mt.WeightMatching(precision=torch.float64)(a, b)
     assert same(r32.perms, r64.perms)
     assert close(r64.objective, mt.weight_matching_objective(a, b, r64.perms), 1e-12)
@@ -262,7 +260,7 @@ def _matchers() -> list[mt.Matcher]:
 
 @pytest.mark.parametrize("matcher", _matchers(), ids=lambda m: type(m).__name__)
 def test_aligned_model_computes_the_same_function(matcher):
-    a, b = mlp(20, dtype=torch.float32), mlp(21, dtype=torch.float32)
+    a, b = mlp(20, WIDTHS, dtype=torch.float32), mlp(21, WIDTHS, dtype=torch.float32)
     before = {k: t.clone() for k, t in b.state_dict().items()}
     x = torch.randn(64, 12)
     aligned, result = mt.align(a, b, matcher, x)
@@ -285,7 +283,7 @@ def test_align_with_conv_models_keeps_the_function():
 
 
 def test_baselines():
-    a, b = mlp(22), mlp(23)
+    a, b = mlp(22, WIDTHS), mlp(23, WIDTHS)
     ident = mt.IdentityMatching()(a, b)
     assert all(torch.equal(p, torch.arange(len(p))) for p in ident.perms.values()) and ident.sweeps == 0
     r1, r2, r3 = mt.RandomMatching(1)(a, b), mt.RandomMatching(1)(a, b), mt.RandomMatching(2)(a, b)
@@ -411,7 +409,7 @@ def test_functional_matching_folds_positive_output_weights():
 
 def test_functional_matching_rejects_other_models():
     with pytest.raises(NotImplementedError, match="TwoLayerNet"):
-        mt.FunctionalMatching()(mlp(0), mlp(1))
+        mt.FunctionalMatching()(mlp(0, WIDTHS), mlp(1, WIDTHS))
     with pytest.raises(ValueError, match="without bias"):
         mt.FunctionalMatching()(M.TwoLayerNet(3, 4, bias=True), M.TwoLayerNet(3, 4, bias=True))
     with pytest.raises(TypeError, match="float64"):
@@ -425,22 +423,22 @@ def test_functional_matching_rejects_other_models():
 def test_mismatched_models_raise():
     wm = mt.WeightMatching()
     with pytest.raises(ValueError, match="different architectures"):
-        wm(mlp(0), M.VGG11(0.125))
+        wm(mlp(0, WIDTHS), M.VGG11(0.125))
     with pytest.raises(ValueError, match="different architectures"):
         wm(M.TwoLayerNet(3, 4), M.TwoLayerNet(3, 4, output="trained"))
     with pytest.raises(ValueError, match="different permutation specs"):
-        wm(mlp(0, (12, [10, 9], 3)), mlp(0))
+        wm(mlp(0, (12, [10, 9], 3)), mlp(0, WIDTHS))
     with pytest.raises(ValueError, match="layers.0.weight.*different widths"):
         wm(mlp(0, (12, [10, 9, 8], 3)), mlp(0, (12, [11, 9, 8], 3)))
     with pytest.raises(TypeError, match="dtype"):
-        wm(mlp(0, dtype=torch.float32), mlp(0, dtype=torch.float64))
+        wm(mlp(0, WIDTHS, dtype=torch.float32), mlp(0, WIDTHS, dtype=torch.float64))
     with pytest.raises(TypeError, match="torch.nn.Module"):
-        wm(mlp(0), "model")
+        wm(mlp(0, WIDTHS), "model")
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_parameters_are_named(bad):
-    a, b = mlp(0), mlp(1)
+    a, b = mlp(0, WIDTHS), mlp(1, WIDTHS)
     with torch.no_grad():
         b.layers[1].bias[3] = bad
     for matcher in (mt.WeightMatching(), mt.OTMatching(), mt.IdentityMatching()):
@@ -451,7 +449,7 @@ def test_non_finite_parameters_are_named(bad):
 
 
 def test_data_problems_raise():
-    a, b = mlp(0), mlp(1)
+    a, b = mlp(0, WIDTHS), mlp(1, WIDTHS)
     for matcher in (mt.ActivationMatching(), mt.CovarianceWeightedMatching()):
         with pytest.raises(ValueError, match="needs data"):
             matcher(a, b)
@@ -495,8 +493,8 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="backend"):
         mt.CovarianceWeightedMatching(backend="sinkhorn")
     with pytest.raises(TypeError, match="callable"):
-        mt.align(mlp(0), mlp(1), "wm")
-    a, b = mlp(0), mlp(1)
+        mt.align(mlp(0, WIDTHS), mlp(1, WIDTHS), "wm")
+    a, b = mlp(0, WIDTHS), mlp(1, WIDTHS)
     with pytest.raises(ValueError, match="permutation names"):
         mt.WeightMatching(init={"P_0": torch.arange(10)})(a, b)
     with pytest.raises(ValueError, match="not a permutation"):
@@ -506,4 +504,4 @@ def test_bad_arguments_raise():
 
 def test_brute_force_refuses_large_problems():
     with pytest.raises(ValueError, match="max_combinations"):
-        mt.brute_force_weight_matching(mlp(0), mlp(1))
+        mt.brute_force_weight_matching(mlp(0, WIDTHS), mlp(1, WIDTHS))

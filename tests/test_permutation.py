@@ -39,13 +39,18 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_random_permutation_preserves_function(family: str) -> None:
+def _family(family: str):
+    """A model of ``family`` (seed 0) with randomised BatchNorm, an input batch for it, and its spec."""
     torch.manual_seed(0)
     make_model, make_x = FAMILIES[family]
     model, x = make_model(), make_x()
     _randomise_bn(model, x)
-    spec = P.spec_for(model)
+    return model, x, P.spec_for(model)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_random_permutation_preserves_function(family: str) -> None:
+    model, x, spec = _family(family)
     perms = P.random_perms(spec.sizes(model.state_dict()), torch.Generator().manual_seed(2))
     permuted = P.permute_model(model, perms, spec)
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(),
@@ -56,11 +61,7 @@ def test_random_permutation_preserves_function(family: str) -> None:
 @pytest.mark.parametrize("family", ["mlp_bias", "vgg11_bn", "resnet20_bn"])
 def test_guard_catches_a_broken_spec(family: str) -> None:
     """Dropping one axis from the spec (a classic hand-written-spec typo) must break equivalence."""
-    torch.manual_seed(0)
-    make_model, make_x = FAMILIES[family]
-    model, x = make_model(), make_x()
-    _randomise_bn(model, x)
-    spec = P.spec_for(model)
+    model, x, spec = _family(family)
     sizes = spec.sizes(model.state_dict())
     perms = P.random_perms(sizes, torch.Generator().manual_seed(3))
     # Forget the input-side permutation of the last layer that reads a hidden permutation.
@@ -82,7 +83,7 @@ def test_spec_sizes_match_architecture() -> None:
     assert len(sizes) == 3 + 9  # three residual streams, one inner permutation per block
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(st.integers(1, 9), st.integers(0, 10_000))
 def test_compose_and_invert(n: int, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)

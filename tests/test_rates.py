@@ -13,7 +13,7 @@ from lmcnb import rates
 from lmcnb import teacher_student as ts
 from lmcnb.fit import bootstrap_slopes
 
-SETTINGS = settings(deadline=None, max_examples=25, derandomize=True)
+SETTINGS = settings(max_examples=25)  # example budget (cost); the profile decides the rest
 F64 = torch.float64
 
 

@@ -24,12 +24,12 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from lmcnb import checks
 
+import refresh_outputs  # tools/ is on sys.path (tests/conftest.py)
+from nblint import NBVAL_SKIP, SKIP_EXECUTION, tags
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHECKS = BOOK / "_checks"
-SKIP_EXECUTION = "skip-execution"
-sys.path.insert(0, str(ROOT / "tools"))
-import refresh_outputs  # noqa: E402
 
 #: What ``str(CheckResult)`` prints; a stored stdout line of this form must come from a record.
 CHECK_LINE = re.compile(r"^.+: measured .+ vs predicted .+: (?:PASS|FAIL)$")
@@ -43,7 +43,7 @@ def printed_checks(nb) -> list[str]:
     """The check lines in the stored stdout of the executed code cells, in order."""
     lines = []
     for cell in nb.cells:
-        if cell.cell_type != "code" or SKIP_EXECUTION in cell.get("metadata", {}).get("tags", []):
+        if cell.cell_type != "code" or SKIP_EXECUTION in tags(cell):
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stdout":
@@ -122,7 +122,7 @@ def notebook(lines: list[str], skipped: list[str] = ()) -> nbformat.NotebookNode
     return new_notebook(cells=[
         new_code_cell("print('table')", execution_count=1, outputs=stdout(["width 16 0.1"])),
         new_code_cell("check()", execution_count=2, outputs=stdout(lines)),
-        new_code_cell("paper()", metadata={"tags": [SKIP_EXECUTION, "nbval-skip"]}, outputs=stdout(skipped)),
+        new_code_cell("paper()", metadata={"tags": [SKIP_EXECUTION, NBVAL_SKIP]}, outputs=stdout(skipped)),
     ])
 
 

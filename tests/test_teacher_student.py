@@ -14,18 +14,15 @@ from hypothesis import strategies as st
 
 from lmcnb import teacher_student as ts
 
+from _helpers import gen
+
 F64 = torch.float64
-SETTINGS = settings(deadline=None, max_examples=12, derandomize=True)
-
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+SETTINGS = settings(max_examples=12)  # example budget (cost); the profile decides the rest
 
 
 def _awkward_rows(m: int, d: int, seed: int) -> torch.Tensor:
     """Random rows plus the hard cases: an exactly zero row, a parallel and an antiparallel copy of row 0."""
-    W = torch.randn(m, d, generator=_gen(seed), dtype=F64)
+    W = torch.randn(m, d, generator=gen(seed), dtype=F64)
     W[1] = 0.0
     W[2] = 2.5 * W[0]
     W[3] = -0.7 * W[0]
@@ -44,9 +41,9 @@ def _student(X: torch.Tensor, W: torch.Tensor, a: torch.Tensor, s: float = 1.0) 
 # ---------------------------------------------------------------------------------------------------- kernel
 
 def test_kernel_matches_monte_carlo():
-    U, V = _awkward_rows(5, 6, 0), torch.randn(4, 6, generator=_gen(1), dtype=F64)
+    U, V = _awkward_rows(5, 6, 0), torch.randn(4, 6, generator=gen(1), dtype=F64)
     V[3] = U[0]
-    g = torch.randn(200_000, 6, generator=_gen(2), dtype=F64)
+    g = torch.randn(200_000, 6, generator=gen(2), dtype=F64)
     prod = torch.relu(g @ U.T)[:, :, None] * torch.relu(g @ V.T)[:, None, :]
     mean, se = _mc_mean(prod)
     K = ts.arccos_kernel(U, V)
@@ -58,7 +55,7 @@ def test_kernel_matches_monte_carlo():
 @SETTINGS
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 5), k=st.integers(1, 5), d=st.integers(1, 6))
 def test_kernel_special_values_and_symmetries(seed, n, k, d):
-    g = _gen(seed)
+    g = gen(seed)
     U, V = torch.randn(n, d, generator=g, dtype=F64), torch.randn(k, d, generator=g, dtype=F64)
     K = ts.arccos_kernel(U, V)
     torch.testing.assert_close(K, ts.arccos_kernel(V, U).T, rtol=1e-13, atol=1e-15)
@@ -81,7 +78,7 @@ def test_kernel_special_values_and_symmetries(seed, n, k, d):
 
 
 def test_kernel_is_twice_differentiable_by_autograd_and_finite_at_hard_points():
-    U, V = torch.randn(3, 4, generator=_gen(3), dtype=F64), torch.randn(2, 4, generator=_gen(4), dtype=F64)
+    U, V = torch.randn(3, 4, generator=gen(3), dtype=F64), torch.randn(2, 4, generator=gen(4), dtype=F64)
     assert torch.autograd.gradcheck(ts.arccos_kernel, (U.requires_grad_(), V.requires_grad_()))
     assert torch.autograd.gradgradcheck(ts.arccos_kernel, (U, V))
     # zero, parallel and antiparallel rows: every derivative is finite (no inf·0 = NaN)
@@ -98,11 +95,11 @@ def test_kernel_is_twice_differentiable_by_autograd_and_finite_at_hard_points():
 @pytest.mark.parametrize("inputs", ["gaussian", "sphere"])
 def test_population_loss_matches_monte_carlo(inputs):
     d, n = 6, 200_000
-    T = ts.orthonormal_teacher(d, 3, _gen(6), random_rotation=True)
+    T = ts.orthonormal_teacher(d, 3, gen(6), random_rotation=True)
     W = _awkward_rows(5, d, 7)
     a = torch.tensor([1.0, 0.5, -0.3, 0.8, 1.2], dtype=F64)
     a_star = torch.tensor([1.0, 0.5, 2.0], dtype=F64)
-    X = torch.randn(n, d, generator=_gen(8), dtype=F64)
+    X = torch.randn(n, d, generator=gen(8), dtype=F64)
     if inputs == "sphere":
         X = X / X.norm(dim=1, keepdim=True)
     err2 = (_student(X, W, a, 0.6) - _student(X, T, a_star)) ** 2
@@ -114,7 +111,7 @@ def test_population_loss_matches_monte_carlo(inputs):
 
 def test_population_loss_batched_and_defaults():
     T = ts.orthonormal_teacher(5, 2)
-    W = torch.randn(3, 4, 5, generator=_gen(9), dtype=F64)
+    W = torch.randn(3, 4, 5, generator=gen(9), dtype=F64)
     R = ts.population_loss(W, T)
     assert R.shape == (3,)
     for b in range(3):
@@ -133,7 +130,7 @@ def test_population_loss_batched_and_defaults():
 @given(seed=st.integers(0, 10_000), m=st.integers(4, 7), d=st.integers(2, 6), trained=st.booleans(),
        sphere=st.booleans())
 def test_gradient_matches_autograd_and_finite_differences(seed, m, d, trained, sphere):
-    g = _gen(seed)
+    g = gen(seed)
     T = torch.randn(2, d, generator=g, dtype=F64)
     W = _awkward_rows(m, d, seed)
     a = torch.randn(m, generator=g, dtype=F64) if trained else None
@@ -161,7 +158,7 @@ def test_gradient_matches_monte_carlo():
     T = ts.orthonormal_teacher(d, 2)
     W = _awkward_rows(4, d, 11)
     a = torch.tensor([0.9, 1.0, -0.4, 0.6], dtype=F64)
-    X = torch.randn(n, d, generator=_gen(12), dtype=F64)
+    X = torch.randn(n, d, generator=gen(12), dtype=F64)
     Z = X @ W.T
     r = _student(X, W, a) - _student(X, T, torch.ones(2, dtype=F64))
     per_sample_W = 2 * r[:, None, None] * a[None, :, None] * (Z > 0)[:, :, None] * X[:, None, :]
@@ -174,9 +171,9 @@ def test_gradient_matches_monte_carlo():
 
 def test_batched_gradient_equals_unbatched():
     T = ts.orthonormal_teacher(6, 3)
-    W = torch.randn(3, 5, 6, generator=_gen(13), dtype=F64)
+    W = torch.randn(3, 5, 6, generator=gen(13), dtype=F64)
     W[1, 2] = 0.0
-    a = torch.randn(3, 5, generator=_gen(14), dtype=F64)
+    a = torch.randn(3, 5, generator=gen(14), dtype=F64)
     gW, ga = ts.population_grad(W, T, a=a, wrt_output=True)
     for b in range(3):
         gb, gab = ts.population_grad(W[b], T, a=a[b], wrt_output=True)
@@ -190,19 +187,19 @@ def test_batched_gradient_equals_unbatched():
 def test_teachers_and_initialisation():
     T = ts.orthonormal_teacher(8, 4)
     torch.testing.assert_close(T, torch.eye(8, dtype=F64)[:4], rtol=0, atol=0)
-    R1 = ts.orthonormal_teacher(8, 4, _gen(1), random_rotation=True)
+    R1 = ts.orthonormal_teacher(8, 4, gen(1), random_rotation=True)
     torch.testing.assert_close(R1 @ R1.T, torch.eye(4, dtype=F64), rtol=0, atol=1e-14)
-    torch.testing.assert_close(R1, ts.orthonormal_teacher(8, 4, _gen(1), random_rotation=True), rtol=0, atol=0)
-    W = ts.small_init(64, 50, 8, 0.1, generator=_gen(2))
+    torch.testing.assert_close(R1, ts.orthonormal_teacher(8, 4, gen(1), random_rotation=True), rtol=0, atol=0)
+    W = ts.small_init(64, 50, 8, 0.1, generator=gen(2))
     assert W.shape == (64, 50, 8) and W.dtype == F64
     var = float(W.var())  # 25600 draws of N(0, 0.01/8): relative s.e. of the variance ≈ 0.9 %
     assert abs(var / (0.01 / 8) - 1) < 0.05
-    Wp = ts.small_init(3, 6, 4, generator=_gen(3), widths=[2, 6, 4])
+    Wp = ts.small_init(3, 6, 4, generator=gen(3), widths=[2, 6, 4])
     assert bool((Wp[0, 2:] == 0).all()) and bool((Wp[2, 4:] == 0).all()) and bool((Wp[1] != 0).all())
     padded, widths = ts.pad_rows([Wp[0, :2], Wp[1], Wp[2, :4]])
     assert widths.tolist() == [2, 6, 4]
     torch.testing.assert_close(padded, Wp, rtol=0, atol=0)
-    a0 = ts.small_output_init(200, 50, 0.1, generator=_gen(4))
+    a0 = ts.small_output_init(200, 50, 0.1, generator=gen(4))
     assert a0.shape == (200, 50) and abs(float(a0.std()) / 0.1 - 1) < 0.03
 
 
@@ -224,8 +221,8 @@ def _manual_gd(W, T, c, steps, a=None, train_output=False, **kw):
 @pytest.mark.parametrize("train_output,inputs", [(False, "gaussian"), (True, "gaussian"), (True, "sphere")])
 def test_gd_step_rule_matches_explicit_loop(train_output, inputs):
     T = ts.orthonormal_teacher(6, 3)
-    W0 = ts.small_init(2, 5, 6, generator=_gen(20))
-    a = ts.small_output_init(2, 5, generator=_gen(21)) if train_output else None
+    W0 = ts.small_init(2, 5, 6, generator=gen(20))
+    a = ts.small_output_init(2, 5, generator=gen(21)) if train_output else None
     c, s = (1.5, 2.0), (1.0, 0.7) if inputs == "sphere" else (1.0, 1.0)
     res = ts.gd_population(W0, T, c=torch.tensor(c, dtype=F64), steps=30, tol=0.0, a0=a,
                            train_output=train_output, check_every=7, scale=torch.tensor(s, dtype=F64), inputs=inputs)
@@ -244,8 +241,8 @@ def test_gd_step_rule_matches_explicit_loop(train_output, inputs):
 def test_gd_padded_batch_equals_separate_runs(train_output):
     T = ts.orthonormal_teacher(8, 4)
     widths = [4, 7, 12]
-    W0 = ts.small_init(3, 12, 8, generator=_gen(22), widths=widths)
-    a0 = ts.small_output_init(3, 12, generator=_gen(23)) if train_output else None
+    W0 = ts.small_init(3, 12, 8, generator=gen(22), widths=widths)
+    a0 = ts.small_output_init(3, 12, generator=gen(23)) if train_output else None
     kw = dict(c=2.0, steps=500, tol=1e-8, train_output=train_output, check_every=25)
     res = ts.gd_population(W0, T, widths=widths, a0=a0, **kw)
     for b, w in enumerate(widths):
@@ -265,7 +262,7 @@ def _pad_history(h: torch.Tensor, length: int) -> torch.Tensor:
 
 def test_gd_dead_neurons_stay_dead_and_divergence_is_isolated():
     T = ts.orthonormal_teacher(8, 4)
-    W0 = ts.small_init(3, 6, 8, generator=_gen(24))
+    W0 = ts.small_init(3, 6, 8, generator=gen(24))
     W0[:, 2] = 0.0
     res = ts.gd_population(W0, T, c=torch.tensor([2.0, 400.0, 1.0], dtype=F64), steps=400, tol=0.0,
                            check_every=20)
@@ -279,11 +276,11 @@ def test_gd_dead_neurons_stay_dead_and_divergence_is_isolated():
 
 def test_runs_restore_the_thread_setting():
     T = ts.orthonormal_teacher(4, 2)
-    W0 = ts.small_init(2, 3, 4, generator=_gen(26))
+    W0 = ts.small_init(2, 3, 4, generator=gen(26))
     torch.set_num_threads(2)
     ts.gd_population(W0, T, c=1.0, steps=3, threads=1)
-    ts.sgd_samples(W0, torch.randn(8, 4, generator=_gen(27), dtype=F64), teacher=T, c=1.0, batch_size=4, epochs=1,
-                   generator=_gen(28), threads=1)
+    ts.sgd_samples(W0, torch.randn(8, 4, generator=gen(27), dtype=F64), teacher=T, c=1.0, batch_size=4, epochs=1,
+                   generator=gen(28), threads=1)
     assert torch.get_num_threads() == 2
     with pytest.raises(ValueError, match="threads"):
         ts.gd_population(W0, T, c=1.0, steps=3, threads=0)
@@ -293,7 +290,7 @@ def test_runs_restore_the_thread_setting():
 def test_gd_at_m_equal_M_reaches_the_manifold():
     """m = M = 4, d = 8: every run converges (R < 1e-10) to a point of 𝓜 whose types are a permutation."""
     T = ts.orthonormal_teacher(8, 4)
-    W0 = ts.small_init(4, 4, 8, generator=_gen(25))
+    W0 = ts.small_init(4, 4, 8, generator=gen(25))
     res = ts.gd_population(W0, T, c=2.0, steps=20_000, tol=1e-13)
     assert bool(res.converged.all()) and not bool(res.diverged.any())
     assert bool((res.final_loss < 1e-10).all()) and int(res.steps.max()) < 20_000
@@ -310,12 +307,12 @@ def test_gd_at_m_equal_M_reaches_the_manifold():
 def test_sgd_full_batch_equals_autograd_gd_with_padding():
     """batch_size = n: the sample order is irrelevant, so SGD is GD on the empirical loss (autograd reference)."""
     T = ts.orthonormal_teacher(4, 2)
-    X = torch.randn(64, 4, generator=_gen(30), dtype=F64)
+    X = torch.randn(64, 4, generator=gen(30), dtype=F64)
     y = _student(X, T, torch.ones(2, dtype=F64))
     widths = [3, 5]
-    W0 = ts.small_init(2, 5, 4, 0.5, generator=_gen(31), widths=widths)
-    a0 = ts.small_output_init(2, 5, 0.5, generator=_gen(32))
-    res = ts.sgd_samples(W0, X, y, c=0.5, batch_size=64, epochs=25, generator=_gen(33), widths=widths, a0=a0,
+    W0 = ts.small_init(2, 5, 4, 0.5, generator=gen(31), widths=widths)
+    a0 = ts.small_output_init(2, 5, 0.5, generator=gen(32))
+    res = ts.sgd_samples(W0, X, y, c=0.5, batch_size=64, epochs=25, generator=gen(33), widths=widths, a0=a0,
                          train_output=True)
     for b, w in enumerate(widths):
         W, a = W0[b, :w].clone().requires_grad_(), a0[b, :w].clone().requires_grad_()
@@ -335,12 +332,12 @@ def test_sgd_full_batch_equals_autograd_gd_with_padding():
 
 def test_sgd_minibatch_orders_are_per_model_and_seeded():
     T = ts.orthonormal_teacher(4, 2)
-    X = torch.randn(200, 4, generator=_gen(34), dtype=F64)
-    W0 = ts.small_init(1, 6, 4, 0.3, generator=_gen(35)).expand(3, 6, 4).clone()
+    X = torch.randn(200, 4, generator=gen(34), dtype=F64)
+    W0 = ts.small_init(1, 6, 4, 0.3, generator=gen(35)).expand(3, 6, 4).clone()
     W0[:, 5] = 0.0
     kw = dict(teacher=T, c=0.5, batch_size=10, epochs=5)
-    res = ts.sgd_samples(W0, X, generator=_gen(36), **kw)
-    again = ts.sgd_samples(W0, X, generator=_gen(36), **kw)
+    res = ts.sgd_samples(W0, X, generator=gen(36), **kw)
+    again = ts.sgd_samples(W0, X, generator=gen(36), **kw)
     torch.testing.assert_close(res.W, again.W, rtol=0, atol=0)
     assert float((res.W[0] - res.W[1]).abs().max()) > 1e-6  # same init, different sample orders
     assert bool((res.W[:, 5] == 0).all())  # dead neuron stays dead
@@ -360,8 +357,8 @@ def test_sgd_minibatch_orders_are_per_model_and_seeded():
        rotate=st.booleans())
 def test_sampled_minima_are_global_minima(seed, M, extra, dead_prob, split, rotate):
     d, m = M + 2, M + extra
-    T = ts.orthonormal_teacher(d, M, _gen(seed + 1), random_rotation=True) if rotate else None
-    W = ts.sample_minimum(m, M, d, _gen(seed), dead_prob=dead_prob, split=split, teacher=T)
+    T = ts.orthonormal_teacher(d, M, gen(seed + 1), random_rotation=True) if rotate else None
+    W = ts.sample_minimum(m, M, d, gen(seed), dead_prob=dead_prob, split=split, teacher=T)
     T = ts.orthonormal_teacher(d, M) if T is None else T
     types = ts.neuron_types(W, T)
     assert W.shape == (m, d) and set(types[types >= 0].tolist()) == set(range(M))
@@ -372,7 +369,7 @@ def test_sampled_minima_are_global_minima(seed, M, extra, dead_prob, split, rota
         torch.testing.assert_close(W[types >= 0].norm(dim=1), 1 / counts[types[types >= 0]], rtol=1e-15, atol=0)
     # exact zero loss up to rounding, and the function itself equals the teacher on random inputs
     assert abs(float(ts.population_loss(W, T))) <= 1e-13
-    X = torch.randn(1000, d, generator=_gen(seed + 2), dtype=F64)
+    X = torch.randn(1000, d, generator=gen(seed + 2), dtype=F64)
     diff = torch.relu(X @ W.T).sum(1) - torch.relu(X @ T.T).sum(1)
     assert float(diff.abs().max()) <= 1e-12
 
@@ -414,7 +411,7 @@ def _barrier_modulo_permutation_brute_force(W1: torch.Tensor, W2: torch.Tensor, 
 
 def test_hall_criterion_equals_brute_force_over_all_permutations():
     T = ts.orthonormal_teacher(4, 2)
-    g = _gen(40)
+    g = gen(40)
     outcomes = []
     for trial in range(24):
         m = 2 + trial % 4
@@ -434,7 +431,7 @@ def test_hall_criterion_equals_functional_matching_barrier():
     """Notes §2.4 / V2: on random pairs of minima, 'FM barrier < 1e-10' ⇔ Hall criterion."""
     d, M = 6, 3
     T = ts.orthonormal_teacher(d, M)
-    g = _gen(41)
+    g = gen(41)
     outcomes = []
     for trial in range(60):
         m = 3 + trial % 10
@@ -454,9 +451,9 @@ def test_hall_criterion_equals_functional_matching_barrier():
 def test_functional_cost_matches_monte_carlo_and_vanishes_on_compatible_pairs():
     d = 5
     W1 = _awkward_rows(4, d, 50)
-    W2 = torch.cat([torch.randn(3, d, generator=_gen(51), dtype=F64), 0.4 * W1[:1]])
+    W2 = torch.cat([torch.randn(3, d, generator=gen(51), dtype=F64), 0.4 * W1[:1]])
     C = ts.functional_cost(W1, W2)
-    X = torch.randn(200_000, d, generator=_gen(52), dtype=F64)
+    X = torch.randn(200_000, d, generator=gen(52), dtype=F64)
     u = 0.5 * (W1[:, None, :] + W2[None, :, :])
     dev = torch.relu(torch.einsum("nd,ikd->nik", X, u)) - 0.5 * torch.relu(X @ W1.T)[:, :, None] \
         - 0.5 * torch.relu(X @ W2.T)[:, None, :]
@@ -473,13 +470,13 @@ def test_functional_cost_matches_monte_carlo_and_vanishes_on_compatible_pairs():
 def test_functional_match_finds_the_hidden_permutation():
     T = ts.orthonormal_teacher(6, 3)
     # generic rows: c(w, w) = 0 and c(w, w') > 0 otherwise, so the hidden permutation is the unique optimum
-    W1 = torch.randn(9, 6, generator=_gen(53), dtype=F64)
-    p_true = torch.randperm(9, generator=_gen(54))
+    W1 = torch.randn(9, 6, generator=gen(53), dtype=F64)
+    p_true = torch.randperm(9, generator=gen(54))
     W2 = W1[p_true.argsort()]  # W2.index_select(0, p_true) == W1
     p = ts.functional_match(W1, W2)
     assert p.tolist() == p_true.tolist()
     # a minimum and a row-shuffled copy: same-type rows are interchangeable, any optimum has zero barrier
-    M1 = ts.sample_minimum(9, 3, 6, _gen(55), dead_prob=0.2, split="dirichlet")
+    M1 = ts.sample_minimum(9, 3, 6, gen(55), dead_prob=0.2, split="dirichlet")
     M2 = M1[p_true.argsort()]
     assert float(ts.barrier_linear(M1, M2, T)) > 1e-4  # unaligned pair has a barrier
     assert float(ts.barrier_linear(M1, M2.index_select(0, ts.functional_match(M1, M2)), T)) < 1e-14
@@ -487,7 +484,7 @@ def test_functional_match_finds_the_hidden_permutation():
 
 def test_interpolation_loss_and_barrier_match_direct_computation():
     T = ts.orthonormal_teacher(5, 2)
-    W1, W2 = torch.randn(2, 3, 4, 5, generator=_gen(55), dtype=F64)
+    W1, W2 = torch.randn(2, 3, 4, 5, generator=gen(55), dtype=F64)
     lam = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0], dtype=F64)
     curve = ts.interpolation_loss(W1, W2, T, lam)
     assert curve.shape == (3, 5)
@@ -535,7 +532,7 @@ def test_sharpness_grows_linearly_with_live_neurons_per_teacher_neuron():
 
 def test_sharpness_matches_finite_difference_hessian_at_a_generic_point():
     T = ts.orthonormal_teacher(4, 2)
-    W = torch.randn(3, 4, generator=_gen(60), dtype=F64)
+    W = torch.randn(3, 4, generator=gen(60), dtype=F64)
     sh = ts.sharpness_population(W, T, tol=1e-8)
     assert abs(sh.eigenvalue / _fd_hessian_top_eigenvalue(W, T) - 1) < 1e-6
     both = ts.sharpness_population(W, T, a=torch.ones(3, dtype=F64), train_output=True)
@@ -546,7 +543,7 @@ def test_sharpness_matches_finite_difference_hessian_at_a_generic_point():
 
 def test_bad_inputs_raise_clear_errors():
     T = ts.orthonormal_teacher(4, 2)
-    W = torch.randn(3, 4, dtype=F64, generator=_gen(70))
+    W = torch.randn(3, 4, dtype=F64, generator=gen(70))
     with pytest.raises(TypeError, match="float64"):
         ts.population_loss(W.float(), T)
     with pytest.raises(TypeError, match="float64"):
@@ -565,7 +562,7 @@ def test_bad_inputs_raise_clear_errors():
         ts.orthonormal_teacher(3, 4)
     with pytest.raises(ValueError, match="Generator"):
         ts.orthonormal_teacher(4, 2, random_rotation=True)
-    W0 = ts.small_init(2, 3, 4, generator=_gen(71))
+    W0 = ts.small_init(2, 3, 4, generator=gen(71))
     with pytest.raises(ValueError, match="exactly zero"):
         ts.gd_population(W0, T, c=1.0, steps=1, widths=[2, 3])
     with pytest.raises(ValueError, match="widths"):
@@ -576,17 +573,17 @@ def test_bad_inputs_raise_clear_errors():
         ts.gd_population(W0[0], T, c=1.0, steps=1)
     with pytest.raises(ValueError, match="c must be"):
         ts.gd_population(W0, T, c=-1.0, steps=1)
-    X = torch.randn(10, 4, dtype=F64, generator=_gen(72))
+    X = torch.randn(10, 4, dtype=F64, generator=gen(72))
     with pytest.raises(ValueError, match="exactly one"):
-        ts.sgd_samples(W0, X, c=1.0, batch_size=2, epochs=1, generator=_gen(0))
+        ts.sgd_samples(W0, X, c=1.0, batch_size=2, epochs=1, generator=gen(0))
     with pytest.raises(ValueError, match="batch_size"):
-        ts.sgd_samples(W0, X, teacher=T, c=1.0, batch_size=11, epochs=1, generator=_gen(0))
+        ts.sgd_samples(W0, X, teacher=T, c=1.0, batch_size=11, epochs=1, generator=gen(0))
     with pytest.raises(ValueError, match="m >= M"):
-        ts.sample_minimum(1, 2, 4, _gen(0))
+        ts.sample_minimum(1, 2, 4, gen(0))
     with pytest.raises(ValueError, match="orthonormal"):
-        ts.sample_minimum(3, 2, 4, _gen(0), teacher=2 * T)
+        ts.sample_minimum(3, 2, 4, gen(0), teacher=2 * T)
     with pytest.raises(ValueError, match="split"):
-        ts.sample_minimum(3, 2, 4, _gen(0), split="uniform")
+        ts.sample_minimum(3, 2, 4, gen(0), split="uniform")
     with pytest.raises(ValueError, match="same shape"):
         ts.hall_lmc_criterion(W, W[:2], T)
     with pytest.raises(ValueError, match="lambdas"):
@@ -598,7 +595,7 @@ def test_bad_inputs_raise_clear_errors():
 def test_neuron_types_of_rotated_teacher_rows_is_exact():
     """Regression: sqrt(|w|² − proj²) cancels to ~1e-8 for rows parallel to a rotated teacher direction, which
     exceeded tol=1e-8; the residual must be computed directly."""
-    T = ts.orthonormal_teacher(4, 2, _gen(2), random_rotation=True)
+    T = ts.orthonormal_teacher(4, 2, gen(2), random_rotation=True)
     assert ts.neuron_types(T.clone(), T).tolist() == [0, 1]
     assert ts.neuron_types(torch.stack([0.5 * T[1], 2.0 * T[0]]), T, tol=1e-12).tolist() == [1, 0]
 
@@ -607,10 +604,10 @@ def test_neuron_types_of_rotated_teacher_rows_is_exact():
 
 def test_functional_cost_with_output_weights_matches_monte_carlo_and_reduces_to_fixed():
     d = 5
-    W1, W2 = _awkward_rows(4, d, 80), torch.randn(3, d, generator=_gen(81), dtype=F64)
-    a1, a2 = torch.randn(4, generator=_gen(82), dtype=F64), torch.randn(3, generator=_gen(83), dtype=F64)
+    W1, W2 = _awkward_rows(4, d, 80), torch.randn(3, d, generator=gen(81), dtype=F64)
+    a1, a2 = torch.randn(4, generator=gen(82), dtype=F64), torch.randn(3, generator=gen(83), dtype=F64)
     C = ts.functional_cost(W1, W2, a1=a1, a2=a2)
-    X = torch.randn(200_000, d, generator=_gen(84), dtype=F64)
+    X = torch.randn(200_000, d, generator=gen(84), dtype=F64)
     u = 0.5 * (W1[:, None, :] + W2[None, :, :])
     am = 0.5 * (a1[:, None] + a2[None, :])
     mid = am[None] * torch.relu(torch.einsum("nd,ikd->nik", X, u))
@@ -627,9 +624,9 @@ def test_functional_cost_with_output_weights_matches_monte_carlo_and_reduces_to_
 
 
 def test_weight_match_equals_brute_force_and_recovers_a_permutation():
-    W1 = torch.randn(5, 3, generator=_gen(90), dtype=F64)
-    W2 = torch.randn(5, 3, generator=_gen(91), dtype=F64)
-    a1, a2 = torch.randn(5, generator=_gen(92), dtype=F64), torch.randn(5, generator=_gen(93), dtype=F64)
+    W1 = torch.randn(5, 3, generator=gen(90), dtype=F64)
+    W2 = torch.randn(5, 3, generator=gen(91), dtype=F64)
+    a1, a2 = torch.randn(5, generator=gen(92), dtype=F64), torch.randn(5, generator=gen(93), dtype=F64)
     for o1, o2 in ((None, None), (a1, a2)):
         A = W1 if o1 is None else torch.cat([W1, o1[:, None]], 1)
         Bm = W2 if o2 is None else torch.cat([W2, o2[:, None]], 1)
@@ -663,8 +660,8 @@ def test_weight_matching_cannot_tell_the_zero_barrier_pairing_from_a_bad_one():
 
 def test_interpolation_with_output_weights_matches_explicit_loss():
     T = ts.orthonormal_teacher(4, 2)
-    W1, W2 = torch.randn(2, 3, 4, generator=_gen(100), dtype=F64).unbind(0)
-    a1, a2 = torch.randn(2, 3, generator=_gen(101), dtype=F64).unbind(0)
+    W1, W2 = torch.randn(2, 3, 4, generator=gen(100), dtype=F64).unbind(0)
+    a1, a2 = torch.randn(2, 3, generator=gen(101), dtype=F64).unbind(0)
     lam = [0.0, 0.3, 1.0]
     got = ts.interpolation_loss(W1, W2, T, lam, a1=a1, a2=a2)
     want = torch.stack([ts.population_loss((1 - t) * W1 + t * W2, T, a=(1 - t) * a1 + t * a2) for t in lam])
@@ -676,7 +673,7 @@ def test_interpolation_with_output_weights_matches_explicit_loss():
 
 def test_pair_barriers_batch_equals_single_pairs_and_permuted_copy_has_zero_barrier():
     T = ts.orthonormal_teacher(6, 3)
-    g = _gen(110)
+    g = gen(110)
     W1 = torch.stack([ts.sample_minimum(7, 3, 6, g, 0.2, "dirichlet") for _ in range(3)])
     W2 = torch.stack([ts.sample_minimum(7, 3, 6, g, 0.2, "dirichlet") for _ in range(3)])
     pb = ts.pair_barriers(W1, W2, T)
@@ -686,8 +683,8 @@ def test_pair_barriers_batch_equals_single_pairs_and_permuted_copy_has_zero_barr
         for k in ts.BARRIER_KINDS:
             torch.testing.assert_close(getattr(one, k), getattr(pb, k)[i], rtol=0, atol=0)
     assert bool((pb.perm <= pb.identity + 1e-15).all())
-    perm = torch.randperm(7, generator=_gen(111))
-    W = ts.sample_minimum(7, 3, 6, _gen(112), 0.0, "dirichlet")
+    perm = torch.randperm(7, generator=gen(111))
+    W = ts.sample_minimum(7, 3, 6, gen(112), 0.0, "dirichlet")
     same = ts.pair_barriers(W, W[perm], T)
     assert float(same.perm) <= 1e-14 and float(same.identity) > 1e-3
 
@@ -696,7 +693,7 @@ def test_pair_barriers_batch_equals_single_pairs_and_permuted_copy_has_zero_barr
 
 def test_gd_grad_tol_stops_m_below_M_at_a_critical_point_and_is_off_by_default():
     T = ts.orthonormal_teacher(4, 3)
-    W0 = ts.small_init(2, 2, 4, generator=_gen(120))
+    W0 = ts.small_init(2, 2, 4, generator=gen(120))
     r = ts.gd_population(W0, T, c=2.0, steps=20_000, tol=1e-10, grad_tol=1e-9)
     assert bool(r.stationary.all()) and not bool(r.converged.any()) and int(r.steps.max()) < 20_000
     g = ts.population_grad(r.W, T)
@@ -777,7 +774,7 @@ def test_manifold_sweep_zero_at_m_equal_M_and_agrees_with_hall():
     assert len(tab.widths) == 12 and float(tab.values("perm", 3).max()) < 1e-12
     assert float(tab.loss_a.abs().max()) < 1e-12
     T = cfg.teacher()
-    g = torch.Generator().manual_seed(1_000_003 * 9 + 1)
+    g = gen(1_000_003 * 9 + 1)
     Ws = cfg.sample_minima(9, 8, generator=g, dead_prob=0.2, split="dirichlet")
     for k in range(4):
         hall = ts.hall_lmc_criterion(Ws[2 * k], Ws[2 * k + 1], T)

@@ -1,0 +1,379 @@
+"""Lint the book's chapter notebooks: what strict nbval cannot see or reports badly.
+
+Usage::
+
+    python tools/nblint.py book/*.ipynb        # prints one line per problem; exit status 1 if there are any
+
+Every rule is a pure function ``lint_<rule>(nb, ...) -> list[str]`` of an ``nbformat`` notebook (plus, for the
+Colab rules, the repository URL and branch of ``_config.yml`` and the notebook's path relative to the repository
+root); an empty list means the notebook follows the rule. ``lint_notebook`` applies them all, ``lint_file`` reads a
+notebook file first. The rules: a python3 kernelspec; outputs stored from a clean top-to-bottom run (execution
+counts 1..n, no empty code cells, paper-only cells store nothing); no stored stderr; errors only in cells tagged
+raises-exception (and such cells do store one); no trailing ``;`` (nbval ignores IPython's quiet ``;``); the inline
+matplotlib backend; at least one executed ``assert``; a set-up cell tagged nbval-ignore-output; skip tags that come
+together and guard paper-only cells with ``lmcnb.profiles.require("paper")``; one Colab-only install cell and an
+"open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; every
+``checks.record`` passes ``chapter=`` the notebook's stem; every ``lmcnb`` attribute and keyword a cell uses exists.
+
+``tests/test_nblint.py`` shows each rule failing on a doctored notebook; ``tests/test_notebooks.py`` applies the
+linter to the real chapters.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "_config.yml"
+
+COLAB = "https://colab.research.google.com"
+SKIP_EXECUTION = "skip-execution"
+NBVAL_SKIP = "nbval-skip"
+RAISES = ("raises-exception", "nbval-raises-exception")
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+def repository(config: Path | str = CONFIG) -> tuple[str, str]:
+    """The repository URL and branch from ``_config.yml`` (the one source of truth)."""
+    repo = yaml.safe_load(Path(config).read_text(encoding="utf-8"))["repository"]
+    return str(repo["url"]).rstrip("/"), str(repo["branch"])
+
+
+def install_target(url: str, branch: str) -> str:
+    """What a chapter's Colab install cell must install: ``git+<url>@<branch>``."""
+    return f"git+{url}@{branch}"
+
+
+def colab_link(url: str, branch: str, relpath: str) -> str:
+    """The Colab URL that opens ``relpath`` (relative to the repository root) from ``url`` at ``branch``."""
+    m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?", url)
+    if not m:
+        raise ValueError(f"repository.url must be https://github.com/<org>/<repo>, got {url!r}")
+    return f"{COLAB}/github/{m.group(1)}/{m.group(2)}/blob/{branch}/{relpath}"
+
+
+def tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+# --- lints (each returns a list of problems) ---------------------------------------------------------------------
+
+def lint_kernelspec(nb) -> list[str]:
+    ks = nb.metadata.get("kernelspec", {})
+    if ks.get("name") != "python3" or ks.get("language", "python") != "python":
+        return [f"kernelspec must be python3 (python), got {dict(ks)!r}"]
+    return []
+
+
+def lint_execution_counts(nb) -> list[str]:
+    """Executed code cells are numbered 1..n in order; skipped (paper-only) cells store nothing."""
+    problems = []
+    expected = 0
+    for i, cell in enumerate(code_cells(nb), 1):
+        if not cell.source.strip():
+            problems.append(f"code cell {i} is empty")
+            continue
+        if SKIP_EXECUTION in tags(cell):
+            if cell.execution_count is not None or cell.outputs:
+                problems.append(f"code cell {i} is tagged {SKIP_EXECUTION} but stores outputs or a count "
+                                "(outputs come from the quick profile only)")
+            continue
+        expected += 1
+        if cell.execution_count != expected:
+            problems.append(f"code cell {i} has execution count {cell.execution_count}, expected {expected} "
+                            "(store outputs with `make outputs`)")
+    return problems
+
+
+def lint_no_stderr(nb) -> list[str]:
+    return [f"code cell {i} stores stderr output: {''.join(out.get('text', ''))[:120]!r}"
+            for i, cell in enumerate(code_cells(nb), 1) for out in cell.get("outputs", [])
+            if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+
+
+def lint_errors(nb) -> list[str]:
+    problems = []
+    for i, cell in enumerate(code_cells(nb), 1):
+        has_error = any(out.get("output_type") == "error" for out in cell.get("outputs", []))
+        tagged = any(t in tags(cell) for t in RAISES)
+        if has_error and not tagged:
+            problems.append(f"code cell {i} stores an error but is not tagged raises-exception")
+        if tagged and not has_error and SKIP_EXECUTION not in tags(cell):
+            problems.append(f"code cell {i} is tagged raises-exception but stores no error")
+    return problems
+
+
+_SEMICOLON = re.compile(r";\s*(#[^\n]*)?$")
+
+
+def lint_trailing_semicolon(nb) -> list[str]:
+    """nbval does not honour IPython's quiet ``;``: the output would differ from Jupyter's."""
+    problems = []
+    for i, cell in enumerate(code_cells(nb), 1):
+        lines = [ln for ln in cell.source.rstrip().splitlines() if ln.strip()]
+        if lines and _SEMICOLON.search(lines[-1]):
+            problems.append(f"code cell {i} ends with ';' (assign to _ or end with plt.show())")
+    return problems
+
+
+_BACKEND = re.compile(r"\b(?:matplotlib|mpl)\.use\s*\(|MPLBACKEND|\.switch_backend\s*\(|%matplotlib\s+(?!inline\b)\w")
+
+
+def lint_backend(nb) -> list[str]:
+    return [f"code cell {i} changes the matplotlib backend (keep the inline backend)"
+            for i, cell in enumerate(code_cells(nb), 1) if _BACKEND.search(cell.source)]
+
+
+def lint_has_assert(nb) -> list[str]:
+    for cell in code_cells(nb):
+        if SKIP_EXECUTION in tags(cell):
+            continue
+        if any(ln.lstrip().startswith("assert ") for ln in cell.source.splitlines()):
+            return []
+    return ["no executed code cell has an `assert` line: a chapter must verify its claims"]
+
+
+_SETUP = re.compile(r"\b(?:lmcnb|profiles)\.setup\s*\(")
+
+
+def lint_setup_cell(nb) -> list[str]:
+    cells = [(i, c) for i, c in enumerate(code_cells(nb), 1) if _SETUP.search(c.source)]
+    if not cells:
+        return ["no set-up cell calling lmcnb.setup(...)"]
+    return [f"set-up code cell {i} must be tagged nbval-ignore-output (its line names the device)"
+            for i, c in cells if "nbval-ignore-output" not in tags(c)]
+
+
+def lint_skip_tags(nb) -> list[str]:
+    problems = []
+    for i, cell in enumerate(nb.cells, 1):
+        t = tags(cell)
+        if (SKIP_EXECUTION in t) != (NBVAL_SKIP in t):
+            problems.append(f"cell {i}: tags {SKIP_EXECUTION} and {NBVAL_SKIP} must come together, got {t}")
+        first = cell.source.lstrip().split("\n", 1)[0].strip()
+        if cell.cell_type == "code" and SKIP_EXECUTION in t and not PAPER_GUARD.fullmatch(first):
+            problems.append(f"cell {i}: a paper-only cell must start with lmcnb.profiles.require(\"paper\") "
+                            f"(a reader's Run All in the quick profile must not start it), got {first!r}")
+    return problems
+
+
+PAPER_GUARD = re.compile(r"""(lmcnb\.)?profiles\.require\((["'])paper\2\)""")
+
+
+_GIT_URL = re.compile(r"git\+([^\s\"'@#]+)(?:@([^\s\"'#]+))?")
+
+
+def lint_colab_install(nb, url: str, branch: str) -> list[str]:
+    """One Colab-only install cell, hidden from the HTML, installing exactly ``git+<url>@<branch>``."""
+    target = install_target(url, branch)
+    problems = []
+    installs = [(i, c) for i, c in enumerate(code_cells(nb), 1) if re.search(r"pip\s+install", c.source)]
+    if len(installs) != 1:
+        problems.append(f"expected one Colab install cell (`%pip install ...{target}`), found {len(installs)}")
+    for i, cell in installs:
+        if target not in cell.source:
+            problems.append(f"install cell {i} must install {target} (the repository in _config.yml)")
+        if "google.colab" not in cell.source:
+            problems.append(f"install cell {i} must only install on Colab (`if \"google.colab\" in sys.modules:`)")
+        if "remove-cell" not in tags(cell):
+            problems.append(f"install cell {i} must be tagged remove-cell")
+    for i, cell in enumerate(nb.cells, 1):
+        for m in _GIT_URL.finditer(cell.source):
+            if m.group(0) != target:
+                problems.append(f"cell {i} installs {m.group(0)}, not {target} from _config.yml")
+    return problems
+
+
+_COLAB_LINK = re.compile(re.escape(COLAB) + r"/github/[^\s)\"'>\]]+")
+
+
+def lint_colab_badge(nb, url: str, branch: str, relpath: str) -> list[str]:
+    """An "open in Colab" badge (markdown, tagged remove-cell) that opens this very notebook."""
+    expected = colab_link(url, branch, relpath)
+    problems = []
+    found = False
+    for i, cell in enumerate(nb.cells, 1):
+        for link in _COLAB_LINK.findall(cell.source):
+            found = True
+            if link != expected:
+                problems.append(f"cell {i} links to {link}, expected {expected}")
+            if cell.cell_type == "markdown" and "remove-cell" not in tags(cell):
+                problems.append(f"cell {i}: the Colab badge cell must be tagged remove-cell")
+    if not found:
+        problems.append(f"no 'open in Colab' badge linking to {expected}")
+    return problems
+
+
+def _cell_tree(source: str) -> ast.Module | None:
+    code = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines())
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        return None
+
+
+def _record_calls(tree: ast.Module) -> list[ast.Call]:
+    """The ``checks.record(...)`` calls in a parsed code cell."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "record" and isinstance(n.func.value, ast.Name) and n.func.value.id == "checks"]
+
+
+def lint_check_chapter(nb, stem: str) -> list[str]:
+    """Every ``checks.record`` call passes ``chapter=`` the notebook's file stem: a string literal, or a name
+    assigned that literal in the notebook (``CH = "03_width_rate"``) — the scoreboard's key."""
+    trees = [(i, _cell_tree(c.source)) for i, c in enumerate(code_cells(nb), 1)]
+    names: dict[str, set] = {}  # NAME = "literal"
+    packs: dict[str, set] = {}  # NAME = dict(..., chapter=<literal or NAME>, ...) for **NAME
+    for _, tree in trees:
+        for node in ast.walk(tree) if tree else []:
+            if not isinstance(node, ast.Assign):
+                continue
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if isinstance(node.value, ast.Constant):
+                for t in targets:
+                    names.setdefault(t, set()).add(node.value.value)
+            elif (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                  and node.value.func.id == "dict"):
+                kw = next((k for k in node.value.keywords if k.arg == "chapter"), None)
+                for t in targets:
+                    packs.setdefault(t, set()).add(kw)
+    def resolve(kw: ast.keyword | None) -> set:
+        if kw is not None and isinstance(kw.value, ast.Constant):
+            return {kw.value.value}
+        if kw is not None and isinstance(kw.value, ast.Name):
+            return names.get(kw.value.id, set())
+        return {None}
+
+    problems = []
+    for i, tree in trees:
+        for call in _record_calls(tree) if tree else []:
+            kw = next((k for k in call.keywords if k.arg == "chapter"), None)
+            packed = [k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)]
+            if kw is None and len(packed) == 1 and packed[0] in packs:
+                values = set().union(*(resolve(k) for k in packs[packed[0]]))
+                shown = f"**{packed[0]}"
+            else:
+                values, shown = resolve(kw), (ast.unparse(kw.value) if kw else "none")
+            if values != {stem}:
+                problems.append(f"code cell {i} line {call.lineno}: checks.record must pass chapter={stem!r} "
+                                f"(the notebook's file stem), got {shown}")
+    return problems
+
+
+def _lmcnb_aliases(trees: list) -> dict[str, object]:
+    """Names a notebook binds to ``lmcnb`` or its submodules (``import lmcnb``, ``from lmcnb import x as y``)."""
+    import importlib
+
+    aliases: dict[str, object] = {}
+    for tree in trees:
+        for node in ast.walk(tree) if tree else []:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lmcnb":
+                parent = importlib.import_module(node.module)
+                for a in node.names:
+                    aliases[a.asname or a.name] = getattr(parent, a.name, None)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0] == "lmcnb":
+                        aliases[a.asname or "lmcnb"] = importlib.import_module(a.asname and a.name or "lmcnb")
+    return aliases
+
+
+def lint_lmcnb_references(nb) -> list[str]:
+    """Every ``module.name`` a chapter takes from ``lmcnb`` exists and every keyword it passes to an lmcnb function
+    or class is a parameter — in all cells, so the paper-only cells (never run in CI) cannot rot silently."""
+    import inspect
+
+    trees = [_cell_tree(c.source) for c in code_cells(nb)]
+    aliases = _lmcnb_aliases(trees)
+    problems = [f"imports a name lmcnb does not have: {name}" for name, obj in aliases.items() if obj is None]
+    for i, tree in enumerate(trees, 1):
+        for node in ast.walk(tree) if tree else []:
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+                continue
+            mod = aliases.get(node.value.id)
+            if not inspect.ismodule(mod):
+                continue
+            if not hasattr(mod, node.attr):
+                problems.append(f"code cell {i} line {node.lineno}: {node.value.id}.{node.attr} does not exist")
+    for i, tree in enumerate(trees, 1):
+        for call in ast.walk(tree) if tree else []:
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and isinstance(call.func.value, ast.Name) and inspect.ismodule(aliases.get(call.func.value.id))):
+                continue
+            fn = getattr(aliases[call.func.value.id], call.func.attr, None)
+            try:
+                params = inspect.signature(fn).parameters
+            except (TypeError, ValueError):
+                continue
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                continue
+            for kw in call.keywords:
+                if kw.arg is not None and kw.arg not in params:
+                    problems.append(f"code cell {i} line {call.lineno}: {call.func.value.id}.{call.func.attr} "
+                                    f"has no parameter {kw.arg!r}")
+    return problems
+
+
+def lint_notebook(nb, relpath: str, url: str | None = None, branch: str | None = None) -> list[str]:
+    """Every rule applied to ``nb``, stored at ``relpath`` (relative to the repository root, e.g.
+    ``book/03_width_rate.ipynb``); ``url`` and ``branch`` default to those of ``_config.yml``."""
+    if url is None or branch is None:
+        url, branch = repository()
+    return (lint_kernelspec(nb) + lint_execution_counts(nb) + lint_no_stderr(nb) + lint_errors(nb)
+            + lint_trailing_semicolon(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
+            + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath)
+            + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb))
+
+
+def relative_path(path: Path | str, root: Path | str = ROOT) -> str:
+    """``path`` relative to ``root`` in POSIX form (what a Colab link names); ``path`` as given if outside."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def lint_file(path: Path | str, root: Path | str = ROOT, config: Path | str = CONFIG) -> list[str]:
+    """Read the notebook at ``path``, validate it against the nbformat schema and apply every rule."""
+    nb = nbformat.read(path, as_version=4)
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        return [f"not a valid nbformat 4 notebook: {str(exc).splitlines()[0]}"]
+    return lint_notebook(nb, relative_path(path, root), *repository(config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", help="notebooks (.ipynb)")
+    parser.add_argument("--root", default=str(ROOT), help="repository root the Colab links are relative to "
+                        "(default: this repository)")
+    parser.add_argument("--config", default=str(CONFIG), help="the _config.yml naming the repository URL and branch")
+    args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # lint_lmcnb_references imports this repository's lmcnb
+    failed = 0
+    for name in args.notebooks:
+        problems = lint_file(name, args.root, args.config)
+        failed += bool(problems)
+        for problem in problems:
+            print(f"{name}: {problem}")
+    if failed:
+        print(f"nblint: {failed} of {len(args.notebooks)} notebooks have problems", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
