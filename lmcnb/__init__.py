@@ -12,7 +12,8 @@ The folders show the layers; a layer imports only the layers below it (``tests/t
    - :mod:`lmcnb.assignment`   every exact linear assignment and every plan-to-permutation reading
    - :mod:`lmcnb.matching`     weight, activation, OT and covariance-weighted matching (one ``Matcher`` interface)
    - :mod:`lmcnb.transport`    optimal transport and Wasserstein distances (POT, Hungarian fast path)
-   - :mod:`lmcnb.barrier`      interpolation curves, named barriers, the merge pipeline
+   - :mod:`lmcnb.barrier`      interpolation curves, named barriers, the one λ-grid rule
+   - :mod:`lmcnb.merge`        the merge pipeline: pair → align → path → repairs → evaluator → curve
    - :mod:`lmcnb.calibration`  softmax temperature calibration (per interpolation point)
    - :mod:`lmcnb.renorm`       BatchNorm statistics reset after merging (its own step, REPAIR-style)
    - :mod:`lmcnb.train`        batched training of many small networks, classifier training
@@ -42,8 +43,8 @@ __version__ = "0.1.0"
 
 #: The toolkit: the top-level modules (tests/test_profiles.py checks each is listed here and documented above).
 _SUBMODULES = {
-    "models", "permutation", "assignment", "matching", "transport", "barrier", "calibration", "renorm", "train",
-    "data", "diagnostics", "fit",
+    "models", "permutation", "assignment", "matching", "transport", "barrier", "merge", "calibration", "renorm",
+    "train", "data", "diagnostics", "fit",
 }
 _LAYERS = {"infra", "papers", "experiments"}
 #: Old flat module name -> its home in the layered package (the old name stays an alias of the same object).
