@@ -16,8 +16,8 @@ Matchers (notation: θ_a, θ_b the two parameter sets; W^ℓ ∈ R^{m_ℓ × m_{
   empirical measures of the neurons' incoming weights (Birkhoff: a permutation for equal widths).
 - :class:`CovarianceWeightedMatching` — the same with Ferbach et al.'s Σ-metric ``‖w_a − w_b‖²_Σ`` where
   ``Σ = E[h hᵀ]`` is the uncentred second moment of the layer's input (model a's features).
-- :class:`FunctionalMatching` — two-layer teacher–student nets: LAP on the exact pairwise midpoint
-  interpolation error (:func:`lmcnb.teacher_student.functional_cost`).
+- functional matching of two-layer teacher–student nets (LAP on the exact pairwise midpoint interpolation error)
+  needs that model's closed form and lives with it: :class:`lmcnb.papers.teacher_student.FunctionalMatching`.
 - :class:`IdentityMatching`, :class:`RandomMatching` — baselines; :func:`brute_force_weight_matching` — the
   true weight-matching optimum for tiny widths.
 """
@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torch.nn import functional as F
 
+from . import assignment
 from . import models as M
 from ._validate import check_choice, check_int
 from .permutation import (Perms, PermutationSpec, apply_perms, identity_perms, permute_model, random_perms,
@@ -46,7 +46,7 @@ from .permutation import (Perms, PermutationSpec, apply_perms, identity_perms, p
 
 __all__ = [
     "MatchResult", "Matcher", "WeightMatching", "ActivationMatching", "OTMatching",
-    "CovarianceWeightedMatching", "FunctionalMatching", "IdentityMatching", "RandomMatching",
+    "CovarianceWeightedMatching", "IdentityMatching", "RandomMatching",
     "align", "check_pair", "weight_matching_objective", "brute_force_weight_matching",
     "activation_similarity", "input_second_moments",
 ]
@@ -231,27 +231,9 @@ def _check_n_batches(n_batches: object) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _solve_lap(S: torch.Tensor, maximize: bool = True) -> torch.Tensor:
-    """Exact LAP ``argmax_π Σ_i S[i, π(i)]`` (``argmin`` if not ``maximize``) for ``S`` ``(n, n)``.
-
-    Shortcut (exact): if every row's best column is a different column, that assignment reaches the upper
-    bound Σ_i max_j S[i, j] and is optimal. Otherwise ``scipy.optimize.linear_sum_assignment`` on the
-    row- and column-reduced cost (the same optimal assignments up to float64 rounding; scipy's augmenting
-    paths are then shorter, about 1.5× faster on PCD's matrices).
-    Returns ``perm`` ``(n,)`` (row ``i`` ↔ column ``perm[i]``) on ``S``'s device.
-    """
-    n = S.shape[0]
-    # One row-major float64 copy on the CPU (S may be a transposed view: row reductions on it are slow).
-    C = S.detach().to("cpu", torch.float64, memory_format=torch.contiguous_format, copy=True).numpy()
-    best = C.argmax(1) if maximize else C.argmin(1)
-    if np.bincount(best, minlength=n).max() == 1:
-        return torch.as_tensor(best, dtype=torch.long, device=S.device)
-    if maximize:
-        np.subtract(C.max(1, keepdims=True), C, out=C)
-    else:
-        C -= C.min(1, keepdims=True)
-    C -= C.min(0, keepdims=True)
-    _, cols = linear_sum_assignment(C)
-    return torch.as_tensor(cols, dtype=torch.long, device=S.device)
+    """Exact LAP ``argmax_π Σ_i S[i, π(i)]`` (``argmin`` if not ``maximize``): :func:`lmcnb.assignment.solve`
+    with its ``reduced`` strategy (the matchers' inner loop). ``perm`` ``(n,)`` on ``S``'s device."""
+    return assignment.solve(S, maximize, reduced=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -804,19 +786,11 @@ def _layerwise_ot(model_a: nn.Module, model_b: nn.Module, metrics: list[torch.Te
         X, Y = _neurons(layers_a[k], None), _neurons(layers_b[k], prev)
         metric = None if metrics[k] is None else metrics[k].to(X.device)
         C = transport.cost_matrix(X, Y, p=p, metric=metric)
-        perm = transport.hungarian(C) if backend == "hungarian" else _pot_permutation(C)
+        perm = transport.hungarian(C) if backend == "hungarian" else transport.pot_permutation(C)
         costs.append(float(C[torch.arange(C.shape[0]), perm].mean()))
         perms[f"P_{k}"], prev = perm, perm
     device = _like(model_b).device
     return {name: t.to(device) for name, t in perms.items()}, costs
-
-
-def _pot_permutation(C: torch.Tensor) -> torch.Tensor:
-    """The permutation read off POT's exact plan between uniform measures ``1/m`` for the cost ``C`` ``(m, m)``."""
-    from . import transport
-
-    uniform = torch.full((C.shape[0],), 1.0 / C.shape[0], dtype=C.dtype, device=C.device)
-    return transport.plan_to_permutation(transport.ot_plan(uniform, uniform, C, method="emd"))
 
 
 def _check_backend(backend: object) -> None:
@@ -905,66 +879,6 @@ class CovarianceWeightedMatching(Matcher):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Functional matching (two-layer teacher–student)
-# ---------------------------------------------------------------------------------------------------------------
-
-def _functional_cost() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    try:
-        from .teacher_student import functional_cost
-    except ImportError as err:
-        raise ImportError("FunctionalMatching needs lmcnb.teacher_student.functional_cost (closed-form midpoint "
-                          "interpolation error), which could not be imported") from err
-    return functional_cost
-
-
-def _folded_rows(model: M.TwoLayerNet, arg: str) -> torch.Tensor:
-    """``W`` ``(m, d)``, with positive output weights folded in (``a σ(w·x) = σ(a w·x)`` for ``a > 0``)."""
-    W = model.fc1.weight.detach()
-    if model.output == "fixed":
-        return W
-    a = model.fc2.weight.detach()[0]
-    if not bool((a > 0).all()):
-        i = int(torch.nonzero(a <= 0)[0, 0])
-        raise ValueError(f"FunctionalMatching folds trained output weights into W by ReLU homogeneity and needs "
-                         f"a_i > 0; {arg} has a_{i} = {float(a[i])}")
-    return W * a[:, None]
-
-
-@dataclass(frozen=True)
-class FunctionalMatching(Matcher):
-    """Functional (midpoint) matching for two-layer ReLU nets without bias, in float64 (Zhan–Li–Wu notes §2.3).
-
-    ``π = argmin_π Σ_i c(w^a_i, w^b_{π(i)})`` with ``c(w, w') = E[(σ(u·x) − ½σ(w·x) − ½σ(w'·x))²]``,
-    ``u = (w + w')/2``, the exact midpoint interpolation error of a neuron pair
-    (:func:`lmcnb.teacher_student.functional_cost`). It is 0 for compatible pairs (same teacher direction, or
-    a dead neuron), which weight matching cannot tell apart from orthogonal pairs. With ``output="trained"``
-    every output weight must be positive and is folded into its row (``a_i σ(w_i·x) = σ(a_i w_i·x)``); the cost
-    is then that of the folded representation.
-    """
-
-    name: ClassVar[str] = "functional_matching"
-
-    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
-        for arg, model in (("model_a", model_a), ("model_b", model_b)):
-            if not isinstance(model, M.TwoLayerNet):
-                raise NotImplementedError(f"FunctionalMatching is defined for TwoLayerNet only, {arg} is "
-                                          f"{type(model).__name__}")
-            if model.fc1.bias is not None:
-                raise ValueError(f"FunctionalMatching needs a TwoLayerNet without bias ({arg} has one)")
-            if model.fc1.weight.dtype != torch.float64:
-                raise TypeError(f"FunctionalMatching needs float64 models, {arg} is {model.fc1.weight.dtype}")
-        W_a, W_b = _folded_rows(model_a, "model_a"), _folded_rows(model_b, "model_b")
-        C = _functional_cost()(W_a, W_b)
-        if not isinstance(C, torch.Tensor) or C.shape != (W_a.shape[0], W_b.shape[0]):
-            raise RuntimeError(f"functional_cost returned {type(C).__name__} of shape "
-                               f"{getattr(C, 'shape', None)}, expected {(W_a.shape[0], W_b.shape[0])}")
-        perm = _solve_lap(C, maximize=False).to(W_b.device)
-        cost = float(C[torch.arange(C.shape[0]), perm.to(C.device)].sum())
-        return MatchResult({"P_0": perm}, self.name, [cost], 1, True,
-                           info={"exact": True, "identity_cost": float(C.diagonal().sum())}, sense="min")
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Baselines
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -993,3 +907,14 @@ class RandomMatching(Matcher):
         perms = random_perms(sizes, torch.Generator().manual_seed(self.seed))
         device = _like(model_b).device
         return MatchResult({p: t.to(device) for p, t in perms.items()}, self.name)
+
+
+#: Matchers that lived here before the package was layered (they belong to a paper's model now).
+_MOVED = {"FunctionalMatching": "lmcnb.papers.teacher_student"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        raise AttributeError(f"lmcnb.matching.{name} moved to {_MOVED[name]}.{name} (it needs the teacher–student "
+                             f"closed form; `from {_MOVED[name]} import {name}`)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ number m of atoms can be taken to be a permutation matrix scaled by 1/m, so that
 
     W_p^p(μ̂_A, μ̂_B) = min_{π ∈ S_m} (1/m) Σ_i ‖w_i^A − w_{π(i)}^B‖^p,
 
-a linear assignment problem solved exactly by :func:`hungarian` (``scipy.optimize.linear_sum_assignment``).
+a linear assignment problem solved exactly by :func:`hungarian` (:mod:`lmcnb.assignment`).
 General weights or unequal sizes go through POT's exact network simplex (``ot.emd``) or its entropic
 solver (Sinkhorn); POT is imported lazily, inside the functions that need it.
 
@@ -32,20 +32,22 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
+from . import assignment
+from .assignment import PLAN_TOL, is_permutation_plan, plan_to_permutation
 from ._validate import check_bool, check_choice, check_int, check_real, check_tensor
 
 __all__ = [
     "cost_matrix", "hungarian", "ot_plan", "ot_match", "wasserstein", "is_permutation_plan",
-    "plan_to_permutation", "gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein",
-    "matching_dimensions",
+    "plan_to_permutation", "pot_permutation",
 ]
+
+#: Names that lived here before the package was layered; they are experiment pipelines now.
+_MOVED = {name: "lmcnb.experiments.ot_rates" for name in (
+    "gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions")}
 
 #: Relative tolerance on equal total mass of the weights (and on probability weights summing to 1).
 MASS_RTOL = 1e-6
-#: Default tolerance of :func:`is_permutation_plan`, relative to the size (total mass / n) of a plan's entries.
-PLAN_TOL = 1e-6
 METHODS = ("emd", "sinkhorn")
 BACKENDS = ("hungarian", "pot")
 
@@ -117,13 +119,6 @@ def _check_probability(name: str, w: torch.Tensor) -> None:
         raise ValueError(f"{name} must sum to 1 (a probability measure), got sum {s!r}")
 
 
-def _check_square_cost(C: object) -> torch.Tensor:
-    C = _check_tensor("C", C, 2)
-    if C.shape[0] != C.shape[1]:
-        raise ValueError(f"C must be square (n, n) for a permutation, got shape {tuple(C.shape)}")
-    return C
-
-
 def _to_numpy64(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
@@ -183,7 +178,7 @@ def cost_matrix(X: torch.Tensor, Y: torch.Tensor, p: float = 2, metric: torch.Te
 # ----------------------------------------------------------------------------------------------------------
 
 def hungarian(C: torch.Tensor, maximize: bool = False) -> torch.Tensor:
-    """Exact linear assignment: ``perm = argmin_π Σ_i C[i, π(i)]`` (``scipy.optimize.linear_sum_assignment``).
+    """Exact linear assignment: ``perm = argmin_π Σ_i C[i, π(i)]`` (:func:`lmcnb.assignment.solve`).
 
     Args:
         C: square cost matrix ``(n, n)``, finite.
@@ -192,11 +187,7 @@ def hungarian(C: torch.Tensor, maximize: bool = False) -> torch.Tensor:
     Returns:
         ``perm`` LongTensor ``(n,)`` on ``C``'s device: ``X[i]`` is paired with ``Y[perm[i]]``.
     """
-    C = _check_square_cost(C)
-    check_bool("maximize", maximize)
-    rows, cols = linear_sum_assignment(_to_numpy64(C), maximize=maximize)
-    assert np.array_equal(rows, np.arange(C.shape[0]))  # scipy's contract for square matrices
-    return torch.as_tensor(cols, dtype=torch.long, device=C.device)
+    return assignment.solve(C, maximize=maximize)
 
 
 def ot_plan(a: torch.Tensor, b: torch.Tensor, C: torch.Tensor, method: str = "emd",
@@ -259,46 +250,6 @@ def _emd(ot: ModuleType, a: np.ndarray, b: np.ndarray, C: np.ndarray, num_iter_m
     return plan
 
 
-def is_permutation_plan(P: torch.Tensor, tol: float = PLAN_TOL) -> bool:
-    """Whether ``P`` ``(n, n)`` is a permutation matrix scaled by its mass: ``P = (Σ P / n)·Π``.
-
-    The check is ``max |(n / Σ P)·P − Π| ≤ tol`` with ``Π`` the 0/1 permutation matrix of the row argmaxes,
-    so ``tol`` is relative to the size of a plan entry. A non-square ``P`` is not a permutation plan.
-    """
-    P = _check_tensor("P", P, 2)
-    if isinstance(tol, bool) or not isinstance(tol, Real) or not (0 <= tol < 0.5):
-        raise ValueError(f"tol must be a real number in [0, 0.5), got {tol!r}")
-    n = P.shape[0]
-    if P.shape[1] != n:
-        return False
-    mass = float(P.double().sum())
-    if mass <= 0:
-        return False
-    Q = P.double() * (n / mass)
-    perm = Q.argmax(dim=1)
-    if torch.unique(perm).numel() != n:
-        return False
-    Pi = torch.zeros_like(Q)
-    Pi[torch.arange(n, device=P.device), perm] = 1.0
-    return float((Q - Pi).abs().max()) <= tol
-
-
-def plan_to_permutation(P: torch.Tensor, tol: float = PLAN_TOL) -> torch.Tensor:
-    """The permutation ``perm`` ``(n,)`` of a permutation plan ``P`` ``(n, n)``: ``P[i, perm[i]] > 0``.
-
-    Raises ``ValueError`` if ``P`` is not a scaled permutation matrix within ``tol`` (see
-    :func:`is_permutation_plan`); a genuine fractional coupling is never rounded to a permutation.
-    """
-    if not is_permutation_plan(P, tol):
-        raise ValueError(f"P (shape {tuple(P.shape)}) is not a scaled permutation matrix within tol={tol}")
-    return P.argmax(dim=1).to(torch.long)
-
-
-def _assignment_cost(C: torch.Tensor, perm: torch.Tensor) -> float:
-    """``Σ_i C[i, perm[i]]`` in float64."""
-    return float(C.double().gather(1, perm[:, None]).sum())
-
-
 def ot_match(X: torch.Tensor, Y: torch.Tensor, p: float = 2, metric: torch.Tensor | None = None,
              backend: str = "hungarian", check: bool = False) -> torch.Tensor:
     """Optimal matching of two equal-size uniform empirical measures (Birkhoff: the OT plan is a permutation).
@@ -325,17 +276,18 @@ def ot_match(X: torch.Tensor, Y: torch.Tensor, p: float = 2, metric: torch.Tenso
     check_bool("check", check)
     C = cost_matrix(X, Y, p=p, metric=metric)
     perm_h = hungarian(C) if backend == "hungarian" or check else None
-    perm_p = _pot_permutation(C) if backend == "pot" or check else None
+    perm_p = pot_permutation(C) if backend == "pot" or check else None
     if check:
-        cost_h, cost_p = _assignment_cost(C, perm_h), _assignment_cost(C, perm_p)
+        cost_h, cost_p = assignment.assignment_value(C, perm_h), assignment.assignment_value(C, perm_p)
         scale = max(abs(cost_h), abs(cost_p), float(C.abs().max()) * 1e-3)
         if abs(cost_h - cost_p) > 1e-9 * scale:
             raise RuntimeError(f"Hungarian cost {cost_h!r} and POT cost {cost_p!r} differ")
     return perm_h if backend == "hungarian" else perm_p
 
 
-def _pot_permutation(C: torch.Tensor) -> torch.Tensor:
-    """Permutation ``(m,)`` read off POT's exact plan (uniform weights ``1/m``) for the cost ``C`` ``(m, m)``."""
+def pot_permutation(C: torch.Tensor) -> torch.Tensor:
+    """Permutation ``(m,)`` read off POT's exact plan (uniform weights ``1/m``) for the cost ``C`` ``(m, m)``
+    (:func:`lmcnb.assignment.plan_to_permutation`); ``RuntimeError`` if the plan is not a permutation."""
     m = C.shape[0]
     uniform = torch.full((m,), 1.0 / m, dtype=torch.float64, device=C.device)
     plan = ot_plan(uniform, uniform, C.double(), method="emd")
@@ -374,7 +326,7 @@ def wasserstein(X: torch.Tensor, Y: torch.Tensor, p: float = 2, a: torch.Tensor 
     C = cost_matrix(X, Y, p=p, metric=metric)
     uniform = (a is None or bool((a == a[0]).all())) and (b is None or bool((b == b[0]).all()))
     if n == m and uniform:
-        total = _assignment_cost(C, hungarian(C)) / n
+        total = assignment.assignment_value(C, hungarian(C)) / n
     else:
         a64 = torch.full((n,), 1.0 / n, dtype=torch.float64, device=X.device) if a is None else a.double()
         b64 = torch.full((m,), 1.0 / m, dtype=torch.float64, device=X.device) if b is None else b.double()
@@ -382,130 +334,8 @@ def wasserstein(X: torch.Tensor, Y: torch.Tensor, p: float = 2, a: torch.Tensor 
     return max(total, 0.0) ** (1.0 / p)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Empirical rates (Ferbach et al. §5: the m^{-1/d} engine, its lower bound and low-dimensional supports)
-# ----------------------------------------------------------------------------------------------------------
-
-def gaussian_sampler(d: int, scale: float = 1.0):
-    """Sampler of ``N(0, scale² I_d)`` (a density on R^d: W_2 rate m^{-1/d} for d ≥ 5)."""
-    d = check_int("d", d, 1)
-    scale = check_real("scale", scale, 0.0, low_open=True)
-    return lambda m, g: scale * torch.randn(m, d, generator=g, dtype=torch.float64)
-
-
-def uniform_sampler(d: int):
-    """Sampler of the uniform measure on ``[0, 1]^d`` (a bounded density: the lower bound applies)."""
-    d = check_int("d", d, 1)
-    return lambda m, g: torch.rand(m, d, generator=g, dtype=torch.float64)
-
-
-def subspace_sampler(d: int, k: int, eta: float, seed: int = 0):
-    """Sampler of ``w = U z + η ξ``: ``U`` a fixed random orthonormal ``(d, k)`` frame, ``z ~ N(0, I_k)``,
-    ``ξ ~ N(0, I_d)`` (Ferbach et al. Assumption 8 shape: a measure η-close to a k-dimensional subspace).
-
-    ``η = 0`` is supported exactly on the subspace (rate m^{-1/k}); ``η > 0`` has a full-dimensional density
-    (the rate returns to m^{-1/d} below a floor of order η·√(2d)). ``seed`` fixes ``U`` only.
-    """
-    d = check_int("d", d, 1)
-    k = check_int("k", k, 1)
-    if k > d:
-        raise ValueError(f"k must be <= d, got k={k}, d={d}")
-    eta = check_real("eta", eta, 0.0)
-    seed = check_int("seed", seed, 0)
-    frame = torch.randn(d, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    U, _ = torch.linalg.qr(frame)
-
-    def sample(m: int, g: torch.Generator) -> torch.Tensor:
-        z = torch.randn(m, k, generator=g, dtype=torch.float64) @ U.T
-        return z + eta * torch.randn(m, d, generator=g, dtype=torch.float64) if eta > 0 else z
-    return sample
-
-
-def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) -> np.ndarray:
-    """``W_p(μ̂_m, ν̂_m)`` between two independent ``m``-point samples of the same measure, for each ``m``.
-
-    Ferbach et al. bound the matched distance of two networks' neurons by this quantity
-    (``W_p(μ̂_m, ν̂_m) ≤ W_p(μ̂_m, μ) + W_p(μ, ν̂_m)``): it is what decays like ``m^{-1/d}``.
-    Uses the exact Hungarian fast path of :func:`wasserstein` (Birkhoff).
-
-    Args:
-        sampler: ``sampler(m, generator) -> (m, d)`` float64, e.g. :func:`gaussian_sampler`.
-        ms: sample sizes ``(K,)``, positive ints.
-        reps: independent repetitions per size (``≥ 1``).
-        p: order ``≥ 1``.
-        seed: seeds one ``torch.Generator`` for all draws (results are deterministic in it).
-
-    Returns:
-        ``W`` ``(K, reps)`` float64 array.
-    """
-    if not callable(sampler):
-        raise TypeError(f"sampler must be callable (m, generator) -> (m, d), got {type(sampler).__name__}")
-    if isinstance(ms, (str, bytes)) or not hasattr(ms, "__len__") or len(ms) == 0:
-        raise ValueError(f"ms must be a non-empty sequence of positive ints, got {ms!r}")
-    ms = [check_int(f"ms[{i}]", m, 1) for i, m in enumerate(ms)]
-    reps = check_int("reps", reps, 1)
-    p = check_real("p", p, 1)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    out = np.empty((len(ms), reps))
-    for i, m in enumerate(ms):
-        for r in range(reps):
-            X, Y = sampler(m, g), sampler(m, g)
-            if not isinstance(X, torch.Tensor) or X.shape[0] != m or X.ndim != 2:
-                raise ValueError(f"sampler(m={m}) must return an (m, d) tensor, got "
-                                 f"{getattr(X, 'shape', type(X).__name__)}")
-            out[i, r] = wasserstein(X, Y, p=p)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Approximate dimension of what each matcher transports (Ferbach et al. Fig. 2, right panel)
-# ----------------------------------------------------------------------------------------------------------
-
-def _dimension(S: torch.Tensor) -> float:
-    from .diagnostics import approximate_dimension
-
-    return approximate_dimension((S + S.T) / 2)
-
-
-def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool = False) -> dict[str, list[float]]:
-    """Approximate dimension ``Dim(S) = tr(S)²/tr(S²)`` of the three matrices of Ferbach et al.'s Fig. 2.
-
-    For every hidden layer ``ℓ = 1 … L−1`` of an MLP (weights ``W_ℓ`` ``(m_ℓ, m_{ℓ−1})``, biases ignored as in
-    the authors' code), with ``h_{ℓ−1}`` the layer's input over ``x`` (``h_0 = x``) and ``z_ℓ`` its post-ReLU
-    output, all from this one model:
-
-    - ``"naive"`` (naive weight matching): ``S = W_ℓᵀ W_ℓ``, the neurons' incoming weights as points in R^{m_{ℓ−1}}
-      (uncentred; ``centered=True`` subtracts the mean neuron);
-    - ``"covariance"`` (Σ-weighted matching): ``S = W_ℓ Σ_{ℓ−1} W_ℓᵀ`` with ``Σ_{ℓ−1} = E[h hᵀ]`` (uncentred, as
-      in the authors' code) or ``Cov(h)`` (``centered=True``) — the pre-activation second moment;
-    - ``"activation"`` (activation matching): ``S = E[z zᵀ]`` (or ``Cov(z)``).
-
-    Args:
-        model: :class:`lmcnb.models.MLP`. x: inputs ``(n, *)`` in the model's dtype and device.
-        centered: use centred matrices (covariances) instead of the authors' uncentred second moments.
-
-    Returns:
-        ``{"naive": [...], "covariance": [...], "activation": [...]}``, one float per hidden layer.
-    """
-    from .models import MLP
-
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be an lmcnb.models.MLP, got {type(model).__name__}")
-    check_bool("centered", centered)
-    x = check_tensor("x", x, min_ndim=2)
-    out: dict[str, list[float]] = {"naive": [], "covariance": [], "activation": []}
-    with torch.no_grad():
-        h = x.flatten(1).double()
-        for layer in list(model.layers)[:-1]:
-            W = layer.weight.detach().double().to(h.device)
-            Wc = W - W.mean(0, keepdim=True) if centered else W
-            hc = h - h.mean(0, keepdim=True) if centered else h
-            sigma = hc.T @ hc / h.shape[0]
-            z = torch.relu(torch.nn.functional.linear(h, W, None if layer.bias is None
-                                                      else layer.bias.detach().double().to(h.device)))
-            zc = z - z.mean(0, keepdim=True) if centered else z
-            out["naive"].append(_dimension(Wc.T @ Wc))
-            out["covariance"].append(_dimension(W @ sigma @ W.T))
-            out["activation"].append(_dimension(zc.T @ zc / z.shape[0]))
-            h = z
-    return out
+def __getattr__(name: str):
+    if name in _MOVED:
+        raise AttributeError(f"lmcnb.transport.{name} moved to {_MOVED[name]}.{name} (an experiment pipeline; "
+                             f"`from {_MOVED[name]} import {name}`)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from lmcnb import matching as mt
 from lmcnb import models as M
 from lmcnb import permutation as P
+from lmcnb.papers import teacher_student as ts
 
 from _helpers import mlp
 
@@ -386,7 +387,7 @@ WM_COMPATIBLE, WM_BLIND = torch.tensor([3, 1, 2, 0]), torch.tensor([3, 1, 0, 2])
 
 def test_functional_matching_finds_a_zero_barrier_that_weight_matching_cannot_see():
     net_a, net_b = two_layer(W_A), two_layer(W_B)
-    fm = mt.FunctionalMatching()(net_a, net_b)
+    fm = ts.FunctionalMatching()(net_a, net_b)
     assert fm.info["exact"] and fm.sense == "min" and abs(fm.objective) < 1e-12
     assert midpoint_loss(net_a, P.permute_model(net_b, fm.perms)) < 1e-20
     wm_best = mt.brute_force_weight_matching(net_a, net_b).objective
@@ -399,21 +400,21 @@ def test_functional_matching_finds_a_zero_barrier_that_weight_matching_cannot_se
 
 def test_functional_matching_folds_positive_output_weights():
     scale_a, scale_b = torch.tensor([2.0, 1.0, 0.5, 3.0]), torch.tensor([1.5, 0.5, 4.0, 1.0])
-    folded = mt.FunctionalMatching()(two_layer(W_A), two_layer(W_B))
-    trained = mt.FunctionalMatching()(two_layer(W_A / scale_a[:, None], scale_a),
+    folded = ts.FunctionalMatching()(two_layer(W_A), two_layer(W_B))
+    trained = ts.FunctionalMatching()(two_layer(W_A / scale_a[:, None], scale_a),
                                       two_layer(W_B / scale_b[:, None], scale_b))
     assert same(trained.perms, folded.perms)
     with pytest.raises(ValueError, match="a_i > 0"):
-        mt.FunctionalMatching()(two_layer(W_A, -scale_a), two_layer(W_B, scale_b))
+        ts.FunctionalMatching()(two_layer(W_A, -scale_a), two_layer(W_B, scale_b))
 
 
 def test_functional_matching_rejects_other_models():
     with pytest.raises(NotImplementedError, match="TwoLayerNet"):
-        mt.FunctionalMatching()(mlp(0, WIDTHS), mlp(1, WIDTHS))
+        ts.FunctionalMatching()(mlp(0, WIDTHS), mlp(1, WIDTHS))
     with pytest.raises(ValueError, match="without bias"):
-        mt.FunctionalMatching()(M.TwoLayerNet(3, 4, bias=True), M.TwoLayerNet(3, 4, bias=True))
+        ts.FunctionalMatching()(M.TwoLayerNet(3, 4, bias=True), M.TwoLayerNet(3, 4, bias=True))
     with pytest.raises(TypeError, match="float64"):
-        mt.FunctionalMatching()(M.TwoLayerNet(3, 4, dtype=torch.float32), M.TwoLayerNet(3, 4, dtype=torch.float32))
+        ts.FunctionalMatching()(M.TwoLayerNet(3, 4, dtype=torch.float32), M.TwoLayerNet(3, 4, dtype=torch.float32))
 
 
 # ---------------------------------------------------------------------------------------------------------------

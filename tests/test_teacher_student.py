@@ -725,7 +725,7 @@ def test_teacher_student_validates_its_configuration():
                      torch.ones(3, dtype=F64))
     with pytest.raises(ValueError, match="fixed"):
         ts.TeacherStudent(d=4, M=2, output="trained").manifold_sweep([3], 1)
-    assert ts._width_groups([64, 2, 3, 24, 4, 32, 16, 12]) == [[2, 3, 4, 12, 16], [24, 32], [64]]
+    assert ts.experiment._width_groups([64, 2, 3, 24, 4, 32, 16, 12]) == [[2, 3, 4, 12, 16], [24, 32], [64]]
 
 
 def test_train_is_reproducible_per_width_and_seed_independent_of_batching():

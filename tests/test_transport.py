@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from lmcnb import transport as T
+from lmcnb.experiments import ot_rates as OR
 
 SETTINGS = settings(max_examples=25)  # example budget (cost); the profile decides the rest
 
@@ -310,28 +311,28 @@ def test_importing_transport_does_not_import_pot():
 # ------------------------------------------------------------------------------------------------------
 
 def test_samplers_shapes_and_determinism():
-    for sampler, d in [(T.gaussian_sampler(4), 4), (T.uniform_sampler(3), 3), (T.subspace_sampler(6, 2, 0.1), 6)]:
+    for sampler, d in [(OR.gaussian_sampler(4), 4), (OR.uniform_sampler(3), 3), (OR.subspace_sampler(6, 2, 0.1), 6)]:
         X = sampler(50, torch.Generator().manual_seed(0))
         assert X.shape == (50, d) and X.dtype == torch.float64
         assert torch.equal(X, sampler(50, torch.Generator().manual_seed(0)))
-    U = T.uniform_sampler(3)(1000, torch.Generator().manual_seed(1))
+    U = OR.uniform_sampler(3)(1000, torch.Generator().manual_seed(1))
     assert float(U.min()) >= 0 and float(U.max()) <= 1
 
 
 def test_subspace_sampler_rank_depends_on_noise():
-    exact = T.subspace_sampler(10, 3, 0.0)(200, torch.Generator().manual_seed(0))
-    noisy = T.subspace_sampler(10, 3, 0.05)(200, torch.Generator().manual_seed(0))
+    exact = OR.subspace_sampler(10, 3, 0.0)(200, torch.Generator().manual_seed(0))
+    noisy = OR.subspace_sampler(10, 3, 0.05)(200, torch.Generator().manual_seed(0))
     assert int(torch.linalg.matrix_rank(exact)) == 3
     assert int(torch.linalg.matrix_rank(noisy)) == 10
     with pytest.raises(ValueError, match="k must be <= d"):
-        T.subspace_sampler(3, 4, 0.0)
+        OR.subspace_sampler(3, 4, 0.0)
     with pytest.raises(ValueError):
-        T.subspace_sampler(3, 2, -0.1)
+        OR.subspace_sampler(3, 2, -0.1)
 
 
 def test_two_sample_wasserstein_equals_wasserstein_of_the_same_draws():
-    sampler = T.gaussian_sampler(3)
-    W = T.two_sample_wasserstein(sampler, [6, 16], reps=2, seed=4)
+    sampler = OR.gaussian_sampler(3)
+    W = OR.two_sample_wasserstein(sampler, [6, 16], reps=2, seed=4)
     assert W.shape == (2, 2)
     g = torch.Generator().manual_seed(4)
     expected = []
@@ -340,26 +341,26 @@ def test_two_sample_wasserstein_equals_wasserstein_of_the_same_draws():
             X, Y = sampler(m, g), sampler(m, g)
             expected.append(brute_force_wp(X.numpy(), Y.numpy(), 2) if m == 6 else T.wasserstein(X, Y))
     np.testing.assert_allclose(W.ravel(), expected, rtol=1e-10)
-    np.testing.assert_array_equal(W, T.two_sample_wasserstein(sampler, [6, 16], reps=2, seed=4))
+    np.testing.assert_array_equal(W, OR.two_sample_wasserstein(sampler, [6, 16], reps=2, seed=4))
 
 
 def test_two_sample_wasserstein_rejects_bad_arguments():
     with pytest.raises(TypeError):
-        T.two_sample_wasserstein("gauss", [4], 1)
+        OR.two_sample_wasserstein("gauss", [4], 1)
     with pytest.raises(ValueError):
-        T.two_sample_wasserstein(T.gaussian_sampler(2), [], 1)
+        OR.two_sample_wasserstein(OR.gaussian_sampler(2), [], 1)
     with pytest.raises(ValueError):
-        T.two_sample_wasserstein(T.gaussian_sampler(2), [4], 0)
+        OR.two_sample_wasserstein(OR.gaussian_sampler(2), [4], 0)
     with pytest.raises(ValueError, match="sampler"):
-        T.two_sample_wasserstein(lambda m, g: torch.zeros(m + 1, 2, dtype=torch.float64), [4], 1)
+        OR.two_sample_wasserstein(lambda m, g: torch.zeros(m + 1, 2, dtype=torch.float64), [4], 1)
 
 
 def test_low_dimensional_support_converges_faster_than_full_dimension():
     """Rate follows the support's dimension k, not the ambient d (Weed & Bach; Ferbach et al. Thm 5.4 shape)."""
     ms = [32, 64, 128, 256]
     slope = {}
-    for name, sampler in [("k=2", T.subspace_sampler(20, 2, 0.0)), ("d=20", T.gaussian_sampler(20))]:
-        W = T.two_sample_wasserstein(sampler, ms, reps=2, seed=1)
+    for name, sampler in [("k=2", OR.subspace_sampler(20, 2, 0.0)), ("d=20", OR.gaussian_sampler(20))]:
+        W = OR.two_sample_wasserstein(sampler, ms, reps=2, seed=1)
         slope[name] = np.polyfit(np.log(np.repeat(ms, 2)), np.log(W.ravel()), 1)[0]
     assert slope["k=2"] < -0.3 and slope["d=20"] > -0.12, slope
 
@@ -386,7 +387,7 @@ def test_matching_dimensions_match_numpy(centered):
           torch.randn(2, 5, generator=g, dtype=torch.float64)]
     bs = [torch.randn(w.shape[0], generator=g, dtype=torch.float64) for w in Ws]
     x = torch.rand(300, 4, generator=g, dtype=torch.float64)
-    out = T.matching_dimensions(_mlp(Ws, bs), x, centered=centered)
+    out = OR.matching_dimensions(_mlp(Ws, bs), x, centered=centered)
     assert set(out) == {"naive", "covariance", "activation"} and all(len(v) == 2 for v in out.values())
     h = x.numpy()
     for layer in range(2):
@@ -407,7 +408,7 @@ def test_matching_dimensions_calibration_values():
     Ws = [torch.randn(512, 784, generator=g, dtype=torch.float64) / 28, torch.randn(3, 512, dtype=torch.float64)]
     net = _mlp(Ws, [torch.zeros(512, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)])
     x = torch.randn(100, 784, generator=g, dtype=torch.float64)
-    dims = T.matching_dimensions(net, x)
+    dims = OR.matching_dimensions(net, x)
     assert dims["naive"][0] == pytest.approx(784 * 512 / (512 + 784 + 1), rel=0.02)
     with pytest.raises(TypeError):
-        T.matching_dimensions(torch.nn.Linear(3, 3), x)
+        OR.matching_dimensions(torch.nn.Linear(3, 3), x)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from . import diagnostics as D
-from ._validate import check_generator, check_int, check_real, check_tensor
-from .models import MLP
-from .train import TrainConfig, mlp_from_state
+from .. import diagnostics as D
+from .._validate import check_generator, check_int, check_real, check_tensor
+from ..models import MLP
+from ..train import TrainConfig, mlp_from_state
 
 __all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
            "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]

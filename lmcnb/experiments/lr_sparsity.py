@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import diagnostics
-from . import teacher_student as ts
-from ._validate import check_int, check_real, check_tensor
+from .. import diagnostics
+from ..papers import teacher_student as ts
+from .._validate import check_int, check_real, check_tensor
 
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
@@ -448,7 +448,7 @@ def mlp_lr_sweep(x: Tensor, y: Tensor, width: int, lrs: Sequence[float], pairs: 
         x, y: training data. width: hidden width. lrs: increasing learning rates. pairs: pairs per rate.
         x_eval, y_eval: inputs on which live units, losses and barriers are measured. lambdas: path grid.
     """
-    from . import barrier, matching, train
+    from .. import barrier, matching, train
 
     lr_t = _check_cs(list(lrs) if not isinstance(lrs, Tensor) else lrs)
     P = check_int("pairs", pairs, 1)

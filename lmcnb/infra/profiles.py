@@ -84,7 +84,7 @@ def _repro_tool() -> Any:
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "tools" / "repro.py"
+    path = Path(__file__).resolve().parents[2] / "tools" / "repro.py"
     if not path.is_file():
         raise RuntimeError(f"{REPRO_VAR}=strict needs the repository's tools/repro.py ({path} does not exist): "
                            "the pinned environment is defined only in a checkout of the book")

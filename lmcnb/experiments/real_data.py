@@ -24,8 +24,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import barrier, matching, sweep, train
-from ._validate import check_int
+from .. import barrier, matching, train
+from ..infra import sweep
+from .._validate import check_int
 
 VIEWS = ("no permutation", "weight matching", "activation matching", "calibrated no permutation")
 
@@ -126,7 +127,7 @@ CNN_ARCHS = ("vgg11", "resnet20")
 def make_cnn(arch: str, width_multiplier: float, in_channels: int, num_classes: int, seed: int) -> nn.Module:
     """A freshly initialised ``VGG11`` (with BatchNorm) or ``ResNet20`` seeded by ``seed`` (torch's global RNG is
     saved and restored, so the draw depends on ``seed`` only)."""
-    from . import models
+    from .. import models
 
     if arch not in CNN_ARCHS:
         raise ValueError(f"arch must be one of {CNN_ARCHS}, got {arch!r}")

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from . import profiles
-from ._validate import check_bool
+from .._validate import check_bool
 
 __all__ = ["CorruptCacheWarning", "config_key", "expand_grid", "run_grid"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import transport
-from ._validate import check_choice, check_generator, check_int, check_real, check_tensor
+from .. import transport
+from .._validate import check_choice, check_generator, check_int, check_real, check_tensor
 
 __all__ = [
     "ACTIVATIONS", "init_neurons", "forward", "TanhTeacher", "tanh_teacher", "sgd", "ot_align",
@@ -242,7 +242,7 @@ def midpoint_error(model: nn.Module, state_a: dict[str, torch.Tensor], state_b: 
     """
     from torch.func import functional_call
 
-    from .barrier import interpolate_states
+    from ..barrier import interpolate_states
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -272,7 +272,7 @@ def matched_midpoint_errors(model_a: nn.Module, model_b: nn.Module, matchers: di
     Returns:
         name → ``RMS_x[f(θ_½) − ½(f_a + f_b)] / RMS_x f_a`` with b permuted by that matcher.
     """
-    from .permutation import permute_model
+    from ..permutation import permute_model
 
     if not isinstance(matchers, dict) or not matchers:
         raise TypeError("matchers must be a non-empty dict name -> matcher")

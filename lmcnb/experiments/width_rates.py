@@ -8,7 +8,7 @@ independent networks give two empirical measures ``μ̂_m, ν̂_m``, and by Birk
 ``W_2(μ̂_m, ν̂_m)``: ``min_π (1/m) Σ_i ‖w_i − w'_{π(i)}‖² = W_2²(μ̂_m, ν̂_m)``. For ``p > 4`` this decays like
 ``m^{−2/p}`` (``W_2 ≍ m^{−1/p}``; Fournier & Guillin 2015, Dereich et al. 2013): the exponent shrinks with the
 dimension. :func:`ot_rate_exponent` gives the exponent and :func:`iid_matching_sweep` measures ``W_2²`` over
-widths, dimensions and pairs (the samplers and the exact Hungarian assignment of :mod:`lmcnb.transport`).
+widths, dimensions and pairs (the samplers of :mod:`lmcnb.experiments.ot_rates`, the exact assignment of
 
 **A teacher — no curse** (Zhan, Li & Wu 2025). Trained teacher–student neurons concentrate on the ``M`` teacher
 directions (plus dead neurons), a distribution with ``M + 1`` atoms whatever ``d`` is, so two solutions differ only
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import teacher_student as ts
-from ._validate import check_choice, check_int, check_real
-from .data import teacher_student_data
-from . import transport
+from ..papers import teacher_student as ts
+from .._validate import check_choice, check_int, check_real
+from ..data import teacher_student_data
+from . import ot_rates
 
 __all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_matching_sweep", "sgd_barrier_sweep"]
 
@@ -54,7 +54,7 @@ def iid_matching_sweep(widths: Sequence[int], dims: Sequence[int], n_pairs: int,
     """``W_2²`` between pairs of independent i.i.d. neuron clouds, for every dimension and width.
 
     Each ``(p, m)`` cell is reproducible on its own: its pairs come from
-    :func:`lmcnb.transport.two_sample_wasserstein` seeded with ``1_000_003·m + 7_919·p + seed``.
+    :func:`lmcnb.experiments.ot_rates.two_sample_wasserstein` seeded with ``1_000_003·m + 7_919·p + seed``.
 
     Args:
         widths: the widths ``m`` (``W`` of them, each ``>= 1``). dims: the dimensions ``p``.
@@ -72,8 +72,8 @@ def iid_matching_sweep(widths: Sequence[int], dims: Sequence[int], n_pairs: int,
     distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
     out: dict[int, Tensor] = {}
     for p in ps:
-        sampler = transport.gaussian_sampler(p) if distribution == "gaussian" else transport.uniform_sampler(p)
-        rows = [transport.two_sample_wasserstein(sampler, [m], n_pairs, p=2,
+        sampler = ot_rates.gaussian_sampler(p) if distribution == "gaussian" else ot_rates.uniform_sampler(p)
+        rows = [ot_rates.two_sample_wasserstein(sampler, [m], n_pairs, p=2,
                                                  seed=1_000_003 * m + 7_919 * p + seed)[0] for m in ws]
         out[p] = torch.as_tensor(np.stack(rows), dtype=F64) ** 2
     return out

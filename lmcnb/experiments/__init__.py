@@ -1,0 +1,8 @@
+"""Experiment pipelines: the sweeps a chapter runs, named for what they compute.
+
+Belongs here: a pipeline that composes the toolkit and the papers' models into one chapter's tables —
+``width_rates`` (barrier vs width: i.i.d. neurons vs teacher–student), ``lr_sparsity`` (learning rate,
+sharpness and the sparsity transition), ``ot_rates`` (empirical Wasserstein rates and matched dimensions),
+``real_data`` (real-data barriers under the views: none, weight / activation matching, calibrated). The top
+layer: nothing in ``lmcnb`` imports it.
+"""

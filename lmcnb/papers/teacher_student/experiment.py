@@ -1,0 +1,352 @@
+"""The formal model of chapters 2–4 as one configuration (TeacherStudent) and its tables."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..._validate import check_choice, check_int, check_real
+from ._inputs import F64, INPUTS, _check_f64
+from .kernel import population_loss
+from .initialisation import orthonormal_teacher, pad_rows, small_init, small_output_init
+from .gd import gd_population
+from .manifold import sample_minimum
+from .pairs import BARRIER_KINDS, OUTPUTS, PairBarriers, pair_barriers
+
+
+@dataclass(frozen=True)
+class Solutions:
+    """Trained students of a :class:`TeacherStudent`, one per (width, seed), unpadded.
+
+    Attributes:
+        model: the configuration that trained them.
+        W: first layers, ``W[b]`` of shape ``(widths[b], d)``, float64. a: output weights ``(widths[b],)`` (all
+            ones for ``output="fixed"``).
+        widths, seeds: ``(B,)`` tuples of ints. final_loss: ``R`` at the end ``(B,)``. steps: GD steps ``(B,)``.
+        converged: ``R < tol`` ``(B,)`` bool. stationary: stopped at a critical point with ``R >= tol`` (``grad_tol``;
+            every ``m < M`` student). diverged: ``(B,)`` bool.
+    """
+
+    model: TeacherStudent
+    W: tuple[Tensor, ...]
+    a: tuple[Tensor, ...]
+    widths: tuple[int, ...]
+    seeds: tuple[int, ...]
+    final_loss: Tensor
+    steps: Tensor
+    converged: Tensor
+    stationary: Tensor
+    diverged: Tensor
+
+    def __len__(self) -> int:
+        return len(self.W)
+
+    def index(self, width: int, seed: int) -> int:
+        """Position ``b`` of the student of this width and seed (``ValueError`` if absent)."""
+        for b, (w, s) in enumerate(zip(self.widths, self.seeds)):
+            if w == width and s == seed:
+                return b
+        raise ValueError(f"no student with width={width}, seed={seed} (widths {sorted(set(self.widths))}, "
+                         f"seeds {sorted(set(self.seeds))})")
+
+    def get(self, width: int, seed: int) -> tuple[Tensor, Tensor]:
+        """``(W (m, d), a (m,))`` of the student of this width and seed."""
+        b = self.index(width, seed)
+        return self.W[b], self.a[b]
+
+    def live(self, tol: float = 0.0) -> Tensor:
+        """Number of live neurons ``|a_i| |w_i| > tol`` of every student ``(B,)`` int64."""
+        tol = check_real("tol", tol, 0.0)
+        return torch.tensor([int(((a.abs() * W.norm(dim=1)) > tol).sum()) for W, a in zip(self.W, self.a)])
+
+
+@dataclass(frozen=True)
+class BarrierTable:
+    """Barriers of pairs of solutions, one row per pair (see :class:`PairBarriers` for the kinds).
+
+    Attributes:
+        widths, seeds_a, seeds_b: ``(P,)`` tuples (for sampled minima the seeds number the pairs' draws).
+        identity, weight, functional, perm: ``(P,)`` float64 tensors.
+        loss_a, loss_b: ``R`` at the two ends ``(P,)``. converged: both ends reached ``R < tol`` ``(P,)`` bool.
+        solutions: the trained students (``None`` for sampled minima).
+    """
+
+    widths: tuple[int, ...]
+    seeds_a: tuple[int, ...]
+    seeds_b: tuple[int, ...]
+    identity: Tensor
+    weight: Tensor
+    functional: Tensor
+    perm: Tensor
+    loss_a: Tensor
+    loss_b: Tensor
+    converged: Tensor
+    solutions: Solutions | None = None
+
+    def values(self, kind: str, width: int | None = None) -> Tensor:
+        """Barriers of one kind (``identity``, ``weight``, ``functional``, ``perm``), optionally of one width."""
+        kind = check_choice("kind", kind, BARRIER_KINDS)
+        v = getattr(self, kind)
+        if width is None:
+            return v
+        mask = torch.tensor([w == width for w in self.widths])
+        if not bool(mask.any()):
+            raise ValueError(f"no pair of width {width}; widths are {sorted(set(self.widths))}")
+        return v[mask.to(v.device)]
+
+    def to_frame(self):  # -> pandas.DataFrame
+        """One row per pair: width, seed_a, seed_b, the four barriers, loss_a, loss_b, converged."""
+        import pandas as pd
+
+        cols = {"width": list(self.widths), "seed_a": list(self.seeds_a), "seed_b": list(self.seeds_b)}
+        for k in (*BARRIER_KINDS, "loss_a", "loss_b"):
+            cols[k] = getattr(self, k).detach().cpu().numpy()
+        cols["converged"] = self.converged.detach().cpu().numpy()
+        return pd.DataFrame(cols)
+
+    def summary(self, kinds: Sequence[str] = ("identity", "perm"), lo: float = 0.25, hi: float = 0.75):
+        """Per width: median and the ``lo``/``hi`` quantiles over pairs of each kind (columns ``<kind>_median``,
+        ``<kind>_lo``, ``<kind>_hi``), plus ``pairs``. Returns a pandas DataFrame indexed by width."""
+        import pandas as pd
+
+        lo = check_real("lo", lo, 0.0, 1.0)
+        hi = check_real("hi", hi, lo, 1.0)
+        kinds = [check_choice("kind", k, BARRIER_KINDS) for k in kinds]
+        rows = []
+        for w in sorted(set(self.widths)):
+            row: dict[str, float] = {"width": w, "pairs": len(self.values(kinds[0], w))}
+            for k in kinds:
+                v = self.values(k, w).detach().cpu().to(F64)
+                row[f"{k}_median"] = float(v.median()) if v.numel() % 2 else float(v.quantile(0.5))
+                row[f"{k}_lo"], row[f"{k}_hi"] = float(v.quantile(lo)), float(v.quantile(hi))
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("width")
+
+
+def _width_groups(widths: Sequence[int], small: int = 16) -> list[list[int]]:
+    """Distinct widths, ascending, grouped for padded batching: a group's largest width is at most
+    ``max(small, 2 × its smallest)`` (padding costs ≤ 4× where it matters; tiny widths share one batch)."""
+    groups: list[list[int]] = []
+    for w in sorted(set(widths)):
+        if groups and w <= max(small, 2 * groups[-1][0]):
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    return groups
+
+
+def _check_int_list(name: str, values: object, minimum: int) -> list[int]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        return [check_int(name, values, minimum)]
+    if isinstance(values, Tensor):
+        values = values.tolist()
+    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) == 0:
+        raise TypeError(f"{name} must be an int or a non-empty sequence of ints, got {type(values).__name__}")
+    return [check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values)]
+
+
+@dataclass(frozen=True)
+class TeacherStudent:
+    """The formal model of chapters 2–4 (Zhan, Li, Wu 2025 as reconstructed in the notes, §1.2–1.3), in one place.
+
+    Teacher ``f*(x) = Σ_{j≤M} σ(w*_j·x)`` with orthonormal ``w*_j = e_j``; student ``f(x) = Σ_{i≤m} a_i σ(w_i·x)``
+    with ``a = 1`` fixed (``output="fixed"``, the seed model) or trained from a small init (``"trained"``);
+    inputs ``x ~ N(0, I_d)`` (or the unit sphere); exact population squared loss by the arc-cosine kernel
+    (float64); full-batch GD from ``w_i ~ N(0, init_scale²/d I_d)`` (``a_i ~ N(0, init_scale²)``) with step
+    ``η = c/m`` until ``R < tol`` (converged), ``max |∂R/∂θ| < grad_tol`` (stationary: a critical point that is not
+    a global minimum, e.g. every ``m < M`` student) or ``steps``. Two solutions = two seeds; pairs are seeds
+    ``(first_seed + 2k, first_seed + 2k + 1)``. Barrier = the linear barrier on a grid of ``n_lambdas`` points;
+    modulo permutation = the minimum over weight matching and functional matching (:func:`pair_barriers`).
+
+    The student of width ``m`` and seed ``s`` starts from ``torch.Generator().manual_seed(1_000_003 · m + s)``,
+    so every (width, seed) is reproducible on its own and independent of the other widths and of the batching.
+
+    Typical cost (project CPU, one thread, ``d = 8, M = 4, c = 2``): ``m = 5…8`` converge in ≈ 3–8k steps, ``m = 32``
+    in ≈ 15–18k; 16 models at ``m = 32`` ≈ 14 s; ``m < M`` stops at stationarity.
+    """
+
+    d: int = 8
+    M: int = 4
+    output: str = "fixed"
+    init_scale: float = 0.1
+    c: float = 2.0
+    steps: int = 40_000
+    tol: float = 1e-10
+    grad_tol: float = 1e-9
+    inputs: str = "gaussian"
+    check_every: int = 50
+    n_lambdas: int = 21
+
+    def __post_init__(self) -> None:
+        d, M = check_int("d", self.d, 1), check_int("M", self.M, 1)
+        if M > d:
+            raise ValueError(f"an orthonormal teacher needs M <= d, got M={M}, d={d}")
+        check_choice("output", self.output, OUTPUTS)
+        check_real("init_scale", self.init_scale, 0.0, low_open=True)
+        check_real("c", self.c, 0.0, low_open=True)
+        check_int("steps", self.steps, 0)
+        check_real("tol", self.tol, 0.0)
+        check_real("grad_tol", self.grad_tol, 0.0)
+        check_choice("inputs", self.inputs, INPUTS)
+        check_int("check_every", self.check_every, 1)
+        check_int("n_lambdas", self.n_lambdas, 2)
+
+    @property
+    def trained_output(self) -> bool:
+        return self.output == "trained"
+
+    def teacher(self, device: torch.device | str | None = None) -> Tensor:
+        """``T = (e_1, …, e_M)`` ``(M, d)`` float64."""
+        return orthonormal_teacher(self.d, self.M).to(_device(device))
+
+    def lambdas(self, device: torch.device | str | None = None) -> Tensor:
+        """The λ grid ``(n_lambdas,)`` of the barrier."""
+        return torch.linspace(0.0, 1.0, self.n_lambdas, dtype=F64, device=_device(device))
+
+    def init(self, width: int, seed: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+        """Initial ``(W_0 (m, d), a_0 (m,))`` of the student of this width and seed (``a_0 = 1`` if fixed)."""
+        m, s = check_int("width", width, 1), check_int("seed", seed, 0)
+        g = torch.Generator().manual_seed(1_000_003 * m + s)
+        W = small_init(1, m, self.d, self.init_scale, generator=g)[0]
+        a = small_output_init(1, m, self.init_scale, generator=g)[0] if self.trained_output else \
+            torch.ones(m, dtype=F64)
+        dev = _device(device)
+        return W.to(dev), a.to(dev)
+
+    def train(self, widths: int | Sequence[int], seeds: int | Sequence[int], *,
+              device: torch.device | str | None = None, threads: int | None = 1) -> Solutions:
+        """Train one student per (width, seed) by exact population GD, batched: seeds and nearby widths share a
+        zero-padded batch (:func:`gd_population`; a padded model follows the unpadded trajectory).
+
+        Args:
+            widths: ``m`` or a sequence of widths. seeds: a seed or a sequence of seeds (``>= 0``).
+            device: where to train (default CPU). threads: torch threads during training (``None``: unchanged).
+
+        Returns:
+            :class:`Solutions` ordered width-major (all seeds of the first width, then the next width, …).
+        """
+        ws = _check_int_list("widths", widths, 1)
+        ss = _check_int_list("seeds", seeds, 0)
+        if len(set(ss)) != len(ss):
+            raise ValueError(f"seeds must be distinct, got {ss}")
+        dev = _device(device)
+        T = self.teacher(dev)
+        done: dict[tuple[int, int], tuple[Tensor, Tensor, float, int, bool, bool, bool]] = {}
+        for group in _width_groups(ws):
+            keys = [(w, s) for w in group for s in ss]
+            inits = [self.init(w, s, dev) for w, s in keys]
+            W0, widths_t = pad_rows([W for W, _ in inits])
+            a0 = None
+            if self.trained_output:
+                a0 = torch.zeros(W0.shape[:2], dtype=F64, device=dev)
+                for b, (_, a) in enumerate(inits):
+                    a0[b, :a.shape[0]] = a
+            r = gd_population(W0, T, c=self.c, steps=self.steps, tol=self.tol, widths=widths_t, a0=a0,
+                              train_output=self.trained_output, inputs=self.inputs, check_every=self.check_every,
+                              threads=threads, grad_tol=self.grad_tol)
+            for b, (w, s) in enumerate(keys):
+                done[(w, s)] = (r.W[b, :w].clone(), r.a[b, :w].clone(), float(r.final_loss[b]), int(r.steps[b]),
+                                bool(r.converged[b]), bool(r.stationary[b]), bool(r.diverged[b]))
+        order = [(w, s) for w in dict.fromkeys(ws) for s in ss]
+        col = list(zip(*(done[k] for k in order)))
+        return Solutions(model=self, W=tuple(col[0]), a=tuple(col[1]), widths=tuple(w for w, _ in order),
+                         seeds=tuple(s for _, s in order), final_loss=torch.tensor(col[2], dtype=F64),
+                         steps=torch.tensor(col[3], dtype=torch.int64), converged=torch.tensor(col[4]),
+                         stationary=torch.tensor(col[5]), diverged=torch.tensor(col[6]))
+
+    def barriers(self, W1: Tensor, W2: Tensor, a1: Tensor | None = None, a2: Tensor | None = None) -> PairBarriers:
+        """:func:`pair_barriers` with this configuration's teacher, λ grid and inputs. With ``output="fixed"``
+        pass no output weights (or all ones, which are then ignored)."""
+        W1 = _check_f64("W1", W1, (2, 3))
+        if not self.trained_output:
+            for name, a in (("a1", a1), ("a2", a2)):
+                if a is not None and not bool((a == 1).all()):
+                    raise ValueError(f"{name} must be all ones (or None) for output='fixed'")
+            a1 = a2 = None
+        elif a1 is None or a2 is None:
+            raise ValueError("output='trained' needs the output weights a1 and a2")
+        return pair_barriers(W1, W2, self.teacher(W1.device), a1=a1, a2=a2, lambdas=self.lambdas(W1.device),
+                             inputs=self.inputs)
+
+    def pair_table(self, solutions: Solutions, pairs: Sequence[tuple[int, int]] | None = None) -> BarrierTable:
+        """Barriers of pairs of ``solutions`` at every width. ``pairs``: seed pairs ``(s_a, s_b)``; default the
+        consecutive seeds of ``solutions`` in order, ``(seeds[0], seeds[1]), (seeds[2], seeds[3]), …``."""
+        if not isinstance(solutions, Solutions):
+            raise TypeError(f"solutions must be a Solutions, got {type(solutions).__name__}")
+        if solutions.model != self:
+            raise ValueError("solutions were trained with a different configuration")
+        seeds = list(dict.fromkeys(solutions.seeds))
+        if pairs is None:
+            pairs = [(seeds[2 * k], seeds[2 * k + 1]) for k in range(len(seeds) // 2)]
+        if len(pairs) == 0:
+            raise ValueError("no pairs: give at least two seeds")
+        rows: list[tuple[int, int, int]] = []
+        for w in dict.fromkeys(solutions.widths):
+            rows.extend((w, int(sa), int(sb)) for sa, sb in pairs)
+        idx = [(solutions.index(w, sa), solutions.index(w, sb)) for w, sa, sb in rows]
+        vals: dict[str, list[Tensor]] = {k: [] for k in BARRIER_KINDS}
+        for ia, ib in idx:
+            a1, a2 = (solutions.a[ia], solutions.a[ib]) if self.trained_output else (None, None)
+            pb = self.barriers(solutions.W[ia], solutions.W[ib], a1, a2)
+            for k in BARRIER_KINDS:
+                vals[k].append(getattr(pb, k).cpu())
+        ia_t, ib_t = torch.tensor([i for i, _ in idx]), torch.tensor([j for _, j in idx])
+        return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
+                            seeds_b=tuple(r[2] for r in rows),
+                            **{k: torch.stack(v) for k, v in vals.items()},
+                            loss_a=solutions.final_loss[ia_t], loss_b=solutions.final_loss[ib_t],
+                            converged=solutions.converged[ia_t] & solutions.converged[ib_t], solutions=solutions)
+
+    def barrier_sweep(self, widths: int | Sequence[int], n_pairs: int, *, first_seed: int = 0,
+                      device: torch.device | str | None = None, threads: int | None = 1) -> BarrierTable:
+        """Train seeds ``first_seed, …, first_seed + 2 n_pairs − 1`` at every width (:meth:`train`) and return the
+        barriers of the pairs ``(first_seed + 2k, first_seed + 2k + 1)`` (:meth:`pair_table`)."""
+        n_pairs = check_int("n_pairs", n_pairs, 1)
+        first_seed = check_int("first_seed", first_seed, 0)
+        sol = self.train(widths, list(range(first_seed, first_seed + 2 * n_pairs)), device=device, threads=threads)
+        return self.pair_table(sol)
+
+    def sample_minima(self, width: int, n: int, *, generator: torch.Generator, dead_prob: float = 0.0,
+                      split: str = "equal") -> Tensor:
+        """``n`` independent global minima ``(n, m, d)`` from the minimum manifold (:func:`sample_minimum`)."""
+        if self.trained_output:
+            raise ValueError("the minimum manifold of sample_minimum is that of the fixed-output model "
+                             "(output='fixed')")
+        n = check_int("n", n, 1)
+        T = self.teacher(generator.device if isinstance(generator, torch.Generator) else None)
+        return torch.stack([sample_minimum(width, self.M, self.d, generator, dead_prob, split, teacher=T)
+                            for _ in range(n)])
+
+    def manifold_sweep(self, widths: int | Sequence[int], n_pairs: int, *, dead_prob: float = 0.0,
+                       split: str = "equal", seed: int = 0) -> BarrierTable:
+        """The training-free view: ``n_pairs`` pairs of independent minima sampled from the minimum manifold at
+        every width (``m >= M``; :func:`sample_minimum` with ``dead_prob`` and ``split``), and their barriers.
+        Width ``m`` draws from ``torch.Generator().manual_seed(1_000_003 · m + seed)``; the table's seeds number
+        the draws ``(2k, 2k + 1)``."""
+        ws = _check_int_list("widths", widths, self.M)
+        n_pairs = check_int("n_pairs", n_pairs, 1)
+        seed = check_int("seed", seed, 0)
+        rows, vals, losses = [], {k: [] for k in BARRIER_KINDS}, []
+        T = self.teacher()
+        for w in ws:
+            g = torch.Generator().manual_seed(1_000_003 * w + seed)
+            Ws = self.sample_minima(w, 2 * n_pairs, generator=g, dead_prob=dead_prob, split=split)
+            pb = self.barriers(Ws[0::2], Ws[1::2])
+            for k in BARRIER_KINDS:
+                vals[k].append(getattr(pb, k))
+            losses.append(population_loss(Ws, T, inputs=self.inputs).reshape(n_pairs, 2))
+            rows.extend((w, 2 * k, 2 * k + 1) for k in range(n_pairs))
+        L = torch.cat(losses)
+        return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
+                            seeds_b=tuple(r[2] for r in rows), **{k: torch.cat(v) for k, v in vals.items()},
+                            loss_a=L[:, 0], loss_b=L[:, 1], converged=torch.ones(L.shape[0], dtype=torch.bool))
+
+
+def _device(device: object) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, (str, torch.device)):
+        return torch.device(device)
+    raise TypeError(f"device must be a torch.device, a string or None, got {type(device).__name__}")

@@ -1,0 +1,307 @@
+"""One pair of solutions: functional and weight matching, the interpolation path, and its barriers."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..._validate import check_choice, check_real
+from ._inputs import F64, INPUTS, _check_device, _check_f64, _check_teacher, _check_weights
+from ... import assignment
+from ...matching import Matcher, MatchResult
+from ...models import TwoLayerNet
+from .kernel import _kernel_from, population_loss
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Functional matching, interpolation and the linear barrier
+# ---------------------------------------------------------------------------------------------------------------
+
+def functional_cost(W1: Tensor, W2: Tensor, inputs: str = "gaussian", *, a1: Tensor | None = None,
+                    a2: Tensor | None = None) -> Tensor:
+    """Midpoint interpolation error of every neuron pair (notes §2.3, "functional matching"), ``(m1, m2)``:
+
+        c_ik = E[(ā σ(u·x) − ½ a_i σ(w_i·x) − ½ a'_k σ(w'_k·x))²],   u = (w_i + w'_k)/2,  ā = (a_i + a'_k)/2,
+             = ā² K(u,u) + ¼a_i² K(w,w) + ¼a'_k² K(w',w') − ā a_i K(u,w) − ā a'_k K(u,w') + ½ a_i a'_k K(w,w'),
+
+    with ``w_i`` the rows of ``W1``, ``w'_k`` those of ``W2`` and output weights ``a = 1`` unless ``a1``/``a2`` are
+    given (the trained-output variant, where the path interpolates ``(w, a)`` jointly). With ``a = 1``, ``c = 0`` (up
+    to rounding, ``~1e-16 |w|²``) exactly for compatible pairs: same direction, or one row zero. Divided by ``d``
+    for sphere inputs.
+
+    Args:
+        W1: ``(m1, d)``, W2: ``(m2, d)``, float64. inputs: ``"gaussian"`` or ``"sphere"``.
+        a1, a2: output weights ``(m1,)`` and ``(m2,)`` (both or neither).
+    """
+    W1 = _check_f64("W1", W1, (2,))
+    W2 = _check_f64("W2", W2, (2,))
+    _check_device(("W1", "W2"), (W1, W2))
+    if W1.shape[1] != W2.shape[1]:
+        raise ValueError(f"W1 and W2 must have the same input dimension, got {W1.shape[1]} and {W2.shape[1]}")
+    factor = 1.0 / W1.shape[1] if check_choice("inputs", inputs, INPUTS) == "sphere" else 1.0
+    a1, a2 = _check_output_pair(a1, a2, tuple(W1.shape[:1]), tuple(W2.shape[:1]), W1.device)
+    # everything from the Gram matrix w·w' (memory (m1, m2), not (m1, m2, d)): u·w = ½(|w|² + w·w'), etc.
+    G = W1 @ W2.T
+    sq1, sq2 = (W1 * W1).sum(1)[:, None], (W2 * W2).sum(1)[None, :]
+    nw, nw2 = sq1.sqrt(), sq2.sqrt()
+    nu = (0.25 * (sq1 + 2.0 * G + sq2)).clamp_min(0.0).sqrt()
+    k_uw = _kernel_from(0.5 * (sq1 + G), nu, nw)
+    k_uw2 = _kernel_from(0.5 * (G + sq2), nu, nw2)
+    k_ww2 = _kernel_from(G, nw, nw2)
+    if a1 is None:
+        c = 0.5 * nu ** 2 + 0.125 * nw ** 2 + 0.125 * nw2 ** 2 - k_uw - k_uw2 + 0.5 * k_ww2
+    else:
+        b1, b2 = a1[:, None], a2[None, :]
+        am = 0.5 * (b1 + b2)
+        c = (0.5 * am ** 2 * nu ** 2 + 0.125 * (b1 * nw) ** 2 + 0.125 * (b2 * nw2) ** 2
+             - am * b1 * k_uw - am * b2 * k_uw2 + 0.5 * b1 * b2 * k_ww2)
+    return factor * c
+
+
+def _check_output_pair(a1: object, a2: object, shape1: tuple[int, ...], shape2: tuple[int, ...],
+                       device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+    """Output weights of a pair: both ``None`` (fixed ``a = 1``) or both float64 of the given shapes."""
+    if (a1 is None) != (a2 is None):
+        raise ValueError("pass both output weights a1 and a2 (trained-output variant) or neither (fixed a = 1)")
+    return _check_weights("a1", a1, shape1, device), _check_weights("a2", a2, shape2, device)
+
+
+def functional_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """Permutation ``p`` ``(m,)`` minimising ``Σ_i c_{i, p[i]}`` (:func:`functional_cost`, Hungarian algorithm);
+    ``W2.index_select(0, p)`` (and ``a2[p]``) is aligned with ``W1`` (lmcnb's convention: the permutation applies
+    to model b). ``a1``, ``a2``: output weights of the trained-output variant (both or neither)."""
+    C = functional_cost(W1, W2, a1=a1, a2=a2)
+    if W1.shape[0] != W2.shape[0]:
+        raise ValueError(f"W1 and W2 must have the same width, got {W1.shape[0]} and {W2.shape[0]}")
+    return assignment.solve(C)
+
+
+def weight_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """Weight matching (Ainsworth et al.'s Git Re-Basin for one hidden layer; notes §2.3): the permutation ``p``
+    ``(m,)`` minimising ``Σ_i ‖θ_i − θ'_{p[i]}‖²`` over neurons ``θ_i = w_i`` (``(w_i, a_i)`` with trained output
+    weights), by the Hungarian algorithm; ``W2.index_select(0, p)`` is aligned with ``W1``.
+
+    It is blind to which pairs interpolate exactly: pairing a type-``j`` with a type-``k`` neuron and a dead with a
+    dead one costs the same as the two compatible pairs (type ``j`` with dead, type ``k`` with dead), so it can leave
+    a barrier that :func:`functional_match` removes.
+
+    Args:
+        W1, W2: ``(m, d)`` float64. a1, a2: output weights ``(m,)`` (both or neither).
+    """
+    W1 = _check_f64("W1", W1, (2,))
+    W2 = _check_f64("W2", W2, (2,))
+    _check_device(("W1", "W2"), (W1, W2))
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    a1, a2 = _check_output_pair(a1, a2, tuple(W1.shape[:1]), tuple(W2.shape[:1]), W1.device)
+    if a1 is not None:
+        W1, W2 = torch.cat([W1, a1[:, None]], 1), torch.cat([W2, a2[:, None]], 1)
+    return assignment.solve(torch.cdist(W1, W2) ** 2)
+
+
+def _check_lambdas(lambdas: object, device: torch.device) -> Tensor:
+    if lambdas is None:
+        return torch.linspace(0.0, 1.0, 21, dtype=F64, device=device)
+    if isinstance(lambdas, Tensor):
+        lam = _check_f64("lambdas", lambdas, (1,))
+    elif isinstance(lambdas, Sequence) and len(lambdas) > 0:
+        lam = torch.tensor([check_real(f"lambdas[{i}]", v) for i, v in enumerate(lambdas)], dtype=F64)
+    else:
+        raise TypeError(f"lambdas must be a non-empty 1-D float64 tensor or sequence of numbers, got "
+                        f"{type(lambdas).__name__}")
+    if bool((lam < 0).any()) or bool((lam > 1).any()):
+        raise ValueError(f"lambdas must lie in [0, 1], got {lam.tolist()}")
+    return lam.to(device)
+
+
+def _check_pair(W1: object, W2: object) -> tuple[Tensor, Tensor]:
+    W1 = _check_f64("W1", W1, (2, 3))
+    W2 = _check_f64("W2", W2, (2, 3))
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape, got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    _check_device(("W1", "W2"), (W1, W2))
+    return W1, W2
+
+
+def _check_path_outputs(a1: object, a2: object, W1: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    return _check_output_pair(a1, a2, tuple(W1.shape[:-1]), tuple(W1.shape[:-1]), W1.device)
+
+
+def interpolation_loss(W1: Tensor, W2: Tensor, T: Tensor, lambdas: Tensor | Sequence[float] | None = None,
+                       inputs: str = "gaussian", *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """``R(θ_λ)`` along the linear path ``θ_λ = (1 − λ) W1 + λ W2`` (fixed ``a = 1``), vectorised over ``λ``; with
+    output weights ``a1``, ``a2`` the path is ``θ_λ = ((1 − λ) W1 + λ W2, (1 − λ) a1 + λ a2)``.
+
+    Args:
+        W1, W2: ``(m, d)`` or batches ``(B, m, d)`` (pairs), float64. T: teacher ``(M, d)``.
+        lambdas: ``(L,)`` values in ``[0, 1]``; default 21 equispaced points. inputs: as in :func:`population_loss`.
+        a1, a2: output weights ``(m,)`` or ``(B, m)`` (both or neither; trained-output variant).
+
+    Returns:
+        ``(L,)``, or ``(B, L)`` for batched pairs.
+    """
+    W1, W2 = _check_pair(W1, W2)
+    a1, a2 = _check_path_outputs(a1, a2, W1)
+    lam = _check_lambdas(lambdas, W1.device)
+    lam_b = lam[:, None, None]
+    m, d = W1.shape[-2:]
+    theta = (1.0 - lam_b) * W1[..., None, :, :] + lam_b * W2[..., None, :, :]  # (…, L, m, d)
+    a = None
+    if a1 is not None:
+        a = ((1.0 - lam[:, None]) * a1[..., None, :] + lam[:, None] * a2[..., None, :]).reshape(-1, m)
+    R = population_loss(theta.reshape(-1, m, d), T, a=a, inputs=inputs)
+    return R.reshape(*W1.shape[:-2], lam.numel())
+
+
+def barrier_linear(W1: Tensor, W2: Tensor, T: Tensor, lambdas: Tensor | Sequence[float] | None = None,
+                   inputs: str = "gaussian", *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+    """Loss barrier ``B(W1, W2) = max_λ [R(θ_λ) − ((1 − λ) R(W1) + λ R(W2))]`` over the grid ``lambdas`` (notes
+    §2.1, lmcnb's convention ``θ_λ = (1 − λ) W1 + λ W2``); no permutation is applied (see
+    :func:`functional_match`, :func:`weight_match`, :func:`pair_barriers`). ``a1``, ``a2``: output weights
+    (trained-output variant, interpolated with ``W``). General models: :mod:`lmcnb.barrier`.
+
+    Returns:
+        0-D tensor, or ``(B,)`` for batched pairs ``(B, m, d)``.
+    """
+    W1, W2 = _check_pair(W1, W2)
+    lam = _check_lambdas(lambdas, W1.device)
+    curve = interpolation_loss(W1, W2, T, lam, inputs, a1=a1, a2=a2)
+    ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs,
+                              a1=a1, a2=a2)
+    linear = (1.0 - lam) * ends[..., :1] + lam * ends[..., 1:]
+    return (curve - linear).amax(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The formal model of chapters 2–4: one documented configuration
+# ---------------------------------------------------------------------------------------------------------------
+
+OUTPUTS = ("fixed", "trained")
+BARRIER_KINDS = ("identity", "weight", "functional", "perm")
+# λ-chunk size of the path evaluation: at most this many (λ, i, k) kernel entries at once (bounded memory at m = 4096)
+_PATH_ENTRIES = 1 << 25
+
+
+@dataclass(frozen=True)
+class PairBarriers:
+    """Barriers of ``P`` pairs of solutions (or one pair: 0-D tensors), float64 ``(P,)``.
+
+    Attributes:
+        identity: ``B(θ_a, θ_b)`` without permutation.
+        weight: ``B(θ_a, π_WM(θ_b))`` after weight matching (:func:`weight_match`).
+        functional: ``B(θ_a, π_FM(θ_b))`` after functional matching (:func:`functional_match`).
+        perm: the barrier modulo permutation, ``min(weight, functional)`` (notes §2.2–2.3).
+        weight_perm, functional_perm: the permutations ``(P, m)`` int64 (applied to model b).
+    """
+
+    identity: Tensor
+    weight: Tensor
+    functional: Tensor
+    perm: Tensor
+    weight_perm: Tensor
+    functional_perm: Tensor
+
+
+def _path_barrier(W1: Tensor, W2: Tensor, T: Tensor, lam: Tensor, a1: Tensor | None, a2: Tensor | None,
+                  inputs: str) -> Tensor:
+    """:func:`barrier_linear` of one pair ``(m, d)``, with the λ grid evaluated in chunks of bounded memory."""
+    m = W1.shape[0]
+    per = max(1, _PATH_ENTRIES // (m * (m + T.shape[0])))
+    ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs, a1=a1, a2=a2)
+    curve = torch.cat([interpolation_loss(W1, W2, T, lam[i:i + per], inputs, a1=a1, a2=a2)
+                       for i in range(0, lam.numel(), per)])
+    return (curve - ((1.0 - lam) * ends[0] + lam * ends[1])).amax()
+
+
+def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None,
+                  lambdas: Tensor | Sequence[float] | None = None, inputs: str = "gaussian") -> PairBarriers:
+    """Barrier without permutation, after weight matching, after functional matching, and modulo permutation
+    (their minimum) for one pair ``(m, d)`` or ``P`` pairs ``(P, m, d)`` of solutions (notes §2.1–2.3).
+
+    Args:
+        W1, W2: first layers ``(m, d)`` or ``(P, m, d)``, float64. T: teacher ``(M, d)``.
+        a1, a2: output weights ``(m,)`` / ``(P, m)`` (trained-output variant; both or neither).
+        lambdas: the λ grid (default 21 points). inputs: ``"gaussian"`` or ``"sphere"``.
+
+    Returns:
+        :class:`PairBarriers` (0-D tensors for one pair, ``(P,)`` for a batch).
+    """
+    W1, W2 = _check_pair(W1, W2)
+    T = _check_teacher(T, W1.shape[-1])
+    _check_device(("W1", "T"), (W1, T))
+    a1, a2 = _check_path_outputs(a1, a2, W1)
+    lam = _check_lambdas(lambdas, W1.device)
+    inputs = check_choice("inputs", inputs, INPUTS)
+    batched = W1.ndim == 3
+    Wa, Wb = (W1, W2) if batched else (W1[None], W2[None])
+    aa, ab = (None, None) if a1 is None else ((a1, a2) if batched else (a1[None], a2[None]))
+    out: dict[str, list[Tensor]] = {k: [] for k in ("identity", "weight", "functional", "wp", "fp")}
+    for i in range(Wa.shape[0]):
+        w1, w2 = Wa[i], Wb[i]
+        o1, o2 = (None, None) if aa is None else (aa[i], ab[i])
+        out["identity"].append(_path_barrier(w1, w2, T, lam, o1, o2, inputs))
+        for kind, key, match in (("weight", "wp", weight_match), ("functional", "fp", functional_match)):
+            p = match(w1, w2, a1=o1, a2=o2)
+            out[key].append(p)
+            out[kind].append(_path_barrier(w1, w2.index_select(0, p), T, lam, o1,
+                                           None if o2 is None else o2.index_select(0, p), inputs))
+    st = {k: torch.stack(v) for k, v in out.items()}
+    if not batched:
+        st = {k: v[0] for k, v in st.items()}
+    return PairBarriers(identity=st["identity"], weight=st["weight"], functional=st["functional"],
+                        perm=torch.minimum(st["weight"], st["functional"]), weight_perm=st["wp"],
+                        functional_perm=st["fp"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Functional matching as a Matcher (lmcnb.matching's interface)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _folded_rows(model: TwoLayerNet, arg: str) -> torch.Tensor:
+    """``W`` ``(m, d)``, with positive output weights folded in (``a σ(w·x) = σ(a w·x)`` for ``a > 0``)."""
+    W = model.fc1.weight.detach()
+    if model.output == "fixed":
+        return W
+    a = model.fc2.weight.detach()[0]
+    if not bool((a > 0).all()):
+        i = int(torch.nonzero(a <= 0)[0, 0])
+        raise ValueError(f"FunctionalMatching folds trained output weights into W by ReLU homogeneity and needs "
+                         f"a_i > 0; {arg} has a_{i} = {float(a[i])}")
+    return W * a[:, None]
+
+
+@dataclass(frozen=True)
+class FunctionalMatching(Matcher):
+    """Functional (midpoint) matching for two-layer ReLU nets without bias, in float64 (Zhan–Li–Wu notes §2.3).
+
+    ``π = argmin_π Σ_i c(w^a_i, w^b_{π(i)})`` with ``c(w, w') = E[(σ(u·x) − ½σ(w·x) − ½σ(w'·x))²]``,
+    ``u = (w + w')/2``, the exact midpoint interpolation error of a neuron pair
+    (:func:`lmcnb.teacher_student.functional_cost`). It is 0 for compatible pairs (same teacher direction, or
+    a dead neuron), which weight matching cannot tell apart from orthogonal pairs. With ``output="trained"``
+    every output weight must be positive and is folded into its row (``a_i σ(w_i·x) = σ(a_i w_i·x)``); the cost
+    is then that of the folded representation.
+    """
+
+    name: ClassVar[str] = "functional_matching"
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        for arg, model in (("model_a", model_a), ("model_b", model_b)):
+            if not isinstance(model, TwoLayerNet):
+                raise NotImplementedError(f"FunctionalMatching is defined for TwoLayerNet only, {arg} is "
+                                          f"{type(model).__name__}")
+            if model.fc1.bias is not None:
+                raise ValueError(f"FunctionalMatching needs a TwoLayerNet without bias ({arg} has one)")
+            if model.fc1.weight.dtype != torch.float64:
+                raise TypeError(f"FunctionalMatching needs float64 models, {arg} is {model.fc1.weight.dtype}")
+        W_a, W_b = _folded_rows(model_a, "model_a"), _folded_rows(model_b, "model_b")
+        C = functional_cost(W_a, W_b)
+        if not isinstance(C, torch.Tensor) or C.shape != (W_a.shape[0], W_b.shape[0]):
+            raise RuntimeError(f"functional_cost returned {type(C).__name__} of shape "
+                               f"{getattr(C, 'shape', None)}, expected {(W_a.shape[0], W_b.shape[0])}")
+        perm = assignment.solve(C, reduced=True).to(W_b.device)
+        cost = float(C[torch.arange(C.shape[0]), perm.to(C.device)].sum())
+        return MatchResult({"P_0": perm}, self.name, [cost], 1, True,
+                           info={"exact": True, "identity_cost": float(C.diagonal().sum())}, sense="min")
