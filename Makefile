@@ -3,7 +3,8 @@
 #   make book      create .venv (if needed), build the HTML book into _build/html (stored outputs, no execution)
 #   make test      pytest over tests/ and nbval over every chapter in book/ (the CI command; strict where the
 #                  host can reproduce the stored outputs, else lax: see tools/repro.py; NBVAL=strict|lax forces)
-#   make outputs   re-execute every chapter in the quick profile, store the outputs, then check them with nbval
+#   make outputs   re-execute every chapter in the quick profile, store the outputs, regenerate the status page
+#                  (book/status.md and each chapter's at-a-glance box), then check them with nbval
 #   make paper     run chapters headless in the paper profile into OUT (default runs/paper), never into book/
 #   make bench     run the benchmarks (performance tables)
 #   make clean     remove build outputs and caches;  make distclean  also removes .venv
@@ -82,6 +83,7 @@ print-run-env:
 
 outputs: $(STAMP)
 	$(RUN_ENV) $(VPY) tools/refresh_outputs.py --jobs $(JOBS) $(CHAPTERS)
+	$(VPY) tools/status_page.py
 ifeq ($(VERIFY),1)
 	$(RUN_ENV) $(VPY) -m pytest --nbval $(NBVAL_OPTS) -n $(JOBS) --dist loadscope $(sort $(CHAPTERS) $(SCOREBOARD)) \
 		tests/test_scoreboard.py::test_stored_checks_equal_stored_records \
