@@ -4,19 +4,27 @@ random examples). A test file that sets ``derandomize``, ``database`` or ``deadl
 override the profile, so ``explore`` would replay the same examples; test files may set only an example budget."""
 from __future__ import annotations
 
-import re
+import ast
 from pathlib import Path
 
 from hypothesis import settings
 
 TESTS = Path(__file__).resolve().parent
-OVERRIDE = re.compile(r"\b(derandomize|database|deadline)\s*=")
+PROFILE_ONLY = ("derandomize", "database", "deadline")
 
 
 def override_lines(text: str) -> list[int]:
-    """Line numbers of ``text`` (a test file) that set a setting the profile should decide."""
-    return [i for i, ln in enumerate(text.splitlines(), 1)
-            if OVERRIDE.search(ln) and not ln.lstrip().startswith(("#", '"'))]
+    """Line numbers of ``text`` (a test file) where a ``settings(...)`` call sets a setting the profile should
+    decide (found in the syntax tree, so a variable that happens to be called ``deadline`` is not one)."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if name == "settings":
+            lines += [kw.value.lineno for kw in node.keywords if kw.arg in PROFILE_ONLY]
+    return sorted(set(lines))
 
 
 def test_no_test_file_overrides_the_profile():
@@ -24,8 +32,9 @@ def test_no_test_file_overrides_the_profile():
     assert len(files) > 20, "the glob is broken"
     hits = [f"{p.name}:{i}" for p in files for i in override_lines(p.read_text(encoding="utf-8"))]
     assert not hits, f"set derandomize/database/deadline in a profile of tests/conftest.py, not in: {hits}"
-    doctored = "S = settings(deadline=None, max_examples=10, derandomize=True)\n@settings(max_examples=5)\n"
-    assert override_lines(doctored) == [1], "the pattern is broken"
+    doctored = ("S = settings(deadline=None, max_examples=10, derandomize=True)\n@settings(max_examples=5)\n"
+                "def f():\n    deadline = 3\n    return hypothesis.settings(\n        database=None)\n")
+    assert override_lines(doctored) == [1, 6], "the pattern is broken"
 
 
 def test_profiles_are_registered():
