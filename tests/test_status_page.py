@@ -47,7 +47,7 @@ def test_runtimes_fixture_is_shown_and_the_box_is_replaced_not_repeated(tmp_path
     (checks_dir / "_runtimes.json").write_text(json.dumps(
         {"01_lmc_and_permutations": {"seconds": 61.4, "cells": 23, "profile": "quick"}}), encoding="utf-8")
     out = status_page.generate(book, checks_dir)
-    assert "| 61 s (23 cells, quick profile) | 10 (" in out[book / "status.md"]
+    assert "| 61 s on one CPU thread (23 cells) | 10 (" in out[book / "status.md"]
     assert "missing" not in out[book / "status.md"]
     (book / "01_lmc_and_permutations.ipynb").write_text(out[book / "01_lmc_and_permutations.ipynb"])
     again = status_page.generate(book, checks_dir)[book / "01_lmc_and_permutations.ipynb"]

@@ -67,7 +67,7 @@ def quick_time(stem: str, runtimes: dict, fallback: str) -> str:
     entry = runtimes.get(stem)
     if not entry:
         return fallback
-    return f"{float(entry['seconds']):.0f} s ({int(entry['cells'])} cells, {entry.get('profile', 'quick')} profile)"
+    return f"{float(entry['seconds']):.0f} s on one CPU thread ({int(entry['cells'])} cells)"
 
 
 def chapter_rows(book: Path, checks_dir: Path) -> list[dict]:
