@@ -44,6 +44,8 @@ State = dict[str, torch.Tensor]
 
 KINDS = ("linear", "midpoint")
 METRICS = ("loss", "accuracy", "calibrated_loss")
+#: What a curve can be read at a λ: the metrics, and the fitted temperature (a value, never a barrier).
+VALUES = METRICS + ("temperature",)
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -242,9 +244,10 @@ class InterpolationCurve:
             raise ValueError(f"accuracies must lie in [0, 1], got {self.accuracies.tolist()}")
 
     def values(self, metric: str = "loss") -> torch.Tensor:
-        """The ``(K,)`` values of ``metric`` ∈ {"loss", "accuracy", "calibrated_loss"}."""
-        check_choice("metric", metric, METRICS)
-        v = {"loss": self.losses, "accuracy": self.accuracies, "calibrated_loss": self.calibrated_losses}[metric]
+        """The ``(K,)`` values of ``metric`` ∈ {"loss", "accuracy", "calibrated_loss", "temperature"}."""
+        check_choice("metric", metric, VALUES)
+        v = {"loss": self.losses, "accuracy": self.accuracies, "calibrated_loss": self.calibrated_losses,
+             "temperature": self.temperatures}[metric]
         if v is None:
             raise ValueError(f"this curve has no {metric} values (accuracy needs int64 labels; calibrated_loss "
                              f"needs calibration_split)")
@@ -252,10 +255,12 @@ class InterpolationCurve:
 
     def excess(self, metric: str = "loss") -> torch.Tensor:
         """Per-λ excess over the linear baseline ``(K,)`` (sign flipped for accuracy); see :func:`excess`."""
+        check_choice("metric", metric, METRICS)
         return excess(self.values(metric), self.lambdas, higher_is_better=metric == "accuracy")
 
     def barrier(self, kind: str = "linear", metric: str = "loss") -> float:
         """The ``kind`` barrier ("linear" or "midpoint") of ``metric``; see :func:`barrier`."""
+        check_choice("metric", metric, METRICS)
         return barrier(self.values(metric), self.lambdas, kind, higher_is_better=metric == "accuracy")
 
     def barriers(self, metric: str = "loss") -> dict[str, float]:
@@ -265,7 +270,8 @@ class InterpolationCurve:
         return {kind: self.barrier(kind, metric) for kind in kinds}
 
     def at(self, lam: float, metric: str = "loss") -> float:
-        """The value of ``metric`` at the grid point λ = ``lam`` (exactly on the grid; never read by index)."""
+        """The value of ``metric`` (or ``"temperature"``, the fitted T(λ)) at the grid point λ = ``lam`` (exactly on
+        the grid; never read by index)."""
         hit = (self.lambdas == float(lam)).nonzero()
         if hit.numel() == 0:
             raise ValueError(f"lambda = {lam} is not on this curve's grid {self.lambdas.tolist()}")
