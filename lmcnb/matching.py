@@ -20,6 +20,10 @@ Matchers (notation: θ_a, θ_b the two parameter sets; W^ℓ ∈ R^{m_ℓ × m_{
   needs that model's closed form and lives with it: :class:`lmcnb.papers.teacher_student.FunctionalMatching`.
 - :class:`IdentityMatching`, :class:`RandomMatching` — baselines; :func:`brute_force_weight_matching` — the
   true weight-matching optimum for tiny widths.
+
+This module holds the interface, weight matching and the baselines; activation matching is
+:mod:`lmcnb._matching_activation`, layer-wise OT and covariance-weighted matching :mod:`lmcnb._matching_ot` (all
+importable from here). Which modules hold each architecture's units is :mod:`lmcnb.permutation`'s knowledge.
 """
 from __future__ import annotations
 
