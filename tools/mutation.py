@@ -9,7 +9,7 @@ with that module's ``[tool.mutmut]`` section. The scratch folder is kept: a seco
 
     python tools/mutation.py                      # every module in MODULES, one worker each
     python tools/mutation.py barrier matching     # some of them
-    python tools/mutation.py --survivors barrier  # list the surviving mutants (then: cd .mutation/barrier && mutmut show NAME)
+    python tools/mutation.py --survivors barrier  # the surviving mutants; cd .mutation/barrier && mutmut show NAME
 
 Prints one line per module (mutants, killed, survived, timeouts, no tests, seconds) and a Markdown table at the
 end; exits 1 if mutmut itself failed. Run it in the pinned environment (``make mutation`` does) and under ``nice``.
@@ -37,7 +37,8 @@ MODULES: dict[str, list[str]] = {
     "calibration": ["tests/test_calibration.py"],
     "renorm": ["tests/test_renorm.py"],
     "transport": ["tests/test_transport.py"],
-    "merge": ["tests/test_merge.py"],
+    # test_barrier.py also tests merge's evaluate_path and barrier_modulo_permutation (their old home)
+    "merge": ["tests/test_merge.py", "tests/test_barrier.py"],
 }
 
 # CPU-time limit of one mutant: (tests' clean time + 1 s) * 2 * TIMEOUT_MULTIPLIER (mutmut's formula); an
@@ -95,7 +96,7 @@ def counts(work: Path) -> dict[str, int]:
 
 def survivors(work: Path) -> list[str]:
     out = mutmut(work, "results", capture=True).stdout
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    return [line.strip() for line in out.splitlines() if line.strip().endswith((": survived", ": no tests"))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
     parser.add_argument("--fresh", action="store_true", help="discard cached verdicts of these modules first")
     parser.add_argument("--survivors", action="store_true", help="only list the surviving mutants")
+    parser.add_argument("--retest", action="store_true",
+                        help="re-test only the cached survivors and untested mutants (after adding tests: a killed "
+                             "mutant stays killed when tests are only added)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -123,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         work = prepare(module, args.fresh)
         start = time.monotonic()
         log = work / "mutmut-run.log"
-        proc = mutmut(work, "run", "--max-children", str(args.max_children), log=log)
+        names = [line.split(":")[0] for line in survivors(work)] if args.retest and (work / "mutants").exists() else []
+        if args.retest and not names and (work / "mutants").exists():
+            print(f"{module}: nothing to re-test")
+        proc = mutmut(work, "run", "--max-children", str(args.max_children), *names, log=log)
         seconds = time.monotonic() - start
         if proc.returncode != 0:
             failed.append(module)
