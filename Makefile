@@ -7,12 +7,14 @@
 #                  (book/status.md and each chapter's at-a-glance box), then check them with nbval
 #   make paper     run chapters headless in the paper profile into OUT (default runs/paper), never into book/
 #   make bench     run the benchmarks (performance tables)
+#   make mutation  mutation testing of the toolkit modules with mutmut (MODULES=..., about 10 min on 2 cores)
 #   make clean     remove build outputs and caches;  make distclean  also removes .venv
 #
 # Variables: PYTHON (interpreter that creates .venv, default python3), VENV (default .venv),
 # CHAPTERS (notebooks for `make outputs`, default all of book/*.ipynb), JOBS (parallel chapters/workers, default 2),
 # VERIFY=0 (skip the nbval check after `make outputs`), BENCH (script for `make bench`), NBVAL (auto, strict, lax),
-# PROFILE and OUT for `make paper` (default paper and runs/<profile>; the sweep cache is OUT/cache).
+# PROFILE and OUT for `make paper` (default paper and runs/<profile>; the sweep cache is OUT/cache),
+# MODULES for `make mutation` (default every module of tools/mutation.py).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,12 +25,14 @@ CHAPTERS ?= $(sort $(wildcard book/*.ipynb))
 PROFILE ?= paper
 NBVAL ?= auto
 OUT ?= runs/$(PROFILE)
+MODULES ?=
 # The scoreboard renders book/_checks/*.jsonl: `make outputs` refreshes it after any chapter and verifies it too.
 SCOREBOARD := $(wildcard book/08_scoreboard.ipynb)
 
 BIN := $(VENV)/bin
 VPY := $(BIN)/python
 STAMP := $(VENV)/.lmcnb-requirements.stamp
+MUTATION_STAMP := $(VENV)/.lmcnb-mutation.stamp
 
 # The environment every check and every stored output is produced in, defined once in tools/repro.env (CPU kernels
 # of torch, oneDNN, MKL and OpenBLAS pinned to AVX2, one thread, quick profile, fixed hash seed, MPLBACKEND removed:
@@ -39,10 +43,10 @@ LAX_ENV := env $(shell $(PYTHON) tools/repro.py env --lax)
 NBVAL_OPTS := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book test outputs paper bench clean distclean print-run-env
+.PHONY: help venv book test outputs paper bench mutation clean distclean print-run-env
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# *//'
+	@sed -n '3,10p' Makefile | sed 's/^# *//'
 
 # --- environment -------------------------------------------------------------------------------------------------
 
@@ -98,6 +102,16 @@ paper: $(STAMP)
 bench: $(STAMP)
 	@test -f $(BENCH) || { echo "error: $(BENCH) does not exist (yet)"; exit 1; }
 	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) $(BENCH)
+
+# Mutation testing (not part of `make test`): each module of tools/mutation.py against its own unit test file, one
+# worker, under nice, in the portable environment; scratch copies and verdicts in .mutation/ (git-ignored; a rerun
+# re-tests only what changed). The tool is pinned in requirements-mutation.txt. See README, "Mutation testing".
+$(MUTATION_STAMP): requirements-mutation.txt | $(STAMP)
+	$(VPY) -m pip install --disable-pip-version-check -r requirements-mutation.txt
+	@touch $@
+
+mutation: $(MUTATION_STAMP)
+	$(LAX_ENV) nice -n 19 $(VPY) tools/mutation.py --max-children 1 $(MODULES)
 
 clean:
 	rm -rf _build .pytest_cache *.egg-info

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,8 +16,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from lmcnb.barrier import (InterpolationCurve, barrier, barrier_modulo_permutation, evaluate_path, excess,
-                           interpolate_states)
+from lmcnb.barrier import (InterpolationCurve, barrier, barrier_modulo_permutation, check_lambdas, evaluate_path,
+                           excess, interpolate_states)
 import lmcnb.barrier as B
 from lmcnb.calibration import calibrated_nll, fit_temperature
 from lmcnb.models import MLP, TwoLayerNet
@@ -368,3 +369,112 @@ def test_linear_baseline_is_exact_at_the_ends_and_for_equal_values():
     torch.testing.assert_close(base, (1 - lam) * v0 + lam * v1, rtol=1e-15, atol=0)
     assert bool((B.linear_baseline(v0, v0, lam) == v0).all())
     assert B.linear_baseline(torch.ones(2, 1), torch.zeros(2, 1), lam.float()).shape == (2, 101)
+
+
+# --- every argument and message (killing the mutants of `make mutation`) -----------------------------------------
+
+def test_curve_reads_values_by_lambda_and_names_its_barriers():
+    lam = [0.0, 0.25, 0.5, 1.0]
+    curve = InterpolationCurve(lam, [1.0, 2.0, 3.0, 1.0], accuracies=[0.9, 0.5, 0.4, 0.7],
+                               calibrated_losses=[0.8, 1.0, 1.5, 0.9], temperatures=[1.0, 2.0, 3.0, 1.5])
+    assert curve.lambdas.dtype == torch.float64 and curve.losses.dtype == torch.float64
+    assert curve.values().tolist() == [1.0, 2.0, 3.0, 1.0]  # default metric: loss
+    assert curve.at(0.25) == 2.0 and curve.at(0.25, "accuracy") == 0.5 and curve.midpoint("calibrated_loss") == 1.5
+    assert curve.endpoints() == (1.0, 1.0) and curve.endpoints("accuracy") == (0.9, 0.7)
+    assert curve.midpoint() == 3.0
+    # accuracy: excess = baseline − A, baseline 0.9 − 0.2λ: λ=¼ → 0.85 − 0.5, λ=½ → 0.8 − 0.4
+    torch.testing.assert_close(curve.excess("accuracy"), torch.tensor([0.0, 0.35, 0.4, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(curve.excess(), torch.tensor([0.0, 1.0, 2.0, 0.0], dtype=torch.float64))
+    assert curve.barriers() == {"linear": 2.0, "midpoint": 2.0}
+    assert curve.barriers("accuracy") == pytest.approx({"linear": 0.4, "midpoint": 0.4})
+    no_half = InterpolationCurve([0.0, 0.25, 1.0], [1.0, 2.0, 1.0])
+    assert no_half.barriers() == {"linear": 1.0}
+    with pytest.raises(ValueError, match=r"^lambda = 0.5 is not on this curve's grid \[0.0, 0.25, 1.0\]$"):
+        no_half.midpoint()
+    with pytest.raises(ValueError, match=r"^this curve has no accuracy values \(accuracy needs int64 labels"):
+        no_half.values("accuracy")
+    with pytest.raises(ValueError,
+                       match=r"^metric must be one of \('loss', 'accuracy', 'calibrated_loss', 'temperature'\), got "):
+        no_half.values("nll")
+    edge = InterpolationCurve([0.0, 1.0], [1.0, 1.0], accuracies=[0.0, 1.0])  # accuracies 0 and 1 are allowed
+    assert edge.endpoints("accuracy") == (0.0, 1.0)
+
+
+def test_midpoint_baseline_uses_both_endpoints():
+    """At λ = ½ exactly both lerp forms agree; just below or above, each side's form is exact at its endpoint."""
+    lam = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    assert excess([1.0, 2.0, 3.0], lam).tolist() == [0.0, 0.0, 0.0]
+    assert excess([0.1, 5.0, 0.7], lam)[1].item() == 5.0 - (0.7 - 0.5 * (0.7 - 0.1))
+    assert barrier([0.1, 5.0, 0.7], lam, "midpoint") == 5.0 - (0.7 - 0.5 * (0.7 - 0.1))
+    assert barrier([1.0, 0.0, 1.0], lam, "midpoint") == -1.0  # can be negative
+
+
+def test_error_messages_name_the_argument_and_what_was_given():
+    lam = [0.0, 0.5, 1.0]
+    with pytest.raises(TypeError, match=r"^values must hold real numbers, got dtype <U1$"):
+        barrier(["a", "b", "c"], lam)
+    with pytest.raises(TypeError, match=r"^values must hold real numbers, got dtype object$"):
+        barrier([1.0, None, 2.0], lam)
+    with pytest.raises(TypeError, match=r"^values must hold real numbers, got torch.bool$"):
+        barrier(torch.tensor([True, False, True]), lam)
+    with pytest.raises(TypeError, match=r"^values must hold real numbers, got torch.complex64$"):
+        barrier(torch.zeros(3, dtype=torch.complex64), lam)
+    with pytest.raises(TypeError, match=r"^values must hold real numbers, got torch.bool$"):
+        barrier(np.array([False, True, False]), lam)  # rejected by the tensor check, with the torch dtype
+    assert barrier(np.array([0, 2, 0], dtype=np.int64), lam) == 2.0
+    for bad in ("abc", 3.0, {1: 2}):
+        with pytest.raises(TypeError, match=r"^values must be a 1-D tensor, array or sequence of numbers, got "
+                                            + type(bad).__name__ + "$"):
+            barrier(bad, lam)
+    with pytest.raises(ValueError, match=r"^values must be a non-empty 1-D sequence, got shape \(1, 3\)$"):
+        barrier([[1.0, 2.0, 3.0]], lam)
+    with pytest.raises(ValueError, match=r"^lambdas must be a non-empty 1-D sequence, got shape \(0,\)$"):
+        check_lambdas([])
+    with pytest.raises(ValueError, match=r"^lambdas must include the endpoints 0 and 1, got \[0.0\]$"):
+        check_lambdas([0.0])  # one point is a valid vector, and increasing, but not a grid
+    with pytest.raises(ValueError, match=r"^lambdas must be strictly increasing, got \[0.0, 0.0, 1.0\]$"):
+        check_lambdas([0.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match=r"^lambdas must be strictly increasing, got \[0.0, 1.0, 1.0\]$"):
+        check_lambdas([0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^values must have one entry per lambda \(3\), got 2$"):
+        excess([1.0, 2.0], lam)
+    with pytest.raises(TypeError, match=r"^higher_is_better must be a bool, got int$"):
+        excess([1.0, 2.0, 3.0], lam, higher_is_better=1)
+    with pytest.raises(ValueError, match=r"^kind must be one of \('linear', 'midpoint'\), got 'max'$"):
+        barrier([1.0, 2.0, 3.0], lam, "max")
+    with pytest.raises(ValueError, match=r"^kind='midpoint' needs lambda = 0.5 exactly on the grid \(e.g. an odd"):
+        barrier([1.0, 2.0], [0.0, 1.0], "midpoint")
+    for kwargs, msg in (({"temperatures": [1.0, 2.0]}, r"^calibrated_losses and temperatures must be given together$"),
+                        ({"calibrated_losses": [1.0, 2.0], "temperatures": [1.0, 0.0]},
+                         r"^temperatures must be > 0, got \[1.0, 0.0\]$"),
+                        ({"accuracies": [0.5, -0.1]}, r"^accuracies must lie in \[0, 1\], got \[0.5, -0.1\]$"),
+                        ({"accuracies": [1.5, 0.5]}, r"^accuracies must lie in \[0, 1\], got \[1.5, 0.5\]$"),
+                        ({"accuracies": [0.5, 0.5, 0.5]}, r"^accuracies must have one entry per lambda \(2\), got 3$"),
+                        ({"accuracies": [[0.5, 0.5]]}, r"^accuracies must be a non-empty 1-D sequence")):
+        with pytest.raises(ValueError, match=msg):
+            InterpolationCurve([0.0, 1.0], [1.0, 2.0], **kwargs)
+    curve = InterpolationCurve([0.0, 1.0], [1.0, 2.0], temperatures=[1.0, 2.0], calibrated_losses=[0.5, 0.5])
+    assert curve.temperatures.tolist() == [1.0, 2.0]  # validated after a None field (accuracies) too
+
+
+def test_interpolation_messages_and_stacked_non_floating_entries():
+    a = {"w": torch.zeros(2, 3), "n": torch.tensor(5)}
+    b = {"w": torch.ones(2, 3), "n": torch.tensor(7)}
+    out = interpolate_states(a, b, torch.tensor([0.0, 0.5, 1.0]))
+    assert out["w"].shape == (3, 2, 3) and out["n"].tolist() == [5, 5, 5]
+    with pytest.raises(TypeError, match=r"^state_a must be a non-empty state_dict mapping, got list$"):
+        interpolate_states([], b, 0.5)
+    with pytest.raises(TypeError, match=r"^state_b must be a non-empty state_dict mapping, got dict$"):
+        interpolate_states(a, {}, 0.5)
+    with pytest.raises(TypeError, match=r"^state_b\['w'\] must be a tensor, got float$"):
+        interpolate_states(a, {"w": 1.0, "n": b["n"]}, 0.5)
+    with pytest.raises(ValueError, match=r"^state entry 'w' differs: \(2, 3\) torch.float32 cpu in a vs \(2, 3\) "
+                                         r"torch.float64 cpu in b$"):
+        interpolate_states(a, {"w": b["w"].double(), "n": b["n"]}, 0.5)
+    with pytest.raises(TypeError, match=r"^lam must be a real number or a 1-D tensor, got str$"):
+        interpolate_states(a, b, "0.5")
+    for bad in ([-0.5, 0.5], [0.5, 1.5]):
+        with pytest.raises(ValueError, match=r"^lam must lie in \[0, 1\], got " + re.escape(str(bad)) + "$"):
+            interpolate_states(a, b, torch.tensor(bad, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^lam must be a non-empty 1-D sequence, got shape \(1, 2\)$"):
+        interpolate_states(a, b, torch.zeros(1, 2))

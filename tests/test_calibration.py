@@ -146,3 +146,90 @@ def test_bad_input_is_rejected():
         fit_temperatures(z, y)
     with pytest.raises(ValueError, match="n_bins"):
         expected_calibration_error(z, y, 0)
+
+
+# --- every argument and message (killing the mutants of `make mutation`) -----------------------------------------
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 10.0])
+def test_newton_converges_in_a_few_iterations_and_max_iter_caps_it(scale):
+    """Safeguarded Newton converges quadratically: 12 iterations suffice where bisection of the bracket
+    [log 1e-3, log 1e3] to tol = 1e-12 needs ~44; a cap of 2 raises, naming max_iter and tol."""
+    z, y = _logits(1, 200, 5, scale)
+    t = fit_temperature(z, y)
+    assert fit_temperature(z, y, max_iter=12) == pytest.approx(t, rel=1e-10)
+    grid = np.exp(np.linspace(np.log(t) - 1e-4, np.log(t) + 1e-4, 201))
+    assert abs(grid[np.argmin(_nll_grid(z, y, grid))] / t - 1) < 2e-6  # the minimiser, independently
+    with pytest.raises(RuntimeError, match=r"^temperature fit did not converge in 2 iterations \(tol=1e-12\)$"):
+        fit_temperature(z, y, max_iter=2)
+
+
+def test_tolerance_is_on_log_t():
+    z, y = _logits(1, 200, 5, 3.0)
+    tight = fit_temperature(z, y)
+    loose = fit_temperature(z, y, tol=0.5, max_iter=5)  # stops early: within 0.5 in log T, not at 1e-12
+    assert 0 < abs(math.log(loose / tight)) <= 0.5
+    with pytest.raises(RuntimeError, match="did not converge in 5 iterations"):
+        fit_temperature(z, y, max_iter=5)
+
+
+def test_bound_warning_names_the_rows():
+    y = torch.arange(6) % 3
+    separable = 4.0 * F.one_hot(y, 3).double()
+    z = torch.stack([torch.ones(6, 3, dtype=torch.float64), separable, -separable])
+    with pytest.warns(RuntimeWarning) as record:
+        t = fit_temperatures(z, y, bounds=(0.01, 100.0))
+    assert t.tolist() == pytest.approx([1.0, 0.01, 100.0], rel=1e-12)
+    assert [str(w.message) for w in record] == [
+        "temperature hit the bound 0.01 for rows [1]: NLL still falls as T decreases (separable data?); "
+        "fit on a held-out split or widen bounds",
+        "temperature hit the bound 100.0 for rows [2]: NLL still falls as T increases; fit on a held-out split "
+        "or widen bounds"]
+
+
+def _probability_rows(conf: list[float], c: int = 5) -> torch.Tensor:
+    """Logits whose softmax is ``[conf_i, (1 − conf_i)/(c − 1), …]``: confidence ``conf_i`` on class 0."""
+    p = torch.tensor([[q] + [(1 - q) / (c - 1)] * (c - 1) for q in conf], dtype=torch.float64)
+    return p.log()
+
+
+def test_ece_bins_by_hand():
+    """Four bins (0, ¼], (¼, ½], (½, ¾], (¾, 1]; per bin the signed gaps acc − conf are summed before |·|.
+    bin 0: 0.22 wrong → −0.22; bin 1: 0.30 right, 0.45 wrong → +0.25; bin 2: 0.60 wrong, 0.70 right → −0.30;
+    bin 3: 0.80 right, 0.90 wrong → −0.70. ECE = (0.22 + 0.25 + 0.30 + 0.70) / 7."""
+    z = _probability_rows([0.22, 0.30, 0.45, 0.60, 0.70, 0.80, 0.90])
+    y = torch.tensor([1, 0, 1, 1, 0, 0, 1])
+    assert expected_calibration_error(z, y, 4) == pytest.approx(1.47 / 7, abs=1e-12)
+    assert expected_calibration_error(z, y, 1) == pytest.approx(abs(3 - sum([.22, .3, .45, .6, .7, .8, .9])) / 7,
+                                                                abs=1e-12)
+
+
+def test_ece_default_is_fifteen_bins_and_emits_no_warning():
+    z, y = _logits(3, 2000, 10, 3.0, noise=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = expected_calibration_error(z, y)
+    assert default == pytest.approx(_ece_loop(z, y, 15), abs=1e-12)
+    assert abs(_ece_loop(z, y, 15) - _ece_loop(z, y, 16)) > 1e-6  # the check above can tell 15 from 16
+
+
+def test_error_messages_name_the_argument():
+    z, y = _logits(4, 20, 3, 1.0)
+    for bad in ((1.0, 2.0, 3.0), (1.0,), 5.0):
+        with pytest.raises(TypeError, match=r"^bounds must be a pair \(T_min, T_max\), got "):
+            fit_temperature(z, y, bounds=bad)
+    for bad in ((0.0, 1.0), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match=r"^temperature must be finite and > 0, got "):
+            fit_temperature(z, y, bounds=bad)
+    with pytest.raises(ValueError, match=r"^temperature must be finite and > 0, got -1.0$"):
+        calibrated_nll(z, y, -1.0)
+    zk = torch.stack([z, 2 * z])
+    for bad in (torch.ones(3, dtype=torch.float64), torch.ones(2, dtype=torch.long)):
+        with pytest.raises(ValueError, match=r"^temperature must be a floating \(2,\) tensor for \(K, n, C\) "
+                                             rf"logits, got {bad.dtype} \({bad.shape[0]},\)$"):
+            calibrated_nll(zk, y, bad)
+    for bad in ([1.0, 0.0], [1.0, -2.0], [1.0, math.inf]):
+        with pytest.raises(ValueError, match=r"^temperatures must be finite and > 0$"):
+            calibrated_nll(zk, y, torch.tensor(bad, dtype=torch.float64))
+    for bad in (True, 2.0, 0):
+        with pytest.raises(ValueError, match=r"^n_bins must be a positive int, got "):
+            expected_calibration_error(z, y, bad)

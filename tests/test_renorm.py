@@ -141,3 +141,96 @@ def test_bad_input_is_rejected():
         reset_bn(model.state_dict(), x)
     with pytest.raises(TypeError, match="tensor or an iterable"):
         reset_bn(model, 3.0)
+
+
+# --- every argument and message (killing the mutants of `make mutation`) -----------------------------------------
+
+def conv_bn(seed: int = 0) -> nn.Sequential:
+    """Conv–BN2d–ReLU–pool–Linear in float64: BatchNorm2d takes a batch of one image (BatchNorm1d does not)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(3, 2)).double().eval()
+
+
+def scalar_bn() -> nn.Sequential:
+    """A model whose inputs are a batch of scalars ``(n,)`` (1-d inputs are valid)."""
+    return nn.Sequential(nn.Unflatten(0, (-1, 1)), nn.BatchNorm1d(1)).double().eval()
+
+
+def test_one_dimensional_inputs_and_batches_are_accepted():
+    x = torch.tensor([1.0, 2.0, 4.0, 7.0], dtype=torch.float64)
+    for inputs in (x, list(x.split(2))):
+        bn = reset_bn(scalar_bn(), inputs)[1]
+        batches = [x] if isinstance(inputs, torch.Tensor) else list(x.split(2))
+        torch.testing.assert_close(bn.running_mean, torch.stack([b.mean() for b in batches]).mean()[None])
+        torch.testing.assert_close(bn.running_var, torch.stack([b.var() for b in batches]).mean()[None])
+
+
+def test_batches_of_one_image_and_batch_size_one():
+    x = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    one = reset_bn(conv_bn(), x[:1])
+    assert int(one[1].num_batches_tracked) == 1
+    per_image = reset_bn(conv_bn(), x, batch_size=1)
+    assert int(per_image[1].num_batches_tracked) == 3
+    expected = hooked_statistics(conv_bn(), list(x.split(1)))["1"]
+    torch.testing.assert_close(per_image[1].running_mean, expected[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(per_image[1].running_var, expected[1], rtol=1e-12, atol=1e-12)
+    assert int(reset_bn(conv_bn(), x, 1, batch_size=1)[1].num_batches_tracked) == 1  # n_batches = 1 is allowed
+
+
+def test_n_batches_limits_an_iterable_and_the_state_form():
+    x = torch.randn(30, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    batches = list(x.split(10))
+    first = reset_bn(bn_mlp(), x[:10])
+    from_list = reset_bn(bn_mlp(), batches, 1)
+    from_state = reset_bn_state(bn_mlp(), bn_mlp().state_dict(), x, 1, batch_size=10)
+    for k, v in first.state_dict().items():
+        assert torch.equal(from_list.state_dict()[k], v)
+        assert torch.equal(from_state[k], v)
+
+
+def test_momentum_is_restored_and_reset_bn_state_leaves_the_model_alone():
+    model = bn_mlp()
+    model[1].momentum = 0.3
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(20, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert reset_bn(model, x)[1].momentum == 0.3 and model[1].momentum == 0.3
+    state = {k: v * 2 if v.is_floating_point() else v for k, v in bn_mlp(3).state_dict().items()}
+    out = reset_bn_state(model, state, x)
+    assert model[1].momentum == 0.3
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(out["0.weight"], state["0.weight"])
+
+
+def test_error_messages_name_the_argument_and_what_was_given():
+    model, x = bn_mlp(), torch.randn(8, 5, dtype=torch.float64)
+    for call in (has_batchnorm, lambda m: reset_bn(m, x), lambda m: reset_bn_state(m, {}, x)):
+        with pytest.raises(TypeError, match=r"^model must be an nn.Module, got int$"):
+            call(3)
+    with pytest.raises(TypeError, match=r"^state must be a state_dict mapping, got list$"):
+        reset_bn_state(model, [], x)
+    with pytest.raises(ValueError, match=r"^Linear has no BatchNorm layer with running statistics to reset$"):
+        reset_bn(nn.Linear(5, 2).double(), x)
+    with pytest.raises(ValueError, match=r"^n_batches must be >= 1, got 0$"):
+        reset_bn(model, x, 0)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
+        reset_bn(model, x, batch_size=0)
+    with pytest.raises(ValueError, match=r"^inputs must be a non-empty \(n, \*\) tensor, got shape \(\)$"):
+        reset_bn(model, torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^inputs must be a non-empty \(n, \*\) tensor, got shape \(0, 5\)$"):
+        reset_bn(model, x[:0])
+    with pytest.raises(ValueError, match=r"^batch_size applies to a tensor of inputs, not to an iterable of batches$"):
+        reset_bn(model, [x], batch_size=4)
+    with pytest.raises(TypeError, match=r"^inputs must be a tensor or an iterable of batches, got float$"):
+        reset_bn(model, 3.0)
+    with pytest.raises(ValueError, match=r"^batch 1 must be a non-empty \(n, \*\) tensor, got \(0, 5\)$"):
+        reset_bn(model, [x, x[:0]])
+    with pytest.raises(ValueError, match=r"^batch 0 must be a non-empty \(n, \*\) tensor, got str$"):
+        reset_bn(model, ["abc"])
+    with pytest.raises(ValueError, match=r"^batch 0 must be a non-empty \(n, \*\) tensor, got \(\)$"):
+        reset_bn(model, [torch.tensor(1.0, dtype=torch.float64)])
+    with pytest.raises(TypeError, match=r"^batch 1 must have the model's dtype torch.float64"):
+        reset_bn(model, [x, x.float()])
+    with pytest.raises(ValueError, match=r"^inputs yielded no batch: cannot estimate BatchNorm statistics from"):
+        reset_bn(model, [])
