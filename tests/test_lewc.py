@@ -1,9 +1,11 @@
 """Tests of lmcnb.lewc: the Theorem 5.3 construction (exact LEWC in float64, each hypothesis needed), the layer
 report against lmcnb.diagnostics, the exponential-ensemble identities, the RO/commutativity incompatibility bound,
-the weight-decay factor against a direct product, and the flatness control's norms."""
+the weight-decay factor against a simulated un-driven weight (momentum included), and the flatness control's norms."""
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -150,15 +152,106 @@ def test_logit_scale_ratio():
         lewc.logit_scale_ratio(fa[:3], fa, fb)
 
 
-def test_decay_factor_matches_direct_product():
-    cfg = train.TrainConfig(epochs=3, batch_size=10, lr=0.1, schedule="cosine", weight_decay=0.01)
-    T = cfg.total_steps(95)
-    direct = math.prod(1 - cfg.lr_at(t, T) * 0.01 for t in range(T))
-    assert lewc.decay_factor(cfg, 95) == pytest.approx(direct, rel=1e-12)
-    assert lewc.decay_factor(cfg, 95, weight_decay=0.0) == 1.0
-    assert lewc.decay_factor(cfg, 95, weight_decay=0.02) < lewc.decay_factor(cfg, 95)
+@pytest.mark.parametrize("lam", [0.25, 0.5, 0.8])
+def test_mixing_coefficients_are_the_lewc_weights_on_the_construction(lam):
+    a, b = lewc.disjoint_pair(*_pair(2))
+    rows = lewc.mixing_coefficients(a, b, _x(), lam)
+    assert [r.layer for r in rows] == [1, 2, 3, 4]
+    for r in rows:
+        assert r.coef_a == pytest.approx((1 - lam) ** r.layer, abs=1e-10)
+        assert r.coef_b == pytest.approx(lam ** r.layer, abs=1e-10)
+        assert r.residual < 1e-10
+
+
+def test_mixing_coefficients_are_a_least_squares_fit():
+    a, b = _pair(4)
+    x, lam = _x(), 0.25
+    rows = lewc.mixing_coefficients(a, b, x, lam)
+    fa, fb = (lewc._outputs(lewc.preactivations(m, x)) for m in (a, b))
+    fm = lewc._outputs(lewc.preactivations(lewc.merge(a, b, lam), x))
+    for r, m, u, v in zip(rows, fm, fa, fb):
+        res = m - r.coef_a * u - r.coef_b * v  # normal equations: the residual is orthogonal to both regressors
+        assert abs(float((res * u).sum())) < 1e-9 * float(u.norm() * res.norm() + 1)
+        assert abs(float((res * v).sum())) < 1e-9 * float(v.norm() * res.norm() + 1)
+        assert r.residual == pytest.approx(float(res.norm() / m.norm()), rel=1e-9)
+    # lambda moves the coefficients: towards model b as lambda grows
+    assert lewc.mixing_coefficients(a, b, x, 0.75)[0].coef_b > rows[0].coef_b
+
+
+def test_mixing_coefficients_reject_unidentifiable_pairs():
+    a, _ = _pair(1)
     with pytest.raises(ValueError):
-        lewc.decay_factor(cfg, 95, weight_decay=20.0)
+        lewc.mixing_coefficients(a, copy.deepcopy(a), _x(), 0.25)
+    with pytest.raises(ValueError):
+        lewc.mixing_coefficients(*_pair(1), _x(), 0.0)
+
+
+def test_lewc_signature_on_the_construction_and_on_unrelated_networks():
+    nets = _pair(2)
+    a, b = lewc.disjoint_pair(*nets)
+    x, cal = _x(), (_x(seed=9), torch.arange(64) % 4)
+    sig = lewc.lewc_signature(a, b, x, cal)
+    assert sig["coef_a_error"] < 1e-9 and sig["mixing_residual"] < 1e-9
+    assert sig["norm_slope"] == pytest.approx(-1.0, abs=1e-9)
+    assert sig["beta_ratio"] == pytest.approx(2.0 ** (a.depth - 1), rel=1e-6)
+    assert sig["coef_b"] == pytest.approx([0.25 ** k for k in range(1, 5)], abs=1e-9)
+    at_third = lewc.lewc_signature(a, b, x, cal, lam=1 / 3)  # lam moves the fitted coefficients
+    assert at_third["coef_a"][0] == pytest.approx(2 / 3, abs=1e-9) and at_third["coef_a_error"] < 1e-9
+    other = lewc.lewc_signature(*nets, x, cal)  # two unrelated random networks are not LEWC
+    assert other["coef_a_error"] > 0.05 and other["mixing_residual"] > 0.05
+    with pytest.raises(ValueError):
+        lewc.lewc_signature(a, b, x, cal, lam=0.5)
+    with pytest.raises(TypeError):
+        lewc.lewc_signature(a, b, x, [cal[0], cal[1]])
+
+
+def _undriven_weight(cfg: train.TrainConfig, n: int, wd: float) -> float:
+    """Direct simulation: one parameter with zero loss gradient under torch.optim.SGD and the schedule."""
+    w = torch.nn.Parameter(torch.ones((), dtype=F64))
+    opt = torch.optim.SGD([w], lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.nesterov)
+    T = cfg.total_steps(n)
+    for t in range(T):
+        opt.param_groups[0]["lr"] = cfg.lr_at(t, T)
+        opt.zero_grad()
+        (0.0 * w).backward()
+        opt.step()
+    return float(w.detach())
+
+
+@pytest.mark.parametrize("momentum, nesterov, wd", [(0.9, False, 0.03), (0.9, True, 0.03), (0.5, False, 0.1),
+                                                    (0.0, False, 0.05), (0.9, False, 0.5)])
+def test_decay_factor_matches_a_simulated_undriven_weight(momentum, nesterov, wd):
+    cfg = train.TrainConfig(epochs=3, batch_size=10, lr=0.1, momentum=momentum, nesterov=nesterov,
+                            schedule="cosine", weight_decay=wd)
+    assert lewc.decay_factor(cfg, 95) == pytest.approx(_undriven_weight(cfg, 95, wd), rel=1e-9, abs=1e-15)
+
+
+def test_decay_factor_momentum_multiplies_the_exponent():
+    # 900 cosine steps at peak lr 0.05 and wd 3e-2 (the old chapter 6 recipe): 0.51 without momentum, ~1e-3 with
+    cfg = train.TrainConfig(epochs=30, batch_size=100, lr=0.05, momentum=0.9, schedule="cosine",
+                            weight_decay=0.03)
+    T = cfg.total_steps(3000)
+    product = math.prod(1 - cfg.lr_at(t, T) * 0.03 for t in range(T))
+    exact = lewc.decay_factor(cfg, 3000)
+    assert lewc.decay_factor(replace(cfg, momentum=0.0), 3000) == pytest.approx(product, rel=1e-12)
+    assert product == pytest.approx(0.51, abs=0.01)
+    assert 1e-4 < exact < 3e-3
+    # lr * wd = 1.5e-3 is not << (1 - sqrt(0.9))^2 = 2.6e-3: the exponential form is only the right order here
+    assert math.log(exact) == pytest.approx(math.log(lewc.decay_factor(cfg, 3000, approx=True)), rel=0.15)
+    assert math.log(exact) == pytest.approx(10 * math.log(product), rel=0.15)
+    slow = replace(cfg, lr=0.005, epochs=300)  # lr * wd = 1.5e-4 << 2.6e-3: the approximation is accurate
+    assert math.log(lewc.decay_factor(slow, 3000)) == pytest.approx(
+        math.log(lewc.decay_factor(slow, 3000, approx=True)), rel=0.02)
+    assert lewc.decay_factor(cfg, 3000, weight_decay=0.0) == 1.0
+    assert lewc.decay_factor(cfg, 3000, weight_decay=0.0, approx=True) == 1.0
+    assert lewc.decay_factor(cfg, 3000, weight_decay=0.01) > exact
+    # under-damped (lr * wd > (1 - sqrt(mu))^2): the exact factor oscillates, the approximation does not
+    fast = replace(cfg, lr=0.5, epochs=1)
+    assert lewc.decay_factor(fast, 300, weight_decay=1.0) < 0 < lewc.decay_factor(fast, 300, 1.0, approx=True)
+    with pytest.raises(ValueError):
+        lewc.decay_factor(cfg, 95, weight_decay=80.0)
+    with pytest.raises(TypeError):
+        lewc.decay_factor(cfg, 95, approx=1)
 
 
 def test_random_direction_has_the_prescribed_norms():
@@ -240,4 +333,6 @@ def test_compare_matchers_rows_match_one_matcher_at_a_time():
         assert rows[name]["acc_barrier"] == c.barrier("midpoint", "accuracy")
         assert rows[name]["cal_loss_barrier"] == c.barrier("midpoint", "calibrated_loss")
         assert rows[name]["commutativity"] == pytest.approx(sum(r.commutativity for r in rep[1:]) / 3)
+        with torch.no_grad():
+            assert rows[name]["logit_scale"] == lewc.logit_scale_ratio(lewc.merge(a, bp, 0.5)(x), a(x), bp(x))
     assert rows["none"]["ro_ratio"] != rows["random"]["ro_ratio"]

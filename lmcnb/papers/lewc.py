@@ -14,6 +14,9 @@ Contents:
   orthogonality exactly, hence LEWC exactly; ``overlap`` and ``sign_conflicts`` break one hypothesis each.
 - :func:`merge`, :func:`preactivations`, :func:`lewc_error`, :func:`connectivity_report`: measure LEWC and its
   sufficient conditions layer by layer on real pairs.
+- :func:`mixing_coefficients`: regress each merged layer on the two endpoints' layers (notes V11): LEWC's
+  ``((1 − λ)^ℓ, λ^ℓ)`` against LLFC's constant ratio, and the per-layer norm decay ``2^{−ℓ}`` at ``λ = ½``;
+  :func:`lewc_signature` condenses them (with ``β_½/β_ens``) into chapter 6's LEWC-specific checks.
 - :func:`ensemble_weights`, :func:`logit_scale_ratio`: LEWC's output layer is an exponentially weighted logit
   ensemble ``s_L(λ)·[w f_a + (1 − w) f_b]``, ``s_L = (1 − λ)^L + λ^L``; at ``λ = ½`` the logits shrink by
   ``2^{1−L}`` relative to the plain average.
@@ -21,7 +24,8 @@ Contents:
   logit scale of one pair, :meth:`~MergeMeasurement.summary` its twelve numbers) and :func:`compare_matchers`
   (midpoint barriers and connectivity diagnostics of a pair under several matchers): chapter 6's tables, one
   call each.
-- :func:`decay_factor`: ``∏_t (1 − η_t·wd)``, how much of the initialisation coupled weight decay has erased.
+- :func:`decay_factor`: how much of the initialisation coupled weight decay leaves, momentum included
+  (about ``exp(−wd·Σ_t η_t/(1 − μ))``).
 - :func:`random_direction`: the flatness control (a random step from θ_a with prescribed per-tensor norms).
 
 Everything takes :class:`lmcnb.models.MLP` models (``bias=False`` for the theorem) and returns new objects;
@@ -41,6 +45,7 @@ from torch.nn import functional as F
 from .. import diagnostics as D
 from .._validate import check_generator, check_int, check_real, check_tensor
 from ..barrier import InterpolationCurve
+from ..calibration import fit_temperature
 from ..merge import Pair, compare
 from ..merge import merge as merge_pipeline
 from ..models import MLP
@@ -48,7 +53,8 @@ from ..permutation import permute_model
 from ..train import TrainConfig, mlp_from_state
 
 __all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
-           "MergeMeasurement", "measure_merge", "compare_matchers", "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]
+           "MergeMeasurement", "measure_merge", "compare_matchers", "Mixing", "mixing_coefficients", "lewc_signature",
+           "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -270,6 +276,103 @@ def connectivity_report(model_a: MLP, model_b: MLP, x: torch.Tensor, lam: float 
     return rows
 
 
+@dataclass(frozen=True)
+class Mixing:
+    """Least-squares fit ``f_ℓ(θ_λ) ≈ coef_a · f_ℓ^a + coef_b · f_ℓ^b`` at one layer (:func:`mixing_coefficients`).
+
+    LEWC predicts ``coef_a = (1 − λ)^ℓ``, ``coef_b = λ^ℓ`` (so ``coef_b / coef_a = (λ/(1 − λ))^ℓ`` decays
+    geometrically with depth away from ``λ = ½``); LLFC predicts the constant ratio ``λ / (1 − λ)`` with both
+    coefficients ``1/c``. ``residual`` is the fit's relative error ``‖f − fit‖_F / ‖f‖_F``.
+    """
+
+    layer: int
+    coef_a: float
+    coef_b: float
+    residual: float
+
+
+def mixing_coefficients(model_a: MLP, model_b: MLP, x: torch.Tensor, lam: float) -> list[Mixing]:
+    """Regress every layer of the merged model on the two endpoints' layers (notes V11), layer 1 first.
+
+    For each layer ``ℓ`` the two coefficients minimise ``‖f_ℓ(θ_λ) − α f_ℓ^a − β f_ℓ^b‖_F`` over all samples and
+    units together (a 2 × 2 normal-equation solve in float64). Under exact LEWC the fit is exact with
+    ``(α, β) = ((1 − λ)^ℓ, λ^ℓ)``; at ``λ = ½`` both are ``2^{−ℓ}``, the per-layer norm decay. This is the test
+    that separates LEWC from LLFC: the layer cosines cannot (at ``λ = ½`` the two predict the same direction).
+
+    Args:
+        model_a, model_b: MLPs of the same widths; x: inputs ``(n, h_0)`` of their dtype and device; lam in
+            ``(0, 1)``.
+
+    Raises ``ValueError`` if the two endpoints' features at some layer are linearly dependent (collinear or zero),
+    where the coefficients are not identifiable.
+    """
+    a, b = _check_pair(model_a, model_b)
+    lam = check_real("lam", lam, 0.0, 1.0, low_open=True, high_open=True)
+    fa, fb = _outputs(preactivations(a, x)), _outputs(preactivations(b, x))
+    fm = _outputs(preactivations(merge(a, b, lam), x))
+    rows = []
+    for ell, (m, u, v) in enumerate(zip(fm, fa, fb), start=1):
+        m, u, v = (t.double().flatten() for t in (m, u, v))
+        gram = torch.stack([torch.stack([u @ u, u @ v]), torch.stack([u @ v, v @ v])])
+        det = float(torch.linalg.det(gram))
+        if not det > 1e-12 * float(u @ u) * float(v @ v):
+            raise ValueError(f"layer {ell}: the endpoints' features are linearly dependent; the mixing "
+                             "coefficients are not identifiable")
+        coef = torch.linalg.solve(gram, torch.stack([u @ m, v @ m]))
+        fit = coef[0] * u + coef[1] * v
+        rows.append(Mixing(ell, float(coef[0]), float(coef[1]), _relative_error(fit, m) if float(m @ m) > 0
+                           else 0.0))
+    return rows
+
+
+def lewc_signature(model_a: MLP, model_b: MLP, x: torch.Tensor, calibration_split: tuple[torch.Tensor, torch.Tensor],
+                   lam: float = 0.25) -> dict[str, Any]:
+    """The checks that separate LEWC from LLFC and from unrelated networks, for one pair (chapter 6).
+
+    Returns a dict:
+
+    - ``coef_a``, ``coef_b``: :func:`mixing_coefficients` at ``lam`` per layer (LEWC: ``(1 − λ)^ℓ``, ``λ^ℓ``;
+      LLFC: both ``∝ 1/c`` with the constant ratio ``λ/(1 − λ)``; notes V11);
+    - ``coef_a_error``: ``max_ℓ |coef_a(ℓ) / (1 − λ)^ℓ − 1|`` (0 under LEWC; LLFC with ``c = 1`` gives
+      ``(1 − λ)^{1−L} − 1`` at the output);
+    - ``mixing_residual``: the mean over layers of the two-term fit's relative residual (0 under LEWC);
+    - ``norm_slope``: the least-squares slope over ``ℓ`` of ``log2`` of the mean coefficient at ``λ = ½``
+      (LEWC: ``f_ℓ(θ_½) = 2^{−ℓ}(f_ℓ^a + f_ℓ^b)``, slope −1; LLFC with constant ``c``: 0);
+    - ``beta_ratio``: ``β_½ / β_ens = T_ens / T_½``, the temperatures fitted (:func:`lmcnb.calibration.fit_temperature`)
+      on ``calibration_split = (x_cal, y_cal)`` for the midpoint's logits and for the endpoints' logit average
+      (LEWC: ``2^{L−1}``, because the midpoint's logits are ``2^{1−L}`` times the average).
+
+    Args:
+        model_a, model_b: MLPs of the same widths; x: inputs ``(n, h_0)`` for the layer fits; calibration_split:
+            held-out inputs and int64 labels; lam: the λ of the mixing fit in ``(0, 1)``, not ``½`` (where LEWC
+            and LLFC mix in the same ratio).
+    """
+    a, b = _check_pair(model_a, model_b)
+    lam = check_real("lam", lam, 0.0, 1.0, low_open=True, high_open=True)
+    if lam == 0.5:
+        raise ValueError("lam = 1/2 cannot separate LEWC from LLFC (same mixing ratio); use e.g. 0.25")
+    if not isinstance(calibration_split, tuple) or len(calibration_split) != 2:
+        raise TypeError("calibration_split must be a tuple (x_cal, y_cal)")
+    x_cal, y_cal = _check_inputs(calibration_split[0], a), calibration_split[1]
+    mix = mixing_coefficients(a, b, x, lam)
+    half = mixing_coefficients(a, b, x, 0.5)
+    layers = np.arange(1, len(half) + 1, dtype=float)
+    mean_half = np.array([(r.coef_a + r.coef_b) / 2 for r in half])
+    if not (mean_half > 0).all():
+        raise ValueError(f"a midpoint mixing coefficient is not positive: {mean_half}; the norm slope is undefined")
+    with torch.no_grad():
+        t_mid = fit_temperature(merge(a, b, 0.5)(x_cal), y_cal)
+        t_ens = fit_temperature((a(x_cal) + b(x_cal)) / 2, y_cal)
+    return dict(
+        coef_a=tuple(r.coef_a for r in mix),
+        coef_b=tuple(r.coef_b for r in mix),
+        coef_a_error=max(abs(r.coef_a / (1 - lam) ** r.layer - 1) for r in mix),
+        mixing_residual=float(np.mean([r.residual for r in mix])),
+        norm_slope=float(np.polyfit(layers, np.log2(mean_half), 1)[0]),
+        beta_ratio=t_ens / t_mid,
+    )
+
+
 # ----------------------------------------------------------------------------------------------- ensemble view
 @dataclass(frozen=True)
 class MergeMeasurement:
@@ -320,17 +423,23 @@ def compare_matchers(model_a: MLP, model_b: MLP, matchers: Mapping[str, Callable
                      repairs: Sequence[Any] = ()) -> dict[str, dict[str, float]]:
     """Model b aligned by each matcher (:func:`lmcnb.merge.compare`, matchers called without data): name →
     the midpoint barriers of accuracy and calibrated loss (``repairs`` must calibrate), and the mean reciprocal
-    orthogonality ratio and commutativity residual of layers ≥ 2 on inputs ``x`` (:func:`connectivity_report`)."""
+    orthogonality ratio and commutativity residual of layers ≥ 2 on inputs ``x`` (:func:`connectivity_report`),
+    and the logit scale ratio at λ = ½ (:func:`logit_scale_ratio`: ``2^{1−L}`` for an LEWC-like merge, near 1 for
+    an LLFC-like one)."""
     a, b = _check_pair(model_a, model_b)
     result = compare(Pair(a, b), matchers, lambdas, evaluator, repairs=repairs, kind="midpoint", metric="accuracy")
     rows = {}
     for name, outcome in result.outcomes.items():
-        rep = connectivity_report(a, permute_model(b, outcome.match.perms), x)
+        b_perm = permute_model(b, outcome.match.perms)
+        rep = connectivity_report(a, b_perm, x)
+        with torch.no_grad():
+            scale = logit_scale_ratio(merge(a, b_perm, 0.5)(x), a(x), b_perm(x))
         rows[name] = dict(
             acc_barrier=outcome.curve.barrier("midpoint", "accuracy"),
             cal_loss_barrier=outcome.curve.barrier("midpoint", "calibrated_loss"),
             ro_ratio=float(np.mean([row.reciprocal_orthogonality for row in rep[1:]])),
             commutativity=float(np.mean([row.commutativity for row in rep[1:]])),
+            logit_scale=scale,
         )
     return rows
 
@@ -370,27 +479,46 @@ def logit_scale_ratio(f_merged: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tens
 
 
 # ----------------------------------------------------------------------------------------------- training, flatness
-def decay_factor(config: TrainConfig, n: int, weight_decay: float | None = None) -> float:
-    """``∏_t (1 − η_t · wd)`` over the ``T`` steps of ``config`` on ``n`` samples.
+def decay_factor(config: TrainConfig, n: int, weight_decay: float | None = None, *, approx: bool = False) -> float:
+    """How much of an un-driven weight survives the ``T`` steps of ``config`` on ``n`` samples: ``θ_T / θ_0``.
 
-    Without gradients, coupled weight decay multiplies the weights by ``1 − η_t wd`` at step ``t`` (momentum
-    aside), so this is the factor by which the random initialisation survives; the notes (§6.4) relate LEWC's
-    low-rank mechanism to it being small (paper scale: about ``e^{−12}``).
+    A weight component that no loss gradient reaches (the part of the random initialisation the data never
+    uses) sees only coupled weight decay, ``g_t = wd·θ_t``, and follows the recipe of :mod:`lmcnb.train`
+    (``torch.optim.SGD`` semantics, heavy-ball momentum μ, optionally Nesterov)::
+
+        v_0 = g_0,   v_t = μ v_{t−1} + g_t,   θ_{t+1} = θ_t − η_t (v_t, or g_t + μ v_t with Nesterov).
+
+    This function runs that scalar recursion exactly (``approx=False``). For ``η_t·wd ≪ (1 − √μ)²`` it is close
+    to ``exp(−wd · Σ_t η_t / (1 − μ))`` (``approx=True``): momentum multiplies the decay *exponent* by
+    ``1/(1 − μ)``, ten times at μ = 0.9, so the momentum-free product ``∏_t (1 − η_t wd)`` (``momentum = 0``)
+    badly overstates how much of the initialisation is left (notes §1.3, corrected). Above that threshold the
+    recursion is under-damped: the exact factor oscillates (it can be negative) inside an envelope that falls like
+    ``μ^{t/2}``. The notes (§6.4) relate LEWC's low-rank mechanism to this factor being small.
 
     Args:
-        config: the training recipe; n: training samples; weight_decay: overrides ``config.weight_decay``.
+        config: the training recipe (its ``momentum`` and ``nesterov`` are used); n: training samples;
+        weight_decay: overrides ``config.weight_decay``; approx: return the exponential approximation instead.
+
+    Raises ``ValueError`` if a step has ``η_t·wd ≥ 2(1 + μ)`` (the recursion is unstable: the weight grows).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     wd = config.weight_decay if weight_decay is None else check_real("weight_decay", weight_decay, 0.0)
+    if not isinstance(approx, bool):
+        raise TypeError(f"approx must be a bool, got {type(approx).__name__}")
     total = config.total_steps(check_int("n", n, 1))
-    log = 0.0
+    mu = float(config.momentum)
+    theta, v, exponent = 1.0, 0.0, 0.0
     for t in range(total):
-        step = config.lr_at(t, total) * wd
-        if step >= 1.0:
-            raise ValueError(f"lr * weight_decay = {step} >= 1 at step {t}: the decay factor is not positive")
-        log += math.log1p(-step)
-    return math.exp(log)
+        lr = config.lr_at(t, total)
+        if lr * wd >= 2.0 * (1.0 + mu):
+            raise ValueError(f"lr * weight_decay = {lr * wd:.3g} >= 2(1 + momentum) at step {t}: the un-driven "
+                             "weight grows instead of decaying")
+        exponent += lr * wd
+        g = wd * theta
+        v = g if t == 0 else mu * v + g
+        theta -= lr * ((g + mu * v) if config.nesterov else v)
+    return math.exp(-exponent / (1.0 - mu)) if approx else theta
 
 
 def random_direction(model_a: MLP, model_b: MLP, scale: float = 1.0,
