@@ -8,11 +8,13 @@ The folders show the layers; a layer imports only the layers below it (``tests/t
 2. the toolkit, at the top level (one concept per module; ``from lmcnb import matching``):
 
    - :mod:`lmcnb.models`       two-layer teacher/student, MLP, VGG-11, ResNet-20 (and their architecture sites)
-   - :mod:`lmcnb.permutation`  permutation specs as data, apply/compose/invert, equivalence guard
+   - :mod:`lmcnb.permutation`  permutation specs as data, apply/compose/invert, equivalence guard, and each
+                               architecture's activation sites and dense layers (what the matchers read)
    - :mod:`lmcnb.assignment`   every exact linear assignment and every plan-to-permutation reading
-   - :mod:`lmcnb.matching`     weight, activation, OT and covariance-weighted matching (one ``Matcher`` interface)
+   - :mod:`lmcnb.matching`     weight, activation, OT and covariance-weighted matching (one ``Matcher`` interface;
+                               activation and OT matching live in ``_matching_activation`` / ``_matching_ot``)
    - :mod:`lmcnb.transport`    optimal transport and Wasserstein distances (POT, Hungarian fast path)
-   - :mod:`lmcnb.barrier`      interpolation curves, named barriers, the one λ-grid rule
+   - :mod:`lmcnb.barrier`      interpolation curves, named barriers, the one baseline formula and λ-grid rule
    - :mod:`lmcnb.merge`        the merge pipeline: pair → align → path → repairs → evaluator → curve
    - :mod:`lmcnb.calibration`  softmax temperature calibration (per interpolation point)
    - :mod:`lmcnb.renorm`       BatchNorm statistics reset after merging (its own step, REPAIR-style)

@@ -35,7 +35,8 @@ import torch
 
 from ._validate import check_bool, check_choice
 
-__all__ = ["InterpolationCurve", "barrier", "check_lambdas", "excess", "interpolate_states",
+__all__ = ["InterpolationCurve", "barrier", "check_lambdas", "check_path_lambdas", "excess", "interpolate_states",
+           "linear_baseline",
            # the merge pipeline's names, kept here for existing code (the objects of lmcnb.merge)
            "MatcherOutcome", "PermutationBarrier", "barrier_modulo_permutation", "evaluate_path"]
 
@@ -43,6 +44,8 @@ State = dict[str, torch.Tensor]
 
 KINDS = ("linear", "midpoint")
 METRICS = ("loss", "accuracy", "calibrated_loss")
+#: What a curve can be read at a λ: the metrics, and the fitted temperature (a value, never a barrier).
+VALUES = METRICS + ("temperature",)
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -67,16 +70,23 @@ def _as_vector(name: str, values: object) -> torch.Tensor:
     return t
 
 
-def check_lambdas(lambdas: object) -> torch.Tensor:
+def check_path_lambdas(lambdas: object, name: str = "lambdas") -> torch.Tensor:
+    """The rule of a path's grid (points where θ_λ is evaluated, any order): ``(K,)`` finite, within [0, 1].
+    Returns it as a float64 CPU tensor. A barrier's grid obeys the stricter :func:`check_lambdas`."""
+    lam = _as_vector(name, lambdas)
+    if bool((lam < 0).any()) or bool((lam > 1).any()):
+        raise ValueError(f"{name} must lie in [0, 1], got {lam.tolist()}")
+    return lam
+
+
+def check_lambdas(lambdas: object, name: str = "lambdas") -> torch.Tensor:
     """The one λ-grid rule of a barrier: ``(K,)`` finite, strictly increasing, within [0, 1], with both endpoints
     0 and 1. Returns the grid as a float64 CPU tensor (``ValueError``/``TypeError`` naming the rule otherwise)."""
-    lam = _as_vector("lambdas", lambdas)
-    if bool((lam < 0).any()) or bool((lam > 1).any()):
-        raise ValueError(f"lambdas must lie in [0, 1], got {lam.tolist()}")
+    lam = check_path_lambdas(lambdas, name)
     if lam.numel() > 1 and not bool((lam[1:] > lam[:-1]).all()):
-        raise ValueError(f"lambdas must be strictly increasing, got {lam.tolist()}")
+        raise ValueError(f"{name} must be strictly increasing, got {lam.tolist()}")
     if lam[0] != 0 or lam[-1] != 1:
-        raise ValueError(f"lambdas must include the endpoints 0 and 1, got {lam.tolist()}")
+        raise ValueError(f"{name} must include the endpoints 0 and 1, got {lam.tolist()}")
     return lam
 
 
@@ -128,9 +138,7 @@ def interpolate_states(state_a: Mapping[str, torch.Tensor], state_b: Mapping[str
     """
     a, b = _check_pair(state_a, state_b)
     if isinstance(lam, torch.Tensor):
-        lam_k = _as_vector("lam", lam)
-        if bool((lam_k < 0).any()) or bool((lam_k > 1).any()):
-            raise ValueError(f"lam must lie in [0, 1], got {lam_k.tolist()}")
+        lam_k = check_path_lambdas(lam, "lam")
         return _stack_interpolations(a, b, lam_k)
     w = _check_lam_scalar(lam)
     return {k: torch.lerp(a[k], b[k], w) if a[k].is_floating_point() else a[k].clone() for k in a}
@@ -149,6 +157,16 @@ def _stack_interpolations(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.T
 
 
 # ----------------------------------------------------------------------------------------------- barriers
+def linear_baseline(v0: torch.Tensor, v1: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """The one formula of the linear baseline ``(1 − λ) v0 + λ v1`` of every barrier in the package.
+
+    Computed like ``torch.lerp`` (``v0 + λ (v1 − v0)`` for λ < ½, ``v1 − (1 − λ)(v1 − v0)`` otherwise, unfused), so
+    it is exact at λ ∈ {0, 1} and when ``v0 = v1``. Tensors broadcast (e.g. ``v0, v1 (B, 1)`` and ``lam (K,)``
+    give ``(B, K)``); ``lam`` must already be in the values' dtype and device.
+    """
+    return torch.where(lam < 0.5, v0 + lam * (v1 - v0), v1 - (1 - lam) * (v1 - v0))
+
+
 def excess(values: object, lambdas: object, *, higher_is_better: bool = False) -> torch.Tensor:
     """Per-λ excess over the linear baseline, ``(K,)`` float64.
 
@@ -161,9 +179,7 @@ def excess(values: object, lambdas: object, *, higher_is_better: bool = False) -
     if v.shape != lam.shape:
         raise ValueError(f"values must have one entry per lambda ({lam.numel()}), got {v.numel()}")
     check_bool("higher_is_better", higher_is_better)
-    v0, v1 = v[0], v[-1]
-    baseline = torch.where(lam < 0.5, v0 + lam * (v1 - v0), v1 - (1 - lam) * (v1 - v0))
-    gap = v - baseline
+    gap = v - linear_baseline(v[0], v[-1], lam)
     return -gap if higher_is_better else gap
 
 
@@ -228,9 +244,10 @@ class InterpolationCurve:
             raise ValueError(f"accuracies must lie in [0, 1], got {self.accuracies.tolist()}")
 
     def values(self, metric: str = "loss") -> torch.Tensor:
-        """The ``(K,)`` values of ``metric`` ∈ {"loss", "accuracy", "calibrated_loss"}."""
-        check_choice("metric", metric, METRICS)
-        v = {"loss": self.losses, "accuracy": self.accuracies, "calibrated_loss": self.calibrated_losses}[metric]
+        """The ``(K,)`` values of ``metric`` ∈ {"loss", "accuracy", "calibrated_loss", "temperature"}."""
+        check_choice("metric", metric, VALUES)
+        v = {"loss": self.losses, "accuracy": self.accuracies, "calibrated_loss": self.calibrated_losses,
+             "temperature": self.temperatures}[metric]
         if v is None:
             raise ValueError(f"this curve has no {metric} values (accuracy needs int64 labels; calibrated_loss "
                              f"needs calibration_split)")
@@ -238,10 +255,12 @@ class InterpolationCurve:
 
     def excess(self, metric: str = "loss") -> torch.Tensor:
         """Per-λ excess over the linear baseline ``(K,)`` (sign flipped for accuracy); see :func:`excess`."""
+        check_choice("metric", metric, METRICS)
         return excess(self.values(metric), self.lambdas, higher_is_better=metric == "accuracy")
 
     def barrier(self, kind: str = "linear", metric: str = "loss") -> float:
         """The ``kind`` barrier ("linear" or "midpoint") of ``metric``; see :func:`barrier`."""
+        check_choice("metric", metric, METRICS)
         return barrier(self.values(metric), self.lambdas, kind, higher_is_better=metric == "accuracy")
 
     def barriers(self, metric: str = "loss") -> dict[str, float]:
@@ -251,7 +270,8 @@ class InterpolationCurve:
         return {kind: self.barrier(kind, metric) for kind in kinds}
 
     def at(self, lam: float, metric: str = "loss") -> float:
-        """The value of ``metric`` at the grid point λ = ``lam`` (exactly on the grid; never read by index)."""
+        """The value of ``metric`` (or ``"temperature"``, the fitted T(λ)) at the grid point λ = ``lam`` (exactly on
+        the grid; never read by index)."""
         hit = (self.lambdas == float(lam)).nonzero()
         if hit.numel() == 0:
             raise ValueError(f"lambda = {lam} is not on this curve's grid {self.lambdas.tolist()}")

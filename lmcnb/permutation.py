@@ -10,11 +10,12 @@ Convention: a permutation set is ``dict[str, LongTensor]``; applying ``p`` to an
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from . import models as M
 
@@ -284,3 +285,67 @@ def assert_equivalent(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tens
     if not diff <= atol + rtol * scale:
         raise NotEquivalentError(f"models differ by {diff:.3g} (tolerance {atol + rtol * scale:.3g})")
     return diff
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Architecture knowledge of the matchers (next to the spec builders): where each group's units are seen
+# ---------------------------------------------------------------------------------------------------------------
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """Unit activations as rows: ``(n, C)`` stays, ``(n, C, H, W)`` becomes ``(n·H·W, C)``."""
+    return t if t.dim() == 2 else t.movedim(1, -1).reshape(-1, t.shape[1])
+
+
+def _relu_rows(t: torch.Tensor) -> torch.Tensor:
+    return _rows(F.relu(t))
+
+
+Site = tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def activation_sites(model: nn.Module) -> dict[str, list[Site]]:
+    """For every permutation group, the modules whose (transformed) output holds the units it permutes.
+
+    MLP/TwoLayerNet: post-ReLU hidden layer. VGG11: the ReLU after each conv (after BatchNorm).
+    ResNet20: block-inner groups at ``relu(bn1(conv1))``; a stage's stream group at every block output of the
+    stage (and, for stage 0, the stem ``relu(bn1(conv1 x))``), stacked as extra samples.
+    """
+    if isinstance(model, M.TwoLayerNet):
+        return {"P_0": [(model.fc1, _relu_rows)]}
+    if isinstance(model, M.MLP):
+        return {f"P_{k}": [(model.layers[k], _relu_rows)] for k in range(model.depth - 1)}
+    if isinstance(model, M.VGG11):
+        return _vgg_sites(model)
+    if isinstance(model, M.ResNet20):
+        return _resnet_sites(model)
+    raise NotImplementedError(f"no activation sites for {type(model).__name__}")
+
+
+def _vgg_sites(model: M.VGG11) -> dict[str, list[Site]]:
+    modules = list(model.features)
+    sites, k = {}, 0
+    for idx, module in enumerate(modules):
+        if isinstance(module, nn.Conv2d):
+            relu = next(m for m in modules[idx + 1:] if isinstance(m, nn.ReLU))
+            sites[f"P_{k}"] = [(relu, _rows)]
+            k += 1
+    return sites
+
+
+def _resnet_sites(model: M.ResNet20) -> dict[str, list[Site]]:
+    sites: dict[str, list[Site]] = {"P_s0": [(model.bn1, _relu_rows)]}
+    for s, stage in enumerate(model.stages):
+        for b, block in enumerate(stage):
+            sites[f"P_s{s}_b{b}"] = [(block.bn1, _relu_rows)]
+            sites.setdefault(f"P_s{s}", []).append((block, _rows))
+    return sites
+
+
+def dense_layers(model: nn.Module, matcher: str = "this matcher") -> list[nn.Linear]:
+    """The linear layers of an MLP or TwoLayerNet (hidden layer k is permuted by ``P_k``)."""
+    if isinstance(model, M.TwoLayerNet):
+        return [model.fc1, model.fc2]
+    if isinstance(model, M.MLP):
+        return list(model.layers)
+    raise NotImplementedError(f"{matcher} is defined for MLP and TwoLayerNet (layer-wise neuron measures), "
+                              f"not for {type(model).__name__}; use WeightMatching or ActivationMatching")

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from lmcnb.barrier import (InterpolationCurve, barrier, barrier_modulo_permutation, evaluate_path, excess,
                            interpolate_states)
+import lmcnb.barrier as B
 from lmcnb.calibration import calibrated_nll, fit_temperature
 from lmcnb.models import MLP, TwoLayerNet
 from lmcnb.permutation import invert, permute_model, random_perms, spec_for
@@ -346,3 +347,24 @@ def test_evaluate_matches_the_path_endpoint_and_a_direct_computation():
         evaluate(model, x, y, loss="hinge")
     with pytest.raises(TypeError, match="nn.Module"):
         evaluate(lambda t: t, x, y)
+
+
+def test_curve_reads_the_temperature_by_lambda_but_never_as_a_barrier():
+    lam = torch.linspace(0, 1, 3)
+    c = InterpolationCurve(lam, torch.tensor([1.0, 2.0, 1.0]), calibrated_losses=torch.ones(3),
+                                   temperatures=torch.tensor([1.0, 3.0, 2.0]))
+    assert c.at(0.5, "temperature") == 3.0 and c.at(1, "temperature") == 2.0
+    with pytest.raises(ValueError, match="metric"):
+        c.barrier("linear", "temperature")
+    with pytest.raises(ValueError, match="metric"):
+        c.excess("temperature")
+
+
+def test_linear_baseline_is_exact_at_the_ends_and_for_equal_values():
+    lam = torch.linspace(0, 1, 101, dtype=torch.float64)
+    v0, v1 = torch.tensor(0.3, dtype=torch.float64), torch.tensor(1.7, dtype=torch.float64)
+    base = B.linear_baseline(v0, v1, lam)
+    assert base[0] == v0 and base[-1] == v1
+    torch.testing.assert_close(base, (1 - lam) * v0 + lam * v1, rtol=1e-15, atol=0)
+    assert bool((B.linear_baseline(v0, v0, lam) == v0).all())
+    assert B.linear_baseline(torch.ones(2, 1), torch.zeros(2, 1), lam.float()).shape == (2, 101)

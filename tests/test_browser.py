@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cdp import Browser, find_chromium  # noqa: E402
-from test_code_width import CODE_WIDTH  # noqa: E402
+from nblint import CODE_WIDTH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -178,7 +178,7 @@ def check_page(page, html: Path, path: Path) -> tuple[list[str], dict]:
     problems += [f"horizontal scrollbar: {o}" for o in r["overflow"]]
     if r["codeChars"] is not None and r["codeChars"] < CODE_WIDTH:
         problems.append(f"a code box fits {r['codeChars']} characters < CODE_WIDTH = {CODE_WIDTH} "
-                        "(tests/test_code_width.py): lower CODE_WIDTH and rewrap the chapters")
+                        "(tools/nblint.py): lower CODE_WIDTH and rewrap the chapters")
     stem = "index" if rel == "index.html" else Path(rel).with_suffix("").name
     page.screenshot(SCREENSHOTS / f"{stem}.png")
     return [f"{rel}: {p}" for p in problems], r

@@ -141,3 +141,18 @@ def test_every_module_of_a_layer_is_named_in_its_docstring(layer):
     names |= {p.name for p in (PACKAGE / layer).iterdir() if (p / "__init__.py").exists()}
     missing = sorted(n for n in names if f"``{n}``" not in package.__doc__)
     assert not missing, f"not described in lmcnb.{layer}'s docstring: {missing}"
+
+
+def test_matching_is_split_by_concept_and_keeps_its_names():
+    """``from lmcnb import matching`` names every matcher (weight matching here; activation and OT matching in
+    their own modules); the architectures' activation sites and dense layers live with the specs."""
+    from lmcnb import matching, models, permutation
+
+    for name in matching.__all__:
+        assert getattr(matching, name) is not None, name
+    assert matching.ActivationMatching.__module__ == "lmcnb._matching_activation"
+    assert matching.OTMatching.__module__ == matching.CovarianceWeightedMatching.__module__ == "lmcnb._matching_ot"
+    mlp = models.MLP(4, (5, 6), 3)
+    assert set(permutation.activation_sites(mlp)) == set(permutation.spec_for(mlp).perm_names)
+    assert permutation.dense_layers(mlp) == list(mlp.layers)
+    assert sum(1 for _ in open(PACKAGE / "matching.py")) <= 700

@@ -192,3 +192,52 @@ def test_random_direction_has_the_prescribed_norms():
 def test_bad_input_is_rejected(call, error):
     with pytest.raises(error):
         call()
+
+
+def _classification_pair():
+    a, b = _pair(6)
+    x = _x(40)
+    y = torch.arange(40) % ARCH[-1]
+    return a, b, x, y
+
+
+def test_measure_merge_is_the_pipeline_curve_and_the_report():
+    """measure_merge = merge.merge's curve + connectivity_report + logit_scale_ratio; its summary reads the
+    twelve numbers by λ (the midpoint temperature is T(½), not an index)."""
+    from lmcnb import merge
+
+    a, b, x, y = _classification_pair()
+    lam = torch.linspace(0, 1, 5)
+    ev, cal = merge.Empirical(x, y), [merge.CalibrateTemperature((x[:20], y[:20]))]
+    m = lewc.measure_merge(a, b, lam, ev, x, repairs=cal)
+    ref = merge.evaluate_path(a, a.state_dict(), b.state_dict(), lam, x, y, calibration_split=(x[:20], y[:20]))
+    torch.testing.assert_close(m.curve.calibrated_losses, ref.calibrated_losses, rtol=0, atol=0)
+    assert [r.layer for r in m.layers] == [r.layer for r in lewc.connectivity_report(a, b, x)]
+    with torch.no_grad():
+        assert m.logit_scale == lewc.logit_scale_ratio(lewc.merge(a, b, 0.5)(x), a(x), b(x))
+    s = m.summary()
+    assert list(s) == ["acc_a", "acc_mid", "acc_barrier", "raw_loss_barrier", "cal_loss_barrier", "T_mid",
+                       "logit_scale", "wa_layer1", "lewc_cos_out", "lewc_cos_hidden", "ro_ratio", "rel_rank"]
+    assert s["T_mid"] == float(ref.temperatures[2]) and s["acc_mid"] == float(ref.accuracies[2])
+    assert s["raw_loss_barrier"] == pytest.approx(float(ref.losses[2] - (ref.losses[0] + ref.losses[-1]) / 2))
+    assert s["rel_rank"] == pytest.approx((m.layers[1].relative_rank + m.layers[2].relative_rank) / 2)
+
+
+def test_compare_matchers_rows_match_one_matcher_at_a_time():
+    from lmcnb import matching, merge
+    from lmcnb.permutation import permute_model
+
+    a, b, x, y = _classification_pair()
+    lam = torch.linspace(0, 1, 3)
+    ev, cal = merge.Empirical(x, y), [merge.CalibrateTemperature((x[:20], y[:20]))]
+    matchers = {"none": matching.IdentityMatching(), "random": matching.RandomMatching(seed=3)}
+    rows = lewc.compare_matchers(a, b, matchers, lam, ev, x, repairs=cal)
+    assert list(rows) == ["none", "random"]
+    for name, matcher in matchers.items():
+        bp = permute_model(b, matcher(a, b).perms)
+        c = merge.evaluate_path(a, a.state_dict(), bp.state_dict(), lam, x, y, calibration_split=(x[:20], y[:20]))
+        rep = lewc.connectivity_report(a, bp, x)
+        assert rows[name]["acc_barrier"] == c.barrier("midpoint", "accuracy")
+        assert rows[name]["cal_loss_barrier"] == c.barrier("midpoint", "calibrated_loss")
+        assert rows[name]["commutativity"] == pytest.approx(sum(r.commutativity for r in rep[1:]) / 3)
+    assert rows["none"]["ro_ratio"] != rows["random"]["ro_ratio"]

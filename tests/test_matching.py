@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmcnb import matching as mt
+from lmcnb._matching_activation import _record
 from lmcnb import models as M
 from lmcnb import permutation as P
 from lmcnb.papers import teacher_student as ts
@@ -98,9 +99,9 @@ def test_wm_recovers_planted_permutation_conv(make):
 def _constant_units(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Units whose activation is constant over x (dead ReLUs): activations cannot identify them."""
     model.eval()
-    sites = mt._activation_sites(model)
+    sites = P.activation_sites(model)  # architecture knowledge lives with the specs
     with torch.no_grad():
-        acts = mt._record(model, sites, x)
+        acts = _record(model, sites, x)
     return {p: (a.max(0).values - a.min(0).values) == 0 for p, a in acts.items()}
 
 

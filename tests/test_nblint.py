@@ -10,7 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 import nblint
-from nblint import (COLAB, NBVAL_SKIP, SKIP_EXECUTION, colab_link, install_target, lint_backend, lint_check_chapter,
+from nblint import (CODE_WIDTH, COLAB, NBVAL_SKIP, SKIP_EXECUTION, colab_link, install_target, lint_backend, lint_check_chapter, lint_code_width,
                     lint_colab_badge, lint_colab_install, lint_errors, lint_execution_counts, lint_has_assert,
                     lint_kernelspec, lint_lmcnb_references, lint_no_stderr, lint_notebook, lint_setup_cell,
                     lint_skip_tags, lint_trailing_semicolon, repository)
@@ -132,8 +132,8 @@ class TestLintsCatchProblems:
     def test_check_chapter(self):
         nb = good_notebook()
         cell = _cell(nb, "assert x")
-        cell.source = ("r = checks.record('x', 2, 2, True, source='s', status='derived', chapter='99_example')\n"
-                       "assert r.passed, r")
+        cell.source = ("r = checks.record('x', 2, 2, True, source='s',\n"
+                       "                  status='derived', chapter='99_example')\nassert r.passed, r")
         assert not lint_check_chapter(nb, "99_example") and not self.lint(nb)
         _cell(nb, "print(x)").source = "STEM = '99_example'\nOTHER = '99'\nprint(2)"
         cell.source = cell.source.replace("chapter='99_example'", "chapter=STEM")
@@ -215,6 +215,21 @@ class TestLintsCatchProblems:
         assert lint_colab_badge(nb, url, branch, RELPATH)
 
 
+    def test_code_width(self):
+        """A shown code line one character too wide fails; a hidden cell and a line of exactly CODE_WIDTH pass
+        (moved from tests/test_code_width.py::test_lint_fails_on_a_doctored_notebook)."""
+        long = "x = dict(" + ", ".join(f"a{i}={i}" for i in range(20)) + ")"
+        assert len(long) > CODE_WIDTH
+        nb = new_notebook(cells=[new_code_cell("import math\n" + long, id="cell-wide"),
+                                 new_code_cell(long, id="cell-hidden", metadata={"tags": ["remove-cell"]}),
+                                 new_code_cell("y = 1  " + "#" * (CODE_WIDTH - 7), id="cell-edge")])
+        assert lint_code_width(nb) == [f"cell cell-wide line 2: {len(long)} characters > {CODE_WIDTH} (the code box): "
+                                       f"{long[:60]}"]
+        nb = good_notebook()
+        _cell(nb, "x = 1 + 1").source = "x = 1 + 1  # " + "z" * CODE_WIDTH
+        assert any("characters > 77" in p for p in self.lint(nb))
+
+
 URL, BRANCH = repository()
 RULES = {
     "kernelspec": lint_kernelspec, "execution_counts": lint_execution_counts, "no_stderr": lint_no_stderr,
@@ -223,7 +238,7 @@ RULES = {
     "colab_install": lambda nb: lint_colab_install(nb, URL, BRANCH),
     "colab_badge": lambda nb: lint_colab_badge(nb, URL, BRANCH, RELPATH),
     "check_chapter": lambda nb: lint_check_chapter(nb, "99_example"),
-    "lmcnb_references": lint_lmcnb_references,
+    "lmcnb_references": lint_lmcnb_references, "code_width": lint_code_width,
 }
 
 

@@ -13,7 +13,8 @@ raises-exception (and such cells do store one); no trailing ``;`` (nbval ignores
 matplotlib backend; at least one executed ``assert``; a set-up cell tagged nbval-ignore-output; skip tags that come
 together and guard paper-only cells with ``lmcnb.profiles.require("paper")``; one Colab-only install cell and an
 "open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; every
-``checks.record`` passes ``chapter=`` the notebook's stem; every ``lmcnb`` attribute and keyword a cell uses exists.
+``checks.record`` passes ``chapter=`` the notebook's stem; every ``lmcnb`` attribute and keyword a cell uses exists;
+every code line a reader sees fits the HTML book's code box (``CODE_WIDTH`` characters, no horizontal scrollbar).
 
 ``tests/test_nblint.py`` shows each rule failing on a doctored notebook; ``tests/test_notebooks.py`` applies the
 linter to the real chapters.
@@ -36,6 +37,13 @@ COLAB = "https://colab.research.google.com"
 SKIP_EXECUTION = "skip-execution"
 NBVAL_SKIP = "nbval-skip"
 RAISES = ("raises-exception", "nbval-raises-exception")
+#: Characters of a code line shown without a horizontal scrollbar at a 1280-px window, measured in the browser: the
+#: book theme's code box (``div.cell_input pre``) is 684 px wide inside 16 px of padding each side, and its 14 px
+#: monospace font (DejaVu Sans Mono / Menlo metrics, 8.43 px per character) fits 77 characters.
+#: ``tests/test_browser.py`` re-measures it and fails if the theme ever fits fewer.
+CODE_WIDTH = 77
+#: Tags of cells hidden from the reader (not width-linted).
+HIDDEN = ("remove-cell", "remove-input")
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -139,9 +147,10 @@ def lint_has_assert(nb) -> list[str]:
     for cell in code_cells(nb):
         if SKIP_EXECUTION in tags(cell):
             continue
-        if any(ln.lstrip().startswith("assert ") for ln in cell.source.splitlines()):
+        if any(ln.lstrip().startswith("assert ") or "checks.record(" in ln for ln in cell.source.splitlines()):
             return []
-    return ["no executed code cell has an `assert` line: a chapter must verify its claims"]
+    return ["no executed code cell has an `assert` line or a `checks.record(` call: a chapter must verify "
+            "its claims"]
 
 
 _SETUP = re.compile(r"\b(?:lmcnb|profiles)\.setup\s*\(")
@@ -274,6 +283,7 @@ def lint_check_chapter(nb, stem: str) -> list[str]:
 def _lmcnb_aliases(trees: list) -> dict[str, object]:
     """Names a notebook binds to ``lmcnb`` or its submodules (``import lmcnb``, ``from lmcnb import x as y``)."""
     import importlib
+    import importlib.util
 
     aliases: dict[str, object] = {}
     for tree in trees:
@@ -281,7 +291,10 @@ def _lmcnb_aliases(trees: list) -> dict[str, object]:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lmcnb":
                 parent = importlib.import_module(node.module)
                 for a in node.names:
-                    aliases[a.asname or a.name] = getattr(parent, a.name, None)
+                    obj = getattr(parent, a.name, None)
+                    if obj is None and importlib.util.find_spec(f"{node.module}.{a.name}") is not None:
+                        obj = importlib.import_module(f"{node.module}.{a.name}")  # a submodule
+                    aliases[a.asname or a.name] = obj
             elif isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.split(".")[0] == "lmcnb":
@@ -325,6 +338,22 @@ def lint_lmcnb_references(nb) -> list[str]:
     return problems
 
 
+def lint_code_width(nb, width: int = CODE_WIDTH) -> list[str]:
+    """One problem per code line longer than ``width`` in a cell the HTML book shows (cells tagged
+    ``remove-cell`` / ``remove-input`` are hidden from the reader and not linted); wrap arguments or split
+    expressions (pure source edits)."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or set(tags(cell)) & set(HIDDEN):
+            continue
+        for lineno, line in enumerate(cell.source.splitlines(), 1):
+            if len(line) > width:
+                cid = cell.get("id", f"#{index}")
+                problems.append(f"cell {cid} line {lineno}: {len(line)} characters > {width} (the code box): "
+                                f"{line.strip()[:60]}")
+    return problems
+
+
 def lint_notebook(nb, relpath: str, url: str | None = None, branch: str | None = None) -> list[str]:
     """Every rule applied to ``nb``, stored at ``relpath`` (relative to the repository root, e.g.
     ``book/03_width_rate.ipynb``); ``url`` and ``branch`` default to those of ``_config.yml``."""
@@ -333,7 +362,7 @@ def lint_notebook(nb, relpath: str, url: str | None = None, branch: str | None =
     return (lint_kernelspec(nb) + lint_execution_counts(nb) + lint_no_stderr(nb) + lint_errors(nb)
             + lint_trailing_semicolon(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
             + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath)
-            + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb))
+            + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb) + lint_code_width(nb))
 
 
 def relative_path(path: Path | str, root: Path | str = ROOT) -> str:

@@ -17,6 +17,10 @@ Contents:
 - :func:`ensemble_weights`, :func:`logit_scale_ratio`: LEWC's output layer is an exponentially weighted logit
   ensemble ``s_L(λ)·[w f_a + (1 − w) f_b]``, ``s_L = (1 − λ)^L + λ^L``; at ``λ = ½`` the logits shrink by
   ``2^{1−L}`` relative to the plain average.
+- :func:`measure_merge` (a :class:`MergeMeasurement`: the merge pipeline's curve, the layer report and the
+  logit scale of one pair, :meth:`~MergeMeasurement.summary` its twelve numbers) and :func:`compare_matchers`
+  (midpoint barriers and connectivity diagnostics of a pair under several matchers): chapter 6's tables, one
+  call each.
 - :func:`decay_factor`: ``∏_t (1 − η_t·wd)``, how much of the initialisation coupled weight decay has erased.
 - :func:`random_direction`: the flatness control (a random step from θ_a with prescribed per-tensor norms).
 
@@ -26,19 +30,25 @@ inputs are never modified. Bad input raises ``TypeError``/``ValueError`` naming 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from .. import diagnostics as D
 from .._validate import check_generator, check_int, check_real, check_tensor
+from ..barrier import InterpolationCurve
+from ..merge import Pair, compare
+from ..merge import merge as merge_pipeline
 from ..models import MLP
+from ..permutation import permute_model
 from ..train import TrainConfig, mlp_from_state
 
 __all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
-           "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]
+           "MergeMeasurement", "measure_merge", "compare_matchers", "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -261,6 +271,70 @@ def connectivity_report(model_a: MLP, model_b: MLP, x: torch.Tensor, lam: float 
 
 
 # ----------------------------------------------------------------------------------------------- ensemble view
+@dataclass(frozen=True)
+class MergeMeasurement:
+    """One merged pair measured: the ``curve`` along θ_λ (:func:`lmcnb.merge.merge`), the ``layers``
+    (:func:`connectivity_report` at λ = ½) and the ``logit_scale`` (:func:`logit_scale_ratio` at λ = ½)."""
+
+    curve: InterpolationCurve
+    layers: list[LayerReport]
+    logit_scale: float
+
+    def summary(self) -> dict[str, float]:
+        """The pair in twelve numbers (chapter 6's tables): endpoint-a and midpoint accuracy, the midpoint
+        barriers of accuracy, raw and calibrated loss, the fitted temperature at λ = ½, the logit scale ratio,
+        layer-1 weak additivity, the output and mean hidden LEWC cosines, the mean reciprocal orthogonality
+        ratio (layers ≥ 2) and the mean relative rank (hidden-to-hidden layers). Needs a calibrated curve."""
+        c, rep = self.curve, self.layers
+        return dict(
+            acc_a=c.at(0, "accuracy"),
+            acc_mid=c.midpoint("accuracy"),
+            acc_barrier=c.barrier("midpoint", "accuracy"),
+            raw_loss_barrier=c.barrier("midpoint"),
+            cal_loss_barrier=c.barrier("midpoint", "calibrated_loss"),
+            T_mid=c.at(0.5, "temperature"),
+            logit_scale=self.logit_scale,
+            wa_layer1=rep[0].weak_additivity,
+            lewc_cos_out=rep[-1].lewc_cosine,
+            lewc_cos_hidden=float(np.mean([row.lewc_cosine for row in rep[1:-1]])),
+            ro_ratio=float(np.mean([row.reciprocal_orthogonality for row in rep[1:]])),
+            rel_rank=float(np.mean([row.relative_rank for row in rep[1:-1]])),
+        )
+
+
+def measure_merge(model_a: MLP, model_b: MLP, lambdas: object, evaluator: Callable[..., InterpolationCurve],
+                  x: torch.Tensor, *, repairs: Sequence[Any] = ()) -> MergeMeasurement:
+    """The merge of ``model_a`` and ``model_b`` (no permutation) measured: the curve of ``evaluator`` (e.g.
+    :class:`lmcnb.merge.Empirical`) on the grid ``lambdas`` with ``repairs``, and the LEWC diagnostics and the
+    logit scale ratio at λ = ½ on inputs ``x (n, h_0)``."""
+    a, b = _check_pair(model_a, model_b)
+    curve = merge_pipeline(Pair(a, b), lambdas, evaluator, repairs=repairs)
+    layers = connectivity_report(a, b, x)
+    with torch.no_grad():
+        scale = logit_scale_ratio(merge(a, b, 0.5)(x), a(x), b(x))
+    return MergeMeasurement(curve, layers, scale)
+
+
+def compare_matchers(model_a: MLP, model_b: MLP, matchers: Mapping[str, Callable[..., Any]], lambdas: object,
+                     evaluator: Callable[..., InterpolationCurve], x: torch.Tensor, *,
+                     repairs: Sequence[Any] = ()) -> dict[str, dict[str, float]]:
+    """Model b aligned by each matcher (:func:`lmcnb.merge.compare`, matchers called without data): name →
+    the midpoint barriers of accuracy and calibrated loss (``repairs`` must calibrate), and the mean reciprocal
+    orthogonality ratio and commutativity residual of layers ≥ 2 on inputs ``x`` (:func:`connectivity_report`)."""
+    a, b = _check_pair(model_a, model_b)
+    result = compare(Pair(a, b), matchers, lambdas, evaluator, repairs=repairs, kind="midpoint", metric="accuracy")
+    rows = {}
+    for name, outcome in result.outcomes.items():
+        rep = connectivity_report(a, permute_model(b, outcome.match.perms), x)
+        rows[name] = dict(
+            acc_barrier=outcome.curve.barrier("midpoint", "accuracy"),
+            cal_loss_barrier=outcome.curve.barrier("midpoint", "calibrated_loss"),
+            ro_ratio=float(np.mean([row.reciprocal_orthogonality for row in rep[1:]])),
+            commutativity=float(np.mean([row.commutativity for row in rep[1:]])),
+        )
+    return rows
+
+
 def ensemble_weights(lam: float, depth: int) -> tuple[float, float]:
     """LEWC's output layer as a scaled ensemble: ``f_L(θ_λ) = s · [w f_a + (1 − w) f_b]``; returns ``(s, w)``.
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import transport
+from ..barrier import check_lambdas, check_path_lambdas, linear_baseline
 from .._validate import check_choice, check_generator, check_int, check_real, check_tensor
 
 __all__ = [
@@ -170,11 +171,10 @@ def ot_align(theta_a: torch.Tensor, theta_b: torch.Tensor, metric: torch.Tensor 
     return out.reshape(theta_b.shape)
 
 
-def _ts(ts: object) -> torch.Tensor:
-    ts = check_tensor("ts", ts, ndim=1).double()
-    if bool((ts < 0).any()) or bool((ts > 1).any()):
-        raise ValueError("ts must lie in [0, 1]")
-    return ts
+def _ts(ts: object, *, barrier: bool = False) -> torch.Tensor:
+    """Interpolation times under :mod:`lmcnb.barrier`'s one rule (a barrier's grid with ``barrier=True``)."""
+    ts = check_tensor("ts", ts, ndim=1)
+    return (check_lambdas(ts, "ts") if barrier else check_path_lambdas(ts, "ts")).to(ts.device)
 
 
 def _path_outputs(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor, ts: torch.Tensor,
@@ -190,7 +190,7 @@ def _path_outputs(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor,
     fa, fb = forward(theta_a, x, activation), forward(theta_b, x, activation)
     t = ts.view(-1, *([1] * fa.dim()))
     f_path = torch.stack([forward(torch.lerp(theta_a, theta_b, float(s)), x, activation) for s in ts])
-    return f_path, (1 - t) * fa + t * fb
+    return f_path, linear_baseline(fa, fb, t)
 
 
 def interpolation_error(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor,
@@ -224,11 +224,11 @@ def mse_barrier(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor, y
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have one target per input row, got {y.shape[0]} and {x.shape[0]}")
     ts = torch.linspace(0, 1, 11, dtype=torch.float64) if ts is None else ts
-    ts = _ts(ts)
+    ts = _ts(ts, barrier=True)
     f_path, _ = _path_outputs(theta_a, theta_b, x, ts, activation)
     loss = (f_path - y).pow(2).mean(-1)                                          # (T, ...)
     t = ts.view(-1, *([1] * (loss.dim() - 1)))
-    return (loss - ((1 - t) * loss[:1] + t * loss[-1:])).amax(0)
+    return (loss - linear_baseline(loss[:1], loss[-1:], t)).amax(0)
 
 
 def midpoint_error(model: nn.Module, state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor],

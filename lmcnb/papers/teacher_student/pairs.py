@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..._validate import check_choice, check_real
+from ...barrier import check_lambdas, check_path_lambdas, linear_baseline
 from ._inputs import F64, INPUTS, _check_device, _check_f64, _check_teacher, _check_weights
 from ... import assignment
 from ...matching import Matcher, MatchResult
@@ -102,18 +103,14 @@ def weight_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor
     return assignment.solve(torch.cdist(W1, W2) ** 2)
 
 
-def _check_lambdas(lambdas: object, device: torch.device) -> Tensor:
+def _grid(lambdas: object, device: torch.device, *, barrier: bool = True) -> Tensor:
+    """The λ grid (default 21 equispaced points) under :mod:`lmcnb.barrier`'s one rule: a barrier's grid
+    (:func:`~lmcnb.barrier.check_lambdas`) or, with ``barrier=False``, a path's (:func:`~lmcnb.barrier.check_path_lambdas`)."""
     if lambdas is None:
         return torch.linspace(0.0, 1.0, 21, dtype=F64, device=device)
     if isinstance(lambdas, Tensor):
-        lam = _check_f64("lambdas", lambdas, (1,))
-    elif isinstance(lambdas, Sequence) and len(lambdas) > 0:
-        lam = torch.tensor([check_real(f"lambdas[{i}]", v) for i, v in enumerate(lambdas)], dtype=F64)
-    else:
-        raise TypeError(f"lambdas must be a non-empty 1-D float64 tensor or sequence of numbers, got "
-                        f"{type(lambdas).__name__}")
-    if bool((lam < 0).any()) or bool((lam > 1).any()):
-        raise ValueError(f"lambdas must lie in [0, 1], got {lam.tolist()}")
+        _check_f64("lambdas", lambdas, (1,))
+    lam = check_lambdas(lambdas) if barrier else check_path_lambdas(lambdas)
     return lam.to(device)
 
 
@@ -145,7 +142,7 @@ def interpolation_loss(W1: Tensor, W2: Tensor, T: Tensor, lambdas: Tensor | Sequ
     """
     W1, W2 = _check_pair(W1, W2)
     a1, a2 = _check_path_outputs(a1, a2, W1)
-    lam = _check_lambdas(lambdas, W1.device)
+    lam = _grid(lambdas, W1.device, barrier=False)
     lam_b = lam[:, None, None]
     m, d = W1.shape[-2:]
     theta = (1.0 - lam_b) * W1[..., None, :, :] + lam_b * W2[..., None, :, :]  # (…, L, m, d)
@@ -167,12 +164,11 @@ def barrier_linear(W1: Tensor, W2: Tensor, T: Tensor, lambdas: Tensor | Sequence
         0-D tensor, or ``(B,)`` for batched pairs ``(B, m, d)``.
     """
     W1, W2 = _check_pair(W1, W2)
-    lam = _check_lambdas(lambdas, W1.device)
+    lam = _grid(lambdas, W1.device)
     curve = interpolation_loss(W1, W2, T, lam, inputs, a1=a1, a2=a2)
     ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs,
                               a1=a1, a2=a2)
-    linear = (1.0 - lam) * ends[..., :1] + lam * ends[..., 1:]
-    return (curve - linear).amax(-1)
+    return (curve - linear_baseline(ends[..., :1], ends[..., 1:], lam)).amax(-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,7 +209,7 @@ def _path_barrier(W1: Tensor, W2: Tensor, T: Tensor, lam: Tensor, a1: Tensor | N
     ends = interpolation_loss(W1, W2, T, torch.tensor([0.0, 1.0], dtype=F64, device=W1.device), inputs, a1=a1, a2=a2)
     curve = torch.cat([interpolation_loss(W1, W2, T, lam[i:i + per], inputs, a1=a1, a2=a2)
                        for i in range(0, lam.numel(), per)])
-    return (curve - ((1.0 - lam) * ends[0] + lam * ends[1])).amax()
+    return (curve - linear_baseline(ends[0], ends[1], lam)).amax()
 
 
 def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None,
@@ -233,7 +229,7 @@ def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, *, a1: Tensor | None = None
     T = _check_teacher(T, W1.shape[-1])
     _check_device(("W1", "T"), (W1, T))
     a1, a2 = _check_path_outputs(a1, a2, W1)
-    lam = _check_lambdas(lambdas, W1.device)
+    lam = _grid(lambdas, W1.device)
     inputs = check_choice("inputs", inputs, INPUTS)
     batched = W1.ndim == 3
     Wa, Wb = (W1, W2) if batched else (W1[None], W2[None])
