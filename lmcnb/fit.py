@@ -23,7 +23,9 @@ import torch
 
 from ._validate import check_choice
 
-__all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "bootstrap_slopes", "power_law_fit"]
+__all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "bootstrap_slopes", "power_law_fit", "Correlation",
+           "bootstrap_spearman", "stratified_spearman",
+           "bootstrap_mean"]
 
 CENTERS = ("mean", "median")
 
@@ -275,3 +277,162 @@ def power_law_fit(x: Any, y: Any, num: int = 50, center: str = "mean", zero_ok: 
     slope, intercept = _line(np.log(levels), np.log(centres))
     x_line = np.geomspace(levels[0], levels[-1], int(num))
     return x_line, math.exp(intercept) * x_line ** slope
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rank correlation with a bootstrap interval
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Correlation:
+    """A Spearman rank correlation ``rho`` with its bootstrap percentile interval ``[ci_low, ci_high]``
+    (``n`` points, or ``n`` clusters when resampled by cluster; ``n_boot`` resamples kept)."""
+
+    rho: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_boot: int
+    ci: float = 0.95
+
+    def __str__(self) -> str:
+        return f"rho {self.rho:.3g} [{100 * self.ci:g}% CI {self.ci_low:.3g}, {self.ci_high:.3g}] (n = {self.n})"
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of every row of ``x`` and ``y`` ``(B, n)`` (average ranks for ties); NaN where a row is
+    constant."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (rx * ry).sum(1) / den
+
+
+def bootstrap_spearman(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                       clusters: Any = None) -> Correlation:
+    """Spearman's rank correlation of ``x`` and ``y`` with a percentile bootstrap interval.
+
+    Each resample draws the points with replacement (or, with ``clusters``, whole clusters with replacement —
+    e.g. every matcher of one pair of networks together, so that points sharing a pair are not counted as
+    independent) and recomputes rho; resamples in which ``x`` or ``y`` is constant are discarded.
+
+    Args:
+        x, y: ``(n,)`` finite real values, ``n ≥ 3``.
+        n_boot: number of resamples (``≥ 1``). ci: confidence level in ``(0, 1)``. seed: NumPy seed (≥ 0).
+        clusters: optional ``(n,)`` labels; at least two distinct labels.
+
+    Returns:
+        :class:`Correlation` (``n`` is the number of points, or of clusters).
+    """
+    xs, ys = (np.asarray(torch.as_tensor(v).double().cpu() if isinstance(v, torch.Tensor) else v,
+                         dtype=np.float64).ravel() for v in (x, y))
+    if xs.shape != ys.shape or xs.size < 3:
+        raise ValueError(f"x and y must be 1-D of the same length >= 3, got {xs.size} and {ys.size}")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ValueError("x and y must be finite")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    rho = float(_spearman_rows(xs[None], ys[None])[0])
+    if not np.isfinite(rho):
+        raise ValueError("x or y is constant; the rank correlation is undefined")
+    rng = np.random.default_rng(int(seed))
+    if clusters is None:
+        idx = rng.integers(0, xs.size, size=(int(n_boot), xs.size))
+        n = xs.size
+    else:
+        labels = np.asarray(clusters).ravel()
+        if labels.shape != xs.shape:
+            raise ValueError(f"clusters must have one label per point ({xs.size}), got {labels.size}")
+        members = [np.flatnonzero(labels == u) for u in dict.fromkeys(labels.tolist())]
+        n = len(members)
+        if n < 2:
+            raise ValueError("clusters must contain at least two distinct labels")
+        picks = rng.integers(0, n, size=(int(n_boot), n))
+        idx = [np.concatenate([members[k] for k in row]) for row in picks]
+        width = max(len(r) for r in idx)
+        if any(len(r) != width for r in idx):  # ragged clusters: rho per resample
+            boot = np.array([_spearman_rows(xs[r][None], ys[r][None])[0] for r in idx])
+            idx = None
+        else:
+            idx = np.stack(idx)
+    if idx is not None:
+        boot = _spearman_rows(xs[idx], ys[idx])
+    boot = boot[np.isfinite(boot)]
+    if 2 * boot.size < n_boot:
+        raise ValueError(f"only {boot.size} of {n_boot} resamples are non-constant")
+    low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
+    return Correlation(rho, float(low), float(high), int(n), int(boot.size), float(ci))
+
+
+def stratified_spearman(x: Any, y: Any, strata: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                        drop_constant: bool = False) -> Correlation:
+    """The mean over strata of the Spearman correlation of ``x`` and ``y`` within each stratum, with a
+    percentile bootstrap interval over strata resampled with replacement.
+
+    Use it when a confounder moves both variables between strata (e.g. the learning rate moves both the
+    barrier and the dimension): only the ordering *within* a stratum (the matchers of one pair of networks)
+    is compared. Every stratum needs at least two points and non-constant ``x`` and ``y``.
+
+    Args:
+        x, y: ``(n,)`` finite real values. strata: ``(n,)`` labels, at least two distinct ones.
+        n_boot, ci, seed: as in :func:`bootstrap_spearman`.
+        drop_constant: leave out strata in which ``x`` or ``y`` is constant (e.g. barriers that are all 0)
+            instead of raising; ``n`` then counts the strata kept.
+
+    Returns:
+        :class:`Correlation` with ``rho`` the mean within-stratum correlation and ``n`` the number of strata.
+    """
+    xs, ys = (np.asarray(v, dtype=np.float64).ravel() for v in (x, y))
+    labels = np.asarray(strata).ravel()
+    if not (xs.shape == ys.shape == labels.shape):
+        raise ValueError(f"x, y and strata must have the same length, got {xs.size}, {ys.size}, {labels.size}")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ValueError("x and y must be finite")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    rhos = []
+    for u in dict.fromkeys(labels.tolist()):
+        k = labels == u
+        r = _spearman_rows(xs[k][None], ys[k][None])[0] if k.sum() >= 2 else np.nan
+        if not np.isfinite(r) and drop_constant and k.sum() >= 2:
+            continue
+        if not np.isfinite(r):
+            raise ValueError(f"stratum {u!r} needs at least two points with non-constant x and y")
+        rhos.append(r)
+    if not isinstance(drop_constant, bool):
+        raise TypeError(f"drop_constant must be a bool, got {type(drop_constant).__name__}")
+    rho = np.array(rhos)
+    if rho.size < 2:
+        raise ValueError("strata must contain at least two distinct labels")
+    boot = rho[np.random.default_rng(int(seed)).integers(0, rho.size, size=(int(n_boot), rho.size))].mean(1)
+    low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
+    return Correlation(float(rho.mean()), float(low), float(high), int(rho.size), int(n_boot), float(ci))
+
+
+def bootstrap_mean(values: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> Correlation:
+    """The mean of ``values`` ``(n,)`` (n ≥ 2, finite) with a percentile bootstrap interval (resampling the
+    values with replacement), returned as a :class:`Correlation` whose ``rho`` is the mean — e.g. the mean
+    log-ratio of two matchers' barriers over pairs of networks."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2 or not np.isfinite(v).all():
+        raise ValueError(f"values must be at least two finite numbers, got {v.size}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    boot = v[np.random.default_rng(int(seed)).integers(0, v.size, size=(int(n_boot), v.size))].mean(1)
+    low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
+    return Correlation(float(v.mean()), float(low), float(high), int(v.size), int(n_boot), float(ci))

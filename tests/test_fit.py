@@ -161,3 +161,109 @@ def test_zero_replicates_need_zero_ok_and_positive_centres():
         bootstrap_slope(XS, groups, zero_ok=1)
     with pytest.raises(ValueError, match="positive"):
         power_law_fit(XS, [[0.0, 0.0]] * len(XS), zero_ok=True)
+
+
+def test_bootstrap_spearman_matches_scipy_and_orders_intervals():
+    from scipy.stats import spearmanr
+
+    from lmcnb.fit import bootstrap_spearman
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=40)
+    y = x + 0.5 * rng.normal(size=40)
+    r = bootstrap_spearman(x, y, n_boot=400, seed=3)
+    assert abs(r.rho - spearmanr(x, y).statistic) < 1e-12
+    assert r.ci_low <= r.rho <= r.ci_high and r.ci_low > 0 and r.n == 40
+    assert bootstrap_spearman(x, y, n_boot=400, seed=3) == r
+    assert bootstrap_spearman(x, y, n_boot=400, seed=4) != r
+    wide = bootstrap_spearman(x, y, n_boot=400, seed=3, ci=0.99)
+    assert wide.ci_low <= r.ci_low and wide.ci_high >= r.ci_high
+    # monotone transform leaves rho unchanged; independent noise gives an interval around 0
+    assert bootstrap_spearman(np.exp(x), y, n_boot=50).rho == r.rho
+    null = bootstrap_spearman(x, rng.normal(size=40), n_boot=400)
+    assert null.ci_low < 0 < null.ci_high
+    assert "rho" in str(r) and "n = 40" in str(r)
+
+
+def test_bootstrap_spearman_clusters_resample_whole_groups():
+    from lmcnb.fit import bootstrap_spearman
+
+    rng = np.random.default_rng(2)
+    x = np.repeat(rng.normal(size=6), 3) + 0.01 * rng.normal(size=18)
+    y = x + 0.3 * rng.normal(size=18)
+    groups = np.repeat(np.arange(6), 3)
+    flat = bootstrap_spearman(x, y, n_boot=300, seed=0)
+    grouped = bootstrap_spearman(x, y, n_boot=300, seed=0, clusters=groups)
+    assert grouped.rho == flat.rho and grouped.n == 6 and flat.n == 18
+    assert grouped.ci_high - grouped.ci_low > flat.ci_high - flat.ci_low
+    ragged = bootstrap_spearman(x, y, n_boot=100, clusters=np.r_[groups[:-1], 9])
+    assert ragged.n == 7
+
+
+def test_bootstrap_spearman_bad_inputs_raise():
+    from lmcnb.fit import bootstrap_spearman
+
+    for kwargs in ({"x": [1, 2], "y": [1, 2]}, {"x": [1, 2, 3], "y": [1, 2]},
+                   {"x": [1, 1, 1], "y": [1, 2, 3]}, {"x": [1, np.nan, 3], "y": [1, 2, 3]},
+                   {"x": [1, 2, 3], "y": [1, 2, 3], "n_boot": 0}, {"x": [1, 2, 3], "y": [1, 2, 3], "ci": 1},
+                   {"x": [1, 2, 3], "y": [1, 2, 3], "seed": -1},
+                   {"x": [1, 2, 3], "y": [1, 2, 3], "clusters": [0, 0, 0]},
+                   {"x": [1, 2, 3], "y": [1, 2, 3], "clusters": [0, 1]}):
+        with pytest.raises(ValueError):
+            bootstrap_spearman(**kwargs)
+
+
+def test_stratified_spearman_removes_a_confounder_between_strata():
+    from lmcnb.fit import bootstrap_spearman, stratified_spearman
+
+    # within each stratum y rises with x; between strata a confounder moves x up and y down
+    strata = np.repeat(np.arange(8), 3)
+    x = np.tile([1.0, 2.0, 3.0], 8) + 10 * strata
+    y = np.tile([1.0, 2.0, 3.0], 8) - 10 * strata
+    pooled = bootstrap_spearman(x, y, n_boot=200)
+    within = stratified_spearman(x, y, strata, n_boot=200)
+    assert pooled.rho < -0.8 and within.rho == 1 and within.ci_low == 1 and within.n == 8
+    flipped = y.copy()
+    flipped[:3] = flipped[:3][::-1]  # one stratum reversed: mean (7 - 1) / 8
+    r = stratified_spearman(x, flipped, strata, n_boot=500, seed=1)
+    assert abs(r.rho - 0.75) < 1e-12 and r.ci_low < 0.75 < r.ci_high + 1e-12
+    assert stratified_spearman(x, flipped, strata, n_boot=500, seed=1) == r
+    assert stratified_spearman(x, flipped, strata, n_boot=500, seed=1, ci=0.5).ci_low >= r.ci_low
+
+
+def test_stratified_spearman_bad_inputs_raise():
+    from lmcnb.fit import stratified_spearman
+
+    good = dict(x=[1, 2, 1, 2], y=[1, 2, 2, 1], strata=[0, 0, 1, 1])
+    for bad in ({"strata": [0, 0, 0, 0]}, {"strata": [0, 0, 1]}, {"x": [1, 1, 1, 2]},
+                {"strata": [0, 1, 2, 2]}, {"x": [1, np.inf, 1, 2]}, {"n_boot": 0}, {"ci": 0},
+                {"seed": -2}):
+        with pytest.raises(ValueError):
+            stratified_spearman(**{**good, **bad})
+
+
+def test_bootstrap_mean_interval_and_bad_inputs():
+    from lmcnb.fit import bootstrap_mean
+
+    v = np.random.default_rng(0).normal(1.0, 0.5, size=30)
+    r = bootstrap_mean(v, n_boot=500, seed=1)
+    assert abs(r.rho - v.mean()) < 1e-12 and r.ci_low < v.mean() < r.ci_high and r.n == 30
+    assert bootstrap_mean(v, n_boot=500, seed=1) == r and bootstrap_mean(v, n_boot=500, seed=2) != r
+    assert bootstrap_mean(v, n_boot=500, seed=1, ci=0.5).ci_low > r.ci_low
+    assert bootstrap_mean([2.0, 2.0]).ci_low == 2.0
+    for bad in ({"values": [1.0]}, {"values": [1.0, np.nan]}, {"values": v, "n_boot": 0},
+                {"values": v, "ci": 1.5}, {"values": v, "seed": -1}):
+        with pytest.raises(ValueError):
+            bootstrap_mean(**bad)
+
+
+def test_stratified_spearman_drop_constant_leaves_out_tied_strata():
+    from lmcnb.fit import stratified_spearman
+
+    x, y, g = [1, 2, 3, 1, 2, 3, 1, 2, 3], [1, 2, 3, 3, 2, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError):
+        stratified_spearman(x, y, g)
+    r = stratified_spearman(x, y, g, drop_constant=True, n_boot=50)
+    assert r.n == 2 and r.rho == 0.0
+    with pytest.raises(ValueError):
+        stratified_spearman(x, y, [0, 0, 0, 1, 1, 2, 3, 3, 3], drop_constant=True)  # a one-point stratum
