@@ -23,6 +23,10 @@ JUNK = {"MPLBACKEND": "Agg", "LMCNB_CACHE_DIR": "/cache", "LMCNB_CHECKS_DIR": "/
         "ATEN_CPU_CAPABILITY": "avx512", "HOME_LIKE": "kept"}
 
 
+#: Variables through which an enclosing `make test NBVAL=lax` would reach the `make` these tests run.
+MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "NBVAL")
+
+
 def pinned_part(env: dict[str, str]) -> dict[str, str | None]:
     """The values ``env`` gives every variable the pinned environment sets or removes (None: absent)."""
     return {name: env.get(name) for name in (*SETS, *UNSETS)}
@@ -41,7 +45,7 @@ def test_the_file_pins_every_cpu_dispatching_library_to_avx2_and_one_thread():
 def test_makefile_and_both_tools_give_the_same_environment():
     """``make``'s RUN_ENV (what `make test` and `make outputs` run under), refresh_outputs' kernels and
     run_chapters' quick-profile kernels see the same value of every pinned variable, whatever the caller set."""
-    environ = {**os.environ, **JUNK}
+    environ = {**{k: v for k, v in os.environ.items() if k not in MAKE_VARS}, **JUNK}
     made = subprocess.run(["make", "-s", "--no-print-directory", "print-run-env"], cwd=ROOT, env=environ,
                           capture_output=True, text=True, check=True).stdout
     make_env = dict(line.split("=", 1) for line in made.splitlines() if "=" in line)
@@ -135,8 +139,9 @@ def test_mode_is_strict_on_the_reference_and_lax_elsewhere_but_never_lax_in_ci()
 
 def test_make_test_runs_the_mode_it_decides():
     """The recipe runs strict nbval under RUN_ENV or lax nbval under LAX_ENV (dry run of both branches)."""
+    clean = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}  # not the NBVAL of an enclosing make
     recipe = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout
+                            text=True, check=True, env=clean).stdout
     strict_env = " ".join(repro.env_args("strict"))
     lax_env = " ".join(repro.env_args("lax"))
     assert "tools/repro.py mode auto" in recipe

@@ -31,7 +31,8 @@ CELLS = [
     "if os.environ.get('INTERRUPT') == '1':\n    raise KeyboardInterrupt('simulated disconnect')",
     "plt.plot([1, 2, 3], [r for _, r in res])\nplt.show()",
     "r = checks.record('squares add up', sum(r for _, r in res), 14, sum(r for _, r in res) == 14, "
-    "source='arithmetic', status='derived', chapter='01_tiny')\nassert r.passed, r",
+    "source='arithmetic', status='derived', chapter='01_tiny', n=(3, 'squares'), "
+    "control=('cubes', 36, 36 == 14))",
 ]
 PAPER_ONLY = "raise RuntimeError('paper-only cell ran in the quick profile')"
 
@@ -49,8 +50,8 @@ def make_book(tmp_path: Path) -> Path:
     return book / "01_tiny.ipynb"
 
 
-def run(args: list[str], counter: Path, interrupt: bool) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "LMCNB_CACHE_DIR")}
+def run(args: list[str], counter: Path, interrupt: bool, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "LMCNB_CACHE_DIR", *drop)}
     env.update(COUNTER_FILE=str(counter), INTERRUPT="1" if interrupt else "0", OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, str(ROOT / "tools" / "run_chapters.py"), *args], capture_output=True,
                           text=True, env=env, timeout=600)
@@ -103,3 +104,36 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert sweep.default_cache_dir() is None
     monkeypatch.setenv("LMCNB_CACHE_DIR", str(tmp_path))
     assert sweep.default_cache_dir() == tmp_path
+
+
+FAILING = [
+    "import lmcnb\nfrom lmcnb import checks\nS = lmcnb.setup(seed=0)",
+    "checks.record('too small', 2, '<= 1', False, threshold=1, source='s', status='calibrated', "
+    "chapter='01_fail', n=(1, 'run'), control=('identity', 3, False))",
+    "print('the chapter continued')",
+]
+
+
+def test_paper_profile_records_a_failed_check_and_continues(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = new_notebook(cells=[new_code_cell(src) for src in FAILING],
+                      metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    nbformat.write(nb, book / "01_fail.ipynb")
+    out = tmp_path / "runs"
+    paper = run(["--profile", "paper", "--out", str(out / "paper"), str(book / "01_fail.ipynb")],
+                tmp_path / "c.txt", interrupt=False, drop=("LMCNB_REPRO", "LMCNB_PROFILE"))
+    assert paper.returncode == 1, paper.stderr
+    assert "1 failed checks" in paper.stderr and "FAIL 01_fail: too small" in paper.stderr
+    done = nbformat.read(out / "paper" / "01_fail.ipynb", as_version=4)
+    assert "the chapter continued" in "".join(done.cells[2].outputs[0]["text"])
+    (rec,) = checks.read_jsonl(out / "paper" / "checks" / "01_fail.jsonl")
+    assert rec.verdict == "FAIL" and rec.margin == -1 and rec.profile == "paper"
+    summary = json.loads((out / "paper" / "summary.json").read_text())
+    assert summary["01_fail"]["failed_checks"] == ["too small"]
+    # the quick profile (CI) stops the chapter at the failed check
+    quick = run(["--profile", "quick", "--out", str(out / "quick"), str(book / "01_fail.ipynb")],
+                tmp_path / "c.txt", interrupt=False)
+    assert quick.returncode == 1 and "CheckFailed" in quick.stderr
+    stopped = nbformat.read(out / "quick" / "01_fail.ipynb", as_version=4)
+    assert stopped.cells[2].outputs == []

@@ -32,7 +32,7 @@ BOOK = ROOT / "book"
 CHECKS = BOOK / "_checks"
 
 #: What ``str(CheckResult)`` prints; a stored stdout line of this form must come from a record.
-CHECK_LINE = re.compile(r"^.+: measured .+ vs predicted .+: (?:PASS|FAIL)$")
+CHECK_LINE = re.compile(r"^.+: measured .+ vs predicted .+: (?:PASS|FAIL|.+ \(reported\))$")
 
 
 def chapters() -> list[Path]:
@@ -114,7 +114,10 @@ STEM = "99_example"
 
 def result(claim: str, measured: str = "0.1", passed: bool = True, chapter: str = STEM) -> checks.CheckResult:
     return checks.CheckResult(claim=claim, measured=measured, predicted="<= 0.5", passed=passed,
-                              source="Paper 2025, Thm 1", status="confirmed", chapter=chapter, profile="quick")
+                              verdict="PASS" if passed else "FAIL", source="Paper 2025, Thm 1",
+                              status="confirmed", chapter=chapter, profile="quick",
+                              paper=checks.Paper("0.1", "Table 1"), n=checks.Sample(3, "seeds"),
+                              why={"interval": "exact", "margin": "composite", "control": "pure identity"})
 
 
 def notebook(lines: list[str], skipped: list[str] = ()) -> nbformat.NotebookNode:
@@ -141,7 +144,8 @@ class TestConsistencyCatchesProblems:
 
     def test_changed_verdict_order_count(self):
         nb = notebook([str(r) for r in self.records])
-        assert consistency_problems(STEM, nb, [self.records[0], replace(self.records[1], passed=False)])
+        assert consistency_problems(STEM, nb, [self.records[0], replace(self.records[1], passed=False,
+                                                                         verdict="FAIL")])
         assert consistency_problems(STEM, nb, self.records[::-1])
         assert consistency_problems(STEM, nb, self.records[:1])
         assert consistency_problems(STEM, nb, [*self.records, result("c")])
@@ -172,7 +176,7 @@ def tiny_chapter(path: Path, claim: str, fail: bool = False, chapter: str | None
     chapter = path.stem if chapter is None else chapter
     src = (f"from lmcnb import checks\n"
            f"r = checks.record({claim!r}, 0.25, '<= 0.5', True, source='test', status='derived', "
-           f"chapter={chapter!r})\nassert r.passed, r")
+           f"chapter={chapter!r}, n=(1, 'run'), why={{'control': 'arithmetic'}})")
     cells = [new_code_cell(src)]
     if fail:
         cells.append(new_code_cell("raise RuntimeError('boom')"))
@@ -197,6 +201,7 @@ def test_refresh_stores_records_only_after_success(tmp_path):
     (rec,) = checks.read_jsonl(jsonl)
     assert (rec.claim, rec.chapter, rec.measured) == ("first claim", "01_tiny", "0.25")
     stored = nbformat.read(nb, as_version=4)
+    assert rec.cell == stored.cells[0].id, "the runner fills in the cell that printed the record"
     assert consistency_problems("01_tiny", stored, [rec]) == []
     # a failing run changes neither the notebook nor its records
     tiny_chapter(nb, "second claim", fail=True)
@@ -241,3 +246,48 @@ def test_collect_records_validates(tmp_path):
     (tmp_path / "unnamed.jsonl").write_text("")
     with pytest.raises(ValueError, match="chapter='01_a'"):
         refresh_outputs.collect_records(tmp_path, "01_a")
+
+
+# --- evidence: every stored record carries its control (or a reason) and links to a cell with an anchor -------
+
+def book_records():
+    if not CHECKS.is_dir():
+        pytest.skip("no records yet")
+    return checks.load_records(CHECKS)
+
+
+def test_every_record_has_a_control_or_a_reason():
+    for r in book_records():
+        assert r.control is not None or r.why.get("control", "").strip(), r.claim
+        for name in checks.NULLABLE:
+            assert getattr(r, name) is not None or r.why.get(name, "").strip(), (r.claim, name)
+
+
+def test_no_control_passes_its_own_check():
+    bad = [f"{r.chapter}: {r.claim}" for r in book_records() if r.defect]
+    assert not bad, f"negative controls that pass the check they must fail: {bad}"
+
+
+def test_every_record_links_to_a_target_before_its_cell():
+    for r in book_records():
+        assert r.cell, f"{r.chapter}: {r.claim} names no cell"
+        nb = nbformat.read(BOOK / f"{r.chapter}.ipynb", as_version=4)
+        ids = [c.get("id") for c in nb.cells]
+        assert r.cell in ids, (r.chapter, r.cell)
+        prev = nb.cells[ids.index(r.cell) - 1]
+        assert prev.cell_type == "markdown" and prev.source.strip() == checks.target(r.chapter, r.cell), (
+            f"{r.chapter}: cell {r.cell} needs the MyST target {checks.target(r.chapter, r.cell)} before it")
+
+
+def test_reported_rows_in_chapters_that_discuss_negatives():
+    reported = {r.chapter for r in book_records() if r.status == "reported"}
+    for stem in ("01_lmc_and_permutations", "02_double_descent", "04_learning_rate_sparsity",
+                 "05b_ot_deep_and_mnist", "06_lewc"):
+        assert stem in reported, stem
+
+
+def test_claim_list_keys_match_records():
+    from lmcnb.infra import scoreboard as sb
+
+    claims = sb.load_claims(BOOK / "_claims.yml")
+    assert not sb.unmatched_keys(book_records(), claims)

@@ -36,7 +36,7 @@ def test_runtimes_absent_reads_not_measured(tmp_path):
     book, checks_dir = _fixture_book(tmp_path)
     out = status_page.generate(book, checks_dir)
     page = out[book / "status.md"]
-    assert "| not measured | 10 (0 / 0 / 4 / 6) |" in page and "_runtimes.json` is missing" in page
+    assert "| not measured | 13 (0 / 0 / 3 / 7 / 3) |" in page and "_runtimes.json` is missing" in page
     assert "not yet estimated" in page
     nb = json.loads(out[book / "01_lmc_and_permutations.ipynb"])
     assert "quick profile 50–115 s (README" in "".join(nb["cells"][1]["source"])
@@ -47,7 +47,7 @@ def test_runtimes_fixture_is_shown_and_the_box_is_replaced_not_repeated(tmp_path
     (checks_dir / "_runtimes.json").write_text(json.dumps(
         {"01_lmc_and_permutations": {"seconds": 61.4, "cells": 23, "profile": "quick"}}), encoding="utf-8")
     out = status_page.generate(book, checks_dir)
-    assert "| 61 s on one CPU thread (23 cells) | 10 (" in out[book / "status.md"]
+    assert "| 61 s on one CPU thread (23 cells) | 13 (" in out[book / "status.md"]
     assert "missing" not in out[book / "status.md"]
     (book / "01_lmc_and_permutations.ipynb").write_text(out[book / "01_lmc_and_permutations.ipynb"])
     again = status_page.generate(book, checks_dir)[book / "01_lmc_and_permutations.ipynb"]

@@ -147,9 +147,10 @@ def lint_has_assert(nb) -> list[str]:
     for cell in code_cells(nb):
         if SKIP_EXECUTION in tags(cell):
             continue
-        if any(ln.lstrip().startswith("assert ") for ln in cell.source.splitlines()):
+        if any(ln.lstrip().startswith("assert ") or "checks.record(" in ln for ln in cell.source.splitlines()):
             return []
-    return ["no executed code cell has an `assert` line: a chapter must verify its claims"]
+    return ["no executed code cell has an `assert` line or a `checks.record(` call: a chapter must verify "
+            "its claims"]
 
 
 _SETUP = re.compile(r"\b(?:lmcnb|profiles)\.setup\s*\(")
@@ -282,6 +283,7 @@ def lint_check_chapter(nb, stem: str) -> list[str]:
 def _lmcnb_aliases(trees: list) -> dict[str, object]:
     """Names a notebook binds to ``lmcnb`` or its submodules (``import lmcnb``, ``from lmcnb import x as y``)."""
     import importlib
+    import importlib.util
 
     aliases: dict[str, object] = {}
     for tree in trees:
@@ -289,7 +291,10 @@ def _lmcnb_aliases(trees: list) -> dict[str, object]:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lmcnb":
                 parent = importlib.import_module(node.module)
                 for a in node.names:
-                    aliases[a.asname or a.name] = getattr(parent, a.name, None)
+                    obj = getattr(parent, a.name, None)
+                    if obj is None and importlib.util.find_spec(f"{node.module}.{a.name}") is not None:
+                        obj = importlib.import_module(f"{node.module}.{a.name}")  # a submodule
+                    aliases[a.asname or a.name] = obj
             elif isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.split(".")[0] == "lmcnb":

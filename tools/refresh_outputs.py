@@ -107,11 +107,12 @@ def store_runtime(checks_dir: Path, stem: str, seconds: float, cells: int) -> No
     write_atomic(path, json.dumps(dict(sorted(table.items())), indent=1) + "\n")
 
 
-def collect_records(results_dir: Path, stem: str) -> str | None:
-    """The JSON lines a run of chapter ``stem`` recorded (validated), or None if it recorded nothing.
+def collect_records(results_dir: Path, stem: str, nb=None) -> str | None:
+    """The JSON lines a run of chapter ``stem`` recorded (validated), or None if it recorded nothing. With the
+    executed notebook ``nb``, each record's ``cell`` is filled in: the id of the cell that printed it.
 
     Raises ``ValueError`` if the run recorded checks under another chapter name (``chapter=`` must be the stem)."""
-    from lmcnb.checks import read_jsonl
+    from lmcnb.checks import attach_cells, read_jsonl
 
     files = sorted(p.name for p in results_dir.iterdir())
     stray = [f for f in files if f != f"{stem}.jsonl"]
@@ -121,6 +122,8 @@ def collect_records(results_dir: Path, stem: str) -> str | None:
     if not files:
         return None
     path = results_dir / f"{stem}.jsonl"
+    if nb is not None:
+        path.write_text(attach_cells(path.read_text(encoding="utf-8"), nb), encoding="utf-8")
     read_jsonl(path)  # validates every line
     return path.read_text(encoding="utf-8")
 
@@ -142,7 +145,7 @@ def refresh(path: str, timeout: int) -> tuple[str, float, int, int]:
         results_dir = Path(tmp)
         seconds, executed = execute(nb, name=path, cwd=nb_path.parent, env=kernel_env(results_dir),
                                     timeout=timeout)
-        lines = collect_records(results_dir, nb_path.stem)
+        lines = collect_records(results_dir, nb_path.stem, nb)
     tmp_nb = nb_path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp_nb)
     os.replace(tmp_nb, nb_path)

@@ -80,10 +80,10 @@ def chapter_rows(book: Path, checks_dir: Path) -> list[dict]:
         jsonl = checks_dir / f"{stem}.jsonl"
         records = checks.read_jsonl(jsonl) if jsonl.is_file() else []
         counts = {s: sum(r.status == s for r in records) for s in checks.STATUSES}
-        passed = sum(r.passed for r in records)
+        passed = sum(r.passed is True for r in records)
         rows.append(dict(
             stem=stem, title=title(nb), verifies=verifies(stem, readme), n=len(records), passed=passed,
-            failed=len(records) - passed, counts=counts,
+            failed=sum(r.passed is False for r in records), counts=counts,
             quick=quick_time(stem, runtimes, NOT_MEASURED), quick_box=quick_time(stem, runtimes, README_QUICK),
             paper=str(nb.get("metadata", {}).get("lmcnb", {}).get("paper_estimate") or NOT_ESTIMATED)))
     return rows
@@ -120,7 +120,8 @@ def status_page(rows: list[dict], runtimes_present: bool) -> str:
     split = " / ".join(str(total[s]) for s in statuses)
     lines.append(f"| **total** | | {n} ({split}) | {'all PASS' if not failed else f'{failed} FAIL'} | |")
     lines += ["", "*Status* says how much of a statement is the papers' own (`confirmed`) or ours "
-              "(`reconstructed`, `derived`, `calibrated`); the scoreboard defines each.", ""]
+              "(`reconstructed`, `derived`, `calibrated`), or measured and not asserted (`reported`: negative or "
+              "inconclusive findings); the scoreboard defines each.", ""]
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Book infrastructure: what the chapters need around the science, and no model of any kind.
 
 Belongs here: execution profiles and seeding (``profiles``), verification records printed by assert cells
-(``checks``), the seaborn theme and standard figures (``plotting``), grids of configurations with an on-disk
+(``checks``), the scoreboard report built from them (``scoreboard``), the seaborn theme and standard figures (``plotting``), grids of configurations with an on-disk
 cache (``sweep``). Imports nothing else from ``lmcnb``: the bottom layer.
 """

@@ -1,22 +1,36 @@
-"""Verification records: every theorem check of a chapter prints ``measured … vs predicted …: PASS`` and is kept.
+"""Verification records that carry their evidence: every check of a chapter is one validated record, printed as
+one line and kept as one JSON line.
 
-A chapter's verification cell computes the measured value, states the prediction with its tolerance, calls
-:func:`record` and then ``assert``s the result, so a failed check both prints its numbers and stops nbval::
+A chapter's verification cell measures a statistic, states the prediction with its threshold, measures the same
+statistic on a **negative control** (a variant of the same run where the claim must fail: identity matcher, no
+calibration, weak weight decay, i.i.d. neurons …) and records both::
 
-    r = checks.record("barrier falls with width", measured=slope, predicted="<= -0.5", chapter="03_width_rate",
-                      passed=slope <= -0.5, source="Zhan et al. 2025, abstract", status="confirmed")
-    assert r.passed, r
+    checks.record(
+        "weight matching lowers the barrier", (b, naive), "matched <= 0.25 x naive", b <= 0.25 * naive,
+        source="Ainsworth et al. 2023", status="calibrated", chapter="01_lmc_and_permutations",
+        threshold=0.25, margin=0.25 - b / naive, n=(1, "pair"),
+        control=checks.Control("identity matcher", naive / naive, passed=naive <= 0.25 * naive),
+    )
 
-Records are kept in memory (:func:`results`) and, when ``$LMCNB_RESULTS_DIR`` is set, appended as JSON lines to
-``<dir>/<chapter>.jsonl`` so a scoreboard can be generated from the chapters' own results. ``chapter`` must be the
-notebook's file stem (``"03_width_rate"``).
+:func:`record` validates the evidence and **enforces** the verdict: in the ``quick`` profile (stored outputs,
+CI) a failed asserted check raises :class:`CheckFailed` (an ``AssertionError``), so the chapter stops; in the
+other profiles (``paper``, ``smoke``, ``full``; ``tools/run_chapters.py``) it is recorded as FAIL and the chapter
+continues, and the runner exits non-zero listing the failures. A control that *passes* its own check is a
+defect (the check cannot fail for the reason it claims): :class:`ControlPassed` in the quick profile, a FAIL
+elsewhere. Findings the book measures but does not assert are recorded with ``status="reported"`` and a verdict
+word (:data:`REPORTED_VERDICTS`), never dropped.
 
-The scoreboard chain (chapter 8): ``make outputs`` (``tools/refresh_outputs.py``) runs each chapter with
-``$LMCNB_RESULTS_DIR`` pointing at a fresh directory and, only if the run succeeds, replaces
-``book/_checks/<stem>.jsonl`` with the records it produced; ``tests/test_scoreboard.py`` asserts that the check
-lines stored in each chapter's outputs equal, in order, ``str()`` of the records in its JSONL file; strict nbval
-asserts that the stored outputs equal a fresh run; and chapter 8 renders :func:`load_records` with
-:func:`scoreboard_table`, so its stored table (also checked by nbval) changes whenever a result changes.
+Every field of :class:`CheckResult` is present in each JSON line; an evidence field may be ``None`` only with a
+stated reason in ``why`` (``control=None`` needs ``why={"control": "pure identity (Birkhoff)"}``). Records are
+kept in memory (:func:`results`) and, when ``$LMCNB_RESULTS_DIR`` is set, appended to ``<dir>/<chapter>.jsonl``;
+the runners (``tools/refresh_outputs.py``, ``tools/run_chapters.py``) fill in ``cell``, the id of the cell that
+printed the record, from the executed notebook (the kernel is not told which cell runs). ``chapter`` must be the
+notebook's file stem.
+
+The scoreboard chain (chapter 8): ``make outputs`` stores each chapter's records in ``book/_checks/<stem>.jsonl``
+from the same run as its outputs; ``tests/test_scoreboard.py`` asserts that the printed check lines equal, in
+order, ``str()`` of the records; strict nbval asserts that the stored outputs equal a fresh run; chapter 8 renders
+the records with :mod:`lmcnb.infra.scoreboard`.
 """
 from __future__ import annotations
 
@@ -24,18 +38,41 @@ import json
 import math
 import numbers
 import os
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-STATUSES = ("confirmed", "reconstructed", "derived", "calibrated")
+#: How much of a statement is the paper's (see the scoreboard's legend).
+STATUSES = ("confirmed", "reconstructed", "derived", "calibrated", "reported")
+#: Statuses whose checks are asserted (PASS or FAIL).
+ASSERTED = STATUSES[:4]
+#: Verdict words of a ``reported`` record: measured and recorded, not asserted.
+REPORTED_VERDICTS = ("not reproduced", "inconclusive", "differs from paper", "consistent")
+VERDICTS = ("PASS", "FAIL") + REPORTED_VERDICTS
+#: Evidence fields that may be None only with a reason in ``why``.
+NULLABLE = ("paper", "n", "interval", "margin", "control")
+#: Reasons :func:`record` states itself when a field is left out and the reason follows from the input.
+DEFAULT_WHY = {
+    "paper": "the paper states no number for this quantity",
+    "interval": "no interval: an exact value, or an extreme over all n runs",
+    "margin": "no single numeric threshold",
+}
+
+
+class CheckFailed(AssertionError):
+    """An asserted check failed in the quick profile (the chapter stops)."""
+
+
+class ControlPassed(ValueError):
+    """A negative control passed the check it must fail: the check does not discriminate."""
 
 
 def fmt(value: object, digits: int = 3) -> str:
     """Round numbers for printing (``3`` significant digits); tuples and lists element-wise; text as is."""
-    if isinstance(value, bool):
-        return str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
@@ -48,47 +85,290 @@ def fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def _num(value: object, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.generic)) and not (
+            hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    x = float(value.item() if hasattr(value, "item") else value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    return x
+
+
+@dataclass(frozen=True)
+class Control:
+    """A negative control: the same statistic, same run, on a variant where the claim must fail.
+
+    ``label`` names the variant ("identity matcher"), ``measured`` is its value (formatted on construction),
+    ``passed`` whether it passes the check's own prediction (it must not)."""
+
+    label: str
+    measured: str
+    passed: bool
+
+    def __post_init__(self):
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise ValueError("Control.label must name the variant (e.g. 'identity matcher')")
+        if not isinstance(self.passed, (bool, np.bool_)):
+            raise TypeError(f"Control.passed must be a bool, got {type(self.passed).__name__}")
+        object.__setattr__(self, "measured", fmt(self.measured))
+        object.__setattr__(self, "passed", bool(self.passed))
+
+    def __str__(self) -> str:
+        return f"control {self.label} {self.measured}: {'PASS' if self.passed else 'FAIL'}"
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper's own number for the quantity (as text) and where it is (table, figure, section)."""
+
+    value: str
+    where: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", fmt(self.value))
+        for name in ("value", "where"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ValueError(f"Paper.{name} must be non-empty text")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How many independent units stand behind a measurement: ``count`` of ``unit`` (pairs, seeds, widths …)."""
+
+    count: int
+    unit: str
+
+    def __post_init__(self):
+        if isinstance(self.count, bool) or not isinstance(self.count, numbers.Integral) or self.count < 1:
+            raise ValueError(f"Sample.count must be a positive integer, got {self.count!r}")
+        if not isinstance(self.unit, str) or not self.unit.strip():
+            raise ValueError("Sample.unit must name what is counted (pairs, seeds, samples …)")
+        object.__setattr__(self, "count", int(self.count))
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval ``[lo, hi]`` at ``level`` (e.g. 0.95) and how it was computed (``method``)."""
+
+    lo: float
+    hi: float
+    level: float
+    method: str
+
+    def __post_init__(self):
+        lo, hi, level = _num(self.lo, "Interval.lo"), _num(self.hi, "Interval.hi"), _num(self.level, "level")
+        if lo > hi:
+            raise ValueError(f"Interval.lo {lo} > hi {hi}")
+        if not 0 < level < 1:
+            raise ValueError(f"Interval.level must lie in (0, 1), got {level}")
+        if not isinstance(self.method, str) or not self.method.strip():
+            raise ValueError("Interval.method must say how the interval was computed (e.g. 'bootstrap')")
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
+        object.__setattr__(self, "level", level)
+
+    def __str__(self) -> str:
+        return f"[{fmt(self.lo)}, {fmt(self.hi)}] ({fmt(self.level * 100)} %, {self.method})"
+
+
+_PARTS = {"control": Control, "paper": Paper, "n": Sample, "interval": Interval}
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """One verified claim: what was measured, what the theory predicts, and the verdict."""
+    """One check with its evidence (one JSON line; see the module docstring)."""
 
     claim: str
     measured: str
     predicted: str
-    passed: bool
+    passed: bool | None
+    verdict: str
     source: str
     status: str
     chapter: str
     profile: str
+    threshold: float | None = None
+    margin: float | None = None
+    paper: Paper | None = None
+    n: Sample | None = None
+    interval: Interval | None = None
+    control: Control | None = None
+    why: dict = field(default_factory=dict)
+    cell: str | None = None
+
+    def __post_init__(self):
+        for name in ("claim", "measured", "predicted", "source", "chapter", "profile"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be text, got {type(getattr(self, name)).__name__}")
+        for name in ("claim", "source"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be empty")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.status == "reported":
+            if self.passed is not None:
+                raise ValueError(f"{self.claim!r}: a reported record is not asserted: passed must be None")
+            if self.verdict not in REPORTED_VERDICTS:
+                raise ValueError(f"{self.claim!r}: a reported record's verdict must be one of "
+                                 f"{REPORTED_VERDICTS}, got {self.verdict!r}")
+        else:
+            if not isinstance(self.passed, bool):
+                raise TypeError(f"{self.claim!r}: passed must be a bool, got {type(self.passed).__name__}")
+            if self.verdict != ("PASS" if self.passed else "FAIL"):
+                raise ValueError(f"{self.claim!r}: verdict {self.verdict!r} disagrees with passed={self.passed}")
+        for name in ("threshold", "margin"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _num(getattr(self, name), name))
+        for name, kind in _PARTS.items():
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), kind):
+                raise TypeError(f"{name} must be a checks.{kind.__name__}, got {type(getattr(self, name)).__name__}")
+        if not isinstance(self.why, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in self.why.items()):
+            raise TypeError("why must map field names to reasons (text)")
+        unknown = sorted(set(self.why) - set(NULLABLE))
+        if unknown:
+            raise ValueError(f"{self.claim!r}: why names {unknown}; only {NULLABLE} may be null with a reason")
+        for name in NULLABLE:
+            value, reason = getattr(self, name), self.why.get(name, "")
+            if value is None and not reason.strip():
+                raise ValueError(f"{self.claim!r}: {name} is None without a reason: pass {name}=… or "
+                                 f"why={{{name!r}: 'reason'}}")
+            if value is not None and name in self.why:
+                raise ValueError(f"{self.claim!r}: {name} is given, so why[{name!r}] must not be")
+        if self.cell is not None and (not isinstance(self.cell, str) or not self.cell.strip()):
+            raise ValueError("cell must be a notebook cell id")
+
+    @property
+    def asserted(self) -> bool:
+        return self.status != "reported"
+
+    @property
+    def defect(self) -> str | None:
+        """Why this record cannot be trusted as a check (None if it can): a control that passes its check."""
+        if self.asserted and self.control is not None and self.control.passed:
+            return f"control {self.control.label!r} passes the check it must fail"
+        return None
 
     def __str__(self) -> str:
-        verdict = "PASS" if self.passed else "FAIL"
-        return f"{self.claim}: measured {self.measured} vs predicted {self.predicted}: {verdict}"
+        control = f" ({self.control})" if self.control is not None else ""
+        verdict = self.verdict if self.asserted else f"{self.verdict} (reported)"
+        return f"{self.claim}: measured {self.measured} vs predicted {self.predicted}{control}: {verdict}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 _RESULTS: list[CheckResult] = []
 
 
-def record(claim: str, measured: object, predicted: object, passed: bool, *, source: str,
-           status: str, chapter: str = "", verbose: bool = True) -> CheckResult:
-    """Record and print one check. ``status`` says whether the claim is the paper's (``confirmed``) or ours."""
-    if not isinstance(passed, (bool, np.bool_)):
-        raise TypeError(f"passed must be a bool, got {type(passed).__name__}")
-    if status not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+def _part(value, kind, name):
+    if value is None or isinstance(value, kind):
+        return value
+    if isinstance(value, dict):
+        return kind(**value)
+    if isinstance(value, (tuple, list)):
+        return kind(*value)
+    raise TypeError(f"{name} must be a checks.{kind.__name__} or a tuple of its fields, got {type(value).__name__}")
+
+
+_SENSE = re.compile(r"^\s*(<=|>=|<|>)")
+
+
+def auto_margin(measured: object, predicted: str, threshold: float | None) -> float | None:
+    """``threshold - measured`` for a prediction ``<= t`` / ``< t``, ``measured - threshold`` for ``>= t`` /
+    ``> t`` (positive inside), when ``measured`` is one number; else None."""
+    if threshold is None or not isinstance(predicted, str):
+        return None
+    m = _SENSE.match(predicted)
+    try:
+        x = _num(measured, "measured")
+    except (TypeError, ValueError):
+        return None
+    if m is None:
+        return None
+    return threshold - x if m.group(1).startswith("<") else x - threshold
+
+
+def enforcing() -> bool:
+    """Whether a failed check stops the chapter: in the quick profile (``$LMCNB_CHECKS_ENFORCE=0|1`` overrides)."""
+    env = os.environ.get("LMCNB_CHECKS_ENFORCE", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    if env:
+        raise ValueError(f"$LMCNB_CHECKS_ENFORCE must be 0 or 1, got {env!r}")
     from .profiles import current
 
-    result = CheckResult(claim=claim, measured=fmt(measured), predicted=fmt(predicted), passed=bool(passed),
-                         source=source, status=status, chapter=chapter, profile=current().profile)
+    return current().profile == "quick"
+
+
+def record(claim: str, measured: object, predicted: object, passed: bool | None, *, source: str, status: str,
+           chapter: str = "", threshold: float | None = None, margin: float | None = None, paper=None, n=None,
+           interval=None, control=None, why: dict | None = None, verdict: str | None = None,
+           cell: str | None = None, verbose: bool = True) -> CheckResult:
+    """Record, print and enforce one check (see the module docstring).
+
+    ``passed`` is the verdict of the prediction on ``measured`` (``None`` for ``status="reported"``, which needs
+    a ``verdict`` from :data:`REPORTED_VERDICTS`). ``threshold``: the prediction's number; ``margin`` (default:
+    :func:`auto_margin`) how far inside it, in its units (negative outside). ``paper``: :class:`Paper` or
+    ``(value, where)``; ``n``: :class:`Sample` or ``(count, unit)``; ``interval``: :class:`Interval` or
+    ``(lo, hi, level, method)``; ``control``: :class:`Control` or ``(label, measured, passed)``. A None evidence
+    field needs ``why[field]``, except where :data:`DEFAULT_WHY` applies (``paper`` for statuses other than
+    ``confirmed``; ``interval``; ``margin`` when there is no threshold).
+
+    Raises :class:`CheckFailed` for a failed asserted check and :class:`ControlPassed` for a passing control
+    when :func:`enforcing`; the record is kept and written first, so the runner's JSON shows it.
+    """
+    if status == "reported":
+        if passed is not None:
+            raise ValueError(f"{claim!r}: a reported record is not asserted: pass passed=None")
+        if verdict is None:
+            raise ValueError(f"{claim!r}: a reported record needs verdict= one of {REPORTED_VERDICTS}")
+    else:
+        if not isinstance(passed, (bool, np.bool_)):
+            raise TypeError(f"passed must be a bool, got {type(passed).__name__}")
+        passed = bool(passed)
+        if verdict is not None:
+            raise ValueError(f"{claim!r}: an asserted check's verdict follows from passed; omit verdict=")
+        verdict = "PASS" if passed else "FAIL"
+    if threshold is not None:
+        threshold = _num(threshold, "threshold")
+    if margin is None:
+        margin = auto_margin(measured, predicted, threshold)
+    why = dict(why or {})
+    paper, n = _part(paper, Paper, "paper"), _part(n, Sample, "n")
+    interval, control = _part(interval, Interval, "interval"), _part(control, Control, "control")
+    if paper is None and "paper" not in why and status != "confirmed":
+        why["paper"] = DEFAULT_WHY["paper"]
+    if interval is None and "interval" not in why:
+        why["interval"] = DEFAULT_WHY["interval"]
+    if margin is None and "margin" not in why and threshold is None:
+        why["margin"] = DEFAULT_WHY["margin"]
+    if status == "reported" and control is None and "control" not in why:
+        why["control"] = "not asserted: a reported finding has no check for a control to fail"
+    from .profiles import current
+
+    result = CheckResult(claim=claim, measured=fmt(measured), predicted=fmt(predicted), passed=passed,
+                         verdict=verdict, source=source, status=status, chapter=chapter,
+                         profile=current().profile, threshold=threshold, margin=margin, paper=paper, n=n,
+                         interval=interval, control=control, why=why, cell=cell)
     _RESULTS.append(result)
     out_dir = os.environ.get("LMCNB_RESULTS_DIR")
     if out_dir:
         path = Path(out_dir) / f"{chapter or 'unnamed'}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
-            fh.write(json.dumps(asdict(result)) + "\n")
+            fh.write(json.dumps(result.to_dict()) + "\n")
     if verbose:
         print(result)
+    if enforcing():
+        if result.defect:
+            raise ControlPassed(f"{result}: {result.defect}")
+        if result.passed is False:
+            raise CheckFailed(str(result))
     return result
 
 
@@ -98,17 +378,14 @@ def results() -> list[CheckResult]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The scoreboard: reading the records back
+# Reading the records back
 # ----------------------------------------------------------------------------------------------------------
 
 #: Environment variable naming the directory the scoreboard reads (``<chapter>.jsonl`` files); default
 #: :data:`DEFAULT_CHECKS_DIR` relative to the working directory (``book/`` when a chapter runs).
 CHECKS_DIR_ENV = "LMCNB_CHECKS_DIR"
 DEFAULT_CHECKS_DIR = "_checks"
-#: Columns of :func:`scoreboard_table`, in order.
-SCOREBOARD_COLUMNS = ("chapter", "claim", "source", "status", "predicted", "measured", "verdict", "profile")
-_FIELDS = {"claim": str, "measured": str, "predicted": str, "passed": bool, "source": str, "status": str,
-           "chapter": str, "profile": str}
+FIELDS = tuple(f.name for f in fields(CheckResult))
 
 
 def checks_dir() -> Path:
@@ -118,19 +395,20 @@ def checks_dir() -> Path:
 
 
 def from_dict(data: object, where: str = "record") -> CheckResult:
-    """A :class:`CheckResult` from its JSON form (``dataclasses.asdict``); every field present and typed."""
+    """A :class:`CheckResult` from its JSON form (:meth:`CheckResult.to_dict`): every field present, validated."""
     if not isinstance(data, dict):
         raise TypeError(f"{where}: a record must be a JSON object, got {type(data).__name__}")
-    missing = sorted(set(_FIELDS) - set(data))
-    extra = sorted(set(data) - set(_FIELDS))
+    missing = sorted(set(FIELDS) - set(data))
+    extra = sorted(set(data) - set(FIELDS))
     if missing or extra:
         raise ValueError(f"{where}: record fields differ from CheckResult: missing {missing}, unexpected {extra}")
-    for name, kind in _FIELDS.items():
-        if not isinstance(data[name], kind):
-            raise TypeError(f"{where}: field {name!r} must be {kind.__name__}, got {type(data[name]).__name__}")
-    if data["status"] not in STATUSES:
-        raise ValueError(f"{where}: status must be one of {STATUSES}, got {data['status']!r}")
-    return CheckResult(**data)
+    data = dict(data)
+    try:
+        for name, kind in _PARTS.items():
+            data[name] = _part(data[name], kind, name)
+        return CheckResult(**data)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{where}: {err}") from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[CheckResult]:
@@ -165,38 +443,38 @@ def load_records(directory: str | os.PathLike[str] | None = None) -> list[CheckR
     return records
 
 
-def scoreboard_table(records: list[CheckResult]):
-    """One row per record (in the given order) with the columns :data:`SCOREBOARD_COLUMNS`; a pandas DataFrame.
-
-    ``source`` is the paper and section a claim comes from, ``status`` whether the statement is the paper's
-    (``confirmed``) or ours (``reconstructed``, ``derived``, ``calibrated``), ``verdict`` PASS or FAIL.
-    """
-    import pandas as pd
-
-    rows = []
-    for i, r in enumerate(records):
-        if not isinstance(r, CheckResult):
-            raise TypeError(f"records[{i}] must be a CheckResult, got {type(r).__name__}")
-        row = asdict(r)
-        row["verdict"] = "PASS" if r.passed else "FAIL"
-        rows.append({c: row[c] for c in SCOREBOARD_COLUMNS})
-    return pd.DataFrame(rows, columns=list(SCOREBOARD_COLUMNS))
-
-
-def scoreboard_summary(records: list[CheckResult]):
-    """Per chapter (sorted): number of checks, passed, failed, and the count of each status; plus a total row."""
-    import pandas as pd
-
-    table = scoreboard_table(records)
-    counts = {}
-    for chapter, part in table.groupby("chapter", sort=True):
-        counts[chapter] = _counts(part)
-    counts["total"] = _counts(table)
-    return pd.DataFrame.from_dict(counts, orient="index").rename_axis("chapter")
+def attach_cells(lines: str, nb) -> str:
+    """Fill in ``cell`` of each JSON line from the executed notebook ``nb``: the id of the code cell whose stdout
+    printed the record's line (in order). Raises ``ValueError`` for a record no cell printed."""
+    printed = []  # (line, cell id) in output order
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                for ln in "".join(out.get("text", "")).splitlines():
+                    printed.append((ln, cell.get("id") or f"cell-{i:02d}"))
+    out, k = [], 0
+    for line in lines.splitlines():
+        data = json.loads(line)
+        if data.get("cell") is None:
+            text = str(from_dict(data))
+            while k < len(printed) and printed[k][0] != text:
+                k += 1
+            if k == len(printed):
+                raise ValueError(f"record {data['claim']!r} was not printed by any cell (keep verbose=True, or "
+                                 "pass cell=)")
+            data["cell"] = printed[k][1]
+            k += 1
+        out.append(json.dumps(data))
+    return "".join(ln + "\n" for ln in out)
 
 
-def _counts(part) -> dict[str, int]:
-    out = {"checks": len(part), "passed": int((part["verdict"] == "PASS").sum()),
-           "failed": int((part["verdict"] == "FAIL").sum())}
-    out.update({status: int((part["status"] == status).sum()) for status in STATUSES})
-    return out
+def anchor(chapter: str, cell: str) -> str:
+    """The HTML anchor of a verification cell: the id of its MyST target ``(check-<chapter>-<cell>)=``."""
+    return "check-" + re.sub(r"[^a-z0-9]+", "-", f"{chapter}-{cell}".lower()).strip("-")
+
+
+def target(chapter: str, cell: str) -> str:
+    """The MyST target line placed before a verification cell (:func:`anchor` is its HTML id)."""
+    return f"({anchor(chapter, cell)})="
