@@ -779,3 +779,26 @@ def test_manifold_sweep_zero_at_m_equal_M_and_agrees_with_hall():
     for k in range(4):
         hall = ts.hall_lmc_criterion(Ws[2 * k], Ws[2 * k + 1], T)
         assert hall == bool(tab.values("functional", 9)[k] < 1e-10)
+
+
+def test_step_rule_and_output_init_change_the_run():
+    """``step="constant"`` is ``η = c`` at every width (``c·m`` in gd_population's ``c/m`` rule); ``"c/m"`` is not;
+    ``output_init="positive"`` flips the signs of the trained output weights, ``"mixed"`` keeps them."""
+    from lmcnb.papers.teacher_student.gd import gd_population
+    base = dict(d=5, M=2, output="trained", c=0.2, steps=30, tol=0.0, grad_tol=0.0)
+    const = ts.TeacherStudent(**base, step="constant")
+    cm = ts.TeacherStudent(**base)
+    for m in (3, 6):
+        W0, a0 = const.init(m, 1)
+        ref = gd_population(W0[None], const.teacher(), c=0.2 * m, steps=30, tol=0.0, a0=a0[None],
+                            train_output=True)
+        sol = const.train(m, [1])
+        assert torch.allclose(sol.W[0], ref.W[0], atol=1e-13, rtol=0)
+        assert not torch.allclose(cm.train(m, [1]).W[0], sol.W[0], atol=1e-6, rtol=0)
+    mixed, pos = ts.TeacherStudent(**base).init(40, 0)[1], ts.TeacherStudent(**base, output_init="positive").init(40, 0)[1]
+    assert (mixed < 0).any() and (pos >= 0).all() and torch.equal(pos, mixed.abs())
+    fixed = ts.TeacherStudent(d=5, M=2, output_init="positive").init(4, 0)[1]
+    assert torch.equal(fixed, torch.ones(4, dtype=torch.float64))
+    for bad in ({"step": "1/m"}, {"output_init": "negative"}):
+        with pytest.raises(ValueError):
+            ts.TeacherStudent(**bad)

@@ -147,6 +147,14 @@ def _check_int_list(name: str, values: object, minimum: int) -> list[int]:
     return [check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values)]
 
 
+#: Step rules of :class:`TeacherStudent`: ``"c/m"`` (``η = c/m``, the fixed-output scaling) or ``"constant"``
+#: (``η = c`` at every width, the scaling for trained output weights, whose sharpness does not grow with ``m``).
+STEP_RULES = ("c/m", "constant")
+#: Signs of the trained output weights at initialisation: ``"mixed"`` (``a_i ~ N(0, s²)``) or ``"positive"``
+#: (``|a_i|``).
+OUTPUT_INITS = ("mixed", "positive")
+
+
 @dataclass(frozen=True)
 class TeacherStudent:
     """The formal model of chapters 2–4 (Zhan, Li, Wu 2025 as reconstructed in the notes, §1.2–1.3), in one place.
@@ -154,8 +162,10 @@ class TeacherStudent:
     Teacher ``f*(x) = Σ_{j≤M} σ(w*_j·x)`` with orthonormal ``w*_j = e_j``; student ``f(x) = Σ_{i≤m} a_i σ(w_i·x)``
     with ``a = 1`` fixed (``output="fixed"``, the seed model) or trained from a small init (``"trained"``);
     inputs ``x ~ N(0, I_d)`` (or the unit sphere); exact population squared loss by the arc-cosine kernel
-    (float64); full-batch GD from ``w_i ~ N(0, init_scale²/d I_d)`` (``a_i ~ N(0, init_scale²)``) with step
-    ``η = c/m`` until ``R < tol`` (converged), ``max |∂R/∂θ| < grad_tol`` (stationary: a critical point that is not
+    (float64); full-batch GD from ``w_i ~ N(0, init_scale²/d I_d)`` (``a_i ~ N(0, init_scale²)``, or ``|a_i|`` with
+    ``output_init="positive"``) with step
+    ``η = c/m`` (``step="c/m"``; ``step="constant"``: ``η = c`` at every width, for trained outputs) until
+    ``R < tol`` (converged), ``max |∂R/∂θ| < grad_tol`` (stationary: a critical point that is not
     a global minimum, e.g. every ``m < M`` student) or ``steps``. Two solutions = two seeds; pairs are seeds
     ``(first_seed + 2k, first_seed + 2k + 1)``. Barrier = the linear barrier on a grid of ``n_lambdas`` points;
     modulo permutation = the minimum over weight matching and functional matching (:func:`pair_barriers`).
@@ -178,6 +188,8 @@ class TeacherStudent:
     inputs: str = "gaussian"
     check_every: int = 50
     n_lambdas: int = 21
+    step: str = "c/m"
+    output_init: str = "mixed"
 
     def __post_init__(self) -> None:
         d, M = check_int("d", self.d, 1), check_int("M", self.M, 1)
@@ -192,6 +204,8 @@ class TeacherStudent:
         check_choice("inputs", self.inputs, INPUTS)
         check_int("check_every", self.check_every, 1)
         check_int("n_lambdas", self.n_lambdas, 2)
+        check_choice("step", self.step, STEP_RULES)
+        check_choice("output_init", self.output_init, OUTPUT_INITS)
 
     @property
     def trained_output(self) -> bool:
@@ -212,6 +226,8 @@ class TeacherStudent:
         W = small_init(1, m, self.d, self.init_scale, generator=g)[0]
         a = small_output_init(1, m, self.init_scale, generator=g)[0] if self.trained_output else \
             torch.ones(m, dtype=F64)
+        if self.trained_output and self.output_init == "positive":
+            a = a.abs()
         dev = _device(device)
         return W.to(dev), a.to(dev)
 
@@ -243,7 +259,8 @@ class TeacherStudent:
                 a0 = torch.zeros(W0.shape[:2], dtype=F64, device=dev)
                 for b, (_, a) in enumerate(inits):
                     a0[b, :a.shape[0]] = a
-            r = gd_population(W0, T, c=self.c, steps=self.steps, tol=self.tol, widths=widths_t, a0=a0,
+            c = self.c if self.step == "c/m" else self.c * widths_t.to(F64)
+            r = gd_population(W0, T, c=c, steps=self.steps, tol=self.tol, widths=widths_t, a0=a0,
                               train_output=self.trained_output, inputs=self.inputs, check_every=self.check_every,
                               threads=threads, grad_tol=self.grad_tol)
             for b, (w, s) in enumerate(keys):

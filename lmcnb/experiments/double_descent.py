@@ -1,0 +1,123 @@
+"""Statistics of a barrier-versus-width curve: is there an interior peak, and how do the pairs split at a width?
+
+:func:`interior_peak` tests the *second rise* of a double descent without leaning on an exact zero: the largest
+median strictly inside a window ``(lo, hi)`` of widths must exceed the medians at **both** ends of the window, with
+a bootstrap confidence interval over pairs (resampled within each width) whose lower end is above 0. A curve that
+decays monotonically from ``lo`` has no interior peak and fails it.
+:func:`split_pairs` counts, at one width, the pairs whose barrier is an exact zero, the pairs in an intermediate
+band and the pairs at or above a level — exact zeros are counted, never skipped.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+
+__all__ = ["PeakTest", "interior_peak", "median_ci", "split_pairs"]
+
+
+@dataclass(frozen=True)
+class PeakTest:
+    """Result of :func:`interior_peak`.
+
+    ``medians``: width → median over pairs; ``peak_width``: the interior width with the largest median;
+    ``excess``: its median minus the larger of the two end medians; ``lo``/``hi``: the bootstrap percentile
+    interval of ``excess`` at level ``ci`` (the interior argmax is re-chosen in every resample); ``ratio``: peak
+    median over the larger end median (``inf`` if that is 0)."""
+
+    medians: dict
+    peak_width: int
+    left: int
+    right: int
+    excess: float
+    lo: float
+    hi: float
+    ratio: float
+    n_boot: int
+    ci: float
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the interval's lower end is above 0 (the interior peak is resolved at level ``ci``)."""
+        return self.lo > 0
+
+
+def _excess(meds: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``max(meds[..., inner]) − max(meds[..., 0], meds[..., -1])`` along the last axis."""
+    return meds[..., inner].max(axis=-1) - np.maximum(meds[..., 0], meds[..., -1])
+
+
+def interior_peak(values: Mapping[int, Sequence[float]], left: int, right: int, *, n_boot: int = 2000,
+                  ci: float = 0.95, seed: int = 0) -> PeakTest:
+    """Bootstrap test of an interior peak of the per-width median on the window ``[left, right]``.
+
+    Args:
+        values: width → the barriers of its pairs (at least two per width of the window); widths outside
+            ``[left, right]`` are ignored. ``left`` and ``right`` must be keys and at least one key must lie
+            strictly between them.
+        left, right: the window's end widths (``left < right``).
+        n_boot: bootstrap resamples (``≥ 1``). ci: level in ``(0, 1)``. seed: NumPy generator seed.
+
+    Returns:
+        :class:`PeakTest`.
+    """
+    for name, v in (("n_boot", n_boot), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "n_boot" else 0):
+            raise ValueError(f"{name} must be a {'positive' if name == 'n_boot' else 'non-negative'} int, got {v!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if not left < right:
+        raise ValueError(f"need left < right, got {left}, {right}")
+    for w in (left, right):
+        if w not in values:
+            raise ValueError(f"width {w} is not in values")
+    widths = sorted(int(w) for w in values if left <= w <= right)
+    if len(widths) < 3:
+        raise ValueError(f"no width strictly inside ({left}, {right})")
+    groups = [np.asarray(values[w], dtype=np.float64).ravel() for w in widths]
+    for w, g in zip(widths, groups):
+        if g.size < 2:
+            raise ValueError(f"width {w} has {g.size} pair(s); the bootstrap needs at least two")
+        if not np.isfinite(g).all():
+            raise ValueError(f"width {w} has non-finite barriers")
+    inner = np.arange(1, len(widths) - 1)
+    meds = np.array([np.median(g) for g in groups])
+    excess = float(_excess(meds, inner))
+    rng = np.random.default_rng(int(seed))
+    boot = np.stack([np.median(g[rng.integers(0, g.size, (int(n_boot), g.size))], axis=1) for g in groups],
+                    axis=1)
+    q_lo, q_hi = np.quantile(_excess(boot, inner), [(1 - ci) / 2, (1 + ci) / 2])
+    peak = widths[1 + int(np.argmax(meds[inner]))]
+    edge = max(meds[0], meds[-1])
+    ratio = float(meds[inner].max() / edge) if edge > 0 else float("inf")
+    return PeakTest(medians=dict(zip(widths, meds.tolist())), peak_width=peak, left=left, right=right,
+                    excess=excess, lo=float(q_lo), hi=float(q_hi), ratio=ratio, n_boot=int(n_boot), ci=float(ci))
+
+
+def split_pairs(values: Sequence[float], zero: float = 1e-12, level: float = 1e-2) -> tuple[int, int, int]:
+    """``(exact zeros, between, at or above level)``: how many barriers are ``< zero``, in ``[zero, level)`` and
+    ``≥ level`` (``0 < zero ≤ level``)."""
+    if not 0 < zero <= level:
+        raise ValueError(f"need 0 < zero <= level, got zero={zero}, level={level}")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    n_zero = int((v < zero).sum())
+    n_big = int((v >= level).sum())
+    return n_zero, int(v.size) - n_zero - n_big, n_big
+
+
+def median_ci(values: Sequence[float], *, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``(median, lo, hi)``: the median of ``values`` (exact zeros included) and its bootstrap percentile interval
+    at level ``ci`` (``n_boot`` resamples with replacement, NumPy generator ``seed``)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2:
+        raise ValueError(f"need at least two values, got {v.size}")
+    rng = np.random.default_rng(int(seed))
+    boot = np.median(v[rng.integers(0, v.size, (int(n_boot), v.size))], axis=1)
+    lo, hi = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(np.median(v)), float(lo), float(hi)
