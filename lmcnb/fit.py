@@ -99,6 +99,17 @@ def _groups(x: Any, y: Any, zero_ok: bool = False) -> tuple[np.ndarray, list[np.
     return levels, [ys[xs == v] for v in levels]
 
 
+def _check_bootstrap(n_boot: Any, ci: Any, seed: Any) -> None:
+    """The bootstrap arguments every resampling function takes: ``n_boot ≥ 1`` resamples, a confidence level
+    ``ci`` in (0, 1) and a NumPy ``seed ≥ 0``; ``ValueError`` naming the bad one."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+
 def _line(log_x: np.ndarray, log_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope and intercept of ``log_y`` ``(..., K)`` on ``log_x`` ``(K,)``, batched."""
     dx = log_x - log_x.mean()
@@ -201,12 +212,7 @@ def bootstrap_slope(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, seed: 
     Returns:
         :class:`SlopeFit`.
     """
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
-        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _check_bootstrap(n_boot, ci, seed)
     center, levels, groups = _fit_inputs(x, y, center, zero_ok)
     for v, g in zip(levels, groups):
         if g.size < 2:
@@ -333,12 +339,7 @@ def bootstrap_spearman(x: Any, y: Any, n_boot: int = 1000, ci: float = 0.95, see
         raise ValueError(f"x and y must be 1-D of the same length >= 3, got {xs.size} and {ys.size}")
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
         raise ValueError("x and y must be finite")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
-        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _check_bootstrap(n_boot, ci, seed)
     rho = float(_spearman_rows(xs[None], ys[None])[0])
     if not np.isfinite(rho):
         raise ValueError("x or y is constant; the rank correlation is undefined")
@@ -395,12 +396,7 @@ def stratified_spearman(x: Any, y: Any, strata: Any, n_boot: int = 1000, ci: flo
         raise ValueError(f"x, y and strata must have the same length, got {xs.size}, {ys.size}, {labels.size}")
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
         raise ValueError("x and y must be finite")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
-        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _check_bootstrap(n_boot, ci, seed)
     rhos = []
     for u in dict.fromkeys(labels.tolist()):
         k = labels == u
@@ -427,12 +423,7 @@ def bootstrap_mean(values: Any, n_boot: int = 1000, ci: float = 0.95, seed: int 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size < 2 or not np.isfinite(v).all():
         raise ValueError(f"values must be at least two finite numbers, got {v.size}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < ci < 1:
-        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _check_bootstrap(n_boot, ci, seed)
     boot = v[np.random.default_rng(int(seed)).integers(0, v.size, size=(int(n_boot), v.size))].mean(1)
     low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
     return Correlation(float(v.mean()), float(low), float(high), int(v.size), int(n_boot), float(ci))
