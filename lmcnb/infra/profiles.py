@@ -40,9 +40,11 @@ class Setup:
     def __str__(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         repro = os.environ.get(REPRO_VAR) or "off"
+        # Under the verified pins the host does not matter (and stored outputs must not depend on it); elsewhere
+        # it explains why a run differs from the stored outputs.
+        host = "" if repro == "strict" else f" (host {host_cpu()})"
         return (f"lmcnb: profile={self.profile} device={self.device} ({name}) seed={self.seed} "
-                f"threads={self.threads} cpu={cpu_capability()} (host {host_cpu()}) repro={repro} "
-                f"torch={torch.__version__}")
+                f"threads={self.threads} cpu={cpu_capability()}{host} repro={repro} torch={torch.__version__}")
 
 
 _current: Setup | None = None
@@ -177,9 +179,10 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
           deterministic: bool = True, verbose: bool = True) -> Setup:
     """Seed everything, pin torch's CPU threads, pick the device and the profile; print one line.
 
-    The line names the CPU kernels torch runs (``cpu=AVX2``), the host's own (``host x86_64/avx512``) and whether
-    the pinned reproducibility environment is verified (``repro=strict``: :func:`check_reproducibility` raised
-    otherwise), so a reader whose outputs differ from the stored ones can see why.
+    The line names the CPU kernels torch runs (``cpu=AVX2``) and whether the pinned reproducibility environment
+    is verified (``repro=strict``: :func:`check_reproducibility` raised otherwise); outside it (``repro=lax`` or
+    ``off``) also the host's own CPU (``host x86_64/avx512``), so a reader whose outputs differ from the stored
+    ones can see why.
 
     Args:
         seed: seed for ``random``, NumPy and torch.
