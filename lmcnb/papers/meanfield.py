@@ -9,22 +9,36 @@ measure ``(1/N) Σ_i δ_{θ_i}`` and two networks are aligned by optimal transpo
 The module also measures the *functional* interpolation error that the paper's theorems bound,
 ``sup_t RMS_x [ f(x; (1−t)θ_a + tθ_b) − ((1−t) f(x; θ_a) + t f(x; θ_b)) ]``, for these networks and, with
 :func:`midpoint_error`, for any ``nn.Module`` pair (e.g. deep MLPs with i.i.d. Gaussian weights, Theorem 5.2).
+
+On the merge pipeline (:mod:`lmcnb.merge`) the neuron tensor is the canonical form and a :class:`MeanFieldNet`
+(a :class:`~lmcnb.models.TwoLayerNet` with bias, trained outputs, scale ``1/N`` and σ ∈ {relu, tanh}) is a view
+of it (:func:`to_module`, :func:`from_module`, :func:`to_modules`, :func:`from_modules`; exact round trips). The
+evaluator :class:`MeanFieldError` (``x``) gives the functional error ``e(λ)`` along the path (its linear barrier is
+:func:`interpolation_error`), :class:`MidpointError` (``x, relative``) the midpoint error of any module pair, and
+:class:`NeuronOT` is :func:`ot_align`'s matcher, so ``merge.compare(Pair(to_module(θ_a), to_module(θ_b)),
+{"identity": IdentityMatching(), "ot": NeuronOT()}, ts, MeanFieldError(x))`` compares the pairings in one call
+(as :func:`matched_midpoint_errors` does with :class:`MidpointError`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from .. import transport
-from ..barrier import check_lambdas, check_path_lambdas, linear_baseline
+from .. import merge, transport
+from ..barrier import InterpolationCurve, check_lambdas, check_path_lambdas, linear_baseline
+from ..matching import Matcher, MatchResult
+from ..models import TwoLayerNet
 from .._validate import check_choice, check_generator, check_int, check_real, check_tensor
 
 __all__ = [
     "ACTIVATIONS", "init_neurons", "forward", "TanhTeacher", "tanh_teacher", "sgd", "ot_align",
-    "interpolation_error", "mse_barrier", "midpoint_error", "matched_midpoint_errors",
+    "interpolation_error", "interpolation_errors", "mse_barrier", "midpoint_error", "matched_midpoint_errors",
+    "MeanFieldNet", "to_module", "from_module", "to_modules", "from_modules", "MeanFieldError", "MidpointError",
+    "NeuronOT", "MIDPOINT_GRID",
 ]
 
 ACTIVATIONS = ("relu", "tanh")
@@ -193,6 +207,18 @@ def _path_outputs(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor,
     return f_path, linear_baseline(fa, fb, t)
 
 
+def interpolation_errors(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor,
+                         ts: torch.Tensor | None = None, activation: str = "tanh") -> torch.Tensor:
+    """Per-time functional error ``e(t) = RMS_x [f(θ_t) − ((1−t) f(θ_a) + t f(θ_b))]``, ``θ_t = (1−t)θ_a + tθ_b``
+    (0 at ``t ∈ {0, 1}``); :func:`interpolation_error` is its sup over ``ts``.
+
+    Args: as :func:`interpolation_error`. Returns ``(T, ...)`` float64, one row per time.
+    """
+    ts = torch.linspace(0, 1, 11, dtype=torch.float64) if ts is None else ts
+    f_path, f_lin = _path_outputs(theta_a, theta_b, x, ts, activation)
+    return (f_path - f_lin).pow(2).mean(-1).sqrt()
+
+
 def interpolation_error(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor,
                         ts: torch.Tensor | None = None, activation: str = "tanh") -> torch.Tensor:
     """``sup_t RMS_x [f(θ_t) − ((1−t) f(θ_a) + t f(θ_b))]``, ``θ_t = (1−t)θ_a + tθ_b`` — the functional quantity
@@ -205,9 +231,7 @@ def interpolation_error(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.T
     Returns:
         ``(...)`` float64 tensor.
     """
-    ts = torch.linspace(0, 1, 11, dtype=torch.float64) if ts is None else ts
-    f_path, f_lin = _path_outputs(theta_a, theta_b, x, ts, activation)
-    return (f_path - f_lin).pow(2).mean(-1).sqrt().amax(0)
+    return interpolation_errors(theta_a, theta_b, x, ts, activation).amax(0)
 
 
 def mse_barrier(theta_a: torch.Tensor, theta_b: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
@@ -262,7 +286,8 @@ def midpoint_error(model: nn.Module, state_a: dict[str, torch.Tensor], state_b: 
 
 def matched_midpoint_errors(model_a: nn.Module, model_b: nn.Module, matchers: dict[str, Callable], x: torch.Tensor,
                             data: object = None) -> dict[str, float]:
-    """Relative midpoint error (:func:`midpoint_error`) between ``model_a`` and ``model_b`` aligned by each matcher.
+    """Relative midpoint error (:func:`midpoint_error`) between ``model_a`` and ``model_b`` aligned by each matcher:
+    ``merge.compare(Pair(model_a, model_b), matchers, (0, ½, 1), MidpointError(x), data=data, kind="midpoint")``.
 
     Args:
         model_a, model_b: two networks of one architecture (e.g. MLPs with i.i.d. Gaussian weights).
@@ -272,14 +297,157 @@ def matched_midpoint_errors(model_a: nn.Module, model_b: nn.Module, matchers: di
     Returns:
         name → ``RMS_x[f(θ_½) − ½(f_a + f_b)] / RMS_x f_a`` with b permuted by that matcher.
     """
-    from ..permutation import permute_model
-
     if not isinstance(matchers, dict) or not matchers:
         raise TypeError("matchers must be a non-empty dict name -> matcher")
     data = x if data is None else data
-    state_a = model_a.state_dict()
-    out = {}
-    for name, matcher in matchers.items():
-        aligned = permute_model(model_b, matcher(model_a, model_b, data=data).perms)
-        out[name] = midpoint_error(model_a, state_a, aligned.state_dict(), x)
-    return out
+    result = merge.compare(merge.Pair(model_a, model_b), matchers, MIDPOINT_GRID, MidpointError(x), data=data,
+                           kind="midpoint")
+    return {name: outcome.barrier for name, outcome in result.outcomes.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The mean-field model on the merge pipeline: neuron tensors ⇄ a module view, evaluators, the neuron OT matcher
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The grid of :class:`MidpointError`: the endpoints and the midpoint.
+MIDPOINT_GRID = (0.0, 0.5, 1.0)
+
+
+class MeanFieldNet(TwoLayerNet):
+    """Module view of one mean-field network ``θ (N, D)``: ``f(x) = (1/N) Σ_i a_i σ(w_i·x + b_i)``, a
+    :class:`~lmcnb.models.TwoLayerNet` (``output="trained"``, ``scale="1/m"``, ``bias=True``, float64) with
+    ``σ = activation`` ∈ {"relu", "tanh"}: ``fc1.weight = w (N, d)``, ``fc1.bias = b (N,)``, ``fc2.weight =
+    a[None] (1, N)``. Its permutation spec is TwoLayerNet's (one group ``P_0``), so weight, OT and
+    :class:`NeuronOT` matching apply; activation matching reads ReLU features and fits ``"relu"`` only.
+    """
+
+    def __init__(self, d: int, N: int, activation: str = "tanh", *, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(d, N, output="trained", scale="1/m", bias=True, dtype=dtype)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.fc2(_act(self.activation)(self.fc1(x))).squeeze(-1)
+
+
+def to_module(theta: torch.Tensor, activation: str = "tanh") -> MeanFieldNet:
+    """The :class:`MeanFieldNet` view of one network ``theta (N, D)``, ``D = d + 2`` (copies of its tensors)."""
+    theta = _check_theta("theta", theta)
+    if theta.ndim != 2:
+        raise ValueError(f"theta must be one network (N, D), got shape {tuple(theta.shape)}; use to_modules")
+    if theta.dtype != torch.float64:
+        raise TypeError(f"theta must be float64, got {theta.dtype}")
+    N, D = theta.shape
+    net = MeanFieldNet(D - 2, N, activation).to(theta.device)
+    with torch.no_grad():
+        net.fc1.weight.copy_(theta[:, 1:-1])
+        net.fc1.bias.copy_(theta[:, -1])
+        net.fc2.weight.copy_(theta[:, 0][None])
+    return net
+
+
+def _theta_of(state: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    """``θ (N, D) = [a, w, b]`` from a :class:`MeanFieldNet` state."""
+    keys = {"fc1.weight", "fc1.bias", "fc2.weight"}
+    if set(state) != keys:
+        raise ValueError(f"{name} must hold exactly {sorted(keys)} (a MeanFieldNet state), got {sorted(state)}")
+    w, b, a = state["fc1.weight"], state["fc1.bias"], state["fc2.weight"]
+    return torch.cat([a.detach()[0][:, None], w.detach(), b.detach()[:, None]], dim=1)
+
+
+def _check_net(name: str, net: object) -> MeanFieldNet:
+    if not isinstance(net, MeanFieldNet):
+        raise TypeError(f"{name} must be a MeanFieldNet (the mean-field view, see to_module), got "
+                        f"{type(net).__name__}")
+    return net
+
+
+def from_module(net: MeanFieldNet) -> torch.Tensor:
+    """The neuron tensor ``θ (N, d + 2)`` (rows ``[a_i, w_i, b_i]``) of a :class:`MeanFieldNet` (a copy)."""
+    return _theta_of(_check_net("net", net).state_dict(), "net")
+
+
+def to_modules(theta: torch.Tensor, activation: str = "tanh") -> list[MeanFieldNet]:
+    """The views of a batch ``theta (..., N, D)``: one :class:`MeanFieldNet` per network, leading axes flattened
+    in row-major order."""
+    theta = _check_theta("theta", theta)
+    return [to_module(t, activation) for t in theta.reshape(-1, *theta.shape[-2:])]
+
+
+def from_modules(nets: Sequence[MeanFieldNet]) -> torch.Tensor:
+    """The stacked neuron tensors ``(B, N, D)`` of ``B`` views of one shape and activation."""
+    if isinstance(nets, nn.Module) or not isinstance(nets, Sequence) or not nets:
+        raise TypeError(f"nets must be a non-empty sequence of MeanFieldNets, got {type(nets).__name__}")
+    arch = {(_check_net(f"nets[{i}]", n).activation, n.m, n.d) for i, n in enumerate(nets)}
+    if len(arch) != 1:
+        raise ValueError(f"nets must share activation and shape (N, d) to be stacked, got {sorted(arch)}")
+    return torch.stack([from_module(n) for n in nets])
+
+
+def _no_repairs(evaluator: str, repairs: Sequence[Any]) -> None:
+    if len(tuple(repairs)) != 0:
+        raise ValueError(f"{evaluator} takes no repairs, got {[type(r).__name__ for r in repairs]}")
+
+
+@dataclass(frozen=True)
+class MeanFieldError:
+    """Evaluator: the mean-field functional error ``e(λ) = RMS_x[f(θ_λ) − ((1−λ) f(θ_a) + λ f(θ_b))]`` along the
+    path of two :class:`MeanFieldNet` views (:func:`interpolation_errors`, activation from the model), stored as
+    the curve's ``losses``. ``e(0) = e(1) = 0``, so the curve's linear barrier is :func:`interpolation_error`
+    (``sup_λ e(λ)``) and its midpoint barrier ``e(½)``.
+
+    Args: ``x (n, d)`` float64 inputs. Called as ``(model, state_a, state_b, lambdas, repairs)``; no repairs.
+    """
+
+    x: torch.Tensor
+
+    def __post_init__(self) -> None:
+        _check_x(self.x)
+
+    def __call__(self, model: MeanFieldNet, state_a: Mapping[str, torch.Tensor],
+                 state_b: Mapping[str, torch.Tensor], lambdas: object, repairs: Sequence[Any] = ()
+                 ) -> InterpolationCurve:
+        net = _check_net("model", model)
+        _no_repairs("MeanFieldError", repairs)
+        theta_a, theta_b = _theta_of(state_a, "state_a"), _theta_of(state_b, "state_b")
+        lam = check_lambdas(lambdas).to(theta_a.device)
+        return InterpolationCurve(lam.cpu(), interpolation_errors(theta_a, theta_b, self.x, lam,
+                                                                  net.activation).cpu())
+
+
+@dataclass(frozen=True)
+class MidpointError:
+    """Evaluator of :func:`midpoint_error` for any module pair: on the grid :data:`MIDPOINT_GRID` ``(0, ½, 1)`` the
+    curve's ``losses`` are the (relative) midpoint defect ``0, midpoint_error(…), 0`` (the defect vanishes at the
+    endpoints by definition), so its ``midpoint`` barrier is exactly :func:`midpoint_error`.
+
+    Args: ``x (n, *)`` inputs in the states' dtype and device; ``relative`` as in :func:`midpoint_error`.
+    """
+
+    x: torch.Tensor
+    relative: bool = True
+
+    def __call__(self, model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
+                 lambdas: object, repairs: Sequence[Any] = ()) -> InterpolationCurve:
+        _no_repairs("MidpointError", repairs)
+        lam = check_lambdas(lambdas)
+        if lam.tolist() != list(MIDPOINT_GRID):
+            raise ValueError(f"MidpointError evaluates the grid {MIDPOINT_GRID} only, got {lam.tolist()}")
+        err = midpoint_error(model, dict(state_a), dict(state_b), self.x, relative=self.relative)
+        return InterpolationCurve(lam, torch.tensor([0.0, err, 0.0], dtype=torch.float64))
+
+
+@dataclass(frozen=True)
+class NeuronOT(Matcher):
+    """Exact OT between the neuron clouds ``θ^a_i = [a_i, w_i, b_i]`` of two :class:`MeanFieldNet` views
+    (:func:`ot_align`'s permutation, ``‖θ^a_i − θ^b_j‖²``, Σ-weighted with ``metric (D, D)``; Ferbach et al. §3).
+    Unlike :class:`lmcnb.matching.OTMatching` (incoming weights, layer by layer) the output weight ``a_i`` is part
+    of the neuron."""
+
+    metric: torch.Tensor | None = None
+    name: ClassVar[str] = "neuron_ot"
+
+    def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
+        theta_a = from_module(_check_net("model_a", model_a))
+        theta_b = from_module(_check_net("model_b", model_b))
+        perm = transport.ot_match(theta_a, theta_b, metric=self.metric).to(theta_b.device)
+        return MatchResult({"P_0": perm}, self.name, [], 1, True, info={"exact": True}, sense="min")

@@ -35,6 +35,13 @@ Groups of functions, one module each:
   :meth:`~TeacherStudent.barrier_sweep` / :meth:`~TeacherStudent.manifold_sweep` → :class:`BarrierTable`; one
   pair: :func:`weight_match`, :func:`pair_barriers` (identity, weight matching, functional matching, and the barrier
   modulo permutation = their minimum).
+- ``views``, the model on the merge pipeline (:mod:`lmcnb.merge`): the tensors ``(W, a, s)`` are the canonical
+  form and a :class:`~lmcnb.models.TwoLayerNet` is a view of them (:func:`to_module`, :func:`from_module`,
+  :func:`to_modules`, :func:`from_modules`; exact round trips); the evaluator :class:`Population` (``T, inputs``)
+  gives the closed-form population loss ``R(θ_λ)`` along the path (:func:`interpolation_loss`), and
+  :class:`PairMatching` (``"weight"``, ``"functional"``) the matchers of :func:`pair_barriers`, so
+  ``merge.compare(Pair(to_module(W1, a1), to_module(W2, a2)), matchers, lambdas, Population(T))`` is
+  :func:`pair_barriers` on the one pipeline.
 
 Everything is float64: a float32 argument raises ``TypeError`` (barriers of 1e-8 are below float32 noise).
 Randomness comes only from an explicit ``torch.Generator``.
@@ -50,6 +57,8 @@ from .manifold import hall_lmc_criterion, neuron_types, sample_minimum
 from .pairs import (BARRIER_KINDS, OUTPUTS, FunctionalMatching, PairBarriers, barrier_linear, functional_cost,
                     functional_match, interpolation_loss, pair_barriers, weight_match)
 from .experiment import BarrierTable, Solutions, TeacherStudent
+from .views import (MATCH_KINDS, PairMatching, Population, StudentTensors, from_module, from_modules, to_module,
+                    to_modules)
 
 __all__ = [
     "arccos_kernel", "population_loss", "population_grad",
@@ -60,4 +69,6 @@ __all__ = [
     "sharpness_population",
     "weight_match", "PairBarriers", "pair_barriers",
     "TeacherStudent", "Solutions", "BarrierTable", "OUTPUTS", "BARRIER_KINDS",
+    "StudentTensors", "to_module", "from_module", "to_modules", "from_modules", "Population", "PairMatching",
+    "MATCH_KINDS",
 ]
