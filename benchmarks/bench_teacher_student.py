@@ -78,7 +78,7 @@ def reference_gd(W0: Tensor, T: Tensor, c: float, steps: int, check_every: int =
     s = torch.ones(B, dtype=F64)
     a_star = torch.ones(T.shape[0], dtype=F64)
     t_n, t_unit = _ref_norms(T)
-    t_const = a_star @ ts._kernel(T, T) @ a_star
+    t_const = a_star @ ts.kernel._kernel(T, T) @ a_star
     eta = torch.full((B,), 2.0 * c / m, dtype=F64)[:, None]
     ws = _RefWorkspace()
     loss = None
@@ -95,7 +95,7 @@ def reference_gd(W0: Tensor, T: Tensor, c: float, steps: int, check_every: int =
 
 
 def new_gd(W0: Tensor, T: Tensor, c: float, steps: int, check_every: int = 50) -> tuple[Tensor, Tensor]:
-    res = ts.gd_population(W0, T, c=c, steps=steps, tol=0.0, check_every=check_every, threads=None)
+    res = ts.gd_population(W0, T, ts.GD(c=c, steps=steps, tol=0.0, check_every=check_every, threads=None))
     return res.W, res.final_loss
 
 

@@ -9,15 +9,20 @@ message that starts with ``name``. Nothing is coerced silently:
   (``int``, ``float`` and NumPy integers and floats);
 - reals must be finite (NaN and ±inf are rejected).
 
-Module-specific checks (tensors, shapes, λ grids, teachers, ...) stay in their modules.
+Module-specific checks (tensors, shapes, λ grids, teachers, ...) stay in their modules. :func:`moved_keywords`
+makes a keyword that moved into a configuration object fail with a message naming its new home.
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
+from typing import TypeVar
 
 import torch
+
+_F = TypeVar("_F", bound=Callable[..., object])
 
 __all__ = ["check_bool", "check_choice", "check_generator", "check_int", "check_real"]
 
@@ -138,3 +143,19 @@ def check_tensor(name: str, x: object, *, ndim: int | Sequence[int] | None = Non
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+def moved_keywords(moved: Mapping[str, str]) -> Callable[[_F], _F]:
+    """Decorator for a function whose keyword arguments were grouped into a configuration object: a call that
+    passes one of the keywords in ``moved`` (``{keyword: its new home}``, e.g. ``{"steps": "GD(steps=…)"}``)
+    raises ``TypeError: f() no longer takes `steps=`: it moved to `GD(steps=…)``` before anything else runs.
+    The wrapped function keeps its signature (``inspect.signature`` follows ``__wrapped__``)."""
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(*args: object, **kwargs: object) -> object:
+            for key in kwargs:
+                if key in moved:
+                    raise TypeError(f"{fn.__name__}() no longer takes `{key}=`: it moved to `{moved[key]}`")
+            return fn(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return decorate

@@ -73,27 +73,44 @@ def test_bad_inputs_raise():
 
 def test_sgd_barrier_sweep_reaches_the_manifold_and_matching_removes_the_barrier():
     cfg = ts.TeacherStudent(d=6, M=2)
-    tab = rates.sgd_barrier_sweep(cfg, [8, 16], n_pairs=2, n_samples=1024, batch_size=32, epochs=60, tol=1e-12)
+    schedule = ts.SGD(batch_size=32, epochs=60, tol=1e-12)
+    tab = rates.sgd_barrier_sweep(cfg, [8, 16], 2, schedule, n_samples=1024)
     assert tab.widths == (8, 8, 16, 16) and tab.seeds_a == (0, 2, 0, 2) and tab.seeds_b == (1, 3, 1, 3)
     assert float(torch.maximum(tab.loss_a, tab.loss_b).max()) < 1e-5  # population loss of the SGD solutions
     assert float(tab.identity.min()) > 5e-3  # no permutation: a barrier (about 1e-2 here)
     assert bool((tab.perm <= tab.identity).all()) and float(tab.perm.max()) < 1e-2 * float(tab.identity.min())
     # same initialisation as exact GD, and reproducible
-    again = rates.sgd_barrier_sweep(cfg, [8], n_pairs=2, n_samples=1024, batch_size=32, epochs=60, tol=1e-12)
+    again = rates.sgd_barrier_sweep(cfg, [8], 2, schedule, n_samples=1024)
     assert torch.equal(again.perm, tab.perm[:2])
     with pytest.raises(ValueError, match="output='fixed'"):
-        rates.sgd_barrier_sweep(ts.TeacherStudent(d=6, M=2, output="trained"), [8], 1, n_samples=64,
-                                batch_size=8, epochs=1)
+        rates.sgd_barrier_sweep(ts.TeacherStudent(d=6, M=2, output="trained"), [8], 1,
+                                ts.SGD(batch_size=8, epochs=1), n_samples=64)
     with pytest.raises(TypeError, match="TeacherStudent"):
-        rates.sgd_barrier_sweep(object(), [8], 1, n_samples=64, batch_size=8, epochs=1)
+        rates.sgd_barrier_sweep(object(), [8], 1, ts.SGD(batch_size=8, epochs=1), n_samples=64)
 
 
 def test_sgd_barrier_sweep_with_zero_epochs_keeps_the_initialisation():
     cfg = ts.TeacherStudent(d=5, M=2)
-    tab = rates.sgd_barrier_sweep(cfg, [4], n_pairs=1, n_samples=16, batch_size=4, epochs=0)
+    tab = rates.sgd_barrier_sweep(cfg, [4], 1, ts.SGD(batch_size=4, epochs=0), n_samples=16)
     W0a, W0b = cfg.init(4, 0)[0], cfg.init(4, 1)[0]
     T = cfg.teacher()
     assert float(tab.loss_a[0]) == pytest.approx(float(ts.population_loss(W0a, T)), rel=1e-12)
     assert float(tab.loss_b[0]) == pytest.approx(float(ts.population_loss(W0b, T)), rel=1e-12)
-    same = rates.sgd_barrier_sweep(cfg, [4], n_pairs=1, n_samples=16, batch_size=4, epochs=0, device="cpu")
+    same = rates.sgd_barrier_sweep(cfg, [4], 1, ts.SGD(batch_size=4, epochs=0), n_samples=16, device="cpu")
     assert torch.equal(same.loss_a, tab.loss_a) and torch.equal(same.perm, tab.perm)
+
+
+def test_sgd_barrier_sweep_takes_an_sgd_schedule():
+    import re
+
+    cfg = ts.TeacherStudent(d=5, M=2)
+    for key in ("batch_size", "epochs", "c", "tol", "threads"):
+        with pytest.raises(TypeError, match=re.escape(f"`{key}=`: it moved to `schedule=ts.SGD({key}=…)`")):
+            rates.sgd_barrier_sweep(cfg, [4], 1, n_samples=16, **{key: 1})
+    with pytest.raises(TypeError, match="schedule must be a teacher_student.SGD"):
+        rates.sgd_barrier_sweep(cfg, [4], 1, ts.GD(steps=1), n_samples=16)
+    with pytest.raises(ValueError, match="train_output=False"):
+        rates.sgd_barrier_sweep(cfg, [4], 1, ts.SGD(batch_size=4, epochs=1, train_output=True), n_samples=16)
+    slow = rates.sgd_barrier_sweep(cfg, [4], 1, ts.SGD(c=0.5, batch_size=4, epochs=2), n_samples=16)
+    fast = rates.sgd_barrier_sweep(cfg, [4], 1, ts.SGD(c=1.0, batch_size=4, epochs=2), n_samples=16)
+    assert not torch.equal(slow.loss_a, fast.loss_a)  # the schedule's c is the step constant

@@ -87,22 +87,22 @@ def test_predict_critical_c_rejects_sparse_and_uses_width():
 
 def test_gd_sweep_matches_separate_runs_and_shares_the_init():
     T = ts.orthonormal_teacher(4, 2)
-    sw = st.gd_lr_sweep(T, 6, [1.0, 2.0], [3, 5], steps=200, tol=0.0)
+    sw = st.gd_lr_sweep(T, 6, [1.0, 2.0], [3, 5], ts.GD(steps=200, tol=0.0))
     assert sw.W.shape == (2, 2, 6, 4) and sw.live.shape == (2, 2)
     for i, c in enumerate([1.0, 2.0]):
         for j, s in enumerate([3, 5]):
             W0 = ts.small_init(1, 6, 4, generator=torch.Generator().manual_seed(s))
-            ref = ts.gd_population(W0, T, c=c, steps=200, tol=0.0)
+            ref = ts.gd_population(W0, T, ts.GD(c=c, steps=200, tol=0.0))
             assert torch.allclose(sw.W[i, j], ref.W[0], atol=1e-12)
     with pytest.raises(ValueError, match="increasing"):
-        st.gd_lr_sweep(T, 6, [2.0, 1.0], [0], steps=1)
+        st.gd_lr_sweep(T, 6, [2.0, 1.0], [0], ts.GD(steps=1))
     with pytest.raises(ValueError, match="distinct"):
-        st.gd_lr_sweep(T, 6, [1.0], [0, 0], steps=1)
+        st.gd_lr_sweep(T, 6, [1.0], [0, 0], ts.GD(steps=1))
 
 
 def test_sweep_marks_divergence_and_counts_live_neurons():
     T = ts.orthonormal_teacher(4, 2)
-    sw = st.gd_lr_sweep(T, 8, [1.0, 200.0], [0, 1], steps=300, tol=0.0)
+    sw = st.gd_lr_sweep(T, 8, [1.0, 200.0], [0, 1], ts.GD(steps=300, tol=0.0))
     assert bool(sw.diverged[1].all()) and not bool(sw.diverged[0].any())
     assert (sw.live[1] == 8).all() and torch.isnan(sw.pr[1]).all()
     assert bool(sw.dense[0].all()) and not bool(sw.sparse.any())
@@ -152,7 +152,7 @@ def test_pair_barriers_and_weight_matchings_blind_spot():
     W2 = torch.stack([e[0], 0.5 * e[1], 0 * e[0], 0.5 * e[1]])
     pb = st.pair_barriers(W1, W2, T)
     assert pb.hall and pb.functional < 1e-14 and pb.perm == min(pb.weight, pb.functional)
-    assert pb.naive > 1e-3
+    assert pb.identity > 1e-3
     # dense minima with different type counts: no permutation connects them
     D1 = torch.stack([0.5 * e[0], 0.5 * e[0], e[1]])
     D2 = torch.stack([e[0], 0.5 * e[1], 0.5 * e[1]])
@@ -174,16 +174,16 @@ def test_pair_barriers_and_weight_matchings_blind_spot():
 
 def test_sweep_pair_barriers_skips_diverged_pairs():
     T = ts.orthonormal_teacher(4, 2)
-    sw = st.gd_lr_sweep(T, 3, [1.0, 200.0], [0, 1], steps=3000)
+    sw = st.gd_lr_sweep(T, 3, [1.0, 200.0], [0, 1], ts.GD(steps=3000, tol=1e-10, check_every=100))
     out = st.sweep_pair_barriers(sw, T)
     assert list(out) == [1.0, 200.0] and out[200.0] == [] and len(out[1.0]) == 1
     with pytest.raises(ValueError, match="even"):
-        st.sweep_pair_barriers(st.gd_lr_sweep(T, 3, [1.0], [0], steps=1), T)
+        st.sweep_pair_barriers(st.gd_lr_sweep(T, 3, [1.0], [0], ts.GD(steps=1)), T)
 
 
 def test_manifold_pair_barriers():
     out = st.manifold_pair_barriers(m=8, M=2, d=3, dead_prob=0.5, pairs=4, seed=0)
-    assert len(out) == 4 and all(isinstance(p, st.PairBarrier) for p in out)
+    assert len(out) == 4 and all(isinstance(p, ts.PairBarriers) for p in out)
     # the Hall criterion is exact on the manifold: it agrees with "functional barrier = 0"
     assert all(p.hall == (p.functional < 1e-12) for p in out)
     dense = st.manifold_pair_barriers(m=8, M=2, d=3, dead_prob=0.0, pairs=4, seed=0)
@@ -209,3 +209,94 @@ def test_solution_sharpness_ignores_almost_dead_rows_and_diverged_runs():
     assert raw > 1.05 * ref
     with pytest.raises(ValueError, match="seed_index"):
         st.solution_sharpness(sw, T, seed_index=1)
+
+
+# ------------------------------------------------------------------ configuration objects of the sweeps
+
+def test_sgd_lr_sweep_matches_separate_runs_with_the_schedule():
+    from lmcnb.data import teacher_student_data
+
+    T = ts.orthonormal_teacher(4, 2)
+    samples = teacher_student_data(T, 64, torch.Generator().manual_seed(5))
+    schedule = ts.SGD(batch_size=8, epochs=3, tol=1e-10)
+    sw = st.sgd_lr_sweep(T, 5, [0.5, 1.0], [2, 3], samples, schedule, data_seed=7)
+    assert sw.W.shape == (2, 2, 5, 4)
+    W0 = torch.cat([ts.small_init(1, 5, 4, generator=torch.Generator().manual_seed(s)) for s in (2, 3)] * 2)
+    ref = ts.SGD(c=torch.tensor([0.5, 0.5, 1.0, 1.0], dtype=F64), batch_size=8, epochs=3, tol=1e-10).run(
+        samples, W0, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(sw.W.reshape(4, 5, 4), ref.W)
+    other = st.sgd_lr_sweep(T, 5, [0.5, 1.0], [2, 3], samples, schedule, data_seed=8)
+    assert not torch.equal(other.W, sw.W)  # data_seed draws the sample orders
+    with pytest.raises(TypeError, match="teacher_student.SGD"):
+        st.sgd_lr_sweep(T, 5, [0.5], [2], samples, ts.GD(steps=1))
+
+
+def test_gd_lr_sweep_replaces_the_schedules_c_and_checks_its_type():
+    T = ts.orthonormal_teacher(4, 2)
+    a = st.gd_lr_sweep(T, 4, [1.0], [0], ts.GD(c=3.0, steps=20, tol=0.0))
+    b = st.gd_lr_sweep(T, 4, [1.0], [0], ts.GD(steps=20, tol=0.0))
+    assert torch.equal(a.W, b.W)
+    with pytest.raises(TypeError, match="teacher_student.GD"):
+        st.gd_lr_sweep(T, 4, [1.0], [0], ts.SGD(batch_size=1, epochs=1))
+    scaled = st.gd_lr_sweep(T, 4, [1.0], [0], ts.GD(steps=20, tol=0.0), init_scale=0.5)
+    assert not torch.equal(scaled.W, b.W)
+
+
+@pytest.mark.parametrize("fn, args, key, home", [
+    ("gd_lr_sweep", 4, "steps", "ts.GD(steps=…)"),
+    ("gd_lr_sweep", 4, "tol", "ts.GD(tol=…)"),
+    ("gd_lr_sweep", 4, "check_every", "ts.GD(check_every=…)"),
+    ("gd_lr_sweep", 4, "threads", "ts.GD(threads=…)"),
+    ("sgd_lr_sweep", 4, "batch_size", "ts.SGD(batch_size=…)"),
+    ("sgd_lr_sweep", 4, "epochs", "ts.SGD(epochs=…)"),
+    ("sgd_lr_sweep", 4, "tol", "ts.SGD(tol=…)"),
+    ("sgd_lr_sweep", 4, "threads", "ts.SGD(threads=…)"),
+    ("sgd_lr_sweep", 4, "X", "samples=lmcnb.data.Split(X, y)"),
+    ("sgd_lr_sweep", 4, "y", "samples=lmcnb.data.Split(X, y)"),
+    ("mlp_lr_sweep", 0, "x", "train=lmcnb.data.Split(x, y)"),
+    ("mlp_lr_sweep", 0, "y", "train=lmcnb.data.Split(x, y)"),
+    ("mlp_lr_sweep", 0, "x_eval", "evaluation=lmcnb.data.Split(x_eval, y_eval)"),
+    ("mlp_lr_sweep", 0, "y_eval", "evaluation=lmcnb.data.Split(x_eval, y_eval)"),
+])
+def test_sweeps_removed_keywords_name_their_new_home(fn, args, key, home):
+    import re
+
+    with pytest.raises(TypeError, match=f"no longer takes `{key}=`: it moved to `[^`]*{re.escape(home)}"):
+        getattr(st, fn)(*([None] * args), **{key: 1})
+
+
+def test_pair_barrier_is_the_teacher_student_type_and_naive_is_identity():
+    T = ts.orthonormal_teacher(4, 2)
+    W = st.minimum_with_live(1, 2, 4, dead=1)
+    pb = st.pair_barriers(W, W.flip(0), T)
+    assert isinstance(pb, ts.PairBarriers) and pb.hall.dtype == torch.bool and pb.hall.ndim == 0
+    ref = ts.pair_barriers(W, W.flip(0), T)
+    assert torch.equal(pb.identity, ref.identity) and torch.equal(pb.perm, ref.perm)
+    assert float(pb.identity) == float(ts.barrier_linear(W, W.flip(0), T))
+    with pytest.raises(AttributeError, match="moved to lmcnb.papers.teacher_student.PairBarriers"):
+        st.PairBarrier
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        st.no_such_name
+
+
+def test_mlp_lr_sweep_on_splits_reports_identity_and_weight_barriers():
+    from lmcnb import train
+    from lmcnb.data import Split
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    tr, ev = Split(x, y), Split(x[:32], y[:32])
+    cfg = train.TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.0)
+    lam = torch.linspace(0, 1, 5)
+    res = st.mlp_lr_sweep(tr, 8, [0.05, 0.5], 1, cfg, ev, lam)
+    assert res.identity.shape == (2, 1) and res.weight.shape == (2, 1) and res.live.shape == (2, 2)
+    assert bool((res.weight <= res.identity + 1e-6).all())  # weight matching can only lower the barrier here
+    again = st.mlp_lr_sweep(tr, 8, [0.05, 0.5], 1, cfg, ev, lam, seed=3)
+    assert not torch.equal(again.identity, res.identity)  # seed changes the runs
+    with pytest.raises(AttributeError, match="MLPSweep.identity"):
+        res.naive
+    with pytest.raises(TypeError, match="train must be an lmcnb.data.Split"):
+        st.mlp_lr_sweep(x, 8, [0.05], 1, cfg, ev, lam)
+    with pytest.raises(TypeError, match="evaluation must be an lmcnb.data.Split"):
+        st.mlp_lr_sweep(tr, 8, [0.05], 1, cfg, x, lam)

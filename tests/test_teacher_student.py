@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmcnb import teacher_student as ts
+from lmcnb.data import Split
 
 from _helpers import gen
 
@@ -36,6 +38,11 @@ def _mc_mean(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _student(X: torch.Tensor, W: torch.Tensor, a: torch.Tensor, s: float = 1.0) -> torch.Tensor:
     return s * torch.relu(X @ W.T) @ a
+
+
+def _teacher_split(X: torch.Tensor, T: torch.Tensor) -> Split:
+    """Samples ``X`` with the teacher's targets ``y = Σ_j σ(w*_j·x)``."""
+    return Split(X, torch.relu(X @ T.T).sum(1))
 
 
 # ---------------------------------------------------------------------------------------------------- kernel
@@ -224,16 +231,18 @@ def test_gd_step_rule_matches_explicit_loop(train_output, inputs):
     W0 = ts.small_init(2, 5, 6, generator=gen(20))
     a = ts.small_output_init(2, 5, generator=gen(21)) if train_output else None
     c, s = (1.5, 2.0), (1.0, 0.7) if inputs == "sphere" else (1.0, 1.0)
-    res = ts.gd_population(W0, T, c=torch.tensor(c, dtype=F64), steps=30, tol=0.0, a0=a,
-                           train_output=train_output, check_every=7, scale=torch.tensor(s, dtype=F64), inputs=inputs)
+    a_star = torch.tensor([1.0, 0.5, 0.75], dtype=F64)
+    problem = ts.Population(T, a_star=a_star, scale=torch.tensor(s, dtype=F64), inputs=inputs)
+    schedule = ts.GD(c=torch.tensor(c, dtype=F64), steps=30, tol=0.0, check_every=7, train_output=train_output)
+    res = ts.gd_population(W0, problem, schedule, a0=a)
     assert res.steps.tolist() == [30, 30] and res.record_steps.tolist() == [0, 7, 14, 21, 28, 30]
     for b in range(2):
-        kw = dict(scale=s[b], inputs=inputs)
+        kw = dict(a_star=a_star, scale=s[b], inputs=inputs)
         W_ref, a_ref = _manual_gd(W0[b], T, c[b], 30, None if a is None else a[b], train_output, **kw)
         torch.testing.assert_close(res.W[b], W_ref, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(res.a[b], a_ref, rtol=1e-12, atol=1e-14)
         assert abs(float(res.final_loss[b] - ts.population_loss(W_ref, T, a=a_ref, **kw))) <= 1e-13
-    R0 = ts.population_loss(W0, T, a=a, scale=torch.tensor(s, dtype=F64), inputs=inputs)
+    R0 = ts.population_loss(W0, T, a=a, a_star=a_star, scale=torch.tensor(s, dtype=F64), inputs=inputs)
     torch.testing.assert_close(res.losses[:, 0], R0, rtol=1e-13, atol=1e-14)
 
 
@@ -243,10 +252,10 @@ def test_gd_padded_batch_equals_separate_runs(train_output):
     widths = [4, 7, 12]
     W0 = ts.small_init(3, 12, 8, generator=gen(22), widths=widths)
     a0 = ts.small_output_init(3, 12, generator=gen(23)) if train_output else None
-    kw = dict(c=2.0, steps=500, tol=1e-8, train_output=train_output, check_every=25)
-    res = ts.gd_population(W0, T, widths=widths, a0=a0, **kw)
+    schedule = ts.GD(c=2.0, steps=500, tol=1e-8, train_output=train_output, check_every=25)
+    res = schedule.run(ts.Population(T), W0, widths=widths, a0=a0)
     for b, w in enumerate(widths):
-        single = ts.gd_population(W0[b:b + 1, :w], T, a0=None if a0 is None else a0[b:b + 1, :w], **kw)
+        single = ts.gd_population(W0[b:b + 1, :w], T, schedule, a0=None if a0 is None else a0[b:b + 1, :w])
         torch.testing.assert_close(res.W[b, :w], single.W[0], rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(res.losses[b], _pad_history(single.losses[0], res.losses.shape[1]),
                                    rtol=1e-8, atol=1e-13)
@@ -264,13 +273,13 @@ def test_gd_dead_neurons_stay_dead_and_divergence_is_isolated():
     T = ts.orthonormal_teacher(8, 4)
     W0 = ts.small_init(3, 6, 8, generator=gen(24))
     W0[:, 2] = 0.0
-    res = ts.gd_population(W0, T, c=torch.tensor([2.0, 400.0, 1.0], dtype=F64), steps=400, tol=0.0,
-                           check_every=20)
+    res = ts.gd_population(W0, T, ts.GD(c=torch.tensor([2.0, 400.0, 1.0], dtype=F64), steps=400, tol=0.0,
+                                        check_every=20))
     assert bool((res.W[:, 2] == 0).all())
     assert res.diverged.tolist() == [False, True, False] and not bool(res.converged.any())
     assert int(res.steps[1]) < 400 and res.steps[[0, 2]].tolist() == [400, 400]
-    alone = ts.gd_population(W0[[0, 2]], T, c=torch.tensor([2.0, 1.0], dtype=F64), steps=400, tol=0.0,
-                             check_every=20)
+    alone = ts.gd_population(W0[[0, 2]], T, ts.GD(c=torch.tensor([2.0, 1.0], dtype=F64), steps=400, tol=0.0,
+                                                 check_every=20))
     torch.testing.assert_close(res.W[[0, 2]], alone.W, rtol=1e-12, atol=1e-14)
 
 
@@ -278,12 +287,12 @@ def test_runs_restore_the_thread_setting():
     T = ts.orthonormal_teacher(4, 2)
     W0 = ts.small_init(2, 3, 4, generator=gen(26))
     torch.set_num_threads(2)
-    ts.gd_population(W0, T, c=1.0, steps=3, threads=1)
-    ts.sgd_samples(W0, torch.randn(8, 4, generator=gen(27), dtype=F64), teacher=T, c=1.0, batch_size=4, epochs=1,
-                   generator=gen(28), threads=1)
+    ts.gd_population(W0, T, ts.GD(c=1.0, steps=3, threads=1))
+    ts.sgd_samples(W0, _teacher_split(torch.randn(8, 4, generator=gen(27), dtype=F64), T),
+                   ts.SGD(c=1.0, batch_size=4, epochs=1, threads=1), generator=gen(28))
     assert torch.get_num_threads() == 2
     with pytest.raises(ValueError, match="threads"):
-        ts.gd_population(W0, T, c=1.0, steps=3, threads=0)
+        ts.GD(c=1.0, steps=3, threads=0)
     assert torch.get_num_threads() == 2
 
 
@@ -291,7 +300,7 @@ def test_gd_at_m_equal_M_reaches_the_manifold():
     """m = M = 4, d = 8: every run converges (R < 1e-10) to a point of 𝓜 whose types are a permutation."""
     T = ts.orthonormal_teacher(8, 4)
     W0 = ts.small_init(4, 4, 8, generator=gen(25))
-    res = ts.gd_population(W0, T, c=2.0, steps=20_000, tol=1e-13)
+    res = ts.gd_population(W0, T, ts.GD(c=2.0, steps=20_000, tol=1e-13))
     assert bool(res.converged.all()) and not bool(res.diverged.any())
     assert bool((res.final_loss < 1e-10).all()) and int(res.steps.max()) < 20_000
     torch.testing.assert_close(res.final_loss, ts.population_loss(res.W, T), rtol=0, atol=1e-14)
@@ -312,8 +321,8 @@ def test_sgd_full_batch_equals_autograd_gd_with_padding():
     widths = [3, 5]
     W0 = ts.small_init(2, 5, 4, 0.5, generator=gen(31), widths=widths)
     a0 = ts.small_output_init(2, 5, 0.5, generator=gen(32))
-    res = ts.sgd_samples(W0, X, y, c=0.5, batch_size=64, epochs=25, generator=gen(33), widths=widths, a0=a0,
-                         train_output=True)
+    res = ts.sgd_samples(W0, Split(X, y), ts.SGD(c=0.5, batch_size=64, epochs=25, train_output=True),
+                         generator=gen(33), widths=widths, a0=a0)
     for b, w in enumerate(widths):
         W, a = W0[b, :w].clone().requires_grad_(), a0[b, :w].clone().requires_grad_()
         for _ in range(25):
@@ -335,9 +344,9 @@ def test_sgd_minibatch_orders_are_per_model_and_seeded():
     X = torch.randn(200, 4, generator=gen(34), dtype=F64)
     W0 = ts.small_init(1, 6, 4, 0.3, generator=gen(35)).expand(3, 6, 4).clone()
     W0[:, 5] = 0.0
-    kw = dict(teacher=T, c=0.5, batch_size=10, epochs=5)
-    res = ts.sgd_samples(W0, X, generator=gen(36), **kw)
-    again = ts.sgd_samples(W0, X, generator=gen(36), **kw)
+    schedule = ts.SGD(c=0.5, batch_size=10, epochs=5)
+    res = ts.sgd_samples(W0, _teacher_split(X, T), schedule, generator=gen(36))
+    again = schedule.run(_teacher_split(X, T), W0, generator=gen(36))
     torch.testing.assert_close(res.W, again.W, rtol=0, atol=0)
     assert float((res.W[0] - res.W[1]).abs().max()) > 1e-6  # same init, different sample orders
     assert bool((res.W[:, 5] == 0).all())  # dead neuron stays dead
@@ -563,21 +572,29 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="Generator"):
         ts.orthonormal_teacher(4, 2, random_rotation=True)
     W0 = ts.small_init(2, 3, 4, generator=gen(71))
+    one = ts.GD(c=1.0, steps=1)
     with pytest.raises(ValueError, match="exactly zero"):
-        ts.gd_population(W0, T, c=1.0, steps=1, widths=[2, 3])
+        ts.gd_population(W0, T, one, widths=[2, 3])
     with pytest.raises(ValueError, match="widths"):
-        ts.gd_population(W0, T, c=1.0, steps=1, widths=[0, 3])
+        ts.gd_population(W0, T, one, widths=[0, 3])
     with pytest.raises(ValueError, match="a0"):
-        ts.gd_population(W0, T, c=1.0, steps=1, train_output=True)
+        ts.gd_population(W0, T, ts.GD(c=1.0, steps=1, train_output=True))
     with pytest.raises(ValueError, match="3-D"):
-        ts.gd_population(W0[0], T, c=1.0, steps=1)
+        ts.gd_population(W0[0], T, one)
     with pytest.raises(ValueError, match="c must be"):
-        ts.gd_population(W0, T, c=-1.0, steps=1)
+        ts.GD(c=-1.0, steps=1)
+    with pytest.raises(ValueError, match=r"c must be a number or a \(B,\)"):
+        ts.gd_population(W0, T, ts.GD(c=torch.ones(3, dtype=F64), steps=1))
     X = torch.randn(10, 4, dtype=F64, generator=gen(72))
-    with pytest.raises(ValueError, match="exactly one"):
-        ts.sgd_samples(W0, X, c=1.0, batch_size=2, epochs=1, generator=gen(0))
+    # replaces the old "exactly one of y and teacher" check: the targets now always come with the samples
+    with pytest.raises(TypeError, match="Split"):
+        ts.sgd_samples(W0, X, ts.SGD(c=1.0, batch_size=2, epochs=1), generator=gen(0))
     with pytest.raises(ValueError, match="batch_size"):
-        ts.sgd_samples(W0, X, teacher=T, c=1.0, batch_size=11, epochs=1, generator=gen(0))
+        ts.sgd_samples(W0, _teacher_split(X, T), ts.SGD(c=1.0, batch_size=11, epochs=1), generator=gen(0))
+    with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
+        ts.sgd_samples(W0, Split(X[:, :3], X[:, 0]), ts.SGD(batch_size=2, epochs=1), generator=gen(0))
+    with pytest.raises(TypeError, match="float64"):
+        ts.sgd_samples(W0, Split(X.float(), X[:, 0].float()), ts.SGD(batch_size=2, epochs=1), generator=gen(0))
     with pytest.raises(ValueError, match="m >= M"):
         ts.sample_minimum(1, 2, 4, gen(0))
     with pytest.raises(ValueError, match="orthonormal"):
@@ -694,11 +711,11 @@ def test_pair_barriers_batch_equals_single_pairs_and_permuted_copy_has_zero_barr
 def test_gd_grad_tol_stops_m_below_M_at_a_critical_point_and_is_off_by_default():
     T = ts.orthonormal_teacher(4, 3)
     W0 = ts.small_init(2, 2, 4, generator=gen(120))
-    r = ts.gd_population(W0, T, c=2.0, steps=20_000, tol=1e-10, grad_tol=1e-9)
+    r = ts.gd_population(W0, T, ts.GD(c=2.0, steps=20_000, tol=1e-10, grad_tol=1e-9))
     assert bool(r.stationary.all()) and not bool(r.converged.any()) and int(r.steps.max()) < 20_000
     g = ts.population_grad(r.W, T)
     assert float(g.abs().max()) < 1e-9 * 1.01 or float(g.abs().max()) < 1e-8
-    r0 = ts.gd_population(W0, T, c=2.0, steps=300, tol=1e-10)
+    r0 = ts.gd_population(W0, T, ts.GD(c=2.0, steps=300, tol=1e-10))
     assert not bool(r0.stationary.any()) and int(r0.steps.min()) == 300
 
 
@@ -784,14 +801,14 @@ def test_manifold_sweep_zero_at_m_equal_M_and_agrees_with_hall():
 def test_step_rule_and_output_init_change_the_run():
     """``step="constant"`` is ``η = c`` at every width (``c·m`` in gd_population's ``c/m`` rule); ``"c/m"`` is not;
     ``output_init="positive"`` flips the signs of the trained output weights, ``"mixed"`` keeps them."""
-    from lmcnb.papers.teacher_student.gd import gd_population
+    from lmcnb.papers.teacher_student.gd import GD, gd_population
     base = dict(d=5, M=2, output="trained", c=0.2, steps=30, tol=0.0, grad_tol=0.0)
     const = ts.TeacherStudent(**base, step="constant")
     cm = ts.TeacherStudent(**base)
     for m in (3, 6):
         W0, a0 = const.init(m, 1)
-        ref = gd_population(W0[None], const.teacher(), c=0.2 * m, steps=30, tol=0.0, a0=a0[None],
-                            train_output=True)
+        ref = gd_population(W0[None], const.teacher(), GD(c=0.2 * m, steps=30, tol=0.0, train_output=True),
+                            a0=a0[None])
         sol = const.train(m, [1])
         assert torch.allclose(sol.W[0], ref.W[0], atol=1e-13, rtol=0)
         assert not torch.allclose(cm.train(m, [1]).W[0], sol.W[0], atol=1e-6, rtol=0)
@@ -802,3 +819,105 @@ def test_step_rule_and_output_init_change_the_run():
     for bad in ({"step": "1/m"}, {"output_init": "negative"}):
         with pytest.raises(ValueError):
             ts.TeacherStudent(**bad)
+
+
+# ------------------------------------------------------------------ configuration objects (GD, SGD, Population)
+
+@pytest.mark.parametrize("cls, kw, match", [
+    (ts.GD, dict(c=0.0, steps=1), "c must be"),
+    (ts.GD, dict(c=torch.tensor([1.0, -1.0], dtype=F64), steps=1), "c must be positive"),
+    (ts.GD, dict(c=torch.ones(2), steps=1), "float64"),
+    (ts.GD, dict(steps=-1), "steps"),
+    (ts.GD, dict(steps=1.5), "steps"),
+    (ts.GD, dict(steps=1, tol=-1.0), "tol"),
+    (ts.GD, dict(steps=1, check_every=0), "check_every"),
+    (ts.GD, dict(steps=1, diverge_loss=0.0), "diverge_loss"),
+    (ts.GD, dict(steps=1, grad_tol=-1e-9), "grad_tol"),
+    (ts.GD, dict(steps=1, train_output=1), "train_output"),
+    (ts.GD, dict(steps=1, threads=0), "threads"),
+    (ts.SGD, dict(c=-0.5, batch_size=2, epochs=1), "c must be"),
+    (ts.SGD, dict(batch_size=0, epochs=1), "batch_size"),
+    (ts.SGD, dict(batch_size=2, epochs=-1), "epochs"),
+    (ts.SGD, dict(batch_size=2, epochs=1, tol=math.nan), "tol"),
+    (ts.SGD, dict(batch_size=2, epochs=1, diverge_loss=-1.0), "diverge_loss"),
+    (ts.SGD, dict(batch_size=2, epochs=1, train_output="yes"), "train_output"),
+    (ts.SGD, dict(batch_size=2, epochs=1, threads=-2), "threads"),
+    (ts.Population, dict(T=torch.eye(2)), "float64"),
+    (ts.Population, dict(T=torch.eye(2, dtype=F64)[0]), "2-D"),
+    (ts.Population, dict(T=torch.eye(2, dtype=F64), a_star=torch.ones(3, dtype=F64)), "a_star must have shape"),
+    (ts.Population, dict(T=torch.eye(2, dtype=F64), scale=0.0), "scale"),
+    (ts.Population, dict(T=torch.eye(2, dtype=F64), scale=torch.tensor([1.0, -1.0], dtype=F64)), "positive"),
+    (ts.Population, dict(T=torch.eye(2, dtype=F64), inputs="cube"), "inputs"),
+])
+def test_configuration_objects_reject_each_bad_field(cls, kw, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        cls(**kw)
+
+
+def test_configuration_objects_are_keyword_only_frozen_and_need_their_required_fields():
+    with pytest.raises(TypeError):
+        ts.GD(2.0, 10)  # noqa: keywords only
+    with pytest.raises(TypeError, match="steps"):
+        ts.GD(c=2.0)
+    with pytest.raises(TypeError, match="epochs"):
+        ts.SGD(batch_size=4)
+    g = ts.GD(steps=3)
+    assert g.c == 2.0 and g.tol == 1e-12 and g.check_every == 50 and g.threads == 1
+    with pytest.raises(AttributeError):
+        g.steps = 4  # type: ignore[misc]
+    with pytest.raises(TypeError, match="Population or a teacher tensor"):
+        g.run("T", ts.small_init(1, 2, 2, generator=gen(0)))
+    with pytest.raises(TypeError, match="schedule must be a GD"):
+        ts.gd_population(ts.small_init(1, 2, 2, generator=gen(0)), torch.eye(2, dtype=F64), ts.SGD(batch_size=1,
+                                                                                                  epochs=1))
+
+
+@pytest.mark.parametrize("call, key, home", [
+    ("gd", "steps", "GD(steps=…)"), ("gd", "c", "GD(c=…)"), ("gd", "tol", "GD(tol=…)"),
+    ("gd", "check_every", "GD(check_every=…)"), ("gd", "diverge_loss", "GD(diverge_loss=…)"),
+    ("gd", "grad_tol", "GD(grad_tol=…)"), ("gd", "train_output", "GD(train_output=…)"),
+    ("gd", "threads", "GD(threads=…)"), ("gd", "a_star", "Population(a_star=…)"),
+    ("gd", "scale", "Population(scale=…)"), ("gd", "inputs", "Population(inputs=…)"),
+    ("sgd", "c", "SGD(c=…)"), ("sgd", "batch_size", "SGD(batch_size=…)"), ("sgd", "epochs", "SGD(epochs=…)"),
+    ("sgd", "tol", "SGD(tol=…)"), ("sgd", "diverge_loss", "SGD(diverge_loss=…)"),
+    ("sgd", "train_output", "SGD(train_output=…)"), ("sgd", "threads", "SGD(threads=…)"),
+    ("sgd", "y", "samples=lmcnb.data.Split"), ("sgd", "teacher", "samples=lmcnb.data.Split"),
+    ("sgd", "a_star", "samples=lmcnb.data.Split"),
+    ("sharpness", "a_star", "Population(a_star=…)"), ("sharpness", "scale", "Population(scale=…)"),
+    ("sharpness", "inputs", "Population(inputs=…)"),
+])
+def test_removed_keywords_fail_naming_their_new_home(call, key, home):
+    T = ts.orthonormal_teacher(4, 2)
+    W0 = ts.small_init(2, 3, 4, generator=gen(80))
+    fn = {"gd": ts.gd_population, "sgd": ts.sgd_samples, "sharpness": ts.sharpness_population}[call]
+    with pytest.raises(TypeError, match=f"no longer takes `{key}=`: it moved to `{re.escape(home)}"):
+        fn(W0, T, **{key: 1.0})
+
+
+def test_sharpness_of_a_population_with_output_weights_scale_and_sphere_inputs():
+    """The Population's a*, scale and inputs all enter the Hessian: compare with power iteration on the loss."""
+    from lmcnb.diagnostics import sharpness
+
+    T = ts.orthonormal_teacher(4, 2)
+    W = torch.randn(3, 4, generator=gen(81), dtype=F64)
+    a_s = torch.tensor([1.0, 3.0], dtype=F64)
+    pop = ts.Population(T, a_star=a_s, scale=0.7, inputs="sphere")
+    got = ts.sharpness_population(W, pop, n_iter=5000, tol=1e-10)
+    ref = sharpness(lambda Wl: ts.population_loss(Wl, T, None, a_s, 0.7, "sphere"), W, n_iter=5000, tol=1e-10)
+    assert got.converged and ref.converged
+    assert got.eigenvalue == pytest.approx(ref.eigenvalue, rel=1e-6)
+    got, plain = got.eigenvalue, ts.sharpness_population(W, T, n_iter=5000, tol=1e-10).eigenvalue
+    assert abs(got / plain - 1) > 1e-3
+    with pytest.raises(ValueError, match="scale may be a tensor only"):
+        ts.sharpness_population(W, ts.Population(T, scale=torch.ones(1, dtype=F64)))
+
+
+def test_pair_barriers_has_identity_not_naive_and_an_optional_hall_field():
+    T = ts.orthonormal_teacher(4, 2)
+    W = torch.randn(3, 4, generator=gen(82), dtype=F64)
+    pb = ts.pair_barriers(W, W.flip(0), T)
+    assert pb.hall is None and float(pb.identity) >= 0
+    with pytest.raises(AttributeError, match="PairBarriers.identity"):
+        pb.naive
+    with pytest.raises(AttributeError, match="no attribute 'other'"):
+        pb.other

@@ -118,13 +118,13 @@ def test_compare_under_population_reproduces_pair_barriers_exactly(make, trained
         a1, a2 = 1.0 + 0.3 * randn(m, seed=3), 1.0 + 0.3 * randn(m, seed=4)
     pb = ts.pair_barriers(W1, W2, T, a1=a1, a2=a2, lambdas=GRID, inputs=inputs)
     pair = merge.Pair(ts.to_module(W1, a1), ts.to_module(W2, a2))
-    res = merge.compare(pair, _matchers(), GRID, ts.Population(T, inputs=inputs))
+    res = merge.compare(pair, _matchers(), GRID, ts.PopulationLoss(T, inputs=inputs))
     got = {k: o.barrier for k, o in res.outcomes.items()}
     assert got == {"identity": float(pb.identity), "weight": float(pb.weight), "functional": float(pb.functional)}
     assert torch.equal(res.outcomes["weight"].match.perms["P_0"], pb.weight_perm)
     assert torch.equal(res.outcomes["functional"].match.perms["P_0"], pb.functional_perm)
     perm_only = merge.compare(pair, {k: _matchers()[k] for k in ("weight", "functional")}, GRID,
-                              ts.Population(T, inputs=inputs))
+                              ts.PopulationLoss(T, inputs=inputs))
     assert perm_only.value == float(pb.perm)
     assert got["identity"] > 1e-4  # a case a defect would notice: the barriers are not all 0
     if make is _blind_spot_pair and not trained:
@@ -132,7 +132,7 @@ def test_compare_under_population_reproduces_pair_barriers_exactly(make, trained
         # the toolkit's FunctionalMatching finds the same barrier; its WeightMatching breaks the tie of weight
         # matching's blind spot the other way (equal WM objective, a barrier): why PairMatching("weight") exists
         tool = merge.compare(pair, {"weight": matching.WeightMatching(), "functional": ts.FunctionalMatching()},
-                             GRID, ts.Population(T, inputs=inputs))
+                             GRID, ts.PopulationLoss(T, inputs=inputs))
         assert tool.outcomes["functional"].barrier == got["functional"]
         wm = [matching.weight_matching_objective(pair.model_a, pair.model_b, o.match.perms)
               for o in (tool.outcomes["weight"], res.outcomes["weight"])]
@@ -144,22 +144,22 @@ def test_population_curve_is_interpolation_loss_and_every_argument_counts():
     W1, W2, T = _blind_spot_pair()
     a1, a2 = 1.0 + 0.3 * randn(4, seed=3), 1.0 + 0.3 * randn(4, seed=4)
     pair = merge.Pair(ts.to_module(W1, a1), ts.to_module(W2, a2))
-    curve = merge.merge(pair, GRID, ts.Population(T))
+    curve = merge.merge(pair, GRID, ts.PopulationLoss(T))
     assert torch.equal(curve.losses, ts.interpolation_loss(W1, W2, T, GRID, a1=a1, a2=a2))
     assert curve.accuracies is None
-    sphere = merge.merge(pair, GRID, ts.Population(T, inputs="sphere"))
+    sphere = merge.merge(pair, GRID, ts.PopulationLoss(T, inputs="sphere"))
     assert torch.allclose(sphere.losses, curve.losses / 4, rtol=1e-12, atol=0)
-    other_T = merge.merge(pair, GRID, ts.Population(ts.orthonormal_teacher(4, 3)))
+    other_T = merge.merge(pair, GRID, ts.PopulationLoss(ts.orthonormal_teacher(4, 3)))
     assert not torch.equal(other_T.losses, curve.losses)
-    coarse = merge.merge(pair, [0.0, 0.5, 1.0], ts.Population(T))
+    coarse = merge.merge(pair, [0.0, 0.5, 1.0], ts.PopulationLoss(T))
     assert coarse.losses[1] == curve.at(0.5)
-    aligned = merge.merge(pair, GRID, ts.Population(T), align=ts.PairMatching("functional"))
+    aligned = merge.merge(pair, GRID, ts.PopulationLoss(T), align=ts.PairMatching("functional"))
     assert not torch.equal(aligned.losses, curve.losses)
     # s = 1/m: the scale rides on the output weights (R is quadratic in s a)
     half = merge.merge(merge.Pair(ts.to_module(W1, a1, 0.25), ts.to_module(W2, a2, 0.25)), GRID,
-                       ts.Population(T))
+                       ts.PopulationLoss(T))
     assert torch.equal(half.losses, ts.interpolation_loss(W1, W2, T, GRID, a1=0.25 * a1, a2=0.25 * a2))
-    fixed_q = merge.merge(merge.Pair(ts.to_module(W1, s=0.25), ts.to_module(W2, s=0.25)), GRID, ts.Population(T))
+    fixed_q = merge.merge(merge.Pair(ts.to_module(W1, s=0.25), ts.to_module(W2, s=0.25)), GRID, ts.PopulationLoss(T))
     q = torch.full((4,), 0.25, dtype=F64)
     assert torch.equal(fixed_q.losses, ts.interpolation_loss(W1, W2, T, GRID, a1=q, a2=q))
 
@@ -168,20 +168,20 @@ def test_population_and_pair_matching_reject_bad_input():
     W1, W2, T = _blind_spot_pair()
     pair = merge.Pair(ts.to_module(W1), ts.to_module(W2))
     with pytest.raises(ValueError, match="inputs"):
-        ts.Population(T, inputs="cube")
+        ts.PopulationLoss(T, inputs="cube")
     with pytest.raises(TypeError, match="float64"):
-        ts.Population(T.float())
+        ts.PopulationLoss(T.float())
     with pytest.raises(ValueError, match="input dimension"):
-        merge.merge(pair, GRID, ts.Population(ts.orthonormal_teacher(5, 2)))
+        merge.merge(pair, GRID, ts.PopulationLoss(ts.orthonormal_teacher(5, 2)))
     with pytest.raises(ValueError, match="no repairs"):
-        merge.merge(pair, GRID, ts.Population(T), repairs=[merge.ResetBatchNorm(W1)])
+        merge.merge(pair, GRID, ts.PopulationLoss(T), repairs=[merge.ResetBatchNorm(W1)])
     with pytest.raises(ValueError, match="endpoints"):
-        merge.merge(pair, [0.0, 0.5], ts.Population(T))
+        merge.merge(pair, [0.0, 0.5], ts.PopulationLoss(T))
     with pytest.raises(TypeError, match="TwoLayerNet"):
-        ts.Population(T)(torch.nn.Linear(4, 4), {}, {}, GRID)
+        ts.PopulationLoss(T)(torch.nn.Linear(4, 4), {}, {}, GRID)
     with pytest.raises(ValueError, match="biases"):
         net = TwoLayerNet(4, 4, bias=True)
-        ts.Population(T)(ts.to_module(W1), net.state_dict(), net.state_dict(), GRID)
+        ts.PopulationLoss(T)(ts.to_module(W1), net.state_dict(), net.state_dict(), GRID)
     with pytest.raises(ValueError, match="kind"):
         ts.PairMatching("activation")
     with pytest.raises(ValueError, match="biases"):

@@ -19,27 +19,29 @@ Groups of functions (all float64, all randomness from explicit seeds):
 - learning-rate sweeps: :func:`gd_lr_sweep`, :func:`sgd_lr_sweep` (one batched run, one initialisation per seed
   shared by every ``c``, so only the learning rate differs), :class:`LRSweep` (live neurons, participation ratio,
   divergence) and :func:`observed_transition`;
-- the effect on LMC: :func:`weight_match_rows`, :func:`pair_barriers` (naive, weight-matching and functional-
-  matching barriers and the Hall criterion of notes §2.4), :func:`sweep_pair_barriers`;
+- the effect on LMC: :func:`weight_match_rows`, :func:`pair_barriers` (identity, weight-matching and functional-
+  matching barriers and the Hall criterion of notes §2.4, as one
+  :class:`lmcnb.papers.teacher_student.PairBarriers`), :func:`sweep_pair_barriers`;
 - real data: :func:`mlp_lr_sweep` (one-hidden-layer MLPs across learning rates: live units and barriers).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from .. import diagnostics
+from ..data import Split
 from ..papers import teacher_student as ts
-from .._validate import check_int, check_real, check_tensor
+from .._validate import check_int, check_real, check_tensor, moved_keywords
 
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
     "LRSweep", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
-    "weight_match_rows", "PairBarrier", "pair_barriers", "sweep_pair_barriers", "manifold_pair_barriers",
+    "weight_match_rows", "pair_barriers", "sweep_pair_barriers", "manifold_pair_barriers",
     "MLPSweep", "mlp_lr_sweep",
 ]
 
@@ -94,7 +96,7 @@ def predict_critical_c(W: Tensor, T: Tensor, n_iter: int = 500, tol: float = 1e-
     W = check_tensor("W", W, ndim=2, dtype=F64)
     if bool((W.norm(dim=1) == 0).any()):
         raise ValueError("W has a dead (zero) row: the prediction needs a dense solution (all m neurons live)")
-    sh = ts.sharpness_population(W, T, n_iter=n_iter, tol=tol)
+    sh = ts.sharpness_population(W, ts.Population(T), n_iter=n_iter, tol=tol)
     if not sh.converged:
         raise ValueError(f"power iteration did not converge in {n_iter} Hessian-vector products")
     return sh.eigenvalue, critical_c(sh.eigenvalue, W.shape[0])
@@ -134,7 +136,7 @@ def sharpness_vs_live(ks: Sequence[int], M: int, d: int, n_iter: int = 500, tol:
     T = ts.orthonormal_teacher(d, M)
     out = []
     for k in ks:
-        sh = ts.sharpness_population(minimum_with_live(k, M, d), T, n_iter=n_iter, tol=tol)
+        sh = ts.sharpness_population(minimum_with_live(k, M, d), ts.Population(T), n_iter=n_iter, tol=tol)
         out.append(sh.eigenvalue)
     return torch.tensor(out, dtype=F64)
 
@@ -217,7 +219,7 @@ def solution_sharpness(sweep: LRSweep, T: Tensor, seed_index: int = 0, n_iter: i
             W = sweep.W[i, j]
             norm = W.norm(dim=1)
             W = torch.where((norm > dead_rel * norm.max())[:, None], W, 0.0)
-            out[i] = ts.sharpness_population(W, T, n_iter=n_iter, tol=tol).eigenvalue
+            out[i] = ts.sharpness_population(W, ts.Population(T), n_iter=n_iter, tol=tol).eigenvalue
     return out
 
 
@@ -240,9 +242,19 @@ def _initial(m: int, d: int, seeds: list[int], C: int, init_scale: float, device
     return W0.repeat(C, 1, 1).to(device)
 
 
-def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], *, steps: int,
-                tol: float = 1e-10, init_scale: float = 0.1, check_every: int = 100,
-                threads: int | None = 1) -> LRSweep:
+def _check_schedule(schedule: object, kind: type, example: str) -> None:
+    if not isinstance(schedule, kind):
+        raise TypeError(f"schedule must be a {kind.__module__.rsplit('.', 1)[0]}.{kind.__name__} "
+                        f"(e.g. {example}), got {type(schedule).__name__}")
+
+
+_GD_SWEEP_KEYWORDS = {k: f"schedule=ts.GD({k}=…) (gd_lr_sweep's old defaults: tol=1e-10, check_every=100)"
+                      for k in ("steps", "tol", "check_every", "threads")}
+
+
+@moved_keywords(_GD_SWEEP_KEYWORDS)
+def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], schedule: ts.GD, *,
+                init_scale: float = 0.1) -> LRSweep:
     """Full-batch GD on the exact population loss for every ``(c, seed)``, ``η = c/m``, in one batched run
     on ``T``'s device.
 
@@ -250,34 +262,57 @@ def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence
     of one seed differ only in the learning rate. Runs stop at ``R < tol``, on divergence, or after ``steps``.
 
     Args:
-        T: teacher ``(M, d)`` float64. m: student width. cs: increasing step constants. seeds: distinct seeds.
-        steps, tol, check_every, threads: as in :func:`lmcnb.teacher_student.gd_population`.
+        T: teacher ``(M, d)`` float64. m: student width. cs: increasing step constants ``c`` (``C`` of them).
+            seeds: distinct seeds (``S``).
+        schedule: the :class:`lmcnb.teacher_student.GD` schedule (``steps``, ``tol``, ``check_every``,
+            ``threads``, …); its ``c`` is replaced by each ``c`` of ``cs``. The old keywords ``steps``, ``tol``
+            (old default ``1e-10``), ``check_every`` (old default ``100``) and ``threads`` moved there.
+        init_scale: initial row scale.
+
+    Returns:
+        :class:`LRSweep` with ``W (C, S, m, d)``.
     """
     m = check_int("m", m, 1)
     c = _check_cs(cs)
     seeds = _check_seeds(seeds)
     T = check_tensor("T", T, ndim=2, dtype=F64)
+    _check_schedule(schedule, ts.GD, "GD(steps=20_000, tol=1e-10, check_every=100)")
     W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
-    res = ts.gd_population(W0, T, c=c.repeat_interleave(len(seeds)).to(T.device), steps=steps, tol=tol,
-                           check_every=check_every, threads=threads)
+    per_model = replace(schedule, c=c.repeat_interleave(len(seeds)).to(T.device))
+    res = per_model.run(ts.Population(T), W0)
     return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss)
 
 
-def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], *, X: Tensor, y: Tensor,
-                 batch_size: int, epochs: int, data_seed: int = 0, tol: float = 1e-10, init_scale: float = 0.1,
-                 threads: int | None = 1) -> LRSweep:
-    """Minibatch SGD (:func:`lmcnb.teacher_student.sgd_samples`) on samples ``(X (n, d), y (n,))`` for every
-    ``(c, seed)``, ``η = c/m``, same initialisations as :func:`gd_lr_sweep`; ``data_seed`` draws the sample
-    orders. ``final_loss`` is the empirical loss."""
+_SGD_SWEEP_KEYWORDS = {
+    **{k: f"schedule=ts.SGD({k}=…) (sgd_lr_sweep's old default: tol=1e-10)"
+       for k in ("batch_size", "epochs", "tol", "threads")},
+    **{k: "samples=lmcnb.data.Split(X, y)" for k in ("X", "y")},
+}
+
+
+@moved_keywords(_SGD_SWEEP_KEYWORDS)
+def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], samples: Split,
+                 schedule: ts.SGD, *, data_seed: int = 0, init_scale: float = 0.1) -> LRSweep:
+    """Minibatch SGD (:meth:`lmcnb.teacher_student.SGD.run`) on ``samples`` for every ``(c, seed)``, ``η = c/m``,
+    same initialisations as :func:`gd_lr_sweep`; ``data_seed`` seeds the generator (on ``T``'s device) of the
+    sample orders. ``final_loss`` is the empirical loss.
+
+    Args:
+        T, m, cs, seeds, init_scale: as in :func:`gd_lr_sweep`.
+        samples: :class:`lmcnb.data.Split` ``(x (n, d), y (n,))`` float64 on ``T``'s device (the old ``X``, ``y``).
+        schedule: the :class:`lmcnb.teacher_student.SGD` schedule (``batch_size``, ``epochs``, ``tol`` (old
+            default ``1e-10``), ``threads``, …); its ``c`` is replaced by each ``c`` of ``cs``.
+        data_seed: seed of the sample orders (``>= 0``).
+    """
     m = check_int("m", m, 1)
     c = _check_cs(cs)
     seeds = _check_seeds(seeds)
     T = check_tensor("T", T, ndim=2, dtype=F64)
+    _check_schedule(schedule, ts.SGD, "SGD(batch_size=32, epochs=100, tol=1e-10)")
     W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
     g = torch.Generator(device=T.device).manual_seed(check_int("data_seed", data_seed, 0))
-    res = ts.sgd_samples(W0, X, y, c=c.repeat_interleave(len(seeds)).to(T.device), batch_size=batch_size,
-                         epochs=epochs,
-                         generator=g, tol=tol, threads=threads)
+    per_model = replace(schedule, c=c.repeat_interleave(len(seeds)).to(T.device))
+    res = per_model.run(samples, W0, generator=g)
     return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss)
 
 
@@ -340,30 +375,17 @@ def weight_match_rows(W1: Tensor, W2: Tensor) -> Tensor:
     return ts.weight_match(W1, W2)
 
 
-@dataclass(frozen=True)
-class PairBarrier:
-    """Barriers between two solutions: ``naive`` (identity), ``weight`` (weight matching), ``functional``
-    (functional matching) and the Hall criterion ``hall`` (``True``: the type counts allow an exactly connected
-    pairing, notes §2.4); ``perm`` is ``min(weight, functional)``, the barrier modulo permutation."""
-
-    naive: float
-    weight: float
-    functional: float
-    hall: bool
-
-    @property
-    def perm(self) -> float:
-        return min(self.weight, self.functional)
-
-
 def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, align_tol: float = 0.05, dead_rel: float = 1e-2,
-                  lambdas: Sequence[float] | Tensor | None = None) -> PairBarrier:
-    """Naive, weight-matching and functional-matching barriers between ``W1`` and ``W2`` (``(m, d)`` float64)
-    and the Hall criterion on their neuron types.
+                  lambdas: Sequence[float] | Tensor | None = None) -> ts.PairBarriers:
+    """Identity, weight-matching and functional-matching barriers between ``W1`` and ``W2`` (``(m, d)`` float64;
+    :func:`lmcnb.teacher_student.pair_barriers`) and the Hall criterion on their neuron types.
 
     Types (:func:`lmcnb.teacher_student.neuron_types`): a row is dead if its norm is at most ``dead_rel`` times
     the largest row norm of the pair (the live-neuron threshold), else of type ``j`` if its angle to ``e_j`` has
     sine at most ``align_tol`` (GD solutions at ``R ≈ 1e-10`` are aligned to ``≈ 1e-3``).
+
+    Returns:
+        :class:`lmcnb.teacher_student.PairBarriers` of the pair (0-D tensors) with ``hall`` a 0-D bool tensor.
 
     Raises:
         ValueError: a live row aligned with no teacher direction (the pair is not near the minimum manifold).
@@ -373,21 +395,19 @@ def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, align_tol: float = 0.05, de
     align_tol = check_real("align_tol", align_tol, 0.0, 1.0, low_open=True, high_open=True)
     dead_rel = check_real("dead_rel", dead_rel, 0.0, 1.0, high_open=True)
     dead_tol = dead_rel * float(torch.cat([W1, W2]).norm(dim=1).max())
-    naive = float(ts.barrier_linear(W1, W2, T, lambdas))
-    weight = float(ts.barrier_linear(W1, W2[weight_match_rows(W1, W2)], T, lambdas))
-    functional = float(ts.barrier_linear(W1, W2[ts.functional_match(W1, W2)], T, lambdas))
+    pb = ts.pair_barriers(W1, W2, T, lambdas=lambdas)
     hall = ts.hall_lmc_criterion(W1, W2, T, tol=align_tol, dead_tol=dead_tol)
-    return PairBarrier(naive=naive, weight=weight, functional=functional, hall=bool(hall))
+    return replace(pb, hall=torch.tensor(bool(hall)))
 
 
-def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[float, list[PairBarrier]]:
+def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[float, list[ts.PairBarriers]]:
     """:func:`pair_barriers` for the seed pairs ``(seeds[0], seeds[1]), (seeds[2], seeds[3]), …`` at every
     ``c`` of ``sweep``; pairs with a diverged run are left out (a ``c`` with no valid pair maps to ``[]``)."""
     if not isinstance(sweep, LRSweep):
         raise TypeError(f"sweep must be an LRSweep, got {type(sweep).__name__}")
     if len(sweep.seeds) % 2:
         raise ValueError(f"pairs need an even number of seeds, got {len(sweep.seeds)}")
-    out: dict[float, list[PairBarrier]] = {}
+    out: dict[float, list[ts.PairBarriers]] = {}
     for i, c in enumerate(sweep.cs.tolist()):
         out[c] = [pair_barriers(sweep.W[i, s], sweep.W[i, s + 1], T, **kwargs)
                   for s in range(0, len(sweep.seeds), 2)
@@ -396,7 +416,7 @@ def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[flo
 
 
 def manifold_pair_barriers(m: int, M: int, d: int, dead_prob: float, pairs: int, seed: int = 0,
-                           split: str = "equal") -> list[PairBarrier]:
+                           split: str = "equal") -> list[ts.PairBarriers]:
     """:func:`pair_barriers` for ``pairs`` pairs of independent exact minima drawn from the neuron-sparse
     distribution SP(M, r) (:func:`lmcnb.teacher_student.sample_minimum` with ``dead_prob = r``), the training-free
     counterpart of sparse GD solutions; pair ``k`` uses generator seeds ``seed + 2k`` and ``seed + 2k + 1``."""
@@ -422,14 +442,15 @@ class MLPSweep:
     Attributes:
         lrs: ``(L,)``. live: fraction of hidden units active on at least one evaluation input ``(L, 2P)``.
         train_loss, train_acc: on the evaluation inputs ``(L, 2P)``.
-        naive, weight: train-loss barriers of the pairs without and with weight matching ``(L, P)``.
+        identity, weight: train-loss barriers of the pairs without permutation (the identity) and with weight
+            matching ``(L, P)``.
     """
 
     lrs: Tensor
     live: Tensor
     train_loss: Tensor
     train_acc: Tensor
-    naive: Tensor
+    identity: Tensor
     weight: Tensor
 
     @property
@@ -437,19 +458,36 @@ class MLPSweep:
         """``(L,)`` bool: every run at this learning rate reached training accuracy ``>= 0.9``."""
         return (self.train_acc >= 0.9).all(1)
 
+    def __getattr__(self, name: str) -> object:
+        if name == "naive":
+            raise AttributeError("MLPSweep.naive was renamed MLPSweep.identity (the barrier without permutation)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-def mlp_lr_sweep(x: Tensor, y: Tensor, width: int, lrs: Sequence[float], pairs: int, config: object,
-                 x_eval: Tensor, y_eval: Tensor, lambdas: Tensor, seed: int = 0) -> MLPSweep:
+
+_MLP_SWEEP_KEYWORDS = {**{k: "train=lmcnb.data.Split(x, y)" for k in ("x", "y")},
+                       **{k: "evaluation=lmcnb.data.Split(x_eval, y_eval)" for k in ("x_eval", "y_eval")}}
+
+
+@moved_keywords(_MLP_SWEEP_KEYWORDS)
+def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, config: object,
+                 evaluation: Split, lambdas: Tensor, seed: int = 0) -> MLPSweep:
     """Train MLPs ``in → width → classes`` at each learning rate (plain SGD under ``config``, a
     :class:`lmcnb.train.TrainConfig` whose ``lr`` is replaced per model) in one batched run, ``2·pairs`` seeds
-    per rate (seeds ``seed + 2·pairs·l + k``), then measure live units and naive / weight-matched barriers.
+    per rate (seeds ``seed + 2·pairs·l + k``), then measure live units and identity / weight-matched barriers.
 
     Args:
-        x, y: training data. width: hidden width. lrs: increasing learning rates. pairs: pairs per rate.
-        x_eval, y_eval: inputs on which live units, losses and barriers are measured. lambdas: path grid.
+        train: training data, :class:`lmcnb.data.Split` ``(x (n, ...), y (n,))`` (the old ``x``, ``y``).
+        width: hidden width. lrs: increasing learning rates. pairs: pairs per rate.
+        evaluation: the :class:`lmcnb.data.Split` on which live units, losses and barriers are measured (the
+            old ``x_eval``, ``y_eval``). lambdas: path grid. seed: first seed (``>= 0``).
     """
-    from .. import barrier, matching, train
+    from .. import barrier, matching
+    from .. import train as training
 
+    for name, split in (("train", train), ("evaluation", evaluation)):
+        if not isinstance(split, Split):
+            raise TypeError(f"{name} must be an lmcnb.data.Split (x, y), got {type(split).__name__}")
+    x, y, x_eval, y_eval = train.x, train.y, evaluation.x, evaluation.y
     lr_t = _check_cs(list(lrs) if not isinstance(lrs, Tensor) else lrs)
     P = check_int("pairs", pairs, 1)
     width = check_int("width", width, 1)
@@ -457,18 +495,29 @@ def mlp_lr_sweep(x: Tensor, y: Tensor, width: int, lrs: Sequence[float], pairs: 
     L, n_per = len(lr_t), 2 * P
     seeds = [seed + i for i in range(L * n_per)]
     classes = int(y.max()) + 1
-    inits = train.init_mlps((x[0].numel(), width, classes), len(seeds), seeds, device=x.device)
-    nets, _ = train.train_mlps(inits, x, y, config, seeds=seeds, lrs=lr_t.repeat_interleave(n_per).tolist())
+    inits = training.init_mlps((x[0].numel(), width, classes), len(seeds), seeds, device=x.device)
+    nets, _ = training.train_mlps(inits, x, y, config, seeds=seeds, lrs=lr_t.repeat_interleave(n_per).tolist())
     live, loss, acc = (torch.zeros(L, n_per, dtype=F64) for _ in range(3))
-    naive, weight = torch.zeros(L, P, dtype=F64), torch.zeros(L, P, dtype=F64)
+    identity, weight = torch.zeros(L, P, dtype=F64), torch.zeros(L, P, dtype=F64)
     with torch.no_grad():
         for b, net in enumerate(nets):
             ev = barrier.evaluate(net, x_eval, y_eval)
             live[b // n_per, b % n_per] = float(diagnostics.active_units(net.features(x_eval)[0]))
             loss[b // n_per, b % n_per], acc[b // n_per, b % n_per] = ev.loss, ev.accuracy
-    matchers = {"naive": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0)}
+    matchers = {"identity": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0)}
     for b in range(0, len(nets), 2):
         res = barrier.barrier_modulo_permutation(nets[b], nets[b + 1], matchers, x_eval, y_eval, lambdas)
-        naive[b // n_per, (b % n_per) // 2] = res.outcomes["naive"].barrier
+        identity[b // n_per, (b % n_per) // 2] = res.outcomes["identity"].barrier
         weight[b // n_per, (b % n_per) // 2] = res.outcomes["weight"].barrier
-    return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, naive=naive, weight=weight)
+    return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, identity=identity, weight=weight)
+
+
+#: Names that moved out of this module (one result type per concept).
+_MOVED = {"PairBarrier": "lmcnb.papers.teacher_student.PairBarriers"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        raise AttributeError(f"lmcnb.experiments.lr_sparsity.{name} moved to {_MOVED[name]} (one type for a "
+                             f"pair's barriers; its field `naive` is now `identity`)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ widths, dimensions and pairs (the samplers of :mod:`lmcnb.experiments.ot_rates`,
 directions (plus dead neurons), a distribution with ``M + 1`` atoms whatever ``d`` is, so two solutions differ only
 by the multinomial fluctuation of the group sizes. The barrier of the exact-population-GD solutions is
 :meth:`lmcnb.teacher_student.TeacherStudent.barrier_sweep`; :func:`sgd_barrier_sweep` does the same for minibatch
-SGD on finite samples (sampling noise in training; the barrier itself is still the exact population one).
+SGD on finite samples (a :class:`lmcnb.teacher_student.SGD` schedule) (sampling noise in training; the barrier itself is still the exact population one).
 
 Slopes of either against ``m`` are fitted with :func:`lmcnb.fit.bootstrap_slopes`.
 """
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..papers import teacher_student as ts
-from .._validate import check_choice, check_int, check_real
+from .._validate import check_choice, check_int, moved_keywords
 from ..data import teacher_student_data
 from . import ot_rates
 
@@ -79,28 +79,31 @@ def iid_matching_sweep(widths: Sequence[int], dims: Sequence[int], n_pairs: int,
     return out
 
 
-def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, *, n_samples: int,
-                      batch_size: int, epochs: int, c: float | None = None, data_seed: int = 0,
-                      first_seed: int = 0, tol: float = 0.0, device: torch.device | str | None = None,
-                      threads: int | None = 1) -> ts.BarrierTable:
+_SGD_SWEEP_KEYWORDS = {k: f"schedule=ts.SGD({k}=…)" for k in ("batch_size", "epochs", "c", "tol", "threads")}
+
+
+@moved_keywords(_SGD_SWEEP_KEYWORDS)
+def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, schedule: ts.SGD, *,
+                      n_samples: int, data_seed: int = 0, first_seed: int = 0,
+                      device: torch.device | str | None = None) -> ts.BarrierTable:
     """Barriers modulo permutation of minibatch-SGD solutions trained on finite samples of the teacher.
 
     One training set ``x_1, …, x_n ~ N(0, I_d)`` (or the sphere, ``model.inputs``), ``y = f*(x)``, drawn from
     ``torch.Generator().manual_seed(data_seed)``, is shared by every run. The student of width ``m`` and seed ``s``
-    starts from ``model.init(m, s)`` — the same initialisation as exact GD — and runs
-    :func:`lmcnb.teacher_student.sgd_samples` (step ``η = c/m``; the sample orders of all runs
+    starts from ``model.init(m, s)`` — the same initialisation as exact GD — and runs ``schedule``
+    (:meth:`lmcnb.teacher_student.SGD.run`, step ``η = c/m``; the sample orders of all runs
     of width ``m`` come from ``torch.Generator().manual_seed(1_000_003·m + first_seed)``). Seeds ``first_seed + 2k``
     and ``first_seed + 2k + 1`` form pair ``k``. The barriers are the exact population ones of ``model.barriers``
     (so the only noise is that of training), and ``loss_a``/``loss_b`` are the exact population losses of the ends.
 
     Args:
         model: the configuration (fixed output weights only). widths: student widths ``>= 1``. n_pairs: pairs.
-        n_samples: training-set size ``n``. batch_size: minibatch size. epochs: passes over the data.
-        c: step-size constant (default ``model.c``). data_seed, first_seed: seeds (``>= 0``).
-        tol: an SGD run stops once its empirical loss is below ``tol`` (checked after each epoch).
+        schedule: the :class:`lmcnb.teacher_student.SGD` schedule: ``batch_size``, ``epochs``, ``c`` (the step
+            constant; ``model.c`` is not used), ``tol`` (a run stops once its empirical loss is below it, checked
+            after each epoch), ``threads``; ``train_output`` must be ``False``. These keywords moved there.
+        n_samples: training-set size ``n``. data_seed, first_seed: seeds (``>= 0``).
         device: where to train (default CPU); the data, initialisations and sample orders are drawn on the CPU
             and moved there, so results do not depend on the device's random number generator.
-        threads: torch threads during training.
 
     Returns:
         :class:`lmcnb.teacher_student.BarrierTable`, one row per (width, pair), widths in the given order;
@@ -110,13 +113,16 @@ def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: 
         raise TypeError(f"model must be a TeacherStudent, got {type(model).__name__}")
     if model.trained_output:
         raise ValueError("sgd_barrier_sweep supports output='fixed' only")
+    if not isinstance(schedule, ts.SGD):
+        raise TypeError(f"schedule must be a teacher_student.SGD (e.g. SGD(batch_size=64, epochs=100)), "
+                        f"got {type(schedule).__name__}")
+    if schedule.train_output or isinstance(schedule.c, Tensor):
+        raise ValueError("sgd_barrier_sweep needs an SGD schedule with train_output=False and a numeric c")
     ws = _int_list("widths", widths)
     n_pairs = check_int("n_pairs", n_pairs, 1)
-    n_samples, batch_size = check_int("n_samples", n_samples, 1), check_int("batch_size", batch_size, 1)
-    epochs = check_int("epochs", epochs, 0)
-    c = model.c if c is None else check_real("c", c, 0.0, low_open=True)
+    n_samples = check_int("n_samples", n_samples, 1)
+    c = schedule.c
     data_seed, first_seed = check_int("data_seed", data_seed, 0), check_int("first_seed", first_seed, 0)
-    tol = check_real("tol", tol, 0.0)
     dev = torch.device("cpu") if device is None else torch.device(device)
     T = model.teacher(dev)
     train = teacher_student_data(model.teacher(), n_samples, torch.Generator().manual_seed(data_seed),
@@ -126,9 +132,7 @@ def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: 
     for m in ws:
         seeds = list(range(first_seed, first_seed + 2 * n_pairs))
         W0 = torch.stack([sgd_model.init(m, s)[0] for s in seeds]).to(dev)
-        r = ts.sgd_samples(W0, train.x, train.y, c=c, batch_size=batch_size, epochs=epochs,
-                           generator=torch.Generator().manual_seed(1_000_003 * m + first_seed), tol=tol,
-                           threads=threads)
+        r = schedule.run(train, W0, generator=torch.Generator().manual_seed(1_000_003 * m + first_seed))
         pb = sgd_model.barriers(r.W[0::2], r.W[1::2])
         for k in kinds:
             kinds[k].append(getattr(pb, k).cpu())

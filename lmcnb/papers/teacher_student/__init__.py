@@ -17,14 +17,17 @@ divided by ``d`` for sphere inputs (ReLU is positively homogeneous: ``E_gauss = 
 ``∇_{w_i} R = 2 a_i [s² Σ_k a_k ∇_u K(w_i, w_k) − s Σ_j a*_j ∇_u K(w_i, w*_j)]`` with
 ``∇_u K(u, v) = ((π − φ) v + |v| sin φ · u/|u|) / (2π)``. An exactly zero row gets gradient 0 (PyTorch's
 ``relu'(0) = 0``), so **dead neurons stay dead** under GD and SGD, and a model padded with zero rows is exactly the
-narrower model: one batch can hold students of different widths (:func:`gd_population`, ``widths=``).
+narrower model: one batch can hold students of different widths (:meth:`GD.run`, ``widths=``).
 
 Groups of functions, one module each:
 
-- ``kernel``, kernel and loss: :func:`arccos_kernel`, :func:`population_loss`, :func:`population_grad`;
+- ``kernel``, kernel and loss: :func:`arccos_kernel`, :func:`population_loss`, :func:`population_grad`; the problem
+  as one value, :class:`Population` (teacher ``T``, ``a*``, output scale, inputs);
 - ``initialisation``, set-up: :func:`orthonormal_teacher`, :func:`small_init`, :func:`small_output_init`, :func:`pad_rows`;
-- training, batched over models: ``gd``, :func:`gd_population` (exact population GD, step ``η = c/m``);
-  ``sgd``, :func:`sgd_samples` (minibatch SGD on samples);
+- training, batched over models, each a small frozen schedule with one verb ``run``: ``gd``,
+  :class:`GD` (``GD(c=…, steps=…).run(Population(T), W0)``, exact population GD, step ``η = c/m``; function form
+  :func:`gd_population`); ``sgd``, :class:`SGD` (``SGD(batch_size=…, epochs=…).run(samples, W0, generator=…)``,
+  minibatch SGD on an :class:`lmcnb.data.Split`; function form :func:`sgd_samples`);
 - ``manifold``, the global-minimum manifold ``𝓜`` (notes §1.2) and the exact LMC criterion (notes §2.4):
   :func:`sample_minimum`, :func:`neuron_types`, :func:`hall_lmc_criterion`;
 - ``pairs``, one pair of solutions: :func:`functional_cost`, :func:`functional_match`, :func:`interpolation_loss`,
@@ -33,14 +36,15 @@ Groups of functions, one module each:
 - ``experiment``, **the formal model of chapters 2–4** as one configuration: :class:`TeacherStudent` (``d, M, output, init_scale,
   c, steps, tol, …``) with :meth:`~TeacherStudent.train` (seeds × widths, batched) → :class:`Solutions`,
   :meth:`~TeacherStudent.barrier_sweep` / :meth:`~TeacherStudent.manifold_sweep` → :class:`BarrierTable`; one
-  pair: :func:`weight_match`, :func:`pair_barriers` (identity, weight matching, functional matching, and the barrier
-  modulo permutation = their minimum).
+  pair: :func:`weight_match`, :func:`pair_barriers` → :class:`PairBarriers`, the one result type of a pair's
+  barriers (identity, weight matching, functional matching, the barrier modulo permutation = their minimum, and
+  optionally the Hall criterion).
 - ``views``, the model on the merge pipeline (:mod:`lmcnb.merge`): the tensors ``(W, a, s)`` are the canonical
   form and a :class:`~lmcnb.models.TwoLayerNet` is a view of them (:func:`to_module`, :func:`from_module`,
-  :func:`to_modules`, :func:`from_modules`; exact round trips); the evaluator :class:`Population` (``T, inputs``)
+  :func:`to_modules`, :func:`from_modules`; exact round trips); the evaluator :class:`PopulationLoss` (``T, inputs``)
   gives the closed-form population loss ``R(θ_λ)`` along the path (:func:`interpolation_loss`), and
   :class:`PairMatching` (``"weight"``, ``"functional"``) the matchers of :func:`pair_barriers`, so
-  ``merge.compare(Pair(to_module(W1, a1), to_module(W2, a2)), matchers, lambdas, Population(T))`` is
+  ``merge.compare(Pair(to_module(W1, a1), to_module(W2, a2)), matchers, lambdas, PopulationLoss(T))`` is
   :func:`pair_barriers` on the one pipeline.
 
 Everything is float64: a float32 argument raises ``TypeError`` (barriers of 1e-8 are below float32 noise).
@@ -49,26 +53,26 @@ Randomness comes only from an explicit ``torch.Generator``.
 from __future__ import annotations
 
 from ._inputs import F64, INPUTS, SPLITS, TWO_PI
-from .kernel import arccos_kernel, population_grad, population_loss, sharpness_population
+from .kernel import Population, arccos_kernel, population_grad, population_loss, sharpness_population
 from .initialisation import orthonormal_teacher, pad_rows, small_init, small_output_init
-from .gd import GDResult, gd_population
-from .sgd import SGDResult, sgd_samples
+from .gd import GD, GDResult, gd_population
+from .sgd import SGD, SGDResult, sgd_samples
 from .manifold import hall_lmc_criterion, neuron_types, sample_minimum
 from .pairs import (BARRIER_KINDS, OUTPUTS, FunctionalMatching, PairBarriers, barrier_linear, functional_cost,
                     functional_match, interpolation_loss, pair_barriers, weight_match)
 from .experiment import BarrierTable, Solutions, TeacherStudent
-from .views import (MATCH_KINDS, PairMatching, Population, StudentTensors, from_module, from_modules, to_module,
+from .views import (MATCH_KINDS, PairMatching, PopulationLoss, StudentTensors, from_module, from_modules, to_module,
                     to_modules)
 
 __all__ = [
-    "arccos_kernel", "population_loss", "population_grad",
+    "arccos_kernel", "population_loss", "population_grad", "Population",
     "orthonormal_teacher", "small_init", "small_output_init", "pad_rows",
-    "GDResult", "gd_population", "SGDResult", "sgd_samples",
+    "GD", "GDResult", "gd_population", "SGD", "SGDResult", "sgd_samples",
     "sample_minimum", "neuron_types", "hall_lmc_criterion",
     "functional_cost", "functional_match", "interpolation_loss", "barrier_linear", "FunctionalMatching",
     "sharpness_population",
     "weight_match", "PairBarriers", "pair_barriers",
     "TeacherStudent", "Solutions", "BarrierTable", "OUTPUTS", "BARRIER_KINDS",
-    "StudentTensors", "to_module", "from_module", "to_modules", "from_modules", "Population", "PairMatching",
+    "StudentTensors", "to_module", "from_module", "to_modules", "from_modules", "PopulationLoss", "PairMatching",
     "MATCH_KINDS",
 ]

@@ -9,9 +9,9 @@ from torch import Tensor
 
 from ..._validate import check_choice, check_int, check_real
 from ._inputs import F64, INPUTS, _check_f64
-from .kernel import population_loss
+from .kernel import Population, population_loss
 from .initialisation import orthonormal_teacher, pad_rows, small_init, small_output_init
-from .gd import gd_population
+from .gd import GD
 from .manifold import sample_minimum
 from .pairs import BARRIER_KINDS, OUTPUTS, PairBarriers, pair_barriers
 
@@ -231,10 +231,17 @@ class TeacherStudent:
         dev = _device(device)
         return W.to(dev), a.to(dev)
 
+    def schedule(self, c: float | Tensor | None = None, threads: int | None = 1) -> GD:
+        """This configuration's GD schedule: :class:`GD` with its ``steps``, ``tol``, ``check_every``,
+        ``grad_tol`` and output variant; ``c`` is the per-model step constant of :class:`GD` (default ``self.c``,
+        i.e. ``η = c/m``; :meth:`train` passes ``c·m`` for ``step="constant"``)."""
+        return GD(c=self.c if c is None else c, steps=self.steps, tol=self.tol, check_every=self.check_every,
+                  grad_tol=self.grad_tol, train_output=self.trained_output, threads=threads)
+
     def train(self, widths: int | Sequence[int], seeds: int | Sequence[int], *,
               device: torch.device | str | None = None, threads: int | None = 1) -> Solutions:
         """Train one student per (width, seed) by exact population GD, batched: seeds and nearby widths share a
-        zero-padded batch (:func:`gd_population`; a padded model follows the unpadded trajectory).
+        zero-padded batch (:meth:`schedule`, :meth:`GD.run`; a padded model follows the unpadded trajectory).
 
         Args:
             widths: ``m`` or a sequence of widths. seeds: a seed or a sequence of seeds (``>= 0``).
@@ -260,9 +267,7 @@ class TeacherStudent:
                 for b, (_, a) in enumerate(inits):
                     a0[b, :a.shape[0]] = a
             c = self.c if self.step == "c/m" else self.c * widths_t.to(F64)
-            r = gd_population(W0, T, c=c, steps=self.steps, tol=self.tol, widths=widths_t, a0=a0,
-                              train_output=self.trained_output, inputs=self.inputs, check_every=self.check_every,
-                              threads=threads, grad_tol=self.grad_tol)
+            r = self.schedule(c, threads).run(Population(T, inputs=self.inputs), W0, a0=a0, widths=widths_t)
             for b, (w, s) in enumerate(keys):
                 done[(w, s)] = (r.W[b, :w].clone(), r.a[b, :w].clone(), float(r.final_loss[b]), int(r.steps[b]),
                                 bool(r.converged[b]), bool(r.stationary[b]), bool(r.diverged[b]))

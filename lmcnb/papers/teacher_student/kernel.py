@@ -1,4 +1,5 @@
-"""The arc-cosine kernel, the closed-form population loss and its gradient, and the population sharpness."""
+"""The arc-cosine kernel, the closed-form population loss and its gradient, the population problem as one value
+(:class:`Population`), and the population sharpness."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..._validate import check_bool, check_choice
+from ..._validate import check_bool, check_choice, check_real, moved_keywords
 from ._inputs import F64, INPUTS, TWO_PI, _JPP_FLOOR, _check_device, _check_f64, _check_scale, _check_teacher, _check_weights
 
 if TYPE_CHECKING:
@@ -119,6 +120,51 @@ class _Problem:
     a_star: Tensor
     factor: float
     batched: bool
+
+
+@dataclass(frozen=True)
+class Population:
+    """The exact-population problem the students are trained on: teacher, its output weights, the students' output
+    scale and the input distribution (one value for :func:`gd_population` / :class:`GD`,
+    :func:`sharpness_population`).
+
+    Attributes:
+        T: teacher first layer ``(M, d)``, float64, rows ``w*_j``.
+        a_star: teacher output weights ``a* (M,)`` on ``T``'s device; ``None`` means all ones.
+        scale: student output scale ``s > 0`` (``1`` in the seed model, ``1/m`` mean-field): a number, or a
+            float64 ``(B,)`` tensor, one per model of a batch (checked against ``B`` when it is used).
+        inputs: ``"gaussian"`` (``x ~ N(0, I_d)``) or ``"sphere"`` (``x ~ Unif(S^{d−1})``; ``R`` divided by ``d``).
+    """
+
+    T: Tensor
+    a_star: Tensor | None = None
+    scale: float | Tensor = 1.0
+    inputs: str = "gaussian"
+
+    def __post_init__(self) -> None:
+        T = _check_teacher(self.T)
+        _check_weights("a_star", self.a_star, (T.shape[0],), T.device)
+        if isinstance(self.scale, Tensor):
+            s = _check_f64("scale", self.scale, (1,))
+            if not bool((s > 0).all()):
+                raise ValueError("scale must be positive")
+        else:
+            check_real("scale", self.scale, 0.0, low_open=True)
+        check_choice("inputs", self.inputs, INPUTS)
+
+    @staticmethod
+    def of(problem: object) -> Population:
+        """``problem`` itself if it is a :class:`Population`; a bare teacher tensor ``T (M, d)`` means
+        ``Population(T)``."""
+        if isinstance(problem, Population):
+            return problem
+        if isinstance(problem, Tensor):
+            return Population(problem)
+        raise TypeError(f"problem must be a Population or a teacher tensor T (M, d), got {type(problem).__name__}")
+
+
+#: Where the keywords of the population problem went (``Population``'s fields).
+_POPULATION_KEYWORDS = {k: f"Population({k}=…)" for k in ("a_star", "scale", "inputs")}
 
 
 def _problem(W: object, T: object, a: object, a_star: object, scale: object, inputs: object) -> _Problem:
@@ -282,10 +328,10 @@ def population_grad(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: Tenso
 # Sharpness
 # ---------------------------------------------------------------------------------------------------------------
 
-def sharpness_population(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: Tensor | None = None,
-                         scale: float = 1.0, inputs: str = "gaussian", train_output: bool = False,
-                         n_iter: int = 1000, tol: float = 1e-6, generator: torch.Generator | None = None
-                         ) -> Sharpness:
+@moved_keywords(_POPULATION_KEYWORDS)
+def sharpness_population(W: Tensor, problem: Population | Tensor, a: Tensor | None = None, *,
+                         train_output: bool = False, n_iter: int = 1000, tol: float = 1e-6,
+                         generator: torch.Generator | None = None) -> Sharpness:
     """Sharpness ``λ_max(∇²R)`` of the population loss at ``W`` (notes T3): power iteration on Hessian-vector
     products by double backward through the closed form (:func:`lmcnb.diagnostics.sharpness`), float64.
 
@@ -294,8 +340,11 @@ def sharpness_population(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: 
     only the live coordinates, and ``R`` is not twice differentiable at a zero row anyway.
 
     Args:
-        W: ``(m, d)`` float64 with at least one nonzero row. T, a, a_star, scale, inputs: as in
-            :func:`population_loss`. train_output: include the output weights ``a`` in the Hessian.
+        W: ``(m, d)`` float64 with at least one nonzero row.
+        problem: the :class:`Population` (teacher ``T (M, d)``, ``a*``, a numeric ``scale``, inputs), or a bare
+            teacher ``T`` (``Population(T)``). The old keywords ``a_star``, ``scale``, ``inputs`` moved there.
+        a: student output weights ``(m,)``; ``None`` means all ones.
+        train_output: include the output weights ``a`` in the Hessian.
         n_iter, tol, generator: power-iteration budget, relative eigen-residual tolerance and start-vector source
             (default seed 0), passed to :func:`lmcnb.diagnostics.sharpness`.
 
@@ -307,7 +356,9 @@ def sharpness_population(W: Tensor, T: Tensor, a: Tensor | None = None, a_star: 
 
     W = _check_f64("W", W, (2,))
     check_bool("train_output", train_output)
-    p = _problem(W, T, a, a_star, scale, inputs)
+    pop = Population.of(problem)
+    inputs = pop.inputs
+    p = _problem(W, pop.T, a, pop.a_star, pop.scale, inputs)
     live = (W != 0).any(1)
     if not bool(live.any()):
         raise ValueError("W has no live (nonzero) row: the sharpness of the live coordinates is undefined")

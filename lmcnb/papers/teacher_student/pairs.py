@@ -191,6 +191,10 @@ class PairBarriers:
         functional: ``B(θ_a, π_FM(θ_b))`` after functional matching (:func:`functional_match`).
         perm: the barrier modulo permutation, ``min(weight, functional)`` (notes §2.2–2.3).
         weight_perm, functional_perm: the permutations ``(P, m)`` int64 (applied to model b).
+        hall: the exact LMC criterion on the pairs' neuron types (:func:`hall_lmc_criterion`, notes §2.4), bool
+            ``(P,)`` / 0-D (``True``: the type counts allow an exactly connected pairing); ``None`` where it was
+            not evaluated (:func:`pair_barriers` does not; :func:`lmcnb.experiments.lr_sparsity.pair_barriers`
+            does).
     """
 
     identity: Tensor
@@ -199,6 +203,13 @@ class PairBarriers:
     perm: Tensor
     weight_perm: Tensor
     functional_perm: Tensor
+    hall: Tensor | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if name == "naive":
+            raise AttributeError("PairBarriers has no attribute 'naive': the barrier without permutation is "
+                                 "PairBarriers.identity (the identity permutation)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def _path_barrier(W1: Tensor, W2: Tensor, T: Tensor, lam: Tensor, a1: Tensor | None, a2: Tensor | None,

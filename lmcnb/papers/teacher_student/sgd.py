@@ -1,4 +1,5 @@
-"""Minibatch SGD on samples, batched over models."""
+"""Minibatch SGD on samples, batched over models: the schedule :class:`SGD` (one verb, :meth:`SGD.run`) and its
+function form :func:`sgd_samples`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..._validate import check_generator, check_int, check_real
-from ._inputs import F64, _check_device, _check_f64, _check_scale, _check_teacher, _check_weights, _check_widths, _positive_per_model
-from .gd import _Run, _check_a0, _intra_op_threads
+from ..._validate import check_bool, check_generator, check_int, check_real, moved_keywords
+from ...data import Split
+from ._inputs import F64, _check_device, _check_f64, _check_scale, _check_widths, _positive_per_model
+from .gd import _Run, _check_a0, _check_c, _check_threads, _intra_op_threads
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -18,7 +20,7 @@ from .gd import _Run, _check_a0, _intra_op_threads
 
 @dataclass(frozen=True)
 class SGDResult:
-    """Outcome of :func:`sgd_samples` for ``B`` models (padded to ``m = max width``).
+    """Outcome of :meth:`SGD.run` / :func:`sgd_samples` for ``B`` models (padded to ``m = max width``).
 
     Attributes:
         W: final first layers ``(B, m, d)``. a: final output weights ``(B, m)``.
@@ -40,27 +42,17 @@ class SGDResult:
     diverged: Tensor
 
 
-def _check_samples(X: object, y: object, teacher: object, a_star: object, d: int, device: torch.device
-                   ) -> tuple[Tensor, Tensor]:
-    X = _check_f64("X", X, (2,))
+def _check_samples(samples: object, d: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(X (n, d), y (n,))`` of a float64 :class:`lmcnb.data.Split` on ``device``."""
+    if not isinstance(samples, Split):
+        raise TypeError(f"samples must be an lmcnb.data.Split (x (n, d), y (n,)), e.g. "
+                        f"lmcnb.data.teacher_student_data, got {type(samples).__name__}")
+    X = _check_f64("samples.x", samples.x, (2,))
+    y = _check_f64("samples.y", samples.y, (1,))
     if X.shape[1] != d:
-        raise ValueError(f"X must have shape (n, {d}) to match W0, got {tuple(X.shape)}")
+        raise ValueError(f"samples.x must have shape (n, {d}) to match W0, got {tuple(X.shape)}")
     if X.device != device:
-        raise ValueError(f"X is on {X.device} but W0 is on {device}")
-    if (y is None) == (teacher is None):
-        raise ValueError("pass exactly one of y (targets (n,)) and teacher (T (M, d), targets f*(x))")
-    if y is None:
-        T = _check_teacher(teacher, d, "teacher")
-        _check_device(("X", "teacher"), (X, T))
-        a_s = _check_weights("a_star", a_star, (T.shape[0],), X.device)
-        y = torch.relu(X @ T.T) @ (torch.ones(T.shape[0], dtype=F64, device=X.device) if a_s is None else a_s)
-    else:
-        if a_star is not None:
-            raise ValueError("a_star is used only with teacher=, not with explicit targets y")
-        y = _check_f64("y", y, (1,))
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
-        _check_device(("X", "y"), (X, y))
+        raise ValueError(f"samples.x is on {X.device} but W0 is on {device}")
     return X, y
 
 
@@ -90,35 +82,96 @@ def _sgd_step(W: Tensor, a: Tensor, s: Tensor, eta: Tensor, xb: Tensor, yb: Tens
     W.sub_(grad_W)
 
 
-def sgd_samples(W0: Tensor, X: Tensor, y: Tensor | None = None, *, teacher: Tensor | None = None,
-                a_star: Tensor | None = None, c: float | Tensor, batch_size: int, epochs: int,
-                generator: torch.Generator, widths: Sequence[int] | Tensor | None = None, a0: Tensor | None = None,
-                train_output: bool = False, scale: float | Tensor = 1.0, tol: float = 0.0,
-                diverge_loss: float = 1e6, threads: int | None = 1) -> SGDResult:
-    """Minibatch SGD on the empirical squared loss ``L(W) = (1/n) Σ_n (f(x_n; W, a) − y_n)²``, batched over models.
+@dataclass(frozen=True, kw_only=True)
+class SGD:
+    """Minibatch SGD on the empirical squared loss ``L(W) = (1/n) Σ_n (f(x_n; W, a) − y_n)²``, batched over
+    models: the schedule, validated on construction; :meth:`run` trains students on samples.
 
-    Every epoch each model draws its own uniformly random order of the ``n`` samples from ``generator`` and takes
-    ``⌊n / batch_size⌋`` steps on consecutive minibatches (the last incomplete minibatch is dropped), with step
-    ``η_b = c_b / m_b`` as in :func:`gd_population`. Zero rows stay zero (``relu'(0) = 0``), so zero-padded models
-    of different widths can share the batch (``widths``). After every epoch the full empirical loss is recorded; a
+    Every epoch each model draws its own uniformly random order of the ``n`` samples from the run's generator and
+    takes ``⌊n / batch_size⌋`` steps on consecutive minibatches (the last incomplete minibatch is dropped), with
+    step ``η_b = c_b / m_b`` as in :class:`GD`. Zero rows stay zero (``relu'(0) = 0``), so zero-padded models of
+    different widths can share the batch (``widths``). After every epoch the full empirical loss is recorded; a
     model with loss ``< tol`` is marked converged and frozen, one with a non-finite loss or loss
     ``> diverge_loss`` is marked diverged and frozen.
 
+    Attributes (keywords only):
+        c: step-size constant, a number or a float64 ``(B,)`` tensor; default 2 (a sweep replaces it per model).
+        batch_size: minibatch size in ``[1, n]`` (``n`` checked by the run). epochs: passes over the data ``>= 0``.
+        tol, diverge_loss: stopping thresholds on the empirical loss (``tol = 0``: never converged).
+        train_output: also train the output weights ``a``.
+        threads: torch intra-op threads during the run (restored afterwards), as in :class:`GD`.
+    """
+
+    c: float | Tensor = 2.0
+    batch_size: int
+    epochs: int
+    tol: float = 0.0
+    diverge_loss: float = 1e6
+    train_output: bool = False
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        _check_c(self.c)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("epochs", self.epochs, 0)
+        check_real("tol", self.tol, 0.0)
+        check_real("diverge_loss", self.diverge_loss, 0.0, low_open=True)
+        check_bool("train_output", self.train_output)
+        _check_threads(self.threads)
+
+    def run(self, samples: Split, W0: Tensor, *, generator: torch.Generator, a0: Tensor | None = None,
+            widths: Sequence[int] | Tensor | None = None, scale: float | Tensor = 1.0) -> SGDResult:
+        """Train the students ``W0`` (and ``a0``) on ``samples`` by this schedule.
+
+        Args:
+            samples: the training set, an :class:`lmcnb.data.Split` with float64 ``x (n, d)`` and targets
+                ``y (n,)`` (e.g. :func:`lmcnb.data.teacher_student_data`, ``y = f*(x)``), on ``W0``'s device.
+            W0: initial first layers ``(B, m, d)``, float64.
+            generator: source of the sample orders.
+            a0, widths: as in :meth:`GD.run`. scale: student output scale ``s > 0``, a number or ``(B,)``.
+
+        Returns:
+            :class:`SGDResult`.
+        """
+        return _sgd(self, samples, W0, generator, a0, widths, scale)
+
+
+#: Where :func:`sgd_samples`'s old keywords went.
+_SGD_KEYWORDS = {**{k: f"SGD({k}=…)" for k in ("c", "batch_size", "epochs", "tol", "diverge_loss",
+                                               "train_output", "threads")},
+                 **{k: f"samples=lmcnb.data.Split(X, y) with y = f*(X) (e.g. lmcnb.data.teacher_student_data), "
+                       f"not {k}=" for k in ("y", "teacher", "a_star")}}
+
+
+@moved_keywords(_SGD_KEYWORDS)
+def sgd_samples(W0: Tensor, samples: Split, schedule: SGD, *, generator: torch.Generator,
+                a0: Tensor | None = None, widths: Sequence[int] | Tensor | None = None,
+                scale: float | Tensor = 1.0) -> SGDResult:
+    """Minibatch SGD on samples, batched over models: ``schedule.run(samples, W0, generator=generator, …)``
+    (:meth:`SGD.run`; the keywords ``c, batch_size, epochs, tol, diverge_loss, train_output, threads`` moved to
+    :class:`SGD`, the targets ``y`` / ``teacher`` / ``a_star`` into ``samples``).
+
     Args:
-        W0: initial first layers ``(B, m, d)``, float64.
-        X: inputs ``(n, d)``, float64 (e.g. :func:`lmcnb.data.teacher_student_data`).
-        y: targets ``(n,)``; or instead ``teacher`` ``T (M, d)`` (and ``a_star``) to use ``y = f*(X)``.
-        c: step-size constant (number or ``(B,)``). batch_size: minibatch size in ``[1, n]``. epochs: ``>= 0``.
-        generator: source of the sample orders.
-        widths, a0, train_output, scale: as in :func:`gd_population`.
-        tol, diverge_loss: stopping thresholds on the empirical loss.
-        threads: torch intra-op threads during the run (restored afterwards), as in :func:`gd_population`.
+        W0: initial first layers ``(B, m, d)``, float64. samples: :class:`lmcnb.data.Split` ``(x (n, d), y (n,))``.
+        schedule: :class:`SGD`. generator: source of the sample orders.
+        a0, widths, scale: as in :meth:`SGD.run`.
 
     Returns:
         :class:`SGDResult`.
     """
+    if not isinstance(schedule, SGD):
+        raise TypeError(f"schedule must be an SGD (e.g. SGD(c=0.5, batch_size=64, epochs=10)), "
+                        f"got {type(schedule).__name__}")
+    return schedule.run(samples, W0, generator=generator, a0=a0, widths=widths, scale=scale)
+
+
+def _sgd(sch: SGD, samples: object, W0: Tensor, generator: object, a0: Tensor | None, widths: object,
+         scale: object) -> SGDResult:
+    """:meth:`SGD.run` on a validated schedule."""
+    c, batch_size, epochs, tol = sch.c, sch.batch_size, sch.epochs, sch.tol
+    diverge_loss, train_output, threads = sch.diverge_loss, sch.train_output, sch.threads
     W0 = _check_f64("W0", W0, (3,))
-    X, y = _check_samples(X, y, teacher, a_star, W0.shape[2], W0.device)
+    X, y = _check_samples(samples, W0.shape[2], W0.device)
     B, n = W0.shape[0], X.shape[0]
     w = _check_widths(widths, W0)
     eta = _positive_per_model("c", c, B, W0.device) / w.to(F64)

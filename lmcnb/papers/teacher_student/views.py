@@ -7,11 +7,11 @@ is a *view* of them (``fc1.weight = W``, ``fc2.weight = a[None]``, ``output="fix
 
     pair = merge.Pair(to_module(W1, a1), to_module(W2, a2))
     merge.compare(pair, {"identity": matching.IdentityMatching(), "weight": PairMatching("weight"),
-                         "functional": PairMatching("functional")}, lambdas, Population(T))
+                         "functional": PairMatching("functional")}, lambdas, PopulationLoss(T))
 
 - :func:`to_module` / :func:`from_module` (and :func:`to_modules` / :func:`from_modules` for batches
   ``(B, m, d)``): the adapters, exact round trips (values and float64 dtype);
-- :class:`Population`: evaluator of the closed-form population loss ``R(θ_λ)`` along the path, through
+- :class:`PopulationLoss`: evaluator of the closed-form population loss ``R(θ_λ)`` along the path, through
   :func:`.pairs.interpolation_loss` (no new formula); its curve's linear barrier is :func:`.pairs.pair_barriers`'s;
 - :class:`PairMatching`: :func:`.pairs.weight_match` / :func:`.pairs.functional_match` as matchers of the module
   view (the trained-output variant matches the joint neurons ``(w_i, a_i)``, as :func:`.pairs.pair_barriers` does;
@@ -33,7 +33,7 @@ from ...models import TwoLayerNet
 from ._inputs import F64, INPUTS, _check_device, _check_f64, _check_teacher, _check_weights
 from .pairs import _PATH_ENTRIES, functional_match, interpolation_loss, weight_match
 
-__all__ = ["StudentTensors", "to_module", "from_module", "to_modules", "from_modules", "Population",
+__all__ = ["StudentTensors", "to_module", "from_module", "to_modules", "from_modules", "PopulationLoss",
            "PairMatching", "MATCH_KINDS"]
 
 MATCH_KINDS = ("weight", "functional")
@@ -134,7 +134,7 @@ def from_modules(nets: Sequence[TwoLayerNet]) -> StudentTensors:
 
 
 @dataclass(frozen=True)
-class Population:
+class PopulationLoss:
     """Evaluator: the closed-form population loss ``R(θ_λ) = E_x[(f(x; θ_λ) − f*(x))²]`` along the path
     ``θ_λ = ((1 − λ) W_a + λ W_b, (1 − λ) a_a + λ a_b)`` of two TwoLayerNet views, by
     :func:`.pairs.interpolation_loss` (λ evaluated in :func:`.pairs.pair_barriers`'s memory-bounded chunks).
@@ -159,7 +159,7 @@ class Population:
                  lambdas: object, repairs: Sequence[Any] = ()) -> InterpolationCurve:
         net = _check_net("model", model)
         if len(tuple(repairs)) != 0:
-            raise ValueError(f"Population evaluates a closed form and takes no repairs, got "
+            raise ValueError(f"PopulationLoss evaluates a closed form and takes no repairs, got "
                              f"{[type(r).__name__ for r in repairs]}")
         W1, a1, s = _from_state(net, state_a, "state_a")
         W2, a2, _ = _from_state(net, state_b, "state_b")
