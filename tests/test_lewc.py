@@ -336,3 +336,46 @@ def test_compare_matchers_rows_match_one_matcher_at_a_time():
         with torch.no_grad():
             assert rows[name]["logit_scale"] == lewc.logit_scale_ratio(lewc.merge(a, bp, 0.5)(x), a(x), bp(x))
     assert rows["none"]["ro_ratio"] != rows["random"]["ro_ratio"]
+
+
+@pytest.mark.parametrize("lam", [0.5, 0.3])
+def test_ensemble_comparison_on_the_construction_and_without_it(lam):
+    """On the disjoint embedding the merged model is s·[w f_a + (1 − w) f_b] to rounding (independently
+    recomputed here), the accuracies agree and CE(f/s) <= w CE_a + (1 − w) CE_b; the same networks without the
+    embedding (chapter 6's negative control) have a gap of order one."""
+    nets = _pair(4)
+    x = _x(50)
+    y = torch.arange(50) % ARCH[-1]
+    a, b = lewc.disjoint_pair(*nets)
+    c = lewc.ensemble_comparison(a, b, x, y, lam=lam)
+    s, w = (1 - lam) ** 4 + lam ** 4, (1 - lam) ** 4 / ((1 - lam) ** 4 + lam ** 4)
+    with torch.no_grad():
+        fa, fb, fm = nets[0](x), nets[1](x), lewc.merge(a, b, lam)(x)
+    ens = w * fa + (1 - w) * fb
+    assert c.gap < 1e-12 and c.accuracy_merged == c.accuracy_ensemble
+    assert c.accuracy_ensemble == pytest.approx(float((ens.argmax(1) == y).double().mean()))
+    assert c.ce_a == pytest.approx(float(F.cross_entropy(fa, y)), rel=1e-12)
+    assert c.ce_raw == pytest.approx(float(F.cross_entropy(fm, y)), rel=1e-12)
+    assert c.ce_bound == pytest.approx(w * c.ce_a + (1 - w) * c.ce_b, rel=1e-12)
+    assert c.ce_scaled <= c.ce_bound + 1e-12
+    plain = lewc.ensemble_comparison(*nets, x, y, lam=lam)
+    assert plain.gap > 0.1
+    other = lewc.ensemble_comparison(*nets, x, y, lam=0.9)
+    assert other.gap != pytest.approx(plain.gap) and other.ce_bound != pytest.approx(plain.ce_bound)
+    y2 = (y + 1) % ARCH[-1]
+    assert lewc.ensemble_comparison(a, b, x, y2, lam=lam).ce_a != pytest.approx(c.ce_a)
+    assert lewc.ensemble_comparison(b, a, x, y, lam=lam).ce_a == pytest.approx(c.ce_b)  # model order
+    assert lewc.ensemble_comparison(a, b, _x(50, seed=9), y, lam=lam).ce_a != pytest.approx(c.ce_a)  # x
+
+
+@pytest.mark.parametrize("y", [torch.zeros(50), torch.zeros(49, dtype=torch.long), "labels"])
+def test_ensemble_comparison_rejects_bad_labels(y):
+    with pytest.raises(ValueError, match="y must"):
+        lewc.ensemble_comparison(*_pair(), _x(50), y)
+
+
+def test_ensemble_comparison_rejects_bad_inputs():
+    with pytest.raises(TypeError):
+        lewc.ensemble_comparison(*_pair(), _x(50).float(), torch.zeros(50, dtype=torch.long))
+    with pytest.raises(ValueError):
+        lewc.ensemble_comparison(*_pair(), _x(50), torch.zeros(50, dtype=torch.long), lam=1.5)

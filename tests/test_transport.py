@@ -412,3 +412,47 @@ def test_matching_dimensions_calibration_values():
     assert dims["naive"][0] == pytest.approx(784 * 512 / (512 + 784 + 1), rel=0.02)
     with pytest.raises(TypeError):
         OR.matching_dimensions(torch.nn.Linear(3, 3), x)
+
+
+def test_birkhoff_statistics_uniform_vs_unequal_weights():
+    """Uniform weights: m non-zeros, no cost gap, a permutation plan, checked against brute force over S_m;
+    unequal weights (chapter 5a's control): the plan splits mass, its cost differs from the assignment's."""
+    m = 6
+    X, Y = cloud(m, 3, 0), cloud(m, 3, 1)
+    C = T.cost_matrix(X, Y)
+    u = torch.full((m,), 1 / m, dtype=torch.float64)
+    nnz, gap, perm = OR.birkhoff_statistics(u, u, C)
+    assert (nnz, perm) == (m, True) and gap < 1e-12
+    best = brute_force_wp(X.numpy(), Y.numpy(), 2) ** 2
+    assert float((T.ot_plan(u, u, C) * C).sum()) == pytest.approx(best, rel=1e-12)
+    w = torch.tensor([0.3, 0.05, 0.25, 0.1, 0.2, 0.1], dtype=torch.float64)
+    nnz_w, gap_w, perm_w = OR.birkhoff_statistics(w, u, C)
+    assert nnz_w > m and not perm_w and gap_w > 1e-3
+    assert OR.birkhoff_statistics(u, w, C)[0] > m  # b matters too
+    assert OR.birkhoff_statistics(u, u, C, tol=2 / m)[0] == 0  # tol: entries are 1/m
+    C2 = T.cost_matrix(X, cloud(m, 3, 2))
+    assert OR.birkhoff_statistics(w, u, C2)[1] != pytest.approx(gap_w)  # C matters
+    with pytest.raises(ValueError):
+        OR.birkhoff_statistics(u, u, C[:, :5])
+    with pytest.raises(ValueError):
+        OR.birkhoff_statistics(u, u, C, tol=0.0)
+
+
+def test_identity_cost_ratio_independent_vs_coupled_samples():
+    X, Y = cloud(40, 3, 0), cloud(40, 3, 1)
+    C = T.cost_matrix(X, Y)
+    best = float(C[torch.arange(40), T.hungarian(C)].mean())
+    assert OR.identity_cost_ratio(X, Y) == pytest.approx(float(C.diagonal().mean()) / best, rel=1e-12)
+    assert OR.identity_cost_ratio(X, Y) >= 2
+    coupled = X + 0.01 * cloud(40, 3, 2)
+    assert OR.identity_cost_ratio(X, coupled) == pytest.approx(1.0, abs=1e-12)
+    assert OR.identity_cost_ratio(X, Y, p=1) != pytest.approx(OR.identity_cost_ratio(X, Y))
+    C1 = T.cost_matrix(X, Y, p=1)
+    assert OR.identity_cost_ratio(X, Y, p=1) == pytest.approx(
+        float(C1.diagonal().mean()) / float(C1[torch.arange(40), T.hungarian(C1)].mean()), rel=1e-12)
+    with pytest.raises(ValueError):
+        OR.identity_cost_ratio(X, X[torch.randperm(40, generator=torch.Generator().manual_seed(0))])
+    with pytest.raises(ValueError):
+        OR.identity_cost_ratio(X, Y[:30])
+    with pytest.raises(ValueError):
+        OR.identity_cost_ratio(X, Y, p=0.5)

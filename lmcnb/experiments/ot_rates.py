@@ -2,7 +2,10 @@
 
 - :func:`two_sample_wasserstein` with the samplers :func:`gaussian_sampler`, :func:`uniform_sampler` and
   :func:`subspace_sampler`: the ``m^{-1/d}`` engine behind LMC via OT, its lower bound and low-dimensional supports;
-- :func:`matching_dimensions`: the approximate dimension of what each matcher transports (their Fig. 2, right).
+- :func:`matching_dimensions`: the approximate dimension of what each matcher transports (their Fig. 2, right);
+- :func:`birkhoff_statistics` and :func:`identity_cost_ratio`: chapter 5a's Birkhoff check and identity-pairing
+  gap as one statistic each, so that the check and its negative control (unequal weights, coupled samples)
+  measure the same thing.
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import torch
 from .._validate import check_bool, check_int, check_real, check_tensor
 from ..diagnostics import approximate_dimension
 from ..models import MLP
-from ..transport import wasserstein
+from ..transport import cost_matrix, hungarian, is_permutation_plan, ot_plan, wasserstein
 
-__all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions"]
+__all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
+           "birkhoff_statistics", "identity_cost_ratio"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -140,3 +144,57 @@ def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool 
             out["activation"].append(_dimension(zc.T @ zc / z.shape[0]))
             h = z
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Birkhoff and the identity pairing as statistics (chapter 5a's checks and their negative controls)
+# ----------------------------------------------------------------------------------------------------------
+
+def birkhoff_statistics(a: torch.Tensor, b: torch.Tensor, C: torch.Tensor,
+                        tol: float = 1e-12) -> tuple[int, float, bool]:
+    """How far the exact OT plan ``π`` between ``a`` and ``b`` for the cost ``C`` is from a permutation.
+
+    Birkhoff (Ferbach et al. Lemma B.3): for two uniform measures on ``m`` points each the exact (vertex) plan is
+    ``1/m`` times a permutation matrix, so it has ``m`` non-zeros, ``is_permutation_plan`` holds and its cost
+    equals the optimal assignment cost ``min_σ (1/m) Σ_i C_{iσ(i)}``. With unequal weights (the negative
+    control) the plan splits mass: more than ``m`` non-zeros and a cost gap.
+
+    Args:
+        a, b: weights ``(m,)`` of equal total mass (probability vectors).
+        C: cost matrix ``(m, m)``.
+        tol: an entry counts as non-zero above ``tol`` (``> 0``).
+
+    Returns:
+        ``(non-zeros of π, |⟨π, C⟩ − assignment cost| / assignment cost, is_permutation_plan(π))``.
+    """
+    C = check_tensor("C", C, ndim=2)
+    if C.shape[0] != C.shape[1]:
+        raise ValueError(f"C must be square (m, m), got {tuple(C.shape)}")
+    tol = check_real("tol", tol, 0.0, low_open=True)
+    plan = ot_plan(a, b, C)
+    m = C.shape[0]
+    perm = hungarian(C)
+    assignment = float(C[torch.arange(m), perm].double().mean())
+    if assignment <= 0.0:
+        raise ValueError("the optimal assignment cost is 0; the relative gap is undefined")
+    gap = abs(float((plan.double() * C.double()).sum()) - assignment) / assignment
+    return int((plan > tol).sum()), gap, bool(is_permutation_plan(plan))
+
+
+def identity_cost_ratio(X: torch.Tensor, Y: torch.Tensor, p: float = 2) -> float:
+    """Cost of the identity pairing ``x_i ↔ y_i`` over the optimal one: ``Σ_i c(x_i, y_i) / min_σ Σ_i c(x_i, y_σ(i))``
+    with ``c = ‖·‖^p`` (:func:`lmcnb.transport.cost_matrix`).
+
+    At least 1; large for two independent samples (the index carries no information), about 1 when ``Y`` is a
+    small perturbation of ``X`` (coupled samples: the negative control of "the identity is far from optimal").
+
+    Args:
+        X, Y: point clouds ``(m, d)`` of one dtype; p: cost exponent ``≥ 1``.
+    """
+    C = cost_matrix(X, Y, p=check_real("p", p, 1))
+    if C.shape[0] != C.shape[1]:
+        raise ValueError(f"X and Y must hold the same number of points, got {C.shape[0]} and {C.shape[1]}")
+    best = float(C[torch.arange(C.shape[0]), hungarian(C)].double().mean())
+    if best <= 1e-12 * float(C.double().mean()):  # rounding of the squared-distance formula, not a cost
+        raise ValueError("the optimal pairing has cost 0 (Y is a permutation of X); the ratio is undefined")
+    return float(C.diagonal().double().mean()) / best

@@ -19,7 +19,9 @@ Contents:
   :func:`lewc_signature` condenses them (with ``β_½/β_ens``) into chapter 6's LEWC-specific checks.
 - :func:`ensemble_weights`, :func:`logit_scale_ratio`: LEWC's output layer is an exponentially weighted logit
   ensemble ``s_L(λ)·[w f_a + (1 − w) f_b]``, ``s_L = (1 − λ)^L + λ^L``; at ``λ = ½`` the logits shrink by
-  ``2^{1−L}`` relative to the plain average.
+  ``2^{1−L}`` relative to the plain average. :func:`ensemble_comparison` (an :class:`EnsembleComparison`)
+  measures that statement and its consequences (accuracy, cross-entropy at ``β = 1/s``) on any pair, so that
+  an LEWC pair and its negative control (the same networks, not embedded) give the same statistic.
 - :func:`measure_merge` (a :class:`MergeMeasurement`: the merge pipeline's curve, the layer report and the
   logit scale of one pair, :meth:`~MergeMeasurement.summary` its twelve numbers) and :func:`compare_matchers`
   (midpoint barriers and connectivity diagnostics of a pair under several matchers): chapter 6's tables, one
@@ -54,7 +56,8 @@ from ..train import TrainConfig, mlp_from_state
 
 __all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
            "MergeMeasurement", "measure_merge", "compare_matchers", "Mixing", "mixing_coefficients", "lewc_signature",
-           "ensemble_weights", "logit_scale_ratio", "decay_factor", "random_direction"]
+           "ensemble_weights", "logit_scale_ratio", "EnsembleComparison", "ensemble_comparison", "decay_factor",
+           "random_direction"]
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -476,6 +479,63 @@ def logit_scale_ratio(f_merged: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tens
     if den == 0.0:
         raise ValueError("the endpoint logit average is zero; the ratio is undefined")
     return float(torch.linalg.norm(fm)) / den
+
+
+@dataclass(frozen=True)
+class EnsembleComparison:
+    """The merged model ``θ_λ`` of a pair against LEWC's scaled ensemble ``s·[w f_a + (1 − w) f_b]``
+    (:func:`ensemble_weights`; ``λ = ½``: ``s = 2^{1−L}``, ``w = ½``), on one labelled set.
+
+    Attributes:
+        gap: ``max |f(θ_λ)/s − f_ens| / max |f_ens|`` with ``f_ens = w f_a + (1 − w) f_b`` (0 under exact LEWC).
+        accuracy_merged, accuracy_ensemble: top-1 accuracy of ``f(θ_λ)`` and of ``f_ens``.
+        ce_a, ce_b: the endpoints' cross-entropies; ce_raw: of ``f(θ_λ)``; ce_scaled: of ``f(θ_λ)/s`` (the
+            merged model at inverse temperature ``β = 1/s``).
+        ce_bound: ``w CE_a + (1 − w) CE_b``, which bounds ``ce_scaled`` by convexity when LEWC holds.
+    """
+
+    gap: float
+    accuracy_merged: float
+    accuracy_ensemble: float
+    ce_a: float
+    ce_b: float
+    ce_raw: float
+    ce_scaled: float
+    ce_bound: float
+
+
+def ensemble_comparison(model_a: MLP, model_b: MLP, x: torch.Tensor, y: torch.Tensor,
+                        lam: float = 0.5) -> EnsembleComparison:
+    """Measure "LEWC ⇒ the merged model is a scaled logit ensemble" on the pair ``(model_a, model_b)`` at ``λ``.
+
+    On a :func:`disjoint_pair` the gap is rounding (1e-16 in float64), the accuracies are equal and
+    ``ce_scaled ≤ ce_bound``; on the same networks without the embedding (no LEWC) the gap is of order one.
+
+    Args:
+        model_a, model_b: MLPs of the same widths; x: inputs ``(n, h_0)`` of their dtype and device;
+        y: labels ``(n,)`` (integers in ``[0, C)``); lam: λ in ``[0, 1]``.
+    """
+    a, b = _check_pair(model_a, model_b)
+    x = _check_inputs(x, a)
+    lam = check_real("lam", lam, 0.0, 1.0)
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool or y.shape != x.shape[:1]:
+        raise ValueError(f"y must be integer labels of shape ({x.shape[0]},), got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+    s, w = ensemble_weights(lam, a.depth)
+    with torch.no_grad():
+        fa, fb, fm = a(x), b(x), merge(a, b, lam)(x)
+    ens = w * fa + (1 - w) * fb
+    den = float(ens.abs().max())
+    if den == 0.0:
+        raise ValueError("the ensemble logits are all zero; the relative gap is undefined")
+    ce = {k: float(F.cross_entropy(v, y)) for k, v in {"a": fa, "b": fb, "raw": fm, "scaled": fm / s}.items()}
+    return EnsembleComparison(
+        gap=float((fm / s - ens).abs().max()) / den,
+        accuracy_merged=float((fm.argmax(1) == y).double().mean()),
+        accuracy_ensemble=float((ens.argmax(1) == y).double().mean()),
+        ce_a=ce["a"], ce_b=ce["b"], ce_raw=ce["raw"], ce_scaled=ce["scaled"],
+        ce_bound=w * ce["a"] + (1 - w) * ce["b"],
+    )
 
 
 # ----------------------------------------------------------------------------------------------- training, flatness
