@@ -119,6 +119,11 @@ def test_idempotent_and_leaves_new_calls_alone():
             'checks.record("a", 1, 1, True, **KW,\n   evidence=checks.Evidence(n=(1, "r")))']
     assert migrate(done, "02_x") == done
     assert migrate(["print(1)"], "02_x") == ["print(1)"]
+    # an old-form call added to a migrated chapter (a parallel edit) is rewritten against the migrated helper
+    late = new + ['checks.record("e", x, "<= 1", x <= 1, source="S", status="derived", **EV, chapter=CH)']
+    assert migrate(late)[:-1] == new
+    assert migrate(late)[-1] == ('checks.record(\n    "e",\n    x,\n    "<= 1",\n    x <= 1,\n    source="S",\n'
+                                 '    status="derived",\n    evidence=EV,\n)')
 
 
 def test_chapter_is_placed_and_named():

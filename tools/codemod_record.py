@@ -26,7 +26,8 @@ What is rewritten, in the sources of code cells only (cell ids, metadata and sto
 - every helper ``NAME = dict(...)`` that some ``checks.record`` call unpacks (``**NAME``): evidence only becomes
   ``NAME = checks.Evidence(...)`` (the calls pass ``evidence=NAME``); ``source``/``status``/``verdict`` only
   stays a ``dict`` without ``chapter=`` (the calls keep ``**NAME``); both split into ``NAME = dict(...)`` and
-  ``NAME_EV = checks.Evidence(...)``;
+  ``NAME_EV = checks.Evidence(...)``; an old call unpacking a helper already rewritten to ``checks.Evidence``
+  (a call added after the migration) passes ``evidence=NAME`` too;
 - a notebook with ``checks.record`` calls and no ``checks.chapter(...)`` gets ``checks.chapter("<chapter>")``
   after its ``lmcnb.setup(...)`` statement (or after the import that binds ``checks``); ``<chapter>`` is the
   literal its old calls passed, else the notebook's file stem.
@@ -34,7 +35,7 @@ What is rewritten, in the sources of code cells only (cell ids, metadata and sto
 Unchanged arguments keep their source text; a rewritten call is written on one line if it fits in
 ``WIDTH`` (77) characters, else one argument per line (black's layout). Calls already in the new form are left
 alone, so running the codemod twice changes nothing the second time. A call it cannot rewrite faithfully
-(``verbose=False``, ``cell=``, an unpacked helper that is not a ``dict(...)`` of record keywords) raises
+(``verbose=False``, ``cell=``, an unpacked ``dict(...)`` helper holding other keywords) raises
 :class:`CodemodError` naming the cell and line; nothing is written then. ``tests/test_codemod_record.py`` tests it.
 """
 from __future__ import annotations
@@ -248,6 +249,7 @@ def migrate_sources(sources: list[str], stem: str) -> list[str]:
     calls: list[tuple[_Cell, ast.Call]] = []
     helpers: dict[str, list[tuple[_Cell, ast.Assign, ast.Call]]] = {}
     literals: dict[str, set] = {}
+    migrated: set[str] = set()  # names already bound to a checks.Evidence(...)
     has_chapter = False
     for cell in cells:
         for node in ast.walk(cell.tree) if cell.tree else []:
@@ -255,6 +257,9 @@ def migrate_sources(sources: list[str], stem: str) -> list[str]:
                 calls.append((cell, node))
             elif _is_call(node, "chapter"):
                 has_chapter = True
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "Evidence"):
+                migrated.update(t.id for t in node.targets if isinstance(t, ast.Name))
             found = _helper(node)
             if found:
                 helpers.setdefault(found[0], []).append((cell, node, found[1]))
@@ -283,11 +288,13 @@ def migrate_sources(sources: list[str], stem: str) -> list[str]:
         for cell, _, call in helpers[name]:
             chapters |= {_literal(k.value, literals) for k in call.keywords if k.arg == "chapter"}
 
+    for name in sorted(unpacked & migrated - set(helpers)):  # an old call unpacking a migrated helper
+        kinds[name] = "evidence"
     for cell, call in calls:
         chapters |= {_literal(k.value, literals) for k in call.keywords if k.arg == "chapter"}
         _rewrite_call(cell, call, kinds)
     for name, kind in kinds.items():
-        for cell, node, call in helpers[name]:
+        for cell, node, call in helpers.get(name, []):
             _rewrite_helper(cell, node, call, kind)
     chapters.discard(None)
     if not has_chapter:

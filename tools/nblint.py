@@ -12,9 +12,10 @@ counts 1..n, no empty code cells, paper-only cells store nothing); no stored std
 raises-exception (and such cells do store one); no trailing ``;`` (nbval ignores IPython's quiet ``;``); the inline
 matplotlib backend; at least one executed ``assert``; a set-up cell tagged nbval-ignore-output; skip tags that come
 together and guard paper-only cells with ``lmcnb.profiles.require("paper")``; one Colab-only install cell and an
-"open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; a notebook
-with ``checks.record`` calls sets ``checks.chapter`` to its stem first; every ``lmcnb`` attribute and keyword a cell
-uses exists; every code line a reader sees fits the HTML book's code box (``CODE_WIDTH`` characters, no horizontal scrollbar).
+"open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; a
+notebook with ``checks.record`` calls sets ``checks.chapter`` to its stem first; every ``lmcnb`` attribute and
+keyword a cell uses exists; every code line a reader sees fits the HTML book's code box (``CODE_WIDTH``
+characters, no horizontal scrollbar).
 
 ``tests/test_nblint.py`` shows each rule failing on a doctored notebook; ``tests/test_notebooks.py`` applies the
 linter to the real chapters.
