@@ -1,6 +1,7 @@
 """Tests of lmcnb.checks (records that carry their evidence) and lmcnb.infra.scoreboard (the report)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nbformat
@@ -12,7 +13,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from lmcnb import checks
 from lmcnb.infra import scoreboard as sb
 
-EVID = dict(n=(3, "seeds"), control=("identity matcher", 1.0, False))
+EVID = checks.Evidence(n=(3, "seeds"), control=("identity matcher", 1.0, False))
 
 
 def make(claim="c", passed=True, chapter="01_a", status="confirmed", measured="0.1", **kw):
@@ -33,6 +34,7 @@ def write(path, records):
 def _no_results_dir(monkeypatch):
     monkeypatch.delenv("LMCNB_RESULTS_DIR", raising=False)
     monkeypatch.delenv("LMCNB_CHECKS_ENFORCE", raising=False)
+    monkeypatch.setattr(checks, "_CHAPTER", [])  # no chapter set
 
 
 def test_fmt():
@@ -46,11 +48,12 @@ def test_fmt():
 
 def test_record_prints_and_writes_jsonl_with_evidence(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LMCNB_RESULTS_DIR", str(tmp_path))
-    r = checks.record("x falls", 0.01234, "<= 0.1", True, source="S", status="derived", chapter="02_b",
-                      threshold=0.1, **EVID)
+    checks.chapter("02_b")
+    r = checks.record("x falls", 0.01234, "<= 0.1", True, source="S", status="derived",
+                      evidence=EVID.replace(threshold=0.1))
     assert capsys.readouterr().out == ("x falls: measured 0.0123 vs predicted <= 0.1 (control identity matcher 1: "
                                        "FAIL): PASS\n")
-    assert r.margin == pytest.approx(0.1 - 0.01234)
+    assert r.margin == pytest.approx(0.1 - 0.01234) and r.chapter == "02_b" and r.cell is None
     assert r.why["paper"] and r.why["interval"] and "margin" not in r.why
     (back,) = checks.read_jsonl(tmp_path / "02_b.jsonl")
     assert back == r and str(back) == str(r)
@@ -58,60 +61,159 @@ def test_record_prints_and_writes_jsonl_with_evidence(tmp_path, monkeypatch, cap
     assert checks.results()[-1] == r
 
 
-def test_record_rejects_bad_input():
-    with pytest.raises(TypeError, match="passed"):
-        checks.record("x", 1, 1, 1, source="s", status="derived", verbose=False, **EVID)
-    with pytest.raises(ValueError, match="status"):
-        checks.record("x", 1, 1, True, source="s", status="proved", verbose=False, **EVID)
-    with pytest.raises(ValueError, match="control is None without a reason"):
-        checks.record("x", 1, 1, True, source="s", status="derived", verbose=False, n=(1, "run"))
-    with pytest.raises(ValueError, match="n is None without a reason"):
-        checks.record("x", 1, 1, True, source="s", status="derived", verbose=False,
-                      why={"control": "pure identity (Birkhoff)"})
-    with pytest.raises(ValueError, match="paper is None"):  # a confirmed claim must give the paper's number or why
-        checks.record("x", 1, 1, True, source="s", status="confirmed", verbose=False, **EVID)
+def test_record_has_at_most_eight_parameters_and_old_keywords_name_their_new_home():
+    import inspect
+
+    assert list(inspect.signature(checks.record).parameters) == [
+        "claim", "measured", "predicted", "passed", "source", "status", "evidence", "verdict"]
+    for old, home in [("chapter", r"checks\.chapter\("), ("threshold", r"evidence=checks\.Evidence\(threshold"),
+                      ("margin", "Evidence"), ("paper", "Evidence"), ("n", "Evidence"), ("interval", "Evidence"),
+                      ("control", "Evidence"), ("why", r"Evidence\(why"), ("cell", "attach_cells"),
+                      ("verbose", "redirect_stdout")]:
+        with pytest.raises(TypeError, match=f"no longer takes {old}=.*{home}"):
+            checks.record("x", 1, 1, True, source="s", status="derived", **{old: None})
+    with pytest.raises(TypeError, match="evidence must be a checks.Evidence"):
+        checks.record("x", 1, 1, True, source="s", status="derived", evidence=dict(n=(1, "run")))
+
+
+def test_chapter_context(tmp_path, monkeypatch, capsys):
+    assert checks.current_chapter() == ""
+    ev = checks.Evidence(n=(1, "run"), why={"control": "arithmetic"})
+    assert checks.record("x", 1, 1, True, source="s", status="derived", evidence=ev).chapter == ""
+    monkeypatch.setenv("LMCNB_RESULTS_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=r"no chapter is set.*checks\.chapter"):
+        checks.record("x", 1, 1, True, source="s", status="derived", evidence=ev)
+    assert checks.chapter("06_lewc") is None and checks.current_chapter() == "06_lewc"
+    checks.chapter("07_b")  # the last call wins
+    assert checks.record("y", 1, 1, True, source="s", status="derived", evidence=ev).chapter == "07_b"
+    assert [p.name for p in tmp_path.iterdir()] == ["07_b.jsonl"]
+    for bad, err in [("", ValueError), ("a/b", ValueError), ("two words", ValueError), (6, TypeError)]:
+        with pytest.raises(err, match="file stem"):
+            checks.chapter(bad)
+    assert checks.current_chapter() == "07_b"
+    capsys.readouterr()
+
+
+def test_evidence_validates_and_converts():
+    e = checks.Evidence(threshold=np.float64(0.5), paper=("0.2", "Table 1"), n=(3, "seeds"),
+                        interval=(0, 1, 0.95, "bootstrap"), control=("identity", 2, False), margin=1)
+    assert e.threshold == 0.5 and isinstance(e.threshold, float) and e.margin == 1.0
+    assert e.paper == checks.Paper("0.2", "Table 1") and e.n == checks.Sample(3, "seeds")
+    assert e.interval == checks.Interval(0, 1, 0.95, "bootstrap") and e.control == checks.Control("identity", 2, False)
+    assert checks.Evidence(n={"count": 2, "unit": "runs"}).n == checks.Sample(2, "runs")
+    with pytest.raises(TypeError, match="threshold must be a real number"):
+        checks.Evidence(threshold="0.1")
+    with pytest.raises(ValueError, match="margin must be finite"):
+        checks.Evidence(margin=float("inf"))
     with pytest.raises(ValueError, match="Sample.count"):
-        checks.record("x", 1, 1, True, source="s", status="derived", verbose=False, n=(0, "seeds"),
-                      why={"control": "r"})
+        checks.Evidence(n=(0, "seeds"))
+    with pytest.raises(TypeError, match="control must be a checks.Control"):
+        checks.Evidence(control="identity")
+    with pytest.raises(ValueError, match="why names"):
+        checks.Evidence(why={"cell": "r"})
+    with pytest.raises(ValueError, match="threshold"):  # threshold is never null with a reason
+        checks.Evidence(why={"threshold": "none"})
+    with pytest.raises(ValueError, match=r"n is given, so why\['n'\]"):
+        checks.Evidence(n=(1, "run"), why={"n": "missing"})
+    with pytest.raises(ValueError, match="must state a reason"):
+        checks.Evidence(why={"n": " "})
+    with pytest.raises(TypeError, match="map field names"):
+        checks.Evidence(why={"n": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.n = None
+
+
+def test_evidence_composes_field_by_field():
+    chapter_default = checks.Evidence(why={"control": "none yet", "n": "not recorded"}, threshold=1)
+    one = chapter_default | checks.Evidence(n=(4, "seeds"))
+    assert one.n == checks.Sample(4, "seeds") and one.why == {"control": "none yet"} and one.threshold == 1.0
+    assert chapter_default.replace(n=(4, "seeds")) == one
+    # a reason on the right replaces a value on the left, a value replaces a reason; unset fields are kept
+    two = one | checks.Evidence(why={"n": "lost"}, control=("identity", 1, False), threshold=2)
+    assert two.n is None and two.why == {"n": "lost"} and two.control.label == "identity" and two.threshold == 2
+    assert list((chapter_default | checks.Evidence(why={"paper": "p"})).why) == ["control", "n", "paper"]
+    assert checks.Evidence() | chapter_default == chapter_default == chapter_default | checks.Evidence()
+    with pytest.raises(TypeError):
+        chapter_default | {"n": (1, "run")}
+    # the composed evidence gives the same record as spelling every field out
+    whole = checks.Evidence(threshold=1, n=(4, "seeds"), why={"control": "none yet"})
+    rec = [checks.record("x", 0.5, "<= 1", True, source="s", status="derived", evidence=e) for e in (one, whole)]
+    assert rec[0] == rec[1] and rec[0].to_dict()["why"] == {"control": "none yet", "paper": checks.DEFAULT_WHY[
+        "paper"], "interval": checks.DEFAULT_WHY["interval"]}
+
+
+def test_record_rejects_bad_input():
+    def rec(passed=True, status="derived", verdict=None, **ev):
+        return checks.record("x", 1, 1, passed, source="s", status=status, verdict=verdict,
+                             evidence=checks.Evidence(**ev) if ev else EVID)
+
+    with pytest.raises(TypeError, match="passed"):
+        rec(passed=1)
+    with pytest.raises(ValueError, match="status"):
+        rec(status="proved")
+    with pytest.raises(ValueError, match="control is None without a reason"):
+        rec(n=(1, "run"))
+    with pytest.raises(ValueError, match="n is None without a reason"):
+        rec(why={"control": "pure identity (Birkhoff)"})
+    with pytest.raises(ValueError, match="paper is None"):  # a confirmed claim must give the paper's number or why
+        rec(status="confirmed")
+    with pytest.raises(ValueError, match="Sample.count"):
+        rec(n=(0, "seeds"), why={"control": "r"})
     with pytest.raises(ValueError, match="lo .* > hi"):
         checks.Interval(2, 1, 0.95, "bootstrap")
     with pytest.raises(ValueError, match="why names"):
-        checks.record("x", 1, 1, True, source="s", status="derived", verbose=False, why={"cell": "r"}, **EVID)
+        rec(why={"cell": "r"}, n=(3, "seeds"))
     with pytest.raises(ValueError, match="reported record needs verdict"):
-        checks.record("x", 1, 1, None, source="s", status="reported", verbose=False, n=(1, "run"))
+        rec(passed=None, status="reported", n=(1, "run"))
     with pytest.raises(ValueError, match="verdict must be one of"):
-        checks.record("x", 1, 1, None, source="s", status="reported", verdict="meh", verbose=False, n=(1, "r"))
+        rec(passed=None, status="reported", verdict="meh", n=(1, "r"))
+    with pytest.raises(ValueError, match="verdict follows from passed"):
+        rec(verdict="PASS")
+    with pytest.raises(ValueError, match="reported record is not asserted"):
+        rec(passed=True, status="reported", verdict="consistent")
 
 
 def test_null_with_a_reason_is_accepted():
-    r = checks.record("x", 1, "== 1", True, source="s", status="derived", verbose=False, n=(1, "run"),
-                      why={"control": "pure identity (Birkhoff)"})
+    r = checks.record("x", 1, "== 1", True, source="s", status="derived",
+                      evidence=checks.Evidence(n=(1, "run"), why={"control": "pure identity (Birkhoff)"}))
     assert r.control is None and r.why["control"] == "pure identity (Birkhoff)"
+
+
+def test_default_evidence_and_margin():
+    with pytest.raises(ValueError, match="n is None without a reason"):  # no evidence at all: n needs a reason
+        checks.record("x", 1, "== 1", None, source="s", status="reported", verdict="consistent")
+    r = checks.record("x", 0.25, ">= 0.1", True, source="s", status="derived",
+                      evidence=EVID.replace(threshold=0.1))
+    assert r.margin == pytest.approx(0.15)
+    r = checks.record("x", 0.25, ">= 0.1", True, source="s", status="derived",
+                      evidence=EVID.replace(threshold=0.1, margin=0.5))
+    assert r.margin == 0.5
 
 
 def test_quick_profile_stops_on_a_failed_check_and_on_a_passing_control(tmp_path, monkeypatch):
     monkeypatch.setenv("LMCNB_RESULTS_DIR", str(tmp_path))
+    checks.chapter("01_q")
     with pytest.raises(checks.CheckFailed):
-        checks.record("fails", 2, "<= 1", False, source="s", status="derived", chapter="01_q", **EVID)
+        checks.record("fails", 2, "<= 1", False, source="s", status="derived", evidence=EVID)
     with pytest.raises(checks.ControlPassed, match="passes the check it must fail"):
-        checks.record("weak", 0.5, "<= 1", True, source="s", status="derived", chapter="01_q", n=(1, "r"),
-                      control=("identity", 0.5, True))
+        checks.record("weak", 0.5, "<= 1", True, source="s", status="derived",
+                      evidence=checks.Evidence(n=(1, "r"), control=("identity", 0.5, True)))
     # both are written before the error, so a runner's records show them
     assert [r.verdict for r in checks.read_jsonl(tmp_path / "01_q.jsonl")] == ["FAIL", "PASS"]
 
 
 def test_other_profiles_record_the_fail_and_continue(monkeypatch):
     monkeypatch.setenv("LMCNB_CHECKS_ENFORCE", "0")
-    r = checks.record("fails", 2, "<= 1", False, source="s", status="derived", verbose=False, **EVID)
+    r = checks.record("fails", 2, "<= 1", False, source="s", status="derived", evidence=EVID)
     assert r.verdict == "FAIL" and r.passed is False
-    d = checks.record("weak", 0.5, "<= 1", True, source="s", status="derived", verbose=False, n=(1, "r"),
-                      control=("identity", 0.5, True))
+    d = checks.record("weak", 0.5, "<= 1", True, source="s", status="derived",
+                      evidence=EVID.replace(n=(1, "r"), control=("identity", 0.5, True)))
     assert d.defect
 
 
 def test_reported_record():
     r = checks.record("flip", (1, 2), "naive < cov", None, source="Ferbach et al. 2024", status="reported",
-                      verdict="not reproduced", verbose=False, n=(2, "pairs"))
+                      verdict="not reproduced", evidence=checks.Evidence(n=(2, "pairs")))
     assert str(r) == "flip: measured (1, 2) vs predicted naive < cov: not reproduced (reported)"
     assert r.passed is None and not r.asserted and r.why["control"]
 

@@ -131,25 +131,31 @@ class TestLintsCatchProblems:
 
     def test_check_chapter(self):
         nb = good_notebook()
+        setup = _cell(nb, "lmcnb.setup")
+        setup.source = "import lmcnb\nfrom lmcnb import checks\nS = lmcnb.setup(seed=0)\nchecks.chapter('99_example')"
         cell = _cell(nb, "assert x")
         cell.source = ("r = checks.record('x', 2, 2, True, source='s',\n"
-                       "                  status='derived', chapter='99_example')\nassert r.passed, r")
+                       "                  status='derived')\nassert r.passed, r")
         assert not lint_check_chapter(nb, "99_example") and not self.lint(nb)
         _cell(nb, "print(x)").source = "STEM = '99_example'\nOTHER = '99'\nprint(2)"
-        cell.source = cell.source.replace("chapter='99_example'", "chapter=STEM")
+        setup.source = setup.source.replace("chapter('99_example')", "chapter(STEM)")
         assert not lint_check_chapter(nb, "99_example"), "a name bound to the stem is fine"
-        cell.source = cell.source.replace("chapter=STEM", "chapter='99_example'")
-        for bad in ("chapter='99'", "chapter=OTHER", "chapter=UNKNOWN", "verbose=True"):
-            cell.source = cell.source.replace("chapter='99_example'", bad)
+        setup.source = setup.source.replace("chapter(STEM)", "chapter('99_example')")
+        for bad in ("chapter('99')", "chapter(OTHER)", "chapter(UNKNOWN)", "chapter()"):
+            setup.source = setup.source.replace("chapter('99_example')", bad)
             assert lint_check_chapter(nb, "99_example"), bad
-            cell.source = cell.source.replace(bad, "chapter='99_example'")
-        cell.source = ("KW = dict(source='s', status='derived', chapter='99_example')\n"
-                       "r = checks.record('x', 2, 2, True, **KW)\nassert r.passed, r")
-        assert not lint_check_chapter(nb, "99_example"), "chapter= in a dict(...) passed as **KW"
-        cell.source = cell.source.replace("chapter='99_example'", "chapter='99'")
-        assert lint_check_chapter(nb, "99_example")
-        cell.source = cell.source.replace("chapter='99'", "chapter='99_example'")
-        _cell(nb, "run_paper_sweep").source = "r = checks.record('y', 1, 1, True, source='s', status='derived')"
+            setup.source = setup.source.replace(bad, "chapter('99_example')")
+        setup.source = setup.source.replace("\nchecks.chapter('99_example')", "")
+        assert "before checks.chapter" in lint_check_chapter(nb, "99_example")[0], "no chapter set"
+        cell.source = "checks.chapter('99_example')\n" + cell.source
+        assert not lint_check_chapter(nb, "99_example")
+        cell.source = cell.source.replace("checks.chapter('99_example')\n", "") + "\nchecks.chapter('99_example')"
+        assert lint_check_chapter(nb, "99_example"), "the chapter is set after the record"
+        setup.source += "\nchecks.chapter('99_example')"
+        cell.source = cell.source.replace("status='derived')", "status='derived', chapter='99_example')")
+        assert "no longer takes chapter=" in lint_check_chapter(nb, "99_example")[0], "the old keyword"
+        cell.source = cell.source.replace(", chapter='99_example')", ")")
+        _cell(nb, "run_paper_sweep").source = "checks.chapter('99')"
         assert lint_check_chapter(nb, "99_example"), "paper-only cells are linted too"
 
     def test_lmcnb_references(self):

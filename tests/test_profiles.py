@@ -60,15 +60,17 @@ def test_setup_seeds_and_pins(capsys: pytest.CaptureFixture[str], monkeypatch: p
 
 def test_check_records_and_json(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("LMCNB_RESULTS_DIR", str(tmp_path))
-    ev = dict(n=(4, "widths"), why={"control": "test"})
+    monkeypatch.setattr(checks, "_CHAPTER", [])
+    checks.chapter("ch3")
+    ev = checks.Evidence(n=(4, "widths"), why={"control": "test"})
     r = checks.record("slope", -0.8123, "<= -0.5", np.bool_(True), source="Zhan 2025", status="confirmed",
-                      chapter="ch3", paper=("-0.5", "abstract"), threshold=-0.5, **ev)
+                      evidence=ev.replace(paper=("-0.5", "abstract"), threshold=-0.5))
     assert str(r) == "slope: measured -0.812 vs predicted <= -0.5: PASS"
     assert capsys.readouterr().out.strip() == str(r)
     line = json.loads((tmp_path / "ch3.jsonl").read_text().strip())
     assert line["passed"] is True and line["measured"] == "-0.812"
     monkeypatch.setenv("LMCNB_CHECKS_ENFORCE", "0")
-    bad = checks.record("zero", 1e-3, "< 1e-8", False, source="x", status="derived", verbose=False, **ev)
+    bad = checks.record("zero", 1e-3, "< 1e-8", False, source="x", status="derived", evidence=ev)
     assert "FAIL" in str(bad) and checks.results()[-1] == bad
     with pytest.raises(ValueError, match="status"):
         checks.record("x", 1, 1, True, source="x", status="guess")

@@ -30,9 +30,10 @@ CELLS = [
     "print([r for _, r in res])",
     "if os.environ.get('INTERRUPT') == '1':\n    raise KeyboardInterrupt('simulated disconnect')",
     "plt.plot([1, 2, 3], [r for _, r in res])\nplt.show()",
+    "checks.chapter('01_tiny')\n"
     "r = checks.record('squares add up', sum(r for _, r in res), 14, sum(r for _, r in res) == 14, "
-    "source='arithmetic', status='derived', chapter='01_tiny', n=(3, 'squares'), "
-    "control=('cubes', 36, 36 == 14))",
+    "source='arithmetic', status='derived', evidence=checks.Evidence(n=(3, 'squares'), "
+    "control=('cubes', 36, 36 == 14)))",
 ]
 PAPER_ONLY = "raise RuntimeError('paper-only cell ran in the quick profile')"
 
@@ -108,8 +109,9 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 FAILING = [
     "import lmcnb\nfrom lmcnb import checks\nS = lmcnb.setup(seed=0)",
-    "checks.record('too small', 2, '<= 1', False, threshold=1, source='s', status='calibrated', "
-    "chapter='01_fail', n=(1, 'run'), control=('identity', 3, False))",
+    "checks.chapter('01_fail')\n"
+    "checks.record('too small', 2, '<= 1', False, source='s', status='calibrated', "
+    "evidence=checks.Evidence(threshold=1, n=(1, 'run'), control=('identity', 3, False)))",
     "print('the chapter continued')",
 ]
 

@@ -174,9 +174,9 @@ class TestConsistencyCatchesProblems:
 
 def tiny_chapter(path: Path, claim: str, fail: bool = False, chapter: str | None = None) -> None:
     chapter = path.stem if chapter is None else chapter
-    src = (f"from lmcnb import checks\n"
+    src = (f"from lmcnb import checks\nchecks.chapter({chapter!r})\n"
            f"r = checks.record({claim!r}, 0.25, '<= 0.5', True, source='test', status='derived', "
-           f"chapter={chapter!r}, n=(1, 'run'), why={{'control': 'arithmetic'}})")
+           f"evidence=checks.Evidence(n=(1, 'run'), why={{'control': 'arithmetic'}}))")
     cells = [new_code_cell(src)]
     if fail:
         cells.append(new_code_cell("raise RuntimeError('boom')"))

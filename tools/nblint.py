@@ -12,9 +12,10 @@ counts 1..n, no empty code cells, paper-only cells store nothing); no stored std
 raises-exception (and such cells do store one); no trailing ``;`` (nbval ignores IPython's quiet ``;``); the inline
 matplotlib backend; at least one executed ``assert``; a set-up cell tagged nbval-ignore-output; skip tags that come
 together and guard paper-only cells with ``lmcnb.profiles.require("paper")``; one Colab-only install cell and an
-"open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; every
-``checks.record`` passes ``chapter=`` the notebook's stem; every ``lmcnb`` attribute and keyword a cell uses exists;
-every code line a reader sees fits the HTML book's code box (``CODE_WIDTH`` characters, no horizontal scrollbar).
+"open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; a
+notebook with ``checks.record`` calls sets ``checks.chapter`` to its stem first; every ``lmcnb`` attribute and
+keyword a cell uses exists; every code line a reader sees fits the HTML book's code box (``CODE_WIDTH``
+characters, no horizontal scrollbar).
 
 ``tests/test_nblint.py`` shows each rule failing on a doctored notebook; ``tests/test_notebooks.py`` applies the
 linter to the real chapters.
@@ -238,45 +239,54 @@ def _record_calls(tree: ast.Module) -> list[ast.Call]:
             and n.func.attr == "record" and isinstance(n.func.value, ast.Name) and n.func.value.id == "checks"]
 
 
+def _chapter_calls(tree: ast.Module) -> list[ast.Call]:
+    """The ``checks.chapter(...)`` calls in a parsed code cell."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "chapter" and isinstance(n.func.value, ast.Name) and n.func.value.id == "checks"]
+
+
 def lint_check_chapter(nb, stem: str) -> list[str]:
-    """Every ``checks.record`` call passes ``chapter=`` the notebook's file stem: a string literal, or a name
-    assigned that literal in the notebook (``CH = "03_width_rate"``) — the scoreboard's key."""
+    """A notebook with ``checks.record`` calls sets ``checks.chapter(...)`` to its file stem (a string literal,
+    or a name assigned that literal in the notebook: ``CH = "03_width_rate"``; the scoreboard's key) before its
+    first record, and no call passes the old ``chapter=`` keyword (``tools/codemod_record.py`` rewrites it)."""
     trees = [(i, _cell_tree(c.source)) for i, c in enumerate(code_cells(nb), 1)]
     names: dict[str, set] = {}  # NAME = "literal"
-    packs: dict[str, set] = {}  # NAME = dict(..., chapter=<literal or NAME>, ...) for **NAME
     for _, tree in trees:
         for node in ast.walk(tree) if tree else []:
-            if not isinstance(node, ast.Assign):
-                continue
-            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
-            if isinstance(node.value, ast.Constant):
-                for t in targets:
-                    names.setdefault(t, set()).add(node.value.value)
-            elif (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
-                  and node.value.func.id == "dict"):
-                kw = next((k for k in node.value.keywords if k.arg == "chapter"), None)
-                for t in targets:
-                    packs.setdefault(t, set()).add(kw)
-    def resolve(kw: ast.keyword | None) -> set:
-        if kw is not None and isinstance(kw.value, ast.Constant):
-            return {kw.value.value}
-        if kw is not None and isinstance(kw.value, ast.Name):
-            return names.get(kw.value.id, set())
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        names.setdefault(t.id, set()).add(node.value.value)
+
+    def resolve(value: ast.AST | None) -> set:
+        if isinstance(value, ast.Constant):
+            return {value.value}
+        if isinstance(value, ast.Name):
+            return names.get(value.id, set())
         return {None}
 
     problems = []
+    declared = False
     for i, tree in trees:
-        for call in _record_calls(tree) if tree else []:
-            kw = next((k for k in call.keywords if k.arg == "chapter"), None)
-            packed = [k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)]
-            if kw is None and len(packed) == 1 and packed[0] in packs:
-                values = set().union(*(resolve(k) for k in packs[packed[0]]))
-                shown = f"**{packed[0]}"
-            else:
-                values, shown = resolve(kw), (ast.unparse(kw.value) if kw else "none")
-            if values != {stem}:
-                problems.append(f"code cell {i} line {call.lineno}: checks.record must pass chapter={stem!r} "
-                                f"(the notebook's file stem), got {shown}")
+        events = sorted([(c.lineno, c.col_offset, "chapter", c) for c in _chapter_calls(tree)]
+                        + [(c.lineno, c.col_offset, "record", c) for c in _record_calls(tree)],
+                        key=lambda e: e[:2]) if tree else []
+        for line, _, kind, call in events:
+            if kind == "chapter":
+                arg = call.args[0] if len(call.args) == 1 and not call.keywords else None
+                if resolve(arg) != {stem}:
+                    shown = ", ".join(ast.unparse(a) for a in call.args) or "nothing"
+                    problems.append(f"code cell {i} line {line}: checks.chapter must be given {stem!r} (the "
+                                    f"notebook's file stem), got {shown}")
+                declared = True
+                continue
+            if any(k.arg == "chapter" for k in call.keywords):
+                problems.append(f"code cell {i} line {line}: checks.record no longer takes chapter=: call "
+                                f"checks.chapter({stem!r}) once in the set-up cell (tools/codemod_record.py)")
+            elif not declared:
+                problems.append(f"code cell {i} line {line}: checks.record before checks.chapter({stem!r}): "
+                                "set the chapter (the notebook's file stem) in the set-up cell")
+                declared = True  # one report is enough
     return problems
 
 

@@ -19,8 +19,8 @@ For every notebook:
   the scoreboard read it);
 - the kernel runs with ``$LMCNB_RESULTS_DIR`` set to a fresh temporary directory, so every ``checks.record`` call
   writes its record there; only if the whole run succeeds is ``book/_checks/<stem>.jsonl`` atomically replaced by
-  the records of that run (removed if the chapter recorded none). A record whose ``chapter=`` is not the notebook's
-  file stem fails the refresh. ``$LMCNB_CHECKS_DIR`` and ``$LMCNB_CACHE_DIR`` are removed from the kernel's
+  the records of that run (removed if the chapter recorded none). A record whose chapter (``checks.chapter``) is not the
+  notebook's file stem fails the refresh. ``$LMCNB_CHECKS_DIR`` and ``$LMCNB_CACHE_DIR`` are removed from the kernel's
   environment (stored outputs never come from a sweep cache or from another run's records).
 
 The scoreboard chapter (``08_scoreboard.ipynb``, which renders ``book/_checks``) runs after every other chapter,
@@ -117,8 +117,8 @@ def collect_records(results_dir: Path, stem: str, nb=None) -> str | None:
     files = sorted(p.name for p in results_dir.iterdir())
     stray = [f for f in files if f != f"{stem}.jsonl"]
     if stray:
-        raise ValueError(f"{stem}: checks were recorded as {stray}; every checks.record call must pass "
-                         f"chapter={stem!r} (the notebook's file stem)")
+        raise ValueError(f"{stem}: checks were recorded as {stray}; the notebook must set the chapter "
+                         f"with checks.chapter({stem!r}), chapter={stem!r} being its file stem")
     if not files:
         return None
     path = results_dir / f"{stem}.jsonl"

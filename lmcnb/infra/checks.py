@@ -5,12 +5,19 @@ A chapter's verification cell measures a statistic, states the prediction with i
 statistic on a **negative control** (a variant of the same run where the claim must fail: identity matcher, no
 calibration, weak weight decay, i.i.d. neurons …) and records both::
 
+    checks.chapter("01_lmc_and_permutations")  # once, in the set-up cell: the notebook's file stem
     checks.record(
         "weight matching lowers the barrier", (b, naive), "matched <= 0.25 x naive", b <= 0.25 * naive,
-        source="Ainsworth et al. 2023", status="calibrated", chapter="01_lmc_and_permutations",
-        threshold=0.25, margin=0.25 - b / naive, n=(1, "pair"),
-        control=checks.Control("identity matcher", naive / naive, passed=naive <= 0.25 * naive),
+        source="Ainsworth et al. 2023", status="calibrated",
+        evidence=checks.Evidence(
+            threshold=0.25, margin=0.25 - b / naive, n=(1, "pair"),
+            control=checks.Control("identity matcher", naive / naive, passed=naive <= 0.25 * naive)),
     )
+
+The evidence fields travel together in a frozen :class:`Evidence`; a chapter-level default composes with the
+fields of one check (``EV | checks.Evidence(n=(4, "seeds"))`` or ``EV.replace(n=(4, "seeds"))``: the right side
+wins field by field, a value replacing the left side's reason ``why[field]`` and a reason replacing its value).
+The chapter a record belongs to is the context :func:`chapter` sets once per notebook.
 
 :func:`record` validates the evidence and **enforces** the verdict: in the ``quick`` profile (stored outputs,
 CI) a failed asserted check raises :class:`CheckFailed` (an ``AssertionError``), so the chapter stops; in the
@@ -21,11 +28,12 @@ elsewhere. Findings the book measures but does not assert are recorded with ``st
 word (:data:`REPORTED_VERDICTS`), never dropped.
 
 Every field of :class:`CheckResult` is present in each JSON line; an evidence field may be ``None`` only with a
-stated reason in ``why`` (``control=None`` needs ``why={"control": "pure identity (Birkhoff)"}``). Records are
+stated reason in ``why`` (no control needs ``Evidence(why={"control": "pure identity (Birkhoff)"})``). Records are
 kept in memory (:func:`results`) and, when ``$LMCNB_RESULTS_DIR`` is set, appended to ``<dir>/<chapter>.jsonl``;
 the runners (``tools/refresh_outputs.py``, ``tools/run_chapters.py``) fill in ``cell``, the id of the cell that
-printed the record, from the executed notebook (the kernel is not told which cell runs). ``chapter`` must be the
-notebook's file stem.
+printed the record, from the executed notebook (the kernel is not told which cell runs). The chapter set with
+:func:`chapter` must be the notebook's file stem. ``tools/codemod_record.py`` rewrites chapters written for the
+old keyword form (``record(..., chapter=, threshold=, n=, control=, why=, ...)``).
 
 The scoreboard chain (chapter 8): ``make outputs`` stores each chapter's records in ``book/_checks/<stem>.jsonl``
 from the same run as its outputs; ``tests/test_scoreboard.py`` asserts that the printed check lines equal, in
@@ -34,6 +42,7 @@ the records with :mod:`lmcnb.infra.scoreboard`.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -41,6 +50,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -235,8 +245,8 @@ class CheckResult:
         for name in NULLABLE:
             value, reason = getattr(self, name), self.why.get(name, "")
             if value is None and not reason.strip():
-                raise ValueError(f"{self.claim!r}: {name} is None without a reason: pass {name}=… or "
-                                 f"why={{{name!r}: 'reason'}}")
+                raise ValueError(f"{self.claim!r}: {name} is None without a reason: pass evidence=checks.Evidence"
+                                 f"({name}=…) or Evidence(why={{{name!r}: 'reason'}})")
             if value is not None and name in self.why:
                 raise ValueError(f"{self.claim!r}: {name} is given, so why[{name!r}] must not be")
         if self.cell is not None and (not isinstance(self.cell, str) or not self.cell.strip()):
@@ -263,6 +273,113 @@ class CheckResult:
 
 
 _RESULTS: list[CheckResult] = []
+
+#: The fields of :class:`Evidence`, in :class:`CheckResult` order.
+EVIDENCE_FIELDS = ("threshold", "margin", "paper", "n", "interval", "control")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What stands behind one check besides its measured value: the prediction's ``threshold``, the ``margin``
+    inside it (default :func:`auto_margin`), the ``paper``'s number, the sample ``n``, an ``interval`` and a
+    negative ``control``; ``why`` maps an evidence field left ``None`` to the reason (see the module docstring).
+
+    ``paper``: :class:`Paper` or ``(value, where)``; ``n``: :class:`Sample` or ``(count, unit)``; ``interval``:
+    :class:`Interval` or ``(lo, hi, level, method)``; ``control``: :class:`Control` or ``(label, measured,
+    passed)`` (tuples and dicts are converted on construction).
+
+    ``a | b`` (and ``a.replace(**fields)``, which is ``a | Evidence(**fields)``) composes a chapter-level default
+    ``a`` with one check's ``b``: field by field, ``b``'s value or ``b``'s reason wins; a field ``b`` leaves
+    unset (no value, no reason) keeps ``a``'s value or reason.
+    """
+
+    threshold: float | None = None
+    margin: float | None = None
+    paper: Paper | None = None
+    n: Sample | None = None
+    interval: Interval | None = None
+    control: Control | None = None
+    why: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("threshold", "margin"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _num(getattr(self, name), name))
+        for name, kind in _PARTS.items():
+            object.__setattr__(self, name, _part(getattr(self, name), kind, name))
+        why = self.why
+        if not isinstance(why, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in why.items()):
+            raise TypeError("Evidence.why must map field names to reasons (text)")
+        unknown = sorted(set(why) - set(NULLABLE))
+        if unknown:
+            raise ValueError(f"Evidence.why names {unknown}; only {NULLABLE} may be null with a reason")
+        for name in why:
+            if getattr(self, name) is not None:
+                raise ValueError(f"Evidence: {name} is given, so why[{name!r}] must not be")
+            if not why[name].strip():
+                raise ValueError(f"Evidence.why[{name!r}] must state a reason")
+        object.__setattr__(self, "why", dict(why))
+
+    def __or__(self, other: "Evidence") -> "Evidence":
+        if not isinstance(other, Evidence):
+            return NotImplemented
+        mine = [name for name in EVIDENCE_FIELDS if getattr(other, name) is None and name not in other.why]
+        values = {name: getattr(self if name in mine else other, name) for name in EVIDENCE_FIELDS}
+        why = {k: v for k, v in self.why.items() if k in mine}  # insertion order: the record's JSON order
+        why.update(other.why)
+        return Evidence(**values, why=why)
+
+    def replace(self, **changes: Any) -> "Evidence":
+        """This evidence with some fields replaced (``self | Evidence(**changes)``)."""
+        return self | Evidence(**changes)
+
+    __hash__ = None  # ``why`` is a dict
+
+
+_CHAPTER: list[str] = []  # the chapter set by chapter(), if any
+_STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def chapter(stem: str) -> None:
+    """Set the chapter every later :func:`record` of this process belongs to: the notebook's file stem
+    (``checks.chapter("06_lewc")``, once, in the chapter's set-up cell). Returns None (prints nothing).
+
+    Raises ``TypeError``/``ValueError`` unless ``stem`` is a file stem (letters, digits, ``_ . -``)."""
+    if not isinstance(stem, str):
+        raise TypeError(f"chapter must be the notebook's file stem (text), got {type(stem).__name__}")
+    if not _STEM.match(stem):
+        raise ValueError(f"chapter must be the notebook's file stem (letters, digits, _ . -), got {stem!r}")
+    _CHAPTER[:] = [stem]
+
+
+def current_chapter() -> str:
+    """The chapter set by :func:`chapter`, or ``""`` if none was."""
+    return _CHAPTER[0] if _CHAPTER else ""
+
+
+#: Where the keywords of the old 17-parameter :func:`record` went (its ``TypeError`` names the new home).
+MOVED_KEYWORDS = {
+    **{name: f"evidence=checks.Evidence({name}=...)" for name in EVIDENCE_FIELDS + ("why",)},
+    "chapter": "checks.chapter('<notebook stem>'), called once before the chapter's first record",
+    "cell": "the runners (checks.attach_cells fills in each record's cell from the executed notebook)",
+    "verbose": "nowhere: record always prints its line (the runners find each record's cell by it); "
+               "silence it with contextlib.redirect_stdout",
+}
+
+
+def _moved_keywords(fn: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
+        moved = [k for k in kwargs if k in MOVED_KEYWORDS]
+        if moved:
+            homes = "; ".join(f"{k}= -> {MOVED_KEYWORDS[k]}" for k in moved)
+            raise TypeError(f"checks.record() no longer takes {', '.join(k + '=' for k in moved)}: {homes} "
+                            "(tools/codemod_record.py rewrites a notebook written for the old form)")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
 
 
 def _part(value, kind, name):
@@ -305,23 +422,30 @@ def enforcing() -> bool:
     return current().profile == "quick"
 
 
+@_moved_keywords
 def record(claim: str, measured: object, predicted: object, passed: bool | None, *, source: str, status: str,
-           chapter: str = "", threshold: float | None = None, margin: float | None = None, paper=None, n=None,
-           interval=None, control=None, why: dict | None = None, verdict: str | None = None,
-           cell: str | None = None, verbose: bool = True) -> CheckResult:
-    """Record, print and enforce one check (see the module docstring).
+           evidence: Evidence | None = None, verdict: str | None = None) -> CheckResult:
+    """Record, print and enforce one check of the current :func:`chapter` (see the module docstring).
 
     ``passed`` is the verdict of the prediction on ``measured`` (``None`` for ``status="reported"``, which needs
-    a ``verdict`` from :data:`REPORTED_VERDICTS`). ``threshold``: the prediction's number; ``margin`` (default:
-    :func:`auto_margin`) how far inside it, in its units (negative outside). ``paper``: :class:`Paper` or
-    ``(value, where)``; ``n``: :class:`Sample` or ``(count, unit)``; ``interval``: :class:`Interval` or
-    ``(lo, hi, level, method)``; ``control``: :class:`Control` or ``(label, measured, passed)``. A None evidence
-    field needs ``why[field]``, except where :data:`DEFAULT_WHY` applies (``paper`` for statuses other than
-    ``confirmed``; ``interval``; ``margin`` when there is no threshold).
+    a ``verdict`` from :data:`REPORTED_VERDICTS`). ``evidence`` (default: none) is an :class:`Evidence`; its
+    ``margin`` defaults to :func:`auto_margin` of its ``threshold``. A None evidence field needs ``why[field]``,
+    except where :data:`DEFAULT_WHY` applies (``paper`` for statuses other than ``confirmed``; ``interval``;
+    ``margin`` when there is no threshold; ``control`` of a reported record). The keywords of the old form
+    (``chapter=``, ``threshold=`` … ``why=``, ``cell=``, ``verbose=``) raise a ``TypeError`` naming their new
+    home (:data:`MOVED_KEYWORDS`).
 
     Raises :class:`CheckFailed` for a failed asserted check and :class:`ControlPassed` for a passing control
-    when :func:`enforcing`; the record is kept and written first, so the runner's JSON shows it.
+    when :func:`enforcing`; the record is kept and written first, so the runner's JSON shows it. Raises
+    ``ValueError`` if ``$LMCNB_RESULTS_DIR`` is set (a runner collects the records) but no :func:`chapter` is.
     """
+    if evidence is None:
+        evidence = Evidence()
+    if not isinstance(evidence, Evidence):
+        raise TypeError(f"{claim!r}: evidence must be a checks.Evidence, got {type(evidence).__name__} "
+                        "(wrap a dict of fields: checks.Evidence(**fields))")
+    threshold, margin = evidence.threshold, evidence.margin
+    paper, n, interval, control = evidence.paper, evidence.n, evidence.interval, evidence.control
     if status == "reported":
         if passed is not None:
             raise ValueError(f"{claim!r}: a reported record is not asserted: pass passed=None")
@@ -334,13 +458,9 @@ def record(claim: str, measured: object, predicted: object, passed: bool | None,
         if verdict is not None:
             raise ValueError(f"{claim!r}: an asserted check's verdict follows from passed; omit verdict=")
         verdict = "PASS" if passed else "FAIL"
-    if threshold is not None:
-        threshold = _num(threshold, "threshold")
     if margin is None:
         margin = auto_margin(measured, predicted, threshold)
-    why = dict(why or {})
-    paper, n = _part(paper, Paper, "paper"), _part(n, Sample, "n")
-    interval, control = _part(interval, Interval, "interval"), _part(control, Control, "control")
+    why = dict(evidence.why)
     if paper is None and "paper" not in why and status != "confirmed":
         why["paper"] = DEFAULT_WHY["paper"]
     if interval is None and "interval" not in why:
@@ -351,19 +471,22 @@ def record(claim: str, measured: object, predicted: object, passed: bool | None,
         why["control"] = "not asserted: a reported finding has no check for a control to fail"
     from .profiles import current
 
+    chapter = current_chapter()
+    out_dir = os.environ.get("LMCNB_RESULTS_DIR")
+    if out_dir and not chapter:
+        raise ValueError(f"{claim!r}: no chapter is set, so $LMCNB_RESULTS_DIR cannot file this record: call "
+                         "checks.chapter('<notebook stem>') once before the chapter's first record")
     result = CheckResult(claim=claim, measured=fmt(measured), predicted=fmt(predicted), passed=passed,
                          verdict=verdict, source=source, status=status, chapter=chapter,
                          profile=current().profile, threshold=threshold, margin=margin, paper=paper, n=n,
-                         interval=interval, control=control, why=why, cell=cell)
+                         interval=interval, control=control, why=why)
     _RESULTS.append(result)
-    out_dir = os.environ.get("LMCNB_RESULTS_DIR")
     if out_dir:
-        path = Path(out_dir) / f"{chapter or 'unnamed'}.jsonl"
+        path = Path(out_dir) / f"{chapter}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
             fh.write(json.dumps(result.to_dict()) + "\n")
-    if verbose:
-        print(result)
+    print(result)
     if enforcing():
         if result.defect:
             raise ControlPassed(f"{result}: {result.defect}")
@@ -462,8 +585,8 @@ def attach_cells(lines: str, nb) -> str:
             while k < len(printed) and printed[k][0] != text:
                 k += 1
             if k == len(printed):
-                raise ValueError(f"record {data['claim']!r} was not printed by any cell (keep verbose=True, or "
-                                 "pass cell=)")
+                raise ValueError(f"record {data['claim']!r} was not printed by any cell (checks.record prints "
+                                 "it; set its cell in the JSON line otherwise)")
             data["cell"] = printed[k][1]
             k += 1
         out.append(json.dumps(data))
