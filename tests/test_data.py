@@ -1,5 +1,5 @@
 """Tests of lmcnb.data: containers, teacher–student samples, stratified splits, MNIST subset, IDX reader,
-Fashion-MNIST, and the torchvision paths (with torchvision faked or hidden; it is not installed for the tests)."""
+and Fashion-MNIST. The full MNIST / CIFAR-10 loaders and their files: tests/test_data_files.py."""
 from __future__ import annotations
 
 import gzip
@@ -7,9 +7,7 @@ import math
 import struct
 import subprocess
 import sys
-import types
 from pathlib import Path
-from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -332,99 +330,8 @@ def test_fashion_mnist_missing_files_say_what_to_install(tmp_path):
         D.fashion_mnist(tmp_path, n_val=40)
 
 
-# ------------------------------------------------------------------------------------- torchvision (faked)
-def _install_fake_torchvision(monkeypatch, mnist_cls=None, cifar_cls=None) -> None:
-    tv, datasets = types.ModuleType("torchvision"), types.ModuleType("torchvision.datasets")
-    datasets.MNIST, datasets.CIFAR10 = mnist_cls, cifar_cls
-    tv.datasets = datasets
-    monkeypatch.setitem(sys.modules, "torchvision", tv)
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
-
-
-def test_full_datasets_without_torchvision(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "torchvision", None)
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
-    for loader in (D.mnist, D.cifar10):
-        with pytest.raises(ImportError, match="pip install torchvision"):
-            loader(tmp_path)
-
-
-@pytest.mark.parametrize("error", [URLError("no network"), OSError("unreachable"),
-                                   RuntimeError("Error downloading train-images-idx3-ubyte.gz")])
-def test_download_failure_explains_offline_options(monkeypatch, tmp_path, error):
-    class Failing:
-        def __init__(self, root, train=True, download=False):
-            raise error
-
-    _install_fake_torchvision(monkeypatch, Failing, Failing)
-    with pytest.raises(RuntimeError) as info:
-        D.mnist(tmp_path, download=True)
-    message = str(info.value)
-    for needle in ("MNIST/raw", "train-images-idx3-ubyte", "mnist_subset", "fashion_mnist",
-                   "apt-get install dataset-fashion-mnist", str(error)):
-        assert needle in message, needle
-    assert info.value.__cause__ is error
-    with pytest.raises(RuntimeError, match="cifar-10-batches-py/ holds data_batch_1.*mnist_subset"):
-        D.cifar10(tmp_path, download=True)
-
-
-def test_missing_local_copy_without_download(monkeypatch, tmp_path):
-    class NotFound:
-        def __init__(self, root, train=True, download=False):
-            assert download is False
-            raise RuntimeError("Dataset not found. You can use download=True to download it")
-
-    _install_fake_torchvision(monkeypatch, NotFound)
-    with pytest.raises(RuntimeError, match="finding the dataset.*MNIST/raw"):
-        D.mnist(tmp_path)
-
-
-def _fake_mnist_class():
-    class FakeMNIST:
-        def __init__(self, root, train=True, download=False):
-            n = 40 if train else 20
-            g = gen(0 if train else 1)
-            self.data = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
-            self.data[:, 0, 0] = torch.arange(n, dtype=torch.uint8)
-            self.targets = torch.arange(n) % 10
-
-    return FakeMNIST
-
-
-def test_mnist_through_fake_torchvision(monkeypatch, tmp_path):
-    Fake = _fake_mnist_class()
-    _install_fake_torchvision(monkeypatch, Fake)
-    ds = D.mnist(tmp_path, n_val=10, seed=0)
-    assert (len(ds.train), len(ds.val), len(ds.test)) == (30, 10, 20) and ds.input_shape == (784,)
-    assert ds.mean == (0.1307,) and ds.std == (0.3081,)
-    test = Fake(tmp_path, train=False).data.double().reshape(20, -1)
-    assert torch.allclose(ds.test.x.double(), (test / 255 - 0.1307) / 0.3081, atol=1e-5)
-    ids = [np.rint((s.x[:, 0].double() * 0.3081 + 0.1307).numpy() * 255).astype(int) for s in (ds.train, ds.val)]
-    assert sorted(np.concatenate(ids).tolist()) == list(range(40))
-    assert torch.equal(torch.bincount(ds.val.y, minlength=10), torch.ones(10, dtype=torch.int64))
-    again = D.mnist(tmp_path, n_val=10, seed=0)
-    assert torch.equal(again.val.x, ds.val.x)
-    assert not torch.equal(D.mnist(tmp_path, n_val=10, seed=1).val.x, ds.val.x)
-    with pytest.raises(ValueError, match="n_val"):
-        D.mnist(tmp_path, n_val=0)
-    with pytest.raises(TypeError, match="download"):
-        D.mnist(tmp_path, download="yes")
-
-
-def test_cifar10_through_fake_torchvision(monkeypatch, tmp_path):
-    class FakeCIFAR:
-        def __init__(self, root, train=True, download=False):
-            n = 30 if train else 10
-            self.data = np.random.default_rng(int(train)).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-            self.targets = [i % 10 for i in range(n)]
-
-    _install_fake_torchvision(monkeypatch, cifar_cls=FakeCIFAR)
-    ds = D.cifar10(tmp_path, n_val=10)
-    assert ds.train.x.shape == (20, 3, 32, 32) and ds.input_shape == (3, 32, 32)
-    raw = torch.from_numpy(FakeCIFAR(tmp_path, train=False).data).double() / 255
-    for c, (m, s) in enumerate(zip(D.CIFAR10_MEAN, D.CIFAR10_STD)):
-        assert torch.allclose(ds.test.x[:, c].double(), (raw[..., c] - m) / s, atol=1e-5)
-    assert torch.equal(ds.test.y, torch.arange(10))
+# The full MNIST / CIFAR-10 loaders, their data root, downloads and offline errors: tests/test_data_files.py (on
+# files in the real on-disk formats written by the tests; no torchvision, no mock dataset class).
 
 
 # ------------------------------------------------------------------------------------------ synthetic classes
