@@ -448,7 +448,7 @@ def mlp_lr_sweep(x: Tensor, y: Tensor, width: int, lrs: Sequence[float], pairs: 
         x, y: training data. width: hidden width. lrs: increasing learning rates. pairs: pairs per rate.
         x_eval, y_eval: inputs on which live units, losses and barriers are measured. lambdas: path grid.
     """
-    from .. import barrier, matching, train
+    from .. import barrier, matching, merge, train
 
     lr_t = _check_cs(list(lrs) if not isinstance(lrs, Tensor) else lrs)
     P = check_int("pairs", pairs, 1)
@@ -468,7 +468,7 @@ def mlp_lr_sweep(x: Tensor, y: Tensor, width: int, lrs: Sequence[float], pairs: 
             loss[b // n_per, b % n_per], acc[b // n_per, b % n_per] = ev.loss, ev.accuracy
     matchers = {"naive": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0)}
     for b in range(0, len(nets), 2):
-        res = barrier.barrier_modulo_permutation(nets[b], nets[b + 1], matchers, x_eval, y_eval, lambdas)
+        res = merge.compare(merge.Pair(nets[b], nets[b + 1]), matchers, lambdas, merge.Empirical(x_eval, y_eval))
         naive[b // n_per, (b % n_per) // 2] = res.outcomes["naive"].barrier
         weight[b // n_per, (b % n_per) // 2] = res.outcomes["weight"].barrier
     return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, naive=naive, weight=weight)
