@@ -12,7 +12,7 @@ this machine's float32 matmul peak, and three tables:
    (one stacked ``bmm`` model) vs a Python loop of :func:`lmcnb.train.train_classifier`, same data, initial
    weights, data-order seeds and SGD recipe; achieved GFLOP/s as a fraction of the matmul peak.
 3. **Barrier curve** (25 λ; the MLP above on 1000 MNIST digits, and a small teacher–student net):
-   :func:`lmcnb.barrier.evaluate_path` vs a loop that deep-copies the model and loads the interpolated state for
+   :func:`lmcnb.merge.evaluate_path` vs a loop that deep-copies the model and loads the interpolated state for
    every λ.
 
 Timing: every case runs once to warm up, then reference and lmcnb alternate ``repeats`` times and the best
@@ -42,7 +42,7 @@ from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
 import lmcnb
-from lmcnb import barrier, data, train
+from lmcnb import data, merge, train
 from lmcnb.matching import WeightMatching, weight_matching_objective
 from lmcnb.models import MLP, TwoLayerNet, teacher
 from lmcnb.permutation import apply_perms, permute_model, random_perms, spec_for
@@ -338,13 +338,14 @@ def bench_barrier(sizes: Sizes, peak: float) -> None:
         state_a, state_b = model_a.state_dict(), model_b.state_dict()
 
         def path(vectorize: bool | str) -> torch.Tensor:
-            return barrier.evaluate_path(model_a, state_a, state_b, lambdas, x, y, loss, vectorize=vectorize).losses
+            evaluator = merge.Empirical(x, y, loss, vectorize=vectorize)
+            return merge.evaluate_path(model_a, state_a, state_b, lambdas, evaluator).losses
 
         best, out = best_of({"ref": lambda: reference_barrier_curve(model_a, state_a, state_b, lambdas, x, y, loss),
                              "auto": lambda: path("auto"), "vmap": lambda: path(True)}, sizes.repeats)
         flops = 2 * len(x) * sum(t.numel() for t in state_a.values() if t.dim() == 2) * len(lambdas)
         for label, key in (("evaluate_path (default: λ loop on CPU)", "auto"),
-                           ("evaluate_path(vectorize=True)", "vmap")):
+                           ("evaluate_path(Empirical(vectorize=True))", "vmap")):
             rate = flops / best[key] / 1e9
             rows.append([name, label, f"{best['ref']:.4f}", f"{best[key]:.4f}",
                          f"**{best['ref'] / best[key]:.2f}×**",
@@ -356,7 +357,7 @@ def bench_barrier(sizes: Sizes, peak: float) -> None:
              "matmul peak). The MLP is the weight-matching architecture (lmcnb.data.mnist_subset digits); the "
              "two-layer net is lmcnb.models.TwoLayerNet(8, 64, output='trained') on a 4-neuron teacher's data, the "
              "book's teacher–student regime. max abs. diff: largest |loss − reference loss| over λ."]
-    table("3. Barrier curve: lmcnb.barrier.evaluate_path vs a per-λ deep-copy loop (reference)",
+    table("3. Barrier curve: lmcnb.merge.evaluate_path vs a per-λ deep-copy loop (reference)",
           ["model and data", "lmcnb", "reference s", "lmcnb s", "speed-up", "GFLOP/s ref / lmcnb (% peak)",
            "max abs. diff"], rows, notes)
 

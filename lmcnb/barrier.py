@@ -20,7 +20,8 @@ and values read by λ (:meth:`~InterpolationCurve.at`, :meth:`~InterpolationCurv
 
 The path evaluation, the repairs (BatchNorm reset, temperature calibration) and the barrier modulo permutation
 live in :mod:`lmcnb.merge`; their old names here (``evaluate_path``, ``evaluate``, ``barrier_modulo_permutation``,
-``MatcherOutcome``, ``PermutationBarrier``, ``Evaluation``) are the same objects.
+``MatcherOutcome``, ``PermutationBarrier``, ``Evaluation``) are the same objects (``evaluate_path`` now takes an
+evaluator and repairs, ``barrier_modulo_permutation`` is :func:`lmcnb.merge.compare`'s old name).
 """
 from __future__ import annotations
 
@@ -250,7 +251,7 @@ class InterpolationCurve:
              "temperature": self.temperatures}[metric]
         if v is None:
             raise ValueError(f"this curve has no {metric} values (accuracy needs int64 labels; calibrated_loss "
-                             f"needs calibration_split)")
+                             f"needs the merge.CalibrateTemperature repair)")
         return v
 
     def excess(self, metric: str = "loss") -> torch.Tensor:

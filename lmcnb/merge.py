@@ -18,11 +18,17 @@
 - the result is one :class:`lmcnb.barrier.InterpolationCurve` with its named barriers; :func:`compare` is the
   barrier modulo permutation (the minimum over matchers) as one call.
 
-:func:`evaluate_path` (states and flags) is the same evaluation with the repairs given as arguments.
+:func:`evaluate_path` is the same pipeline one level down, on ``state_dict``s instead of a :class:`Pair`
+(``evaluate_path(model, state_a, state_b, lambdas, merge.Empirical(x, y), repairs=[…])``); the BatchNorm reset
+and the calibration are only repairs there too (its old flags ``bn=``, ``bn_inputs=``, ``calibration_split=``, …
+raise a ``TypeError`` naming the repair or evaluator field that replaces them). :func:`barrier_modulo_permutation`
+is the old name of :func:`compare`.
 """
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +50,7 @@ __all__ = ["Pair", "ResetBatchNorm", "CalibrateTemperature", "Empirical", "merge
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 LOSSES = ("cross_entropy", "mse")
+#: The values of the removed ``bn=`` flag (BatchNorm reset is the :class:`ResetBatchNorm` repair now).
 BN_MODES = ("interpolate", "reset")
 #: ``vectorize="auto"`` uses vmap on these device types only. Measured on the project's 2-core CPU (torch 2.13,
 #: 1000 inputs, 25 λ, one thread, best of 5–15 runs, CPU time): 784-512-512-512-10 MLP (float32) loop 0.91 s vs
@@ -144,15 +151,15 @@ class ResetBatchNorm:
 
     def __post_init__(self) -> None:
         if self.inputs is None:
-            raise ValueError("bn='reset' needs bn_inputs (training inputs to re-estimate BatchNorm statistics)")
+            raise ValueError("ResetBatchNorm needs inputs (training inputs to re-estimate BatchNorm statistics)")
         if isinstance(self.inputs, Iterator):
-            raise TypeError("bn_inputs must be a tensor or a re-iterable collection of batches (it is used once per "
-                            "lambda), not a one-shot iterator")
-        check_int("bn_batch_size", self.batch_size, 1, allow_none=True)
+            raise TypeError("ResetBatchNorm inputs must be a tensor or a re-iterable collection of batches (they "
+                            "are used once per lambda), not a one-shot iterator")
+        check_int("ResetBatchNorm batch_size", self.batch_size, 1, allow_none=True)
 
     def check(self, model: nn.Module) -> None:
         if not renorm.has_batchnorm(model):
-            raise ValueError(f"bn='reset' needs a model with BatchNorm; {type(model).__name__} has none")
+            raise ValueError(f"ResetBatchNorm needs a model with BatchNorm; {type(model).__name__} has none")
 
     def apply(self, model: nn.Module, stacked: State, fixed: State) -> tuple[State, State]:
         """Per λ: load θ_λ into the working copy ``model``, re-estimate its statistics, read them back."""
@@ -182,9 +189,9 @@ class CalibrateTemperature:
                                                                      tuple[float, float]]:
         """The validated split ``(x_cal, y_cal)`` in ``like``'s dtype and device, and the checked bounds."""
         if loss != "cross_entropy":
-            raise ValueError(f"calibration_split needs loss='cross_entropy', got {loss!r}")
-        cal = _check_xy("calibration_split", *_as_xy("calibration_split", self.split), loss, like.dtype,
-                        like.device)
+            raise ValueError(f"CalibrateTemperature needs loss='cross_entropy', got {loss!r}")
+        cal = _check_xy("CalibrateTemperature split", *_as_xy("CalibrateTemperature split", self.split), loss,
+                        like.dtype, like.device)
         return cal, calibration._check_bounds(self.bounds)
 
 
@@ -270,30 +277,11 @@ def _resolve_vectorize(vectorize: object, device: torch.device) -> bool:
     raise ValueError(f"vectorize must be 'auto', True or False, got {vectorize!r}")
 
 
-def _check_bn(model: nn.Module, bn: object, bn_inputs: object, bn_batch_size: object) -> tuple[ResetBatchNorm, ...]:
-    check_choice("bn", bn, BN_MODES)
-    if bn == "interpolate":
-        if bn_inputs is not None:
-            raise ValueError("bn_inputs is only used with bn='reset'")
-        return ()
-    if not renorm.has_batchnorm(model):
-        raise ValueError(f"bn='reset' needs a model with BatchNorm; {type(model).__name__} has none")
-    return (ResetBatchNorm(bn_inputs, bn_batch_size),)
+@dataclass(frozen=True)
+class Empirical:
+    """Evaluator: the empirical loss and accuracy of θ_λ on ``(x, y)`` for every λ on the grid.
 
-
-def evaluate_path(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
-                  lambdas: object, x: torch.Tensor, y: torch.Tensor, loss: str | LossFn = "cross_entropy", *,
-                  batch_size: int | None = None, vectorize: bool | str = "auto",
-                  calibration_split: object = None, bn: str = "interpolate", bn_inputs: object = None,
-                  bn_batch_size: int | None = None, lambda_chunk: int | None = None,
-                  temperature_bounds: tuple[float, float] = calibration.DEFAULT_BOUNDS) -> InterpolationCurve:
-    """Loss, accuracy and (optionally) calibrated loss of θ_λ for every λ on the grid.
-
-    Args:
-        model: the architecture (not modified, its own weights are not used): outputs ``(n, C)`` logits for
-            classification or ``(n, …)`` predictions for regression.
-        state_a, state_b: endpoint ``state_dict``s of ``model`` (same keys, shapes, dtypes, device).
-        lambdas: ``(K,)`` strictly increasing in [0, 1], including 0 and 1.
+    Fields:
         x: ``(n, *)`` evaluation inputs of the states' dtype and device; y: ``(n,)`` int64 labels for
             ``cross_entropy``, targets of the model's output shape and dtype for ``mse``.
         loss: ``"cross_entropy"``, ``"mse"`` (squared error averaged over output entries, then over samples), or
@@ -301,30 +289,14 @@ def evaluate_path(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b
         batch_size: evaluation batch size (None: all n at once).
         vectorize: ``True`` stacks a λ chunk and runs it with ``torch.func.vmap``; ``False`` loops over λ;
             ``"auto"`` picks by device (see :data:`AUTO_VECTORIZE`).
-        calibration_split: held-out ``(x_cal, y_cal)`` (or an object with ``.x``/``.y``) on which a temperature
-            T(λ) is fitted per λ (within ``temperature_bounds``, see :func:`lmcnb.calibration.fit_temperatures`);
-            the calibrated NLL is then measured on ``(x, y)``. Needs ``cross_entropy``.
-        bn: ``"interpolate"`` (default): eval mode with interpolated running statistics; ``"reset"``: the
-            statistics are re-estimated per λ on ``bn_inputs`` (see :func:`lmcnb.renorm.reset_bn`, batches of
-            ``bn_batch_size``), in a single working copy of the model.
         lambda_chunk: λ's evaluated at once (default: as many as keep ``chunk × parameters`` ≤
             :data:`CHUNK_ELEMENTS`).
 
-    Returns an :class:`InterpolationCurve`. The model runs in eval mode throughout (dropout off).
+    Called as ``evaluator(model, state_a, state_b, lambdas, repairs)`` (``model``: the architecture, not modified,
+    its own weights unused; the states: endpoint ``state_dict``s of it; ``lambdas (K,)`` strictly increasing in
+    [0, 1] with both endpoints) it returns an :class:`InterpolationCurve`, with the calibrated loss and T(λ) when
+    ``repairs`` hold a :class:`CalibrateTemperature`. The model runs in eval mode throughout (dropout off).
     """
-    a, b = _check_model_states(model, state_a, state_b)
-    lam = check_lambdas(lambdas)
-    evaluator = Empirical(x, y, loss, batch_size=batch_size, vectorize=vectorize, lambda_chunk=lambda_chunk)
-    repairs: list[Any] = []
-    if calibration_split is not None:
-        repairs.append(CalibrateTemperature(calibration_split, temperature_bounds))
-    return evaluator._curve(model, a, b, lam, repairs, bn=(bn, bn_inputs, bn_batch_size))
-
-
-@dataclass(frozen=True)
-class Empirical:
-    """Evaluator: empirical loss and accuracy of a module on ``(x, y)`` along the path (see :func:`evaluate_path`
-    for ``loss``, ``batch_size``, ``vectorize`` and ``lambda_chunk``)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -333,17 +305,21 @@ class Empirical:
     vectorize: bool | str = "auto"
     lambda_chunk: int | None = None
 
+    def __post_init__(self) -> None:
+        if not callable(self.loss):
+            check_choice("loss", self.loss, LOSSES)
+        check_int("batch_size", self.batch_size, 1, allow_none=True)
+        _resolve_vectorize(self.vectorize, torch.device("cpu"))
+        check_int("lambda_chunk", self.lambda_chunk, 1, allow_none=True)
+
     def __call__(self, model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
                  lambdas: object, repairs: Sequence[Any] = ()) -> InterpolationCurve:
         a, b = _check_model_states(model, state_a, state_b)
         return self._curve(model, a, b, check_lambdas(lambdas), repairs)
 
     def _curve(self, model: nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-               lam: torch.Tensor, repairs: Sequence[Any], bn: tuple = ("interpolate", None, None)
-               ) -> InterpolationCurve:
+               lam: torch.Tensor, repairs: Sequence[Any]) -> InterpolationCurve:
         loss = self.loss
-        if not callable(loss):
-            check_choice("loss", loss, LOSSES)
         like = next(t for t in a.values() if t.is_floating_point())
         x, y = _check_xy("(x, y)", self.x, self.y, loss, like.dtype, like.device)
         cal, bounds, steps = None, calibration.DEFAULT_BOUNDS, []
@@ -358,7 +334,6 @@ class Empirical:
             else:
                 raise TypeError(f"repairs must be ResetBatchNorm or CalibrateTemperature, got {type(repair).__name__}")
         batch_size = check_int("batch_size", self.batch_size, 1, allow_none=True)
-        steps = list(_check_bn(model, *bn)) + steps
         path = _Path(copy.deepcopy(model).to(like.device).eval(), a, b, x, y, loss, batch_size,
                      _resolve_vectorize(self.vectorize, like.device), tuple(steps), cal, bounds)
         numel = sum(t.numel() for t in a.values() if t.is_floating_point())
@@ -379,10 +354,10 @@ class Evaluation:
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str | LossFn = "cross_entropy", *,
              batch_size: int | None = None) -> Evaluation:
-    """Loss and accuracy of one model, with the same loss conventions as :func:`evaluate_path` (eval mode).
+    """Loss and accuracy of one model, with the same loss conventions as :class:`Empirical` (eval mode).
 
     Args: ``x (n, *)`` inputs of the model's dtype and device; ``y (n,)`` int64 labels for ``cross_entropy``,
-    targets of the output shape for ``mse``; ``loss`` as in :func:`evaluate_path`.
+    targets of the output shape for ``mse``; ``loss`` as in :class:`Empirical`.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -410,11 +385,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str | Los
 # ----------------------------------------------------------------------------------------------- modulo permutation
 @dataclass(frozen=True)
 class MatcherOutcome:
-    """One matcher's result: its ``MatchResult``, the curve between a and the aligned b, and the barrier."""
+    """One matcher's result: its ``MatchResult``, the curve between a and the aligned b, the barrier, and the
+    aligned ``pair`` ``(a, π(b))`` (so callers never permute b again)."""
 
     match: Any
     curve: InterpolationCurve
     barrier: float
+    pair: Pair | None = None
 
 
 @dataclass(frozen=True)
@@ -453,30 +430,6 @@ def _named_matchers(matchers: object) -> dict[str, Callable[..., Any]]:
     if bad:
         raise TypeError(f"matchers {bad} are not callable")
     return named
-
-
-def barrier_modulo_permutation(model_a: nn.Module, model_b: nn.Module,
-                               matchers: Sequence[Callable[..., Any]] | Mapping[str, Callable[..., Any]],
-                               x: torch.Tensor, y: torch.Tensor, lambdas: object, data_for_matching: object = None,
-                               kind: str = "linear", metric: str = "loss", **path_kwargs: Any) -> PermutationBarrier:
-    """The minimum over ``matchers`` of the barrier between model a and model b aligned by each matcher.
-
-    ``matchers`` is a sequence of matchers (named by their ``.name``, e.g. ``matching.WeightMatching()``) or a
-    dict ``name → matcher`` (to compare several settings of one matcher class). Each is called as
-    ``matcher(model_a, model_b, data=data_for_matching)`` and returns a ``MatchResult`` whose ``.perms`` are
-    applied to model b (``permutation.permute_model``); the path from a to the aligned b is evaluated with
-    :func:`evaluate_path` (``path_kwargs``: loss, batch_size, vectorize, calibration_split, bn, bn_inputs, …).
-    Matching data should not be the evaluation data ``(x, y)``. The result is an upper bound on the barrier
-    minimised over *all* permutations (equal to it only if some matcher finds the optimal alignment).
-    """
-    pair = Pair(model_a, model_b)
-    check_choice("kind", kind, KINDS)
-    check_choice("metric", metric, METRICS)
-    if metric == "calibrated_loss" and path_kwargs.get("calibration_split") is None:
-        raise ValueError("metric='calibrated_loss' needs calibration_split=(x_cal, y_cal)")
-    state_a = model_a.state_dict()
-    return _compare(pair, matchers, data_for_matching, kind, metric,
-                    lambda b: evaluate_path(model_a, state_a, b.state_dict(), lambdas, x, y, **path_kwargs))
 
 
 # ----------------------------------------------------------------------------------------------- the pipeline
@@ -530,17 +483,95 @@ def compare(pair: Pair, matchers: Sequence[Callable[..., Any]] | Mapping[str, Ca
         raise TypeError(f"pair must be a merge.Pair, got {type(pair).__name__}")
     check_choice("kind", kind, KINDS)
     check_choice("metric", metric, METRICS)
+    repairs = tuple(repairs)
+    if (metric == "calibrated_loss" and isinstance(evaluator, Empirical)
+            and not any(isinstance(r, CalibrateTemperature) for r in repairs)):
+        raise ValueError("metric='calibrated_loss' needs a CalibrateTemperature(split) in repairs")
     state_a = pair.model_a.state_dict()
-    return _compare(pair, matchers, data, kind, metric,
-                    lambda b: evaluator(pair.model_a, state_a, b.state_dict(), lambdas, tuple(repairs)))
-
-
-def _compare(pair: Pair, matchers: object, data: object, kind: str, metric: str,
-             curve_to: Callable[[nn.Module], InterpolationCurve]) -> PermutationBarrier:
     outcomes: dict[str, MatcherOutcome] = {}
     for name, matcher in _named_matchers(matchers).items():
         aligned, match = pair.align(matcher, data, name=name)
-        curve = curve_to(aligned.model_b)
-        outcomes[name] = MatcherOutcome(match, curve, curve.barrier(kind, metric))
+        curve = evaluator(pair.model_a, state_a, aligned.model_b.state_dict(), lambdas, repairs)
+        outcomes[name] = MatcherOutcome(match, curve, curve.barrier(kind, metric), aligned)
     best = min(outcomes, key=lambda n: outcomes[n].barrier)
     return PermutationBarrier(outcomes, kind, metric, best, outcomes[best].barrier)
+
+
+# ----------------------------------------------------------------------------------------------- state-level entry
+#: The removed keywords of the old 15-argument ``evaluate_path`` → what replaces each (named in the TypeError).
+REMOVED_PATH_KEYWORDS = {
+    "loss": "the evaluator's field: merge.Empirical(x, y, loss=…)",
+    "batch_size": "the evaluator's field: merge.Empirical(x, y, batch_size=…)",
+    "vectorize": "the evaluator's field: merge.Empirical(x, y, vectorize=…)",
+    "lambda_chunk": "the evaluator's field: merge.Empirical(x, y, lambda_chunk=…)",
+    "calibration_split": "the repair merge.CalibrateTemperature(split): repairs=[merge.CalibrateTemperature(…)]",
+    "temperature_bounds": "the repair's field: merge.CalibrateTemperature(split, bounds=…)",
+    "bn": "the repair merge.ResetBatchNorm(inputs, batch_size) for bn='reset' (bn='interpolate' is no repair)",
+    "bn_inputs": "the repair merge.ResetBatchNorm(inputs): repairs=[merge.ResetBatchNorm(x_train)]",
+    "bn_batch_size": "the repair's field: merge.ResetBatchNorm(inputs, batch_size=…)",
+}
+
+
+def _reject_removed(fn: Callable[..., Any], new_form: str, n_positional: int) -> Callable[..., Any]:
+    """``fn`` behind a guard: a removed keyword (:data:`REMOVED_PATH_KEYWORDS`) or the old positional form (more
+    than ``n_positional`` positional arguments, or a tensor where the evaluator goes) raises a TypeError naming
+    what replaces it. ``inspect.signature`` of the result is ``fn``'s (so the notebook lint sees the real
+    parameters)."""
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        removed = [k for k in kwargs if k in REMOVED_PATH_KEYWORDS]
+        if removed:
+            moved = "; ".join(f"{k}= is now {REMOVED_PATH_KEYWORDS[k]}" for k in removed)
+            raise TypeError(f"{fn.__name__}() no longer takes {', '.join(removed)}: {moved}. The call is "
+                            f"{new_form}")
+        if len(args) > n_positional or (len(args) == n_positional and isinstance(args[-1], torch.Tensor)):
+            raise TypeError(f"{fn.__name__}() takes an evaluator in place of x, y, loss: the call is {new_form}")
+        return fn(*args, **kwargs)
+
+    return guarded
+
+
+def _evaluate_path(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
+                   lambdas: object, evaluator: Evaluator, *, repairs: Sequence[Any] = ()) -> InterpolationCurve:
+    """The curve of ``evaluator`` along ``θ_λ = (1 − λ) θ_a + λ θ_b`` with ``repairs``, on states.
+
+    Args:
+        model: the architecture (not modified, its own weights are not used).
+        state_a, state_b: endpoint ``state_dict``s of ``model`` (same keys, shapes, dtypes, device).
+        lambdas: ``(K,)`` strictly increasing in [0, 1], including 0 and 1.
+        evaluator: e.g. :class:`Empirical` ``(x, y, loss, batch_size, vectorize, lambda_chunk)``, or any callable
+            ``(model, state_a, state_b, lambdas, repairs) -> InterpolationCurve``.
+        repairs: :class:`ResetBatchNorm` (statistics re-estimated per λ) and/or :class:`CalibrateTemperature`
+            (T(λ) fitted per λ on a held-out split; adds the calibrated loss).
+
+    Returns the evaluator's :class:`InterpolationCurve`. With modules, :func:`merge` on a :class:`Pair` is the
+    same call. The old flags (``bn=``, ``bn_inputs=``, ``calibration_split=``, ``loss=``, …) and the old form
+    ``(…, lambdas, x, y, loss)`` raise a TypeError naming the repair or evaluator field that replaces them.
+    """
+    if not callable(evaluator):
+        raise TypeError(f"evaluator must be callable (e.g. merge.Empirical(x, y)), got {type(evaluator).__name__}")
+    return evaluator(model, state_a, state_b, lambdas, tuple(repairs))
+
+
+_evaluate_path.__name__ = _evaluate_path.__qualname__ = "evaluate_path"
+evaluate_path = _reject_removed(
+    _evaluate_path, "evaluate_path(model, state_a, state_b, lambdas, merge.Empirical(x, y, loss, batch_size=…), "
+    "repairs=[merge.ResetBatchNorm(x_train), merge.CalibrateTemperature((x_val, y_val))])", 5)
+
+
+def barrier_modulo_permutation(*args: Any, **kwargs: Any) -> PermutationBarrier:
+    """The old name of :func:`compare` (same arguments and result): ``barrier_modulo_permutation(pair, matchers,
+    lambdas, evaluator, data=…, repairs=…, kind=…, metric=…)``. The old form ``(model_a, model_b, matchers, x, y,
+    lambdas, data_for_matching=…, **path flags)`` raises a TypeError naming the new call."""
+    new_form = ("merge.compare(merge.Pair(model_a, model_b), matchers, lambdas, merge.Empirical(x, y), "
+                "data=data_for_matching, repairs=[…], kind=…, metric=…)")
+    gone = {**REMOVED_PATH_KEYWORDS, "data_for_matching": "compare(…, data=…)"}
+    removed = [k for k in kwargs if k in gone]
+    if removed or (args and not isinstance(args[0], Pair)):
+        moved = "".join(f"; {k}= is now {gone[k]}" for k in removed)
+        raise TypeError(f"barrier_modulo_permutation moved to merge.compare, which takes a merge.Pair and an "
+                        f"evaluator: {new_form}{moved}")
+    return compare(*args, **kwargs)
+
+
+barrier_modulo_permutation.__signature__ = inspect.signature(compare)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from lmcnb.barrier import (InterpolationCurve, barrier, barrier_modulo_permutation, check_lambdas, evaluate_path,
                            excess, interpolate_states)
 import lmcnb.barrier as B
+from lmcnb.merge import CalibrateTemperature, Empirical, Pair, ResetBatchNorm, compare
 from lmcnb.calibration import calibrated_nll, fit_temperature
 from lmcnb.models import MLP, TwoLayerNet
 from lmcnb.permutation import invert, permute_model, random_perms, spec_for
@@ -111,8 +112,8 @@ def test_identical_endpoints_have_zero_barrier_exactly(vectorize, chunk):
     for model in (mlp(0, WIDTHS, dtype=F32), bn_net(0)):
         xx = x.to(next(model.parameters()).dtype)
         state = model.state_dict()
-        curve = evaluate_path(model, state, dict(state), GRID, xx, y, vectorize=vectorize, lambda_chunk=chunk,
-                              batch_size=16)
+        curve = evaluate_path(model, state, dict(state), GRID,
+                              Empirical(xx, y, vectorize=vectorize, lambda_chunk=chunk, batch_size=16))
         for kind in ("linear", "midpoint"):
             for metric in ("loss", "accuracy"):
                 assert curve.barrier(kind, metric) == 0.0
@@ -130,7 +131,7 @@ def test_convex_losses_have_no_linear_barrier(seed, c, scale):
         model = MLP(6, [], out, dtype=torch.float64)
         a, b = ({k: scale * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in model.state_dict().items()}
                 for _ in range(2))
-        curve = evaluate_path(model, a, b, GRID, x, labels, loss)
+        curve = evaluate_path(model, a, b, GRID, Empirical(x, labels, loss))
         assert float(curve.excess().max()) <= 1e-12 * (1 + float(curve.losses.abs().max()))
         assert 0.0 <= curve.barrier() <= 1e-12 * (1 + float(curve.losses.abs().max()))
         assert curve.barrier("midpoint") <= 1e-12 * (1 + float(curve.losses.abs().max()))
@@ -141,7 +142,7 @@ def test_convex_losses_have_no_linear_barrier(seed, c, scale):
 def test_curve_points_equal_direct_forwards_of_materialised_models(vectorize):
     a, b = mlp(1, WIDTHS, dtype=F32), mlp(2, WIDTHS, dtype=F32)
     x, y = data(1, 60)
-    curve = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, vectorize=vectorize, batch_size=25)
+    curve = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y, vectorize=vectorize, batch_size=25))
     mid = materialise(a, {k: (v + b.state_dict()[k]) / 2 for k, v in a.state_dict().items()})
     expected = [direct_loss(m, x, y) for m in (a, mid, b)]
     for i, (loss, acc) in zip((0, 4, 8), expected):
@@ -155,20 +156,21 @@ def test_regression_path_endpoints_and_callable_loss():
     torch.manual_seed(3)
     a, b = TwoLayerNet(5, 7, output="trained", bias=True), TwoLayerNet(5, 7, output="trained", bias=True)
     x, y = data(3, 30, torch.float64, d=5)[0], torch.randn(30, dtype=torch.float64)
-    curve = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, "mse")
+    curve = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y, "mse"))
     with torch.no_grad():
         for i, m in ((0, a), (8, b)):
             assert float(curve.losses[i]) == pytest.approx(float(((m(x) - y) ** 2).mean()), rel=1e-12)
     assert curve.accuracies is None
-    half_sq = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, lambda o, t: 0.5 * (o - t) ** 2)
+    half_sq = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y, lambda o, t: 0.5 * (o - t) ** 2))
     torch.testing.assert_close(half_sq.losses, curve.losses / 2, rtol=1e-12, atol=0)
 
 
 def test_vectorised_equals_looped_with_batchnorm_chunks_and_batches():
     x, y = data(4, 45, torch.float64)
     a, b = reset_bn(bn_net(4), x, batch_size=15), reset_bn(bn_net(5), 2 * x, batch_size=15)
-    curves = [evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, vectorize=v, lambda_chunk=c,
-                            batch_size=bs) for v, c, bs in ((False, None, None), (True, None, 20), (True, 3, 7))]
+    curves = [evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y, batch_size=bs, vectorize=v,
+                                                                                lambda_chunk=c))
+              for v, c, bs in ((False, None, None), (True, None, 20), (True, 3, 7))]
     for c in curves[1:]:
         torch.testing.assert_close(c.losses, curves[0].losses, rtol=1e-12, atol=0)
         torch.testing.assert_close(c.accuracies, curves[0].accuracies, rtol=0, atol=0)
@@ -180,9 +182,9 @@ def test_bn_reset_is_a_no_op_at_the_endpoints_and_matches_reset_models_inside():
     x, y = data(5, 40, torch.float64)
     x_train = data(6, 60, torch.float64)[0]
     a, b = reset_bn(bn_net(6), x_train, batch_size=20), reset_bn(bn_net(7), x_train, batch_size=20)
-    plain = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y)
-    reset = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, bn="reset", bn_inputs=x_train,
-                          bn_batch_size=20)
+    plain = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y))
+    reset = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y),
+                          repairs=[ResetBatchNorm(x_train, batch_size=20)])
     for i in (0, 8):
         assert float(reset.losses[i]) == pytest.approx(float(plain.losses[i]), rel=1e-12)
     assert float(reset.losses[0]) == pytest.approx(direct_loss(a, x, y)[0], rel=1e-12)
@@ -202,8 +204,9 @@ def test_calibrated_curve_uses_held_out_temperatures_and_keeps_accuracy():
     with torch.no_grad():
         y, y_val = a(x).argmax(1), a(x_val).argmax(1)
     y[::4], y_val[::4] = (y[::4] + 1) % 4, (y_val[::4] + 1) % 4  # 25% label noise: finite temperatures
-    raw = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y)
-    cal = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, calibration_split=(x_val, y_val))
+    raw = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y))
+    cal = evaluate_path(a, a.state_dict(), b.state_dict(), GRID, Empirical(x, y),
+                        repairs=[CalibrateTemperature((x_val, y_val))])
     assert torch.equal(cal.accuracies, raw.accuracies) and torch.equal(cal.losses, raw.losses)
     for i in (0, 3, 8):
         model = materialise(a, interpolate_states(a.state_dict(), b.state_dict(), float(GRID[i])))
@@ -243,24 +246,34 @@ def test_barrier_modulo_permutation_is_the_minimum_over_matchers():
     perms = random_perms(spec_for(a).sizes(a.state_dict()), torch.Generator().manual_seed(0))
     b = permute_model(a, perms)
     planted = PlantedMatcher(perms)
-    result = barrier_modulo_permutation(a, b, [identity_matcher, planted], x, y, GRID, data_for_matching="D")
+    pair, ev = Pair(a, b), Empirical(x, y)
+    result = compare(pair, [identity_matcher, planted], GRID, ev, data="D")
     barriers = {name: o.barrier for name, o in result.outcomes.items()}
     assert list(barriers) == ["identity_matcher", "planted"] and planted.data == "D"
     assert barriers["identity_matcher"] > 0.05 and barriers["planted"] == 0.0
     assert result.best == "planted" and result.value == min(barriers.values()) == 0.0
     for o in result.outcomes.values():
         assert o.barrier == o.curve.barrier("linear", "loss")
-    acc = barrier_modulo_permutation(a, b, [identity_matcher, planted], x, y, GRID, kind="midpoint",
-                                     metric="accuracy")
+    # the outcome carries the aligned pair: the planted matcher's b is model a again
+    assert all(torch.equal(t, a.state_dict()[k]) for k, t in result.outcomes["planted"].pair.model_b.state_dict().items())
+    assert result.outcomes["identity_matcher"].pair.model_a is a
+    acc = compare(pair, [identity_matcher, planted], GRID, ev, kind="midpoint", metric="accuracy")
     assert acc.value == 0.0 and acc.outcomes["identity_matcher"].barrier > 0
-    by_dict = barrier_modulo_permutation(a, b, {"wrong": identity_matcher, "right": planted}, x, y, GRID)
+    by_dict = compare(pair, {"wrong": identity_matcher, "right": planted}, GRID, ev)
     assert by_dict.best == "right" and by_dict.outcomes["wrong"].barrier == barriers["identity_matcher"]
+    # the old name is the same computation (compare's arguments)
+    old_name = barrier_modulo_permutation(pair, {"wrong": identity_matcher, "right": planted}, GRID, ev)
+    assert old_name.best == "right" and old_name.value == by_dict.value
     with pytest.raises(ValueError, match="distinct"):
-        barrier_modulo_permutation(a, b, [planted, planted], x, y, GRID)
-    with pytest.raises(ValueError, match="calibration_split"):
-        barrier_modulo_permutation(a, b, [planted], x, y, GRID, metric="calibrated_loss")
+        compare(pair, [planted, planted], GRID, ev)
+    with pytest.raises(ValueError, match="CalibrateTemperature"):
+        compare(pair, [planted], GRID, ev, metric="calibrated_loss")
     with pytest.raises(TypeError, match="architecture"):
-        barrier_modulo_permutation(a, bn_net(0), [planted], x, y, GRID)
+        compare(Pair(a, bn_net(0)), [planted], GRID, ev)
+    with pytest.raises(TypeError, match="merge.compare.*merge.Pair"):
+        barrier_modulo_permutation(a, b, [planted], x, y, GRID)
+    with pytest.raises(TypeError, match=r"data_for_matching= is now compare\(…, data=…\)"):
+        barrier_modulo_permutation(pair, [planted], GRID, ev, data_for_matching="D")
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -273,7 +286,7 @@ def test_bad_input_is_rejected():
                  ([0.0, 0.5], "endpoints"), ([0.0, float("nan"), 1.0], "NaN"), ([0.0, 0.5, 0.5, 1.0], "increasing"))
     for bad, match in bad_grids:
         with pytest.raises(ValueError, match=match):
-            evaluate_path(model, sa, sb, bad, x, y)
+            evaluate_path(model, sa, sb, bad, Empirical(x, y))
     with pytest.raises(ValueError, match="NaN"):
         barrier([0.0, float("nan"), 1.0], [0.0, 0.5, 1.0])
     with pytest.raises(ValueError, match="NaN"):
@@ -285,40 +298,42 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="kind"):
         barrier([0.0, 1.0], [0.0, 1.0], "max")
     with pytest.raises(ValueError, match="different keys"):
-        evaluate_path(model, sa, {k: v for k, v in sb.items() if k != "layers.0.bias"}, lam, x, y)
+        evaluate_path(model, sa, {k: v for k, v in sb.items() if k != "layers.0.bias"}, lam, Empirical(x, y))
     with pytest.raises(ValueError, match="differs"):
-        evaluate_path(model, sa, {**sb, "layers.0.bias": torch.zeros(3)}, lam, x, y)
+        evaluate_path(model, sa, {**sb, "layers.0.bias": torch.zeros(3)}, lam, Empirical(x, y))
     with pytest.raises(ValueError, match="do not fit"):
-        evaluate_path(mlp(0, (6, (5, 12), 4), dtype=F32), sa, sb, lam, x, y)
+        evaluate_path(mlp(0, (6, (5, 12), 4), dtype=F32), sa, sb, lam, Empirical(x, y))
     with pytest.raises(ValueError, match="NaN"):
-        evaluate_path(model, sa, {**sb, "layers.0.bias": torch.full((16,), float("nan"))}, lam, x, y)
+        evaluate_path(model, sa, {**sb, "layers.0.bias": torch.full((16,), float("nan"))}, lam, Empirical(x, y))
     with pytest.raises(TypeError, match="int64"):
-        evaluate_path(model, sa, sb, lam, x, y.float())
+        evaluate_path(model, sa, sb, lam, Empirical(x, y.float()))
     with pytest.raises(TypeError, match="mse targets"):
-        evaluate_path(model, sa, sb, lam, x, y, "mse")
+        evaluate_path(model, sa, sb, lam, Empirical(x, y, "mse"))
     with pytest.raises(TypeError, match="dtype"):
-        evaluate_path(model, sa, sb, lam, x.double(), y)
+        evaluate_path(model, sa, sb, lam, Empirical(x.double(), y))
     with pytest.raises(ValueError, match="non-empty"):
-        evaluate_path(model, sa, sb, lam, x[:0], y[:0])
+        evaluate_path(model, sa, sb, lam, Empirical(x[:0], y[:0]))
     with pytest.raises(ValueError, match="rows"):
-        evaluate_path(model, sa, sb, lam, x, y[:-1])
+        evaluate_path(model, sa, sb, lam, Empirical(x, y[:-1]))
     with pytest.raises(ValueError, match="out of range"):
-        evaluate_path(model, sa, sb, lam, x, y + 4)
+        evaluate_path(model, sa, sb, lam, Empirical(x, y + 4))
     with pytest.raises(ValueError, match="loss"):
-        evaluate_path(model, sa, sb, lam, x, y, "hinge")
+        evaluate_path(model, sa, sb, lam, Empirical(x, y, "hinge"))
     with pytest.raises(ValueError, match="cross_entropy"):
-        evaluate_path(model, sa, sb, lam, x, y.float()[:, None].expand(20, 4).contiguous(), "mse",
-                      calibration_split=(x, y))
+        evaluate_path(model, sa, sb, lam, Empirical(x, y.float()[:, None].expand(20, 4).contiguous(), "mse"),
+                      repairs=[CalibrateTemperature((x, y))])
     with pytest.raises(ValueError, match="BatchNorm"):
-        evaluate_path(model, sa, sb, lam, x, y, bn="reset", bn_inputs=x)
-    bn = bn_net(0)
-    with pytest.raises(ValueError, match="bn_inputs"):
-        evaluate_path(bn, bn.state_dict(), bn.state_dict(), lam, x.double(), y, bn="reset")
+        evaluate_path(model, sa, sb, lam, Empirical(x, y), repairs=[ResetBatchNorm(x)])
+    with pytest.raises(ValueError, match="needs inputs"):
+        ResetBatchNorm(None)
     with pytest.raises(TypeError, match="re-iterable"):
-        evaluate_path(bn, bn.state_dict(), bn.state_dict(), lam, x.double(), y, bn="reset",
-                      bn_inputs=iter([x.double()]))
+        ResetBatchNorm(iter([x.double()]))
+    with pytest.raises(ValueError, match="ResetBatchNorm batch_size"):
+        ResetBatchNorm(x, batch_size=0)
     with pytest.raises(ValueError, match="vectorize"):
-        evaluate_path(model, sa, sb, lam, x, y, vectorize="yes")
+        Empirical(x, y, vectorize="yes")
+    with pytest.raises(TypeError, match="evaluator must be callable"):
+        evaluate_path(model, sa, sb, lam, "Empirical")
     with pytest.raises(TypeError, match="lam"):
         interpolate_states(sa, sb, "half")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
@@ -333,7 +348,7 @@ def test_evaluate_matches_the_path_endpoint_and_a_direct_computation():
     model = MLP(6, [5], 3)
     x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
     ev = evaluate(model, x, y, batch_size=7)
-    curve = evaluate_path(model, model.state_dict(), model.state_dict(), [0.0, 1.0], x, y)
+    curve = evaluate_path(model, model.state_dict(), model.state_dict(), [0.0, 1.0], Empirical(x, y))
     assert math.isclose(ev.loss, float(curve.losses[0]), rel_tol=1e-6)
     assert ev.accuracy == float(curve.accuracies[0])
     with torch.no_grad():

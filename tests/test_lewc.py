@@ -303,7 +303,7 @@ def test_measure_merge_is_the_pipeline_curve_and_the_report():
     lam = torch.linspace(0, 1, 5)
     ev, cal = merge.Empirical(x, y), [merge.CalibrateTemperature((x[:20], y[:20]))]
     m = lewc.measure_merge(a, b, lam, ev, x, repairs=cal)
-    ref = merge.evaluate_path(a, a.state_dict(), b.state_dict(), lam, x, y, calibration_split=(x[:20], y[:20]))
+    ref = merge.evaluate_path(a, a.state_dict(), b.state_dict(), lam, ev, repairs=cal)
     torch.testing.assert_close(m.curve.calibrated_losses, ref.calibrated_losses, rtol=0, atol=0)
     assert [r.layer for r in m.layers] == [r.layer for r in lewc.connectivity_report(a, b, x)]
     with torch.no_grad():
@@ -311,8 +311,8 @@ def test_measure_merge_is_the_pipeline_curve_and_the_report():
     s = m.summary()
     assert list(s) == ["acc_a", "acc_mid", "acc_barrier", "raw_loss_barrier", "cal_loss_barrier", "T_mid",
                        "logit_scale", "wa_layer1", "lewc_cos_out", "lewc_cos_hidden", "ro_ratio", "rel_rank"]
-    assert s["T_mid"] == float(ref.temperatures[2]) and s["acc_mid"] == float(ref.accuracies[2])
-    assert s["raw_loss_barrier"] == pytest.approx(float(ref.losses[2] - (ref.losses[0] + ref.losses[-1]) / 2))
+    assert s["T_mid"] == ref.at(0.5, "temperature") and s["acc_mid"] == ref.midpoint("accuracy")
+    assert s["raw_loss_barrier"] == pytest.approx(ref.midpoint() - sum(ref.endpoints()) / 2)
     assert s["rel_rank"] == pytest.approx((m.layers[1].relative_rank + m.layers[2].relative_rank) / 2)
 
 
@@ -328,7 +328,7 @@ def test_compare_matchers_rows_match_one_matcher_at_a_time():
     assert list(rows) == ["none", "random"]
     for name, matcher in matchers.items():
         bp = permute_model(b, matcher(a, b).perms)
-        c = merge.evaluate_path(a, a.state_dict(), bp.state_dict(), lam, x, y, calibration_split=(x[:20], y[:20]))
+        c = merge.evaluate_path(a, a.state_dict(), bp.state_dict(), lam, ev, repairs=cal)
         rep = lewc.connectivity_report(a, bp, x)
         assert rows[name]["acc_barrier"] == c.barrier("midpoint", "accuracy")
         assert rows[name]["cal_loss_barrier"] == c.barrier("midpoint", "calibrated_loss")

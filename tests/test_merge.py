@@ -1,7 +1,8 @@
 """The merge pipeline (lmcnb.merge): pair → align → path → repairs → evaluator → one curve with named barriers.
 
-Every composition is checked against the flag-based :func:`lmcnb.merge.evaluate_path` (kept for the chapters)
-and against a direct computation, bit for bit where the arithmetic is the same.
+Every composition is checked against the state-level :func:`lmcnb.merge.evaluate_path` and against a direct
+computation, bit for bit where the arithmetic is the same; the old flags of ``evaluate_path`` fail naming their
+replacement.
 """
 from __future__ import annotations
 
@@ -47,20 +48,21 @@ def test_merge_with_a_matcher_is_evaluate_path_on_the_aligned_pair():
     wm = matching.WeightMatching()
     curve = merge.merge(merge.Pair(a, b), GRID, merge.Empirical(x, y), align=wm)
     aligned = permute_model(b, wm(a, b).perms)
-    assert_same_curve(curve, barrier.evaluate_path(a, a.state_dict(), aligned.state_dict(), GRID, x, y))
+    assert_same_curve(curve, barrier.evaluate_path(a, a.state_dict(), aligned.state_dict(), GRID,
+                                                   merge.Empirical(x, y)))
     # align=None is the unpermuted path
     assert_same_curve(merge.merge(merge.Pair(a, b), GRID, merge.Empirical(x, y)),
-                      barrier.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y))
+                      barrier.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, merge.Empirical(x, y)))
 
 
 @pytest.mark.filterwarnings("ignore:temperature hit the bound")
-def test_repairs_are_steps_that_compose_like_the_flags():
+def test_repairs_are_steps_that_compose_on_states_and_on_a_pair():
     a, b = bn_net(0), bn_net(1)
     x, y = data(3, 40, torch.float64)
     x_train, _ = data(4, 64, torch.float64)
     split = data(5, 30, torch.float64)
-    flags = barrier.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y, bn="reset", bn_inputs=x_train,
-                                  calibration_split=split)
+    flags = barrier.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, merge.Empirical(x, y),
+                                  repairs=[merge.ResetBatchNorm(x_train), merge.CalibrateTemperature(split)])
     steps = merge.merge(merge.Pair(a, b), GRID, merge.Empirical(x, y),
                         repairs=[merge.CalibrateTemperature(split), merge.ResetBatchNorm(x_train)])
     assert_same_curve(flags, steps)
@@ -77,7 +79,7 @@ def test_repairs_reject_what_they_cannot_repair():
     x, y = data(2, 20)
     with pytest.raises(ValueError, match="BatchNorm"):
         merge.merge(merge.Pair(a, b), GRID, merge.Empirical(x, y), repairs=[merge.ResetBatchNorm(x)])
-    with pytest.raises(ValueError, match="needs bn_inputs"):
+    with pytest.raises(ValueError, match="needs inputs"):
         merge.ResetBatchNorm(None)
     with pytest.raises(TypeError, match="one-shot iterator"):
         merge.ResetBatchNorm(iter([x]))
@@ -97,10 +99,14 @@ def test_compare_is_the_barrier_modulo_permutation_in_one_call():
     x, y = data(2, 50)
     matchers = {"none": matching.IdentityMatching(), "weight": matching.WeightMatching()}
     one = merge.compare(merge.Pair(a, b), matchers, GRID, merge.Empirical(x, y), kind="midpoint")
-    old = barrier.barrier_modulo_permutation(a, b, matchers, x, y, GRID, kind="midpoint")
+    old = barrier.barrier_modulo_permutation(merge.Pair(a, b), matchers, GRID, merge.Empirical(x, y), kind="midpoint")
     assert one.best == old.best and one.value == old.value and list(one.outcomes) == ["none", "weight"]
-    for name in matchers:
+    for name, matcher in matchers.items():
         assert_same_curve(one.outcomes[name].curve, old.outcomes[name].curve)
+        aligned = merge.Pair(a, b).align(matcher)[0]  # the outcome's pair is the aligned pair
+        assert one.outcomes[name].pair.model_a is a
+        for k, t in aligned.model_b.state_dict().items():
+            assert torch.equal(one.outcomes[name].pair.model_b.state_dict()[k], t)
         assert one.outcomes[name].barrier == one.outcomes[name].curve.barriers()["midpoint"]
     assert one.value == min(o.barrier for o in one.outcomes.values())
 
@@ -137,3 +143,65 @@ def test_merge_names_stay_reachable_from_barrier():
     x, y = data(2, 10)
     model = copy.deepcopy(mlp(0))
     assert barrier.evaluate(model, x, y).loss == merge.evaluate(model, x, y).loss
+
+
+# --- the 15-argument evaluate_path is gone: its flags fail naming what replaces them ---------------------------
+@pytest.mark.parametrize("keyword, replacement", [
+    ("bn", "ResetBatchNorm"), ("bn_inputs", "ResetBatchNorm"), ("bn_batch_size", "ResetBatchNorm"),
+    ("calibration_split", "CalibrateTemperature"), ("temperature_bounds", "CalibrateTemperature"),
+    ("loss", "Empirical"), ("batch_size", "Empirical"), ("vectorize", "Empirical"), ("lambda_chunk", "Empirical")])
+def test_removed_evaluate_path_keywords_name_their_replacement(keyword, replacement):
+    a, b = mlp(0), mlp(1)
+    x, y = data(2, 10)
+    with pytest.raises(TypeError, match=rf"no longer takes {keyword}: {keyword}= is now .*{replacement}"):
+        merge.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, merge.Empirical(x, y), **{keyword: None})
+    with pytest.raises(TypeError, match=rf"{keyword}= is now .*{replacement}"):
+        barrier.barrier_modulo_permutation(merge.Pair(a, b), [matching.IdentityMatching()], GRID,
+                                           merge.Empirical(x, y), **{keyword: None})
+
+
+def test_the_old_positional_form_and_a_non_evaluator_are_rejected():
+    a, b = mlp(0), mlp(1)
+    x, y = data(2, 10)
+    with pytest.raises(TypeError, match=r"takes an evaluator in place of x, y, loss.*merge.Empirical\(x, y"):
+        merge.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x, y)
+    with pytest.raises(TypeError, match="takes an evaluator in place of x, y"):
+        merge.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, x)
+    with pytest.raises(TypeError, match="evaluator must be callable"):
+        merge.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, (x, y))
+    # the signature the notebook lint checks keywords against is the real one (six parameters)
+    import inspect
+    assert list(inspect.signature(merge.evaluate_path).parameters) == [
+        "model", "state_a", "state_b", "lambdas", "evaluator", "repairs"]
+    assert inspect.signature(merge.barrier_modulo_permutation) == inspect.signature(merge.compare)
+
+
+@pytest.mark.filterwarnings("ignore:temperature hit the bound")
+def test_evaluate_path_passes_model_states_lambdas_and_repairs_to_the_evaluator():
+    a, b = mlp(0), mlp(1)
+    seen = []
+
+    def evaluator(model, state_a, state_b, lambdas, repairs):
+        seen.append((model, state_a, state_b, lambdas, repairs))
+        return barrier.InterpolationCurve([0.0, 1.0], [0.0, 0.0])
+
+    sa, sb, rep = a.state_dict(), b.state_dict(), merge.ResetBatchNorm(torch.zeros(2, 6))
+    merge.evaluate_path(a, sa, sb, [0.0, 1.0], evaluator, repairs=[rep])
+    assert seen == [(a, sa, sb, [0.0, 1.0], (rep,))]
+    x, y = data(2, 20)
+    plain = merge.evaluate_path(a, sa, sb, GRID, merge.Empirical(x, y))
+    repaired = merge.evaluate_path(a, sa, sb, GRID, merge.Empirical(x, y),
+                                   repairs=[merge.CalibrateTemperature((x, y))])
+    assert plain.calibrated_losses is None and repaired.calibrated_losses is not None
+
+
+def test_empirical_settings_are_validated_at_construction():
+    x, y = data(2, 10)
+    for kwargs, error, match in [(dict(loss="hinge"), ValueError, "loss"),
+                                 (dict(batch_size=0), ValueError, "batch_size"),
+                                 (dict(batch_size=2.0), TypeError, "batch_size"),
+                                 (dict(vectorize="yes"), ValueError, "vectorize"),
+                                 (dict(lambda_chunk=0), ValueError, "lambda_chunk")]:
+        with pytest.raises(error, match=match):
+            merge.Empirical(x, y, **kwargs)
+    merge.Empirical(x, y, lambda o, t: (o - t) ** 2, batch_size=3, vectorize=True, lambda_chunk=2)

@@ -165,11 +165,12 @@ class TestLintsCatchProblems:
         original = cell.source
         for bad in ("from lmcnb import nope", "from lmcnb import barrier\nbarrier.nope(1)",
                     "from lmcnb import barrier as B\nB.evaluate_path(m, a, b, l, x, y, nope=1)",
+                    "from lmcnb import barrier as B\nB.evaluate_path(m, a, b, l, e, bn='reset')",
                     "import lmcnb\nlmcnb.nope"):
             cell.source = bad
             assert lint_lmcnb_references(nb), bad
             assert self.lint(nb), "the lint is part of lint_all"
-        cell.source = "from lmcnb import barrier as B\nB.evaluate_path(m, a, b, l, x, y, bn='reset')"
+        cell.source = "from lmcnb import barrier as B\nB.evaluate_path(m, a, b, l, e, repairs=[r])"
         assert not lint_lmcnb_references(nb)
         cell.source = original
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmcnb import barrier, data, models, realdata, renorm, train
+from lmcnb import barrier, data, matching, merge, models, realdata, renorm, train
 from lmcnb import permutation as perm
 
 
@@ -20,9 +20,9 @@ def trained_pair(ds, width=16):
     return a, b
 
 
-def views(a, b, ds):
-    return realdata.barrier_views(a, b, ds.train.x, ds.train.y, torch.linspace(0, 1, 5),
-                                  data_for_matching=ds.val.x, calibration_split=(ds.val.x, ds.val.y))
+def views(a, b, ds, **kwargs):
+    return realdata.barrier_views(merge.Pair(a, b), torch.linspace(0, 1, 5), merge.Empirical(ds.train.x, ds.train.y),
+                                  data_for_matching=ds.val.x, calibration_split=(ds.val.x, ds.val.y), **kwargs)
 
 
 def test_views_of_a_permuted_copy():
@@ -40,21 +40,92 @@ def test_views_of_a_permuted_copy():
     assert all(x == pytest.approx(0, abs=1e-7) for x in same.values())
 
 
+def test_views_are_the_merge_pipeline_and_take_repairs_and_a_seed():
+    ds = tiny_data()
+    a, b = trained_pair(ds)
+    v = views(a, b, ds)
+    lam, ev = torch.linspace(0, 1, 5), merge.Empirical(ds.train.x, ds.train.y)
+    cal = merge.CalibrateTemperature((ds.val.x, ds.val.y))
+    naive = merge.merge(merge.Pair(a, b), lam, ev, repairs=[cal])
+    assert v["no permutation"] == naive.barrier() and v["calibrated no permutation"] == naive.barrier(
+        metric="calibrated_loss")
+    wm = merge.merge(merge.Pair(a, b), lam, ev, align=matching.WeightMatching(seed=0))
+    assert v["weight matching"] == wm.barrier()
+    am = merge.merge(merge.Pair(a, b), lam, ev, align=matching.ActivationMatching(), data=ds.val.x)
+    assert v["activation matching"] == am.barrier()
+    # repairs reach every path (a BatchNorm reset on an MLP is refused), the seed reaches weight matching
+    with pytest.raises(ValueError, match="BatchNorm"):
+        views(a, b, ds, repairs=[merge.ResetBatchNorm(ds.train.x)])
+    seeded = merge.merge(merge.Pair(a, b), lam, ev, align=matching.WeightMatching(seed=5))
+    assert views(a, b, ds, seed=5)["weight matching"] == seeded.barrier()
+
+
+def _mlp_spec(**kwargs):
+    cfg = train.TrainConfig(epochs=1, batch_size=50, lr=0.05)
+    base = dict(depths=[1, 2], widths=[4, 8], weight_decays=[0.0, 1e-3], config=cfg,
+                lambdas=torch.linspace(0, 1, 3), n_eval=100)
+    return realdata.MLPSweep(**{**base, **kwargs})
+
+
 @pytest.mark.filterwarnings("ignore:temperature hit the bound")  # 1-epoch toy networks: T at its bound is fine
 def test_mlp_width_sweep_rows_and_cache(tmp_path):
     ds = tiny_data()
-    cfg = train.TrainConfig(epochs=1, batch_size=50, lr=0.05)
-    kwargs = dict(depths=[1, 2], widths=[4, 8], weight_decays=[0.0, 1e-3], config=cfg,
-                  lambdas=torch.linspace(0, 1, 3), n_eval=100, cache_dir=tmp_path)
-    rows = realdata.mlp_width_sweep(ds, **kwargs)
+    spec = _mlp_spec()
+    rows = realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path))
     assert len(rows) == 2 * 2 * 2
     assert [(r["depth"], r["width"], r["weight_decay"]) for r in rows][:4] == [
         (1, 4, 0.0), (1, 4, 1e-3), (1, 8, 0.0), (1, 8, 1e-3)]
     assert all(set(realdata.VIEWS) <= set(r) and r["no permutation"] >= 0 for r in rows)
     assert len(list(tmp_path.glob("*.pt"))) == 2, "one cache file per depth"
-    assert realdata.mlp_width_sweep(ds, **kwargs) == rows, "cached rows come back unchanged"
-    with pytest.raises(ValueError, match="widths"):
-        realdata.mlp_width_sweep(ds, **{**kwargs, "widths": []})
+    assert realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path)) == rows, "cached rows come back"
+    assert realdata.width_sweep(ds, spec) == rows, "no cache: the same rows, recomputed"
+    assert realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(None)) == rows, "a spec without a directory"
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+    realdata.width_sweep(ds, _mlp_spec(depths=[1]), cache=realdata.CacheSpec(tmp_path, namespace="other"))
+    assert len(list(tmp_path.glob("*.pt"))) == 3, "the namespace is part of the key"
+    two = realdata.width_sweep(ds, _mlp_spec(depths=[1], widths=[4], weight_decays=[0.0], n_pairs=2))
+    assert [r["pair"] for r in two] == [0, 1]
+
+
+def test_sweep_specs_and_cache_spec_are_validated():
+    cfg = train.TrainConfig(epochs=1, batch_size=50, lr=0.05)
+    for kwargs, error, match in [(dict(widths=[]), ValueError, "widths"), (dict(depths=[0]), ValueError, "depths"),
+                                 (dict(depths=[1.5]), TypeError, "depths"),
+                                 (dict(weight_decays=[-1.0]), ValueError, "weight_decays"),
+                                 (dict(config="fast"), TypeError, "TrainConfig"),
+                                 (dict(lambdas=[0.0, 0.5]), ValueError, "endpoints"),
+                                 (dict(n_pairs=0), ValueError, "n_pairs"), (dict(n_eval=0), ValueError, "n_eval")]:
+        with pytest.raises(error, match=match):
+            _mlp_spec(**kwargs)
+    spec = _mlp_spec(depths=(2,), lambdas=torch.linspace(0, 1, 3))
+    assert spec.depths == (2,) and spec.lambdas == (0.0, 0.5, 1.0) and hash(spec) == hash(_mlp_spec(depths=[2]))
+    cnn = dict(arch="vgg11", multipliers=[0.5], config=cfg, lambdas=[0.0, 1.0], n_eval=10, n_bn=10)
+    assert realdata.CNNSweep(**cnn).multipliers == (0.5,)
+    for kwargs, error, match in [(dict(arch="vgg16"), ValueError, "arch"), (dict(multipliers=[]), ValueError, "multi"),
+                                 (dict(multipliers=[0.0]), ValueError, "multipliers"),
+                                 (dict(config=None), TypeError, "TrainConfig"),
+                                 (dict(lambdas=[0.5, 1.0]), ValueError, "endpoints"),
+                                 (dict(n_eval=0), ValueError, "n_eval"), (dict(n_bn=0), ValueError, "n_bn"),
+                                 (dict(n_pairs=0), ValueError, "n_pairs"),
+                                 (dict(batch_size=0), ValueError, "batch_size")]:
+        with pytest.raises(error, match=match):
+            realdata.CNNSweep(**{**cnn, **kwargs})
+    with pytest.raises(TypeError, match="path"):
+        realdata.CacheSpec(3)
+    with pytest.raises(ValueError, match="namespace"):
+        realdata.CacheSpec("d", namespace="")
+    ds = tiny_data()
+    with pytest.raises(TypeError, match="MLPSweep or realdata.CNNSweep"):
+        realdata.width_sweep(ds, {"depths": [1]})
+    with pytest.raises(TypeError, match="CacheSpec"):
+        realdata.width_sweep(ds, spec, cache="dir")
+    with pytest.raises(ValueError, match="image inputs"):
+        realdata.width_sweep(ds, realdata.CNNSweep(**cnn))
+    # the old verbs fail naming the new one
+    with pytest.raises(TypeError, match=r"width_sweep\(data, realdata.MLPSweep"):
+        realdata.mlp_width_sweep(ds, [1], [4], [0.0], cfg, [0.0, 1.0])
+    with pytest.raises(TypeError, match=r"width_sweep\(data, realdata.CNNSweep"):
+        realdata.cnn_width_sweep("vgg11", ds, [0.5], cfg, [0.0, 1.0], n_eval=10, n_bn=10)
 
 
 def test_pad_images():
@@ -91,14 +162,14 @@ def test_renormalised_merge_is_a_no_op_at_the_endpoints(kind):
     x, y = torch.randn(32, channels, 32, 32, generator=g), torch.randint(0, 4, (32,), generator=g)
     a = renorm.reset_bn(bn_models(kind, 0), x_bn, batch_size=32)
     b = renorm.reset_bn(bn_models(kind, 1), x_bn, batch_size=32)
-    curve = barrier.evaluate_path(a, a.state_dict(), b.state_dict(), [0.0, 0.5, 1.0], x, y, bn="reset",
-                                  bn_inputs=x_bn, bn_batch_size=32)
-    for lam, end in ((0, a), (-1, b)):
+    curve = merge.merge(merge.Pair(a, b), [0.0, 0.5, 1.0], merge.Empirical(x, y),
+                        repairs=[merge.ResetBatchNorm(x_bn, batch_size=32)])
+    for lam, end in ((0.0, a), (1.0, b)):
         ref = barrier.evaluate(end, x, y)
-        assert curve.losses[lam].item() == pytest.approx(ref.loss, rel=1e-5, abs=1e-6)
-        assert curve.accuracies[lam].item() == ref.accuracy
+        assert curve.at(lam) == pytest.approx(ref.loss, rel=1e-5, abs=1e-6)
+        assert curve.at(lam, "accuracy") == ref.accuracy
     # the test can fail: endpoints whose statistics were not re-estimated on these inputs are changed by the reset
     raw = bn_models(kind, 0)
-    curve = barrier.evaluate_path(raw, raw.state_dict(), b.state_dict(), [0.0, 1.0], x, y, bn="reset",
-                                  bn_inputs=x_bn, bn_batch_size=32)
-    assert abs(curve.losses[0].item() - barrier.evaluate(raw, x, y).loss) > 1e-4  # >> the tolerance above
+    curve = merge.merge(merge.Pair(raw, b), [0.0, 1.0], merge.Empirical(x, y),
+                        repairs=[merge.ResetBatchNorm(x_bn, batch_size=32)])
+    assert abs(curve.at(0.0) - barrier.evaluate(raw, x, y).loss) > 1e-4  # >> the tolerance above

@@ -481,7 +481,7 @@ def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, con
         evaluation: the :class:`lmcnb.data.Split` on which live units, losses and barriers are measured (the
             old ``x_eval``, ``y_eval``). lambdas: path grid. seed: first seed (``>= 0``).
     """
-    from .. import barrier, matching
+    from .. import barrier, matching, merge
     from .. import train as training
 
     for name, split in (("train", train), ("evaluation", evaluation)):
@@ -506,7 +506,7 @@ def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, con
             loss[b // n_per, b % n_per], acc[b // n_per, b % n_per] = ev.loss, ev.accuracy
     matchers = {"identity": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0)}
     for b in range(0, len(nets), 2):
-        res = barrier.barrier_modulo_permutation(nets[b], nets[b + 1], matchers, x_eval, y_eval, lambdas)
+        res = merge.compare(merge.Pair(nets[b], nets[b + 1]), matchers, lambdas, merge.Empirical(x_eval, y_eval))
         identity[b // n_per, (b % n_per) // 2] = res.outcomes["identity"].barrier
         weight[b // n_per, (b % n_per) // 2] = res.outcomes["weight"].barrier
     return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, identity=identity, weight=weight)

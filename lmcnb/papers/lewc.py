@@ -51,7 +51,6 @@ from ..calibration import fit_temperature
 from ..merge import Pair, compare
 from ..merge import merge as merge_pipeline
 from ..models import MLP
-from ..permutation import permute_model
 from ..train import TrainConfig, mlp_from_state
 
 __all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
@@ -433,7 +432,7 @@ def compare_matchers(model_a: MLP, model_b: MLP, matchers: Mapping[str, Callable
     result = compare(Pair(a, b), matchers, lambdas, evaluator, repairs=repairs, kind="midpoint", metric="accuracy")
     rows = {}
     for name, outcome in result.outcomes.items():
-        b_perm = permute_model(b, outcome.match.perms)
+        b_perm = outcome.pair.model_b  # b aligned by the matcher (compare's aligned pair; not permuted again)
         rep = connectivity_report(a, b_perm, x)
         with torch.no_grad():
             scale = logit_scale_ratio(merge(a, b_perm, 0.5)(x), a(x), b_perm(x))
