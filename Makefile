@@ -14,7 +14,8 @@
 # Variables: PYTHON (interpreter that creates .venv, default python3), VENV (default .venv),
 # CHAPTERS (notebooks for `make outputs`, default all of book/*.ipynb), JOBS (parallel chapters/workers, default 2),
 # VERIFY=0 (skip the nbval check after `make outputs`), BENCH (script for `make bench`), NBVAL (auto, strict, lax),
-# PROFILE and OUT for `make paper` (default paper and runs/<profile>; the sweep cache is OUT/cache),
+# PROFILE and OUT for `make paper` (default paper and runs/<profile>; the sweep cache is OUT/cache), ENGINE for
+# `make paper` (where sweeps run: serial, processes:N or dask://HOST:PORT; default serial),
 # MODULES for `make mutation` (default every module of tools/mutation.py).
 
 PYTHON ?= python3
@@ -26,6 +27,7 @@ CHAPTERS ?= $(sort $(wildcard book/*.ipynb))
 PROFILE ?= paper
 NBVAL ?= auto
 OUT ?= runs/$(PROFILE)
+ENGINE ?=
 MODULES ?=
 # The scoreboard renders book/_checks/*.jsonl: `make outputs` refreshes it after any chapter and verifies it too.
 SCOREBOARD := $(wildcard book/08_scoreboard.ipynb)
@@ -98,7 +100,8 @@ endif
 # Headless runs at paper scale (GPU machines, Colab): executed notebooks, figures and check records go to OUT;
 # rerunning the same command resumes from the sweep cache in OUT/cache. See README, "Paper-scale runs".
 paper: $(STAMP)
-	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) tools/run_chapters.py --profile $(PROFILE) --out $(OUT) $(CHAPTERS)
+	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) tools/run_chapters.py --profile $(PROFILE) --out $(OUT) \
+		$(if $(ENGINE),--engine $(ENGINE)) $(CHAPTERS)
 
 # The datasets of the paper profile (full MNIST, CIFAR-10), checksummed, into the one data root: LMCNB_DATA_DIR
 # (environment or `make data LMCNB_DATA_DIR=DIR`; default ~/.cache/lmcnb/data). Standard library only, no venv

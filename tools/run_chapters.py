@@ -20,7 +20,10 @@ For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_score
   every check whose negative control passed); in the quick profile a failed check stops the chapter, as in CI;
 - ``$LMCNB_CACHE_DIR`` is set to ``OUT/cache`` (or ``--cache``): sweeps that pass
   ``cache_dir=lmcnb.sweep.default_cache_dir()`` store each configuration's result as soon as it is computed, so
-  rerunning the same command after an interruption recomputes only what is missing.
+  rerunning the same command after an interruption recomputes only what is missing;
+- ``--engine`` (``make paper ENGINE=...``) sets ``$LMCNB_ENGINE`` in the kernels: ``serial``, ``processes:N`` or
+  ``dask://HOST:PORT``; sweeps that pass ``executor=lmcnb.sweep.default_executor()`` then run their
+  configurations on that engine, sharing the same cache (without ``--engine`` the variable is inherited).
 
 The chapters' own files in ``book/`` (notebooks, ``book/_checks``) are never written: ``OUT`` may not lie inside the
 folder of a notebook being run.
@@ -74,14 +77,17 @@ def kernel_env(profile: str) -> dict[str, str]:
     return env
 
 
-def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int) -> dict:
-    """Run one chapter into ``out``; return its summary entry (``ok`` False when a cell failed)."""
+def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engine: str | None = None) -> dict:
+    """Run one chapter into ``out``; return its summary entry (``ok`` False when a cell failed). ``engine``
+    (when given) becomes the kernel's ``$LMCNB_ENGINE``, read by ``lmcnb.sweep.default_executor()``."""
     import nbformat
 
     stem = path.stem
     nb = nbformat.read(path, as_version=4)
     env = kernel_env(profile)
     env.update(LMCNB_CACHE_DIR=str(cache), LMCNB_CHECKS_DIR=str(out / "checks"))
+    if engine is not None:
+        env["LMCNB_ENGINE"] = engine
     entry: dict = {"chapter": stem, "profile": profile, "ok": False}
     with tempfile.TemporaryDirectory(prefix="lmcnb-results-") as tmp:
         env["LMCNB_RESULTS_DIR"] = tmp
@@ -116,7 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", help="sweep cache folder (default OUT/cache)")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds allowed per cell (default: none in paper, 600 in quick)")
+    parser.add_argument("--engine", help="where sweeps run: serial, processes:N or dask://HOST:PORT (sets "
+                        "$LMCNB_ENGINE in the kernels; default: inherited, else serial)")
     args = parser.parse_args(argv)
+    if args.engine is not None:
+        from lmcnb.infra.sweep import parse_engine  # imports torch: only when an engine is named
+
+        try:
+            parse_engine(args.engine)
+        except ValueError as err:
+            print(f"run_chapters: --engine: {err}", file=sys.stderr)
+            return 2
     out = Path(args.out).resolve()
     paths = [Path(nb).resolve() for nb in args.notebooks]
     for nb, p in zip(args.notebooks, paths):
@@ -137,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     for nb in chapters + boards:
         print(f"running {nb} ({args.profile}) -> {out}", flush=True)
-        entry = run_one(Path(nb), out, cache, args.profile, timeout)
+        entry = run_one(Path(nb), out, cache, args.profile, timeout, engine=args.engine)
         summary[entry["chapter"]] = entry
         write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         failures += [f"{entry['chapter']}: {c}" for c in entry["failed_checks"]]

@@ -20,9 +20,54 @@ another configuration is never returned: :class:`CorruptCacheWarning` is issued 
 and the file overwritten. Results are loaded with ``torch.load(weights_only=True, map_location="cpu")``: they
 must be tensors and plain Python values (dict, list, tuple, str, int, float, bool, None), which is checked
 before anything is written (``TypeError`` otherwise), and cached tensors come back on the CPU.
+
+Sweeps on an executor (many processes, a Dask cluster, SLURM, Ray). ``run_grid(..., executor=ex)`` takes any
+``concurrent.futures``-style executor: an object whose ``submit(f, *args)`` returns a future with ``result()``
+(``cancel()`` is used when the future has it). The parent looks every configuration up in the cache first and
+submits one task per miss; the task itself looks the cache up again (another worker, or an earlier run, may have
+finished it meanwhile), computes, and writes its file atomically, so workers on different machines share one
+cache directory (on a shared file system) and a rerun skips whatever any worker finished. A worker that dies
+mid-task leaves no ``<key>.pt`` (at most a ``.tmp-*`` file, which is never read); the engine retries the task.
+Results are gathered in grid order and equal those of the serial path. ``fn`` travels to the workers pickled
+(by value with ``cloudpickle`` when it is installed, so functions defined in a notebook work; by reference with
+:mod:`pickle` otherwise), and ``lmcnb`` must be importable on the workers. No scheduler lives here:
+
+- processes on one machine: ``concurrent.futures.ProcessPoolExecutor(max_workers=4,
+  mp_context=multiprocessing.get_context("spawn"))``;
+- Dask distributed: ``distributed.Client("tcp://scheduler:8786").get_executor()`` (or ``Client(LocalCluster())``);
+  a killed worker's task is retried on another worker (``distributed.scheduler.allowed-failures``, default 3);
+- submitit (SLURM), one job per configuration::
+
+      import submitit
+      ex = submitit.AutoExecutor(folder="runs/slurm-logs")
+      ex.update_parameters(slurm_partition="gpu", gpus_per_node=1, timeout_min=120, cpus_per_task=8)
+      sweep.run_grid(fn, grid, cache_dir="/shared/lmcnb-cache", namespace="ch05-v1", executor=ex)
+
+- Ray, a few-line adapter (``ray.get`` is the future's ``result``)::
+
+      import ray
+
+      class RayFuture:
+          def __init__(self, ref):
+              self.ref = ref
+          def result(self):
+              return ray.get(self.ref)
+
+      class RayExecutor:
+          def __init__(self, **options):                   # e.g. num_gpus=1
+              self.options = options
+          def submit(self, f, *args):
+              return RayFuture(ray.remote(f).options(**self.options).remote(*args))
+
+      sweep.run_grid(fn, grid, cache_dir="/shared/lmcnb-cache", executor=RayExecutor(num_gpus=1))
+
+The engine of headless runs is chosen by ``$LMCNB_ENGINE`` (``make paper ENGINE=...``), read by
+:func:`default_executor`: ``serial`` (or unset: no executor), ``processes:N`` or ``dask://HOST:PORT``.
 """
 from __future__ import annotations
 
+import atexit
+import concurrent.futures as cf
 import contextlib
 import hashlib
 import io
@@ -30,19 +75,22 @@ import itertools
 import json
 import math
 import os
+import pickle
+import re
 import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from . import profiles
 from .._validate import check_bool
 
-__all__ = ["CorruptCacheWarning", "config_key", "expand_grid", "run_grid"]
+__all__ = ["CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
+           "expand_grid", "parse_engine", "run_grid"]
 
 MAGIC = b"LMCNBSW1"
 _HEADER = struct.Struct("<8s32sQ")  # magic, sha256(payload), len(payload)
@@ -239,7 +287,7 @@ def default_cache_dir() -> Path | None:
 
 def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]],
              cache_dir: str | os.PathLike[str] | None = None, namespace: str = "",
-             progress: bool = False) -> list[tuple[dict[str, Any], Any]]:
+             progress: bool = False, executor: Any = None) -> list[tuple[dict[str, Any], Any]]:
     """Run ``fn(**config)`` for every configuration of ``grid``; optionally cache each result on disk.
 
     Args:
@@ -247,20 +295,31 @@ def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[d
         grid: list of configuration dicts, or dict of lists expanded as a cartesian product (see
             :func:`expand_grid`). Every configuration must be JSON-serialisable (checked up front, with or
             without a cache, so behaviour does not depend on caching): ``TypeError`` / ``ValueError`` otherwise.
-        cache_dir: directory of the cache (created if needed); ``None`` (default) disables caching.
+        cache_dir: directory of the cache (created if needed); ``None`` (default) disables caching. With an
+            executor on several machines it must be a directory every worker sees at the same path.
         namespace: version string mixed into every key (see the module docstring); change it when ``fn``
             changes.
         progress: wrap the loop in :func:`lmcnb.profiles.progress` (a tqdm bar in the paper profile only).
+        executor: ``None`` (default) runs serially in this process. Otherwise a ``concurrent.futures``-style
+            executor (``submit(f, *args)`` returning a future with ``result()``; see the module docstring for
+            Dask, submitit and Ray): cache hits are read here, every miss is one submitted task that checks the
+            cache again, computes and writes its file. ``fn`` must be picklable (``TypeError`` otherwise).
 
     Returns:
-        ``[(config, result), ...]`` in grid order. A cache hit returns the stored result without calling
-        ``fn``, with tensors on the CPU; a corrupt file warns (:class:`CorruptCacheWarning`) and is recomputed.
-        If ``fn`` raises, the exception propagates and the results already cached stay on disk, so rerunning
-        computes only the remaining configurations.
+        ``[(config, result), ...]`` in grid order, the same with and without an executor. A cache hit returns
+        the stored result without calling ``fn``, with tensors on the CPU; a corrupt file warns
+        (:class:`CorruptCacheWarning`) and is recomputed. If ``fn`` raises, the exception propagates and the
+        results already cached stay on disk, so rerunning computes only the remaining configurations. With an
+        executor the first failing configuration (in grid order) is raised once every other task has finished
+        or been cancelled; a note on the exception names the configuration and counts the others.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     check_bool("progress", progress)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must have a submit(fn, *args) method returning a future (a "
+                        f"concurrent.futures.Executor, Client.get_executor(), submitit.AutoExecutor, ...); "
+                        f"got {type(executor).__name__}")
     configs = expand_grid(grid)
     canonicals = [_canonical(config, namespace) for config in configs]
     directory = None
@@ -269,6 +328,8 @@ def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[d
             raise TypeError(f"cache_dir must be a path or None, got {type(cache_dir).__name__}")
         directory = Path(cache_dir)
         directory.mkdir(parents=True, exist_ok=True)
+    if executor is not None:
+        return _run_on_executor(fn, configs, canonicals, directory, progress, executor)
     items: Any = list(zip(configs, canonicals))
     if progress:
         items = profiles.progress(items, total=len(configs), desc="grid")
@@ -289,3 +350,193 @@ def _run_one(fn: Callable[..., Any], config: dict[str, Any], canonical: str, dir
     result = fn(**config)
     _write_atomic(path, _encode(canonical, result))
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Executors
+# ----------------------------------------------------------------------------------------------------------
+
+def _pickle_fn(fn: Callable[..., Any]) -> bytes:
+    """``fn`` as bytes for the workers: cloudpickle (by value) when installed, else pickle (by reference)."""
+    try:
+        import cloudpickle  # optional; installed with dask
+    except ImportError:
+        dumps, how = pickle.dumps, "pickle (install cloudpickle to send notebook functions and lambdas)"
+    else:
+        dumps, how = cloudpickle.dumps, "cloudpickle"
+    try:
+        return dumps(fn)
+    except Exception as err:
+        raise TypeError(f"fn {getattr(fn, '__qualname__', type(fn).__name__)!r} cannot be sent to the executor's "
+                        f"workers: {how} refuses it ({type(err).__name__}: {err}). Define it at the top level of "
+                        "a module (or in the notebook, with cloudpickle) and capture only picklable values, "
+                        "or run without an executor.") from err
+
+
+def _remote_one(fn_bytes: bytes, config: dict[str, Any], canonical: str, directory: str | None) -> Any:
+    """The task a worker runs: unpickle ``fn``, then look up / compute / store as :func:`_run_one`."""
+    fn = pickle.loads(fn_bytes)
+    return _run_one(fn, config, canonical, None if directory is None else Path(directory))
+
+
+def _run_on_executor(fn: Callable[..., Any], configs: list[dict[str, Any]], canonicals: list[str],
+                     directory: Path | None, progress: bool, executor: Any) -> list[tuple[dict[str, Any], Any]]:
+    """Cache hits here, one submitted task per miss, results gathered in grid order."""
+    results: list[Any] = [_MISSING] * len(configs)
+    if directory is not None:
+        for i, canonical in enumerate(canonicals):
+            results[i] = _lookup(directory / f"{_key(canonical)}.pt", canonical)
+    misses = [i for i, r in enumerate(results) if r is _MISSING]
+    futures: dict[int, Any] = {}
+    if misses:
+        fn_bytes = _pickle_fn(fn)
+        where = None if directory is None else str(directory)
+        try:
+            for i in misses:
+                futures[i] = executor.submit(_remote_one, fn_bytes, configs[i], canonicals[i], where)
+        except BaseException:
+            _cancel(futures.values())
+            raise
+    try:
+        pending = list(futures.values())
+        if pending and all(isinstance(f, cf.Future) for f in pending):
+            done, _ = cf.wait(pending, return_when=cf.FIRST_EXCEPTION)  # hear of a failure before the rest ends
+            for i in misses:
+                f = futures[i]
+                if f in done and not f.cancelled() and f.exception() is not None:
+                    _raise_after_failure(i, futures, configs)
+        order: Any = misses
+        if progress:
+            order = profiles.progress(misses, total=len(misses), desc="grid")
+        for i in order:
+            try:
+                results[i] = futures[i].result()
+            except Exception:
+                _raise_after_failure(i, futures, configs)
+    except BaseException:  # KeyboardInterrupt while waiting, or a failure: leave nothing queued
+        _cancel(futures.values())
+        raise
+    return list(zip(configs, results))
+
+
+def _cancel(futures: Any) -> int:
+    """Cancel what has not finished where the future allows it (futures without ``cancel`` are left alone);
+    return how many were cancelled."""
+    cancelled = 0
+    for future in futures:
+        cancel = getattr(future, "cancel", None)
+        if callable(cancel):
+            with contextlib.suppress(Exception):
+                cancelled += bool(cancel())
+    return cancelled
+
+
+def _raise_after_failure(failed: int, futures: dict[int, Any], configs: list[dict[str, Any]]) -> None:
+    """Configuration ``failed`` raised: cancel what can be cancelled, wait for every other task (their results
+    are cached when caching), then raise the failure of the first configuration in grid order with a note
+    naming it and saying what became of the others."""
+    cancelled = {i for i, f in futures.items() if i != failed and _cancel([f])}
+    errors: dict[int, BaseException] = {}
+    finished = 0
+    for i, future in futures.items():
+        if i in cancelled:
+            continue
+        try:
+            future.result()
+            finished += 1
+        except cf.CancelledError:
+            cancelled.add(i)
+        except Exception as err:
+            errors[i] = err
+    first = min(errors)
+    err = errors[first]
+    others = [f"#{i} {configs[i]} ({type(e).__name__}: {e})" for i, e in sorted(errors.items()) if i != first]
+    err.add_note(f"run_grid: configuration #{first} {configs[first]} raised this; of the {len(futures)} submitted "
+                 f"tasks {finished} finished, {len(cancelled)} were cancelled and {len(errors)} failed"
+                 + (f" (also {'; '.join(others)})" if others else "")
+                 + ". With a cache_dir, rerunning computes only what is missing.")
+    raise err
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The engine of headless runs ($LMCNB_ENGINE, `make paper ENGINE=...`)
+# ----------------------------------------------------------------------------------------------------------
+
+#: Environment variable naming the engine of headless runs (``tools/run_chapters.py --engine`` sets it).
+ENGINE_ENV = "LMCNB_ENGINE"
+
+_ENGINE_FORMS = "serial, processes:N (N >= 1 worker processes) or dask://HOST:PORT (a Dask scheduler)"
+
+
+class Engine(NamedTuple):
+    """A parsed engine: ``kind`` is ``"serial"``, ``"processes"`` (``workers`` processes) or ``"dask"``
+    (scheduler ``address``, e.g. ``"tcp://10.0.0.1:8786"``)."""
+
+    kind: str
+    workers: int | None = None
+    address: str | None = None
+
+
+def parse_engine(spec: str) -> Engine:
+    """Parse an engine string: ``"serial"`` (or empty), ``"processes:N"`` or ``"dask://HOST:PORT"``.
+
+    Raises ``TypeError`` for a non-string and ``ValueError``, naming the value and the accepted forms, for
+    anything else (``processes:0``, ``dask://host`` without a port, ``ray``, ...).
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"an engine must be a str ({_ENGINE_FORMS}), got {type(spec).__name__}")
+    text = spec.strip()
+    if text in ("", "serial"):
+        return Engine("serial")
+    m = re.fullmatch(r"processes:(\d+)", text)
+    if m:
+        workers = int(m.group(1))
+        if workers < 1:
+            raise ValueError(f"engine {spec!r}: processes:N needs N >= 1 worker processes")
+        return Engine("processes", workers=workers)
+    m = re.fullmatch(r"dask://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d+)", text)
+    if m:
+        port = int(m.group(2))
+        if not 1 <= port <= 65535:
+            raise ValueError(f"engine {spec!r}: port {port} is not in 1..65535")
+        return Engine("dask", address=f"tcp://{m.group(1)}:{port}")
+    raise ValueError(f"unknown engine {spec!r}; expected {_ENGINE_FORMS}")
+
+
+_EXECUTORS: dict[Engine, Any] = {}
+
+
+def default_executor() -> Any:
+    """The executor named by ``$LMCNB_ENGINE``, for ``run_grid(..., executor=sweep.default_executor())``.
+
+    ``None`` (serial) when the variable is unset, empty or ``serial``, so CI and the book's nbval runs stay
+    serial; ``processes:N`` gives a ``ProcessPoolExecutor`` of ``N`` spawned processes; ``dask://HOST:PORT``
+    connects a ``distributed.Client`` to that scheduler and returns its ``get_executor()`` (``distributed``
+    must be installed). One executor per engine per process: later calls return the same object.
+    Raises ``ValueError`` naming ``$LMCNB_ENGINE`` for a bad value and ``ImportError`` (what to install) when
+    ``distributed`` is missing.
+    """
+    spec = os.environ.get(ENGINE_ENV, "")
+    try:
+        engine = parse_engine(spec)
+    except ValueError as err:
+        raise ValueError(f"${ENGINE_ENV}: {err}") from None
+    if engine.kind == "serial":
+        return None
+    if engine not in _EXECUTORS:
+        if engine.kind == "processes":
+            import multiprocessing
+
+            executor = cf.ProcessPoolExecutor(max_workers=engine.workers,
+                                              mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(executor.shutdown, wait=False, cancel_futures=True)
+        else:
+            try:
+                from distributed import Client
+            except ImportError as err:
+                raise ImportError(f"${ENGINE_ENV}={spec} needs Dask distributed: pip install distributed "
+                                  "(the pinned version is in requirements.txt)") from err
+            client = Client(engine.address)
+            executor = client.get_executor()
+        _EXECUTORS[engine] = executor
+    return _EXECUTORS[engine]
