@@ -300,3 +300,108 @@ def test_mlp_lr_sweep_on_splits_reports_identity_and_weight_barriers():
         st.mlp_lr_sweep(x, 8, [0.05], 1, cfg, ev, lam)
     with pytest.raises(TypeError, match="evaluation must be an lmcnb.data.Split"):
         st.mlp_lr_sweep(tr, 8, [0.05], 1, cfg, x, lam)
+
+
+# ------------------------------------------------------------------ chapter 4: depth of the transition, controls
+
+def _loss_sweep(live: list[list[int]], loss: list[list[float]], m: int = 10) -> st.LRSweep:
+    C, S = len(live), len(live[0])
+    return st.LRSweep(cs=torch.arange(1, C + 1, dtype=F64), seeds=tuple(range(S)), m=m,
+                      W=torch.zeros(C, S, m, 2, dtype=F64), live=torch.tensor(live),
+                      pr=torch.ones(C, S, dtype=F64), diverged=torch.tensor([[x > 1e3 for x in r] for r in loss]),
+                      final_loss=torch.tensor(loss, dtype=F64))
+
+
+def test_converged_needs_a_small_final_loss_not_just_no_divergence():
+    sw = _loss_sweep([[10, 10], [9, 10]], [[1e-11, 1e-4], [1e-11, 1e9]])
+    assert sw.converged().tolist() == [[True, False], [True, False]]
+    assert sw.converged(tol=1e-3).tolist() == [[True, True], [True, False]]
+    with pytest.raises(ValueError):
+        sw.converged(tol=-1.0)
+
+
+def test_live_fraction_crossing_interpolates_the_median_of_converged_runs():
+    ok = 1e-11
+    # median live fractions 1.0, 0.95, 0.8 at c = 1, 2, 3: the level 0.9 is crossed at c = 2 + 1/3
+    sw = _loss_sweep([[20, 20, 20], [19, 19, 20], [16, 16, 14]], [[ok] * 3] * 3, m=20)
+    assert st.live_fraction_crossing(sw) == pytest.approx(2 + 1 / 3)
+    assert st.live_fraction_crossing(sw, level=0.95) == pytest.approx(2.0)  # level changes the crossing
+    assert math.isnan(st.live_fraction_crossing(sw, level=0.5))  # never reached
+    # an unconverged run (R = 1e-4) is not a solution: with tol = 1e-8 it is left out of the median
+    sw2 = _loss_sweep([[10, 10, 10], [9, 10, 10], [10, 10, 7]], [[ok] * 3, [ok] * 3, [1e-4, 1e-4, ok]])
+    assert st.live_fraction_crossing(sw2) == pytest.approx(2 + 0.1 / 0.3)
+    assert math.isnan(st.live_fraction_crossing(sw2, tol=1e-3))  # counted, the median stays at 1.0
+    # already below the level at the first converged c
+    assert math.isnan(st.live_fraction_crossing(_loss_sweep([[5, 5], [4, 4]], [[ok] * 2] * 2)))
+    with pytest.raises(ValueError):
+        st.live_fraction_crossing(sw, level=1.0)
+    with pytest.raises(TypeError):
+        st.live_fraction_crossing("sweep")
+
+
+def test_hall_shuffled_types_scrambles_live_types_and_keeps_dead_ones():
+    d, M = 4, 2
+    T = ts.orthonormal_teacher(d, M)
+    W = st.minimum_with_live(3, M, d)  # dense, three neurons per type
+    assert ts.hall_lmc_criterion(W, W.flip(0), T)  # identical type counts: connected
+    shuffled = [st.hall_shuffled_types(W, W.flip(0), T, torch.Generator().manual_seed(s)) for s in range(20)]
+    assert not all(shuffled) and any(shuffled)  # random types break the criterion on most draws
+    # a pair with enough dead neurons stays connected whatever the types
+    S = st.minimum_with_live(1, M, d, dead=4)
+    assert all(st.hall_shuffled_types(S, S.flip(0), T, torch.Generator().manual_seed(s)) for s in range(10))
+    # dead_rel: a row at 0.3 of the largest norm is live at 1e-2 (and then misaligned: an error), dead at 0.5
+    B = S.clone()
+    B[-1] = 0.3 * torch.tensor([0.6, 0.8, 0.0, 0.0], dtype=F64)
+    with pytest.raises(ValueError, match="aligned with no teacher"):
+        st.hall_shuffled_types(B, S, T, torch.Generator().manual_seed(0))
+    assert st.hall_shuffled_types(B, S, T, torch.Generator().manual_seed(0), dead_rel=0.5)
+    # align_tol: a row off its teacher direction by a sine of 0.1 is typed only with align_tol > 0.1
+    A = S.clone()
+    A[0] = torch.tensor([1.0, 0.0, 0.1, 0.0], dtype=F64)
+    with pytest.raises(ValueError, match="aligned with no teacher"):
+        st.hall_shuffled_types(A, S, T, torch.Generator().manual_seed(0))
+    assert st.hall_shuffled_types(A, S, T, torch.Generator().manual_seed(0), align_tol=0.2)
+    with pytest.raises(TypeError, match="generator"):
+        st.hall_shuffled_types(S, S, T, 0)
+    with pytest.raises(ValueError, match="same shape"):
+        st.hall_shuffled_types(S, S[:-1], T, torch.Generator())
+
+
+def test_gd_lr_sweep_with_trained_outputs_matches_a_separate_run():
+    T = ts.orthonormal_teacher(4, 2)
+    schedule = ts.GD(steps=300, tol=0.0, train_output=True)
+    sw = st.gd_lr_sweep(T, 5, [1.0, 4.0], [2, 3], schedule, init_scale=0.2)
+    assert sw.a is not None and sw.a.shape == (2, 2, 5)
+    W0, a0 = [], []
+    for s in (2, 3):
+        g = torch.Generator().manual_seed(s)
+        W0.append(ts.small_init(1, 5, 4, 0.2, generator=g)[0])
+        a0.append(ts.small_output_init(1, 5, 0.2, generator=g)[0])
+    W0, a0 = torch.stack(W0).repeat(2, 1, 1), torch.stack(a0).repeat(2, 1)
+    ref = ts.GD(c=torch.tensor([1.0, 1.0, 4.0, 4.0], dtype=F64), steps=300, tol=0.0,
+                train_output=True).run(ts.Population(T), W0, a0=a0)
+    assert torch.equal(sw.W.reshape(4, 5, 4), ref.W) and torch.equal(sw.a.reshape(4, 5), ref.a)
+    # the first layer's initialisation is the fixed-output sweep's; live counts use |a_i| ||w_i||
+    fixed = st.gd_lr_sweep(T, 5, [1.0, 4.0], [2, 3], ts.GD(steps=0, tol=0.0), init_scale=0.2)
+    assert torch.equal(fixed.W.reshape(4, 5, 4), W0) and fixed.a is None
+    from lmcnb import diagnostics
+    assert torch.equal(sw.live, diagnostics.live_neurons(sw.W, sw.a))
+    zero_a = st.gd_lr_sweep(T, 5, [1.0], [2], ts.GD(steps=0, tol=0.0, train_output=True), init_scale=0.2)
+    assert not torch.equal(zero_a.pr, st.gd_lr_sweep(T, 5, [1.0], [2], ts.GD(steps=0, tol=0.0),
+                                                     init_scale=0.2).pr)
+    with pytest.raises(ValueError, match="trained outputs: gd_lr_sweep"):
+        st.sgd_lr_sweep(T, 5, [1.0], [2], None, ts.SGD(batch_size=1, epochs=1, train_output=True))
+
+
+def test_dense_level_is_each_seeds_live_count_at_the_smallest_c():
+    f = [False, False]
+    # seed 1 lost a neuron to its initialisation (3 of 4 live at every c): dense until it loses another
+    sw = _fake_sweep([[4, 3], [4, 3], [3, 2], [4, 4]], [f, f, f, [True, True]])
+    assert sw.dense_level.tolist() == [4, 3]
+    assert sw.dense.tolist() == [[True, True], [True, True], [False, False], [False, False]]
+    assert sw.sparse.tolist() == [[False, False], [False, False], [True, True], [False, False]]
+    tr = st.observed_transition(sw)
+    assert (tr.last_dense, tr.first_nondense, tr.first_sparse) == (2.0, 3.0, 3.0)
+    # a diverged run at the smallest c sets the level to m
+    sw = _fake_sweep([[4, 4], [3, 3]], [[False, True], f])
+    assert sw.dense_level.tolist() == [4, 4] and sw.sparse[1].all()

@@ -18,10 +18,12 @@ Groups of functions (all float64, all randomness from explicit seeds):
   :func:`sharpness_vs_live`;
 - learning-rate sweeps: :func:`gd_lr_sweep`, :func:`sgd_lr_sweep` (one batched run, one initialisation per seed
   shared by every ``c``, so only the learning rate differs), :class:`LRSweep` (live neurons, participation ratio,
-  divergence) and :func:`observed_transition`;
+  divergence) and :func:`observed_transition`, :func:`live_fraction_crossing` (where the live fraction falls to
+  a level: the depth of the transition; edge of stability predicts ``live/m ≈ c*/c``);
 - the effect on LMC: :func:`weight_match_rows`, :func:`pair_barriers` (identity, weight-matching and functional-
   matching barriers and the Hall criterion of notes §2.4, as one
-  :class:`lmcnb.papers.teacher_student.PairBarriers`), :func:`sweep_pair_barriers`;
+  :class:`lmcnb.papers.teacher_student.PairBarriers`), :func:`sweep_pair_barriers`, and the negative control of
+  the criterion, :func:`hall_shuffled_types` (the criterion on randomly relabelled neuron types);
 - real data: :func:`mlp_lr_sweep` (one-hidden-layer MLPs across learning rates: live units and barriers).
 """
 from __future__ import annotations
@@ -41,7 +43,8 @@ from .._validate import check_int, check_real, check_tensor, moved_keywords
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
     "LRSweep", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
-    "weight_match_rows", "pair_barriers", "sweep_pair_barriers", "manifold_pair_barriers",
+    "live_fraction_crossing",
+    "weight_match_rows", "pair_barriers", "hall_shuffled_types", "sweep_pair_barriers", "manifold_pair_barriers",
     "MLPSweep", "mlp_lr_sweep",
 ]
 
@@ -156,6 +159,8 @@ class LRSweep:
         live: live neurons ``(C, S)`` (``‖w_i‖ > 10⁻² max_k ‖w_k‖``, :func:`lmcnb.diagnostics.live_neurons`;
             ``m`` for a diverged run). pr: participation ratio of the neuron norms ``(C, S)`` (nan if diverged).
         diverged: ``(C, S)`` bool. final_loss: ``(C, S)`` (population loss for GD, empirical for SGD).
+        a: trained output weights ``(C, S, m)`` (``None`` for the seed model's fixed ``a = 1``); with them a
+            neuron's score is ``|a_i| ‖w_i‖`` (live count and participation ratio).
     """
 
     cs: Tensor
@@ -166,16 +171,34 @@ class LRSweep:
     pr: Tensor
     diverged: Tensor
     final_loss: Tensor
+    a: Tensor | None = None
+
+    def converged(self, tol: float = 1e-8) -> Tensor:
+        """``(C, S)`` bool: the run did not diverge and its final loss is at most ``tol`` (``>= 0``).
+
+        ``diverged`` alone counts a run stopped by the step budget at ``R = 10⁻⁴`` (critical slowing down next
+        to ``c*``) as a solution; this mask does not."""
+        tol = check_real("tol", tol, 0.0)
+        return ~self.diverged & (self.final_loss <= tol)
+
+    @property
+    def dense_level(self) -> Tensor:
+        """``(S,)``: each seed's live count at the smallest ``c`` of the sweep (``m`` if that run diverged), the
+        dense level. A neuron that the small initialisation kills dies at every learning rate (at ``m = 64`` one
+        seed of chapter 4 ends with 63 live neurons at every ``c <= c*``); it is not the learning rate's doing.
+        The smallest ``c`` must lie below the transition."""
+        return torch.where(self.diverged[0], self.m, self.live[0])
 
     @property
     def dense(self) -> Tensor:
-        """``(C, S)`` bool: the run converged with all ``m`` neurons live."""
-        return ~self.diverged & (self.live == self.m)
+        """``(C, S)`` bool: the run did not diverge and keeps its seed's dense level of live neurons
+        (:attr:`dense_level`; all ``m`` unless the initialisation killed some)."""
+        return ~self.diverged & (self.live >= self.dense_level[None, :])
 
     @property
     def sparse(self) -> Tensor:
-        """``(C, S)`` bool: the run did not diverge and has dead neurons."""
-        return ~self.diverged & (self.live < self.m)
+        """``(C, S)`` bool: the run did not diverge and has fewer live neurons than its seed's dense level."""
+        return ~self.diverged & (self.live < self.dense_level[None, :])
 
     def table(self) -> list[str]:
         """One line per ``c``: live counts per seed (``div`` for a diverged run) and the median participation
@@ -191,7 +214,8 @@ class LRSweep:
 
 def _on_cpu(sweep: LRSweep) -> LRSweep:
     return LRSweep(cs=sweep.cs.cpu(), seeds=sweep.seeds, m=sweep.m, W=sweep.W.cpu(), live=sweep.live.cpu(),
-                   pr=sweep.pr.cpu(), diverged=sweep.diverged.cpu(), final_loss=sweep.final_loss.cpu())
+                   pr=sweep.pr.cpu(), diverged=sweep.diverged.cpu(), final_loss=sweep.final_loss.cpu(),
+                   a=None if sweep.a is None else sweep.a.cpu())
 
 
 def solution_sharpness(sweep: LRSweep, T: Tensor, seed_index: int = 0, n_iter: int = 500,
@@ -223,15 +247,21 @@ def solution_sharpness(sweep: LRSweep, T: Tensor, seed_index: int = 0, n_iter: i
     return out
 
 
-def _summarise(cs: Tensor, seeds: list[int], m: int, W: Tensor, diverged: Tensor, final_loss: Tensor) -> LRSweep:
+def _summarise(cs: Tensor, seeds: list[int], m: int, W: Tensor, diverged: Tensor, final_loss: Tensor,
+               a: Tensor | None = None) -> LRSweep:
     C, S = len(cs), len(seeds)
     W = W.reshape(C, S, m, -1)
+    a = None if a is None else a.reshape(C, S, m)
     diverged = diverged.reshape(C, S) | ~torch.isfinite(W).all(-1).all(-1)
+    if a is not None:
+        diverged = diverged | ~torch.isfinite(a).all(-1)
     safe = torch.where(diverged[..., None, None], torch.ones_like(W), W)
-    live = torch.where(diverged, m, diagnostics.live_neurons(safe))
-    pr = torch.where(diverged, math.nan, diagnostics.participation_ratio(safe.norm(dim=-1)))
+    safe_a = None if a is None else torch.where(diverged[..., None], torch.ones_like(a), a)
+    score = safe.norm(dim=-1) if a is None else safe.norm(dim=-1) * safe_a.abs()
+    live = torch.where(diverged, m, diagnostics.live_neurons(safe, safe_a))
+    pr = torch.where(diverged, math.nan, diagnostics.participation_ratio(score))
     return LRSweep(cs=cs, seeds=tuple(seeds), m=m, W=W, live=live.cpu(), pr=pr.cpu(), diverged=diverged.cpu(),
-                   final_loss=final_loss.reshape(C, S).cpu())
+                   final_loss=final_loss.reshape(C, S).cpu(), a=a)
 
 
 def _initial(m: int, d: int, seeds: list[int], C: int, init_scale: float, device: torch.device) -> Tensor:
@@ -240,6 +270,17 @@ def _initial(m: int, d: int, seeds: list[int], C: int, init_scale: float, device
     W0 = torch.stack([ts.small_init(1, m, d, init_scale, generator=torch.Generator().manual_seed(s))[0]
                       for s in seeds])
     return W0.repeat(C, 1, 1).to(device)
+
+
+def _initial_outputs(m: int, d: int, seeds: list[int], C: int, init_scale: float, device: torch.device) -> Tensor:
+    """``a_0 (C·S, m)``: seed ``s``'s CPU generator, after drawing :func:`_initial`'s ``W_0`` (so ``W_0`` is the
+    same with and without trained outputs), draws :func:`lmcnb.teacher_student.small_output_init`."""
+    out = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        ts.small_init(1, m, d, init_scale, generator=g)
+        out.append(ts.small_output_init(1, m, init_scale, generator=g)[0])
+    return torch.stack(out).repeat(C, 1).to(device)
 
 
 def _check_schedule(schedule: object, kind: type, example: str) -> None:
@@ -260,6 +301,10 @@ def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence
 
     Every seed's initialisation ``W_0`` (rows ``N(0, init_scale²/d · I)``) is shared by all ``c``, so the runs
     of one seed differ only in the learning rate. Runs stop at ``R < tol``, on divergence, or after ``steps``.
+    With ``schedule.train_output`` the output weights are trained too (student ``f = Σ a_i σ(w_i·x)``, the scope
+    test of the mechanism, which needs ``a = 1`` fixed): ``a_0`` is ``N(0, init_scale²)``
+    (:func:`lmcnb.teacher_student.small_output_init`, drawn from the seed's generator after ``W_0``) and the
+    result carries ``a``.
 
     Args:
         T: teacher ``(M, d)`` float64. m: student width. cs: increasing step constants ``c`` (``C`` of them).
@@ -279,6 +324,10 @@ def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence
     _check_schedule(schedule, ts.GD, "GD(steps=20_000, tol=1e-10, check_every=100)")
     W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
     per_model = replace(schedule, c=c.repeat_interleave(len(seeds)).to(T.device))
+    if schedule.train_output:
+        a0 = _initial_outputs(m, T.shape[1], seeds, len(c), init_scale, T.device)
+        res = per_model.run(ts.Population(T), W0, a0=a0)
+        return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss, res.a)
     res = per_model.run(ts.Population(T), W0)
     return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss)
 
@@ -309,6 +358,8 @@ def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequenc
     seeds = _check_seeds(seeds)
     T = check_tensor("T", T, ndim=2, dtype=F64)
     _check_schedule(schedule, ts.SGD, "SGD(batch_size=32, epochs=100, tol=1e-10)")
+    if schedule.train_output:
+        raise ValueError("sgd_lr_sweep trains the seed model (a = 1 fixed); trained outputs: gd_lr_sweep")
     W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
     g = torch.Generator(device=T.device).manual_seed(check_int("data_seed", data_seed, 0))
     per_model = replace(schedule, c=c.repeat_interleave(len(seeds)).to(T.device))
@@ -365,6 +416,35 @@ def observed_transition(sweep: LRSweep) -> Transition:
                       first_diverged=first(all_div))
 
 
+def live_fraction_crossing(sweep: LRSweep, level: float = 0.9, tol: float = 1e-8) -> float:
+    """Smallest ``c`` at which the median live fraction ``live/m`` of the converged runs
+    (:meth:`LRSweep.converged` with ``tol``) falls to ``level``, linearly interpolated between grid points.
+
+    The depth of the transition: edge of stability (GD stops at the first minimum with ``η λ_max <= 2``, and
+    ``λ_max ≈ (live/M) λ_1``) predicts ``live/m ≈ c*/c`` above ``c*``, i.e. a crossing at ``c ≈ c*/level`` and a
+    width ``c*(1/level − 1)`` in ``c`` that does **not** shrink with ``m``. ``c`` values without a converged run
+    are skipped; nan if the fraction never falls to ``level``, or if it is already below ``level`` at the first
+    ``c`` with converged runs.
+
+    Args:
+        sweep: the :class:`LRSweep`. level: live fraction in ``(0, 1)``. tol: convergence threshold on the
+            final loss (``>= 0``).
+    """
+    if not isinstance(sweep, LRSweep):
+        raise TypeError(f"sweep must be an LRSweep, got {type(sweep).__name__}")
+    level = check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
+    ok = sweep.converged(tol).cpu()
+    pts = [(c, float((sweep.live[i][ok[i]].double() / sweep.m).median()))
+           for i, c in enumerate(sweep.cs.tolist()) if bool(ok[i].any())]
+    for k, (c, f) in enumerate(pts):
+        if f <= level:
+            if k == 0:
+                return math.nan
+            c0, f0 = pts[k - 1]
+            return c0 + (c - c0) * (f0 - level) / (f0 - f)
+    return math.nan
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Barriers of pairs of solutions
 # ---------------------------------------------------------------------------------------------------------------
@@ -398,6 +478,37 @@ def pair_barriers(W1: Tensor, W2: Tensor, T: Tensor, align_tol: float = 0.05, de
     pb = ts.pair_barriers(W1, W2, T, lambdas=lambdas)
     hall = ts.hall_lmc_criterion(W1, W2, T, tol=align_tol, dead_tol=dead_tol)
     return replace(pb, hall=torch.tensor(bool(hall)))
+
+
+def hall_shuffled_types(W1: Tensor, W2: Tensor, T: Tensor, generator: torch.Generator, align_tol: float = 0.05,
+                        dead_rel: float = 1e-2) -> bool:
+    """Negative control of the Hall criterion: :func:`lmcnb.teacher_student.hall_lmc_criterion`'s inequalities
+    on the neuron types of ``W1`` and ``W2`` (``(m, d)`` float64, types as in :func:`pair_barriers`) after every
+    live neuron of ``W2`` is given a type drawn uniformly from ``0 … M−1`` (``generator``, CPU); dead neurons stay
+    dead. With the types scrambled the criterion should no longer predict which pairs are exactly connected.
+
+    Raises:
+        ValueError: a live row aligned with no teacher direction.
+    """
+    W1 = check_tensor("W1", W1, ndim=2, dtype=F64)
+    W2 = check_tensor("W2", W2, ndim=2, dtype=F64)
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    align_tol = check_real("align_tol", align_tol, 0.0, 1.0, low_open=True, high_open=True)
+    dead_rel = check_real("dead_rel", dead_rel, 0.0, 1.0, high_open=True)
+    M = T.shape[0]
+    dead_tol = dead_rel * float(torch.cat([W1, W2]).norm(dim=1).max())
+    t1 = ts.neuron_types(W1, T, align_tol, dead_tol).cpu()
+    t2 = ts.neuron_types(W2, T, align_tol, dead_tol).cpu()
+    t2 = torch.where(t2 >= 0, torch.randint(0, M, t2.shape, generator=generator), t2)
+
+    def counts(t: Tensor) -> tuple[Tensor, int]:
+        return torch.bincount(t[t >= 0], minlength=M), int((t < 0).sum())
+
+    (n1, z1), (n2, z2) = counts(t1), counts(t2)
+    return int((n1 - n2).clamp_min(0).sum()) <= z2 and int((n2 - n1).clamp_min(0).sum()) <= z1
 
 
 def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[float, list[ts.PairBarriers]]:
