@@ -582,7 +582,7 @@ def _table_on_grid(a: torch.Tensor, b: torch.Tensor, axes: tuple[str | None, ...
 
 @dataclass(frozen=True)
 class IdentityMatching(Matcher):
-    """No alignment: the identity permutation (the naive-interpolation baseline)."""
+    """No alignment: the identity permutation (the *identity* baseline: b merged with no permutation applied)."""
 
     name: ClassVar[str] = "identity"
 

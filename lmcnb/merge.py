@@ -464,7 +464,7 @@ Evaluator = Callable[..., InterpolationCurve]
 def merge(pair: Pair, lambdas: object, evaluator: Evaluator, *, align: Callable[..., Any] | None = None,
           data: object = None, repairs: Sequence[Any] = ()) -> InterpolationCurve:
     """The curve along ``θ_λ = (1 − λ) θ_a + λ π(θ_b)``: align b with ``align`` (a matcher, on ``data``; None:
-    no permutation), repair every θ_λ with ``repairs`` (:class:`ResetBatchNorm`, :class:`CalibrateTemperature`),
+    the identity path), repair every θ_λ with ``repairs`` (:class:`ResetBatchNorm`, :class:`CalibrateTemperature`),
     evaluate with ``evaluator`` (e.g. :class:`Empirical`, or a paper's closed form taking the same arguments
     ``(model, state_a, state_b, lambdas, repairs)``)."""
     if not isinstance(pair, Pair):

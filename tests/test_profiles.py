@@ -32,7 +32,7 @@ def test_unknown_profile_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         profiles.get_profile()
     with pytest.raises(ValueError, match="unknown profile"):
-        profiles.setup(profile="full", verbose=False)
+        profiles.setup(profile="huge", verbose=False)
     monkeypatch.delenv("LMCNB_PROFILE")
     with pytest.raises(TypeError, match="seed must be an int"):
         profiles.setup(seed=1.5, verbose=False)
@@ -111,6 +111,34 @@ def test_every_public_module_is_a_lazy_submodule_and_documented() -> None:
     assert public == set(lmcnb._SUBMODULES)
     missing = sorted(name for name in public if f":mod:`lmcnb.{name}`" not in lmcnb.__doc__)
     assert not missing, f"not in lmcnb's module index: {missing}"
+
+
+def test_full_profile_is_opt_in_and_paper_sized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``full``: only when asked for; ``choose`` gives its own value or the paper one; paper-only cells run."""
+    monkeypatch.delenv("LMCNB_PROFILE", raising=False)
+    assert profiles.get_profile() != "full"  # never automatic, with or without CUDA
+    monkeypatch.setenv("LMCNB_PROFILE", "full")
+    assert profiles.get_profile() == "full"
+    assert profiles.choose(quick=1, paper=2, full=3, profile="full") == 3
+    assert profiles.choose(quick=1, paper=2, profile="full") == 2  # no full size: the paper one
+    assert profiles.choose(quick=1, paper=2, full=3, profile="paper") == 2
+    assert profiles.choose(quick=1, paper=2, full=3, profile="quick") == 1
+    assert profiles.choose(quick=1, paper=2, full=None, profile="full") is None  # None is a value
+    old = torch.get_num_threads()
+    try:
+        s = profiles.setup(seed=0, verbose=False)
+        assert s.profile == "full" and not s.quick
+        assert profiles.choose(quick=1, paper=2, full=3) == 3  # the active profile
+        profiles.require("paper")  # a paper-only cell runs at full size
+        profiles.require("full")
+        with pytest.raises(RuntimeError, match="'quick' profile only"):
+            profiles.require("quick")
+        profiles.setup(seed=0, profile="paper", verbose=False)
+        with pytest.raises(RuntimeError, match="'full' profile only .*LMCNB_PROFILE=full"):
+            profiles.require("full")
+    finally:
+        torch.set_num_threads(old)
+        profiles.setup(seed=0, profile="quick", verbose=False)
 
 
 def test_require_stops_a_cell_outside_its_profile() -> None:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import repro  # noqa: E402
 from refresh_outputs import SKIP_TAG, collect_records, execute, order_notebooks, write_atomic  # noqa: E402
 
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "paper", "full")  # full: the paper profile at the papers' own sizes (opt-in)
 
 
 def extract_figures(nb, directory: Path) -> list[Path]:

@@ -1,8 +1,13 @@
-"""Profiles (``quick`` on CPU, ``paper`` on CUDA), device choice, seeding and thread pinning.
+"""Profiles (``quick`` on CPU, ``paper`` on CUDA, opt-in ``full``), device choice, seeding and thread pinning.
 
 A chapter's first code cell calls :func:`setup` once; every later cell picks its sizes with
 :func:`choose` (``choose(quick=..., paper=...)``) so the same cells run at CPU size in CI and at paper size
-on a GPU. ``LMCNB_PROFILE=quick|paper`` overrides the automatic choice; any other value is an error.
+on a GPU. ``LMCNB_PROFILE=quick|paper|full`` overrides the automatic choice; any other value is an error.
+
+``full`` is never chosen automatically: it is the ``paper`` profile with the papers' own, full sizes where a
+chapter's ``paper`` size is cut to fit about one GPU-hour (e.g. Table 1 of Ito et al.: VGG-11 ×16 and
+ResNet-20 ×32 for 200 epochs, days of GPU time). A cell states the full size with ``choose(..., full=...)``;
+without it ``full`` takes the ``paper`` value, and paper-only cells (:func:`require` ``("paper")``) run in it.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "paper", "full")
+#: Profiles that run the paper-only cells (``full`` is ``paper`` at the papers' full sizes).
+PAPER_PROFILES = ("paper", "full")
 ENV_VAR = "LMCNB_PROFILE"
 QUICK_THREADS = 2
 #: ``LMCNB_REPRO=strict`` (set by ``make test`` / ``make outputs`` from ``tools/repro.env``) makes :func:`setup`
@@ -143,7 +150,8 @@ def validate_profile(name: str) -> str:
 
 
 def get_profile() -> str:
-    """The active profile: ``$LMCNB_PROFILE`` if set, else ``paper`` when CUDA is available, else ``quick``."""
+    """The active profile: ``$LMCNB_PROFILE`` if set, else ``paper`` when CUDA is available, else ``quick``
+    (``full`` only when asked for)."""
     env = os.environ.get(ENV_VAR)
     if env is not None and env != "":
         return validate_profile(env.strip())
@@ -186,7 +194,7 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
 
     Args:
         seed: seed for ``random``, NumPy and torch.
-        profile: ``"quick"`` or ``"paper"``; default :func:`get_profile`.
+        profile: ``"quick"``, ``"paper"`` or ``"full"``; default :func:`get_profile`.
         threads: torch intra-op threads; default in the quick profile ``$OMP_NUM_THREADS`` or 2 (the CI
             machine has 2 cores), torch's own default in the paper profile.
         deterministic: use deterministic cuDNN/cuBLAS algorithms on CUDA.
@@ -222,14 +230,23 @@ def current() -> Setup:
     return Setup(profile=get_profile(), device=default_device(), seed=0, threads=torch.get_num_threads())
 
 
-def choose(quick: T, paper: T, profile: str | None = None) -> T:
-    """Pick the value for the active profile: ``choose(quick=64, paper=4096)``."""
+_UNSET: Any = object()
+
+
+def choose(quick: T, paper: T, profile: str | None = None, *, full: T = _UNSET) -> T:
+    """Pick the value for the active profile (or ``profile``): ``choose(quick=64, paper=4096)``.
+
+    ``full`` is the papers' own size for the opt-in ``full`` profile; without it ``full`` takes ``paper``:
+    ``choose(quick=(1,), paper=(1, 2, 4), full=(16,))``."""
     prof = validate_profile(profile) if profile is not None else (current().profile)
-    return quick if prof == "quick" else paper
+    if prof == "quick":
+        return quick
+    return full if prof == "full" and full is not _UNSET else paper
 
 
 def require(profile: str) -> None:
-    """Stop a paper-only cell outside its profile: raise ``RuntimeError`` unless the active profile is ``profile``.
+    """Stop a paper-only cell outside its profile: raise ``RuntimeError`` unless the active profile is ``profile``
+    (``require("paper")`` also lets ``full`` through: it is the paper profile at full size).
 
     Paper-only cells are tagged ``skip-execution`` and ``nbval-skip``, so the book build and CI never run them; a
     reader who runs a chapter top to bottom in Jupyter ignores tags, and this guard keeps such a cell from starting
@@ -237,15 +254,16 @@ def require(profile: str) -> None:
     """
     wanted = validate_profile(profile)
     active = current().profile
-    if active != wanted:
+    if active != wanted and not (wanted == "paper" and active in PAPER_PROFILES):
         raise RuntimeError(f"this cell runs in the {wanted!r} profile only (active profile: {active!r}); set "
                            f"LMCNB_PROFILE={wanted} before starting the kernel (a CUDA GPU selects 'paper'), or run "
                            f"the chapter headless with `make paper`")
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:
-    """Wrap ``iterable`` in a tqdm progress bar in the paper profile only (never in quick: stderr breaks nbval)."""
-    if current().profile != "paper":
+    """Wrap ``iterable`` in a tqdm progress bar in the paper and full profiles only (never in quick: stderr
+    breaks nbval)."""
+    if current().profile not in PAPER_PROFILES:
         return iterable
     try:
         from tqdm.auto import tqdm

@@ -291,7 +291,7 @@ def matched_midpoint_errors(model_a: nn.Module, model_b: nn.Module, matchers: di
 
     Args:
         model_a, model_b: two networks of one architecture (e.g. MLPs with i.i.d. Gaussian weights).
-        matchers: name → matcher of :mod:`lmcnb.matching` (``IdentityMatching`` for no permutation).
+        matchers: name → matcher of :mod:`lmcnb.matching` (``IdentityMatching`` for the identity baseline).
         x: ``(n, *)`` evaluation inputs. data: inputs for the matchers that need statistics (default ``x``).
 
     Returns:
