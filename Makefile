@@ -15,7 +15,8 @@
 # CHAPTERS (notebooks for `make outputs`, default all of book/*.ipynb), JOBS (parallel chapters/workers, default 2),
 # VERIFY=0 (skip the nbval check after `make outputs`), BENCH (script for `make bench`), NBVAL (auto, strict, lax),
 # PROFILE and OUT for `make paper` (default paper and runs/<profile>; the sweep cache is OUT/cache), ENGINE for
-# `make paper` (where sweeps run: serial, processes:N or dask://HOST:PORT; default serial),
+# `make paper` (where sweeps run: serial, processes:N or dask://HOST:PORT; default serial), DRY_RUN=1 (`make paper`
+# prints each chapter's GPU budget and the total, runs nothing),
 # MODULES for `make mutation` (default every module of tools/mutation.py).
 
 PYTHON ?= python3
@@ -28,6 +29,7 @@ PROFILE ?= paper
 NBVAL ?= auto
 OUT ?= runs/$(PROFILE)
 ENGINE ?=
+DRY_RUN ?=
 MODULES ?=
 # The scoreboard renders book/_checks/*.jsonl: `make outputs` refreshes it after any chapter and verifies it too.
 SCOREBOARD := $(wildcard book/08_scoreboard.ipynb)
@@ -101,7 +103,7 @@ endif
 # rerunning the same command resumes from the sweep cache in OUT/cache. See README, "Paper-scale runs".
 paper: $(STAMP)
 	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) tools/run_chapters.py --profile $(PROFILE) --out $(OUT) \
-		$(if $(ENGINE),--engine $(ENGINE)) $(CHAPTERS)
+		$(if $(ENGINE),--engine $(ENGINE)) $(if $(DRY_RUN),--dry-run) $(CHAPTERS)
 
 # The datasets of the paper profile (full MNIST, CIFAR-10), checksummed, into the one data root: LMCNB_DATA_DIR
 # (environment or `make data LMCNB_DATA_DIR=DIR`; default ~/.cache/lmcnb/data). Standard library only, no venv

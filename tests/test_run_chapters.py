@@ -139,3 +139,26 @@ def test_paper_profile_records_a_failed_check_and_continues(tmp_path):
     assert quick.returncode == 1 and "CheckFailed" in quick.stderr
     stopped = nbformat.read(out / "quick" / "01_fail.ipynb", as_version=4)
     assert stopped.cells[2].outputs == []
+
+
+def test_runner_prints_the_paper_budget_before_running(tmp_path):
+    """``--dry-run`` prints each chapter's GPU-minutes (notebook metadata) and the total, and runs nothing; a
+    chapter without a number is counted as not estimated; a bad number is refused with the chapter's name."""
+    a = make_book(tmp_path)
+    b = a.with_name("02_other.ipynb")
+    nb = nbformat.read(a, as_version=4)
+    nb.metadata["lmcnb"] = {"paper_gpu_minutes": 40, "paper_estimate": "from FLOPs"}
+    nbformat.write(nb, a)
+    nb.metadata["lmcnb"] = {"paper_estimate": "unknown"}
+    nbformat.write(nb, b)
+    out = tmp_path / "runs"
+    res = run(["--dry-run", "--out", str(out), str(a), str(b)], tmp_path / "counter", interrupt=False)
+    assert res.returncode == 0, res.stderr
+    assert "01_tiny" in res.stdout and "40 GPU-min  from FLOPs" in res.stdout
+    assert "02_other" in res.stdout and "not estimated (unknown)" in res.stdout
+    assert "total" in res.stdout and "40 GPU-min (about 0.7 GPU-hours) + 1 chapter(s) not estimated" in res.stdout
+    assert not out.exists() and not (tmp_path / "counter").exists()
+    nb.metadata["lmcnb"] = {"paper_gpu_minutes": "soon"}
+    nbformat.write(nb, b)
+    res = run(["--dry-run", "--out", str(out), str(b)], tmp_path / "counter", interrupt=False)
+    assert res.returncode == 2 and "02_other.ipynb: metadata lmcnb.paper_gpu_minutes must be a number" in res.stderr

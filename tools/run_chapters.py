@@ -21,6 +21,9 @@ For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_score
 - ``$LMCNB_CACHE_DIR`` is set to ``OUT/cache`` (or ``--cache``): sweeps that pass
   ``cache_dir=lmcnb.sweep.default_cache_dir()`` store each configuration's result as soon as it is computed, so
   rerunning the same command after an interruption recomputes only what is missing;
+- before anything runs it prints each chapter's paper-profile **budget** (notebook metadata ``lmcnb.paper_estimate``,
+  a text, and ``lmcnb.paper_gpu_minutes``, a number: GPU-minutes on one A100/H100-class GPU) and the total;
+  ``--dry-run`` (``make paper DRY_RUN=1``) prints only that; a chapter without a number counts as "not estimated";
 - ``--engine`` (``make paper ENGINE=...``) sets ``$LMCNB_ENGINE`` in the kernels: ``serial``, ``processes:N`` or
   ``dask://HOST:PORT``; sweeps that pass ``executor=lmcnb.sweep.default_executor()`` then run their
   configurations on that engine, sharing the same cache (without ``--engine`` the variable is inherited).
@@ -114,6 +117,36 @@ def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engi
     return entry
 
 
+def budget(paths: list[Path]) -> tuple[list[str], float, int]:
+    """``(lines, total GPU-minutes, chapters without a number)`` from each notebook's metadata
+    ``lmcnb.paper_gpu_minutes`` (a number ``>= 0``) and ``lmcnb.paper_estimate`` (text; how it was obtained)."""
+    import nbformat
+
+    lines, total, missing = [], 0.0, 0
+    for path in paths:
+        meta = nbformat.read(path, as_version=4).metadata.get("lmcnb", {})
+        minutes, text = meta.get("paper_gpu_minutes"), meta.get("paper_estimate")
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+                                    or minutes < 0):
+            raise ValueError(f"{path.name}: metadata lmcnb.paper_gpu_minutes must be a number >= 0, got {minutes!r}")
+        if minutes is None:
+            missing += 1
+            lines.append(f"  {path.stem:32s} not estimated" + (f" ({text})" if text else ""))
+        else:
+            total += float(minutes)
+            lines.append(f"  {path.stem:32s} {float(minutes):6.0f} GPU-min" + (f"  {text}" if text else ""))
+    return lines, total, missing
+
+
+def print_budget(paths: list[Path], profile: str) -> None:
+    lines, total, missing = budget(paths)
+    print(f"paper-profile budget (estimates, one A100/H100-class GPU; profile {profile}):")
+    for line in lines:
+        print(line)
+    note = f" + {missing} chapter(s) not estimated" if missing else ""
+    print(f"  {'total':32s} {total:6.0f} GPU-min (about {total / 60:.1f} GPU-hours){note}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", help="chapter notebooks (.ipynb)")
@@ -124,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed per cell (default: none in paper, 600 in quick)")
     parser.add_argument("--engine", help="where sweeps run: serial, processes:N or dask://HOST:PORT (sets "
                         "$LMCNB_ENGINE in the kernels; default: inherited, else serial)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each chapter's paper-profile budget and the total, run nothing")
     args = parser.parse_args(argv)
     if args.engine is not None:
         from lmcnb.infra.sweep import parse_engine  # imports torch: only when an engine is named
@@ -143,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run_chapters: --out {args.out} lies inside {p.parent}, which holds the stored outputs; "
                   "choose a folder outside it (e.g. runs/paper)", file=sys.stderr)
             return 2
+    try:
+        print_budget(paths, args.profile)
+    except ValueError as err:
+        print(f"run_chapters: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache).resolve() if args.cache else out / "cache"
     timeout = args.timeout if args.timeout is not None else (600 if args.profile == "quick" else -1)
