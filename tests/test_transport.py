@@ -388,7 +388,7 @@ def test_matching_dimensions_match_numpy(centered):
     bs = [torch.randn(w.shape[0], generator=g, dtype=torch.float64) for w in Ws]
     x = torch.rand(300, 4, generator=g, dtype=torch.float64)
     out = OR.matching_dimensions(_mlp(Ws, bs), x, centered=centered)
-    assert set(out) == {"naive", "covariance", "activation"} and all(len(v) == 2 for v in out.values())
+    assert set(out) == {"euclidean", "covariance", "activation"} and all(len(v) == 2 for v in out.values())
     h = x.numpy()
     for layer in range(2):
         W, b = Ws[layer].numpy(), bs[layer].numpy()
@@ -396,7 +396,7 @@ def test_matching_dimensions_match_numpy(centered):
         Wc = W - W.mean(0) if centered else W
         hc = h - h.mean(0) if centered else h
         zc = z - z.mean(0) if centered else z
-        assert out["naive"][layer] == pytest.approx(_dim(Wc.T @ Wc), rel=1e-10)
+        assert out["euclidean"][layer] == pytest.approx(_dim(Wc.T @ Wc), rel=1e-10)
         assert out["covariance"][layer] == pytest.approx(_dim(W @ (hc.T @ hc / len(h)) @ W.T), rel=1e-10)
         assert out["activation"][layer] == pytest.approx(_dim(zc.T @ zc), rel=1e-10)
         h = z
@@ -409,7 +409,7 @@ def test_matching_dimensions_calibration_values():
     net = _mlp(Ws, [torch.zeros(512, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)])
     x = torch.randn(100, 784, generator=g, dtype=torch.float64)
     dims = OR.matching_dimensions(net, x)
-    assert dims["naive"][0] == pytest.approx(784 * 512 / (512 + 784 + 1), rel=0.02)
+    assert dims["euclidean"][0] == pytest.approx(784 * 512 / (512 + 784 + 1), rel=0.02)
     with pytest.raises(TypeError):
         OR.matching_dimensions(torch.nn.Linear(3, 3), x)
 
@@ -456,3 +456,90 @@ def test_identity_cost_ratio_independent_vs_coupled_samples():
         OR.identity_cost_ratio(X, Y[:30])
     with pytest.raises(ValueError):
         OR.identity_cost_ratio(X, Y, p=0.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapter 5b: width needed for ε and Lemma 4.1 layer by layer (ot_rates.width_needed, ot_rates.layerwise_errors)
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_width_needed_inverts_an_exact_power_law():
+    widths = [64, 128, 256, 512]
+    errs = [[2.0 * m ** -0.2] * 3 for m in widths]  # err = 2 m^{-1/5}: width ~ eps^{-5}
+    w = OR.width_needed(widths, errs, n_boot=50)
+    assert w.decay.slope == pytest.approx(-0.2) and w.exponent == pytest.approx(5.0)
+    assert w.ci_low == pytest.approx(5.0) and w.ci_high == pytest.approx(5.0)
+    assert w.width(0.5) == pytest.approx((2.0 / 0.5) ** 5, rel=1e-9)
+    assert w.width(1.0) < w.width(0.5)  # eps changes the result
+
+
+def test_width_needed_bootstrap_arguments_and_flat_errors():
+    rng = np.random.default_rng(0)
+    widths = [64, 128, 256, 512]
+    errs = [list(m ** -0.5 * np.exp(0.3 * rng.standard_normal(4))) for m in widths]
+    a = OR.width_needed(widths, errs, n_boot=200, seed=0)
+    b = OR.width_needed(widths, errs, n_boot=200, seed=1)
+    c = OR.width_needed(widths, errs, n_boot=200, ci=0.5, seed=0)
+    assert (a.ci_low, a.ci_high) != (b.ci_low, b.ci_high)
+    assert c.ci_high - c.ci_low < a.ci_high - a.ci_low
+    assert OR.width_needed(widths, errs, n_boot=10).decay.n_boot == 10
+    flat = OR.width_needed(widths, [[0.3, 0.31]] * 4, n_boot=50)
+    assert flat.width(0.1) == np.inf or flat.exponent > 50
+    rising = OR.width_needed(widths, [[m ** 0.1] * 2 for m in widths], n_boot=20)
+    assert rising.exponent == np.inf and rising.width(0.1) == np.inf
+    with pytest.raises(ValueError, match="eps"):
+        a.width(0.0)
+
+
+def _mlp_pair(widths, seed):
+    from lmcnb import train
+    return train.init_mlps(widths, 2, [seed, seed + 1], bias=True, dtype=torch.float64)
+
+
+def test_layerwise_errors_identical_models_are_exact():
+    a, _ = _mlp_pair((3, 8, 8, 2), 0)
+    x = torch.randn(50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    L = OR.layerwise_errors(a, a, x)
+    for f in ("error", "propagated", "gain_bound", "new", "matching"):
+        assert getattr(L, f).shape == (3,) and np.allclose(getattr(L, f), 0.0)
+
+
+def test_layerwise_errors_match_a_direct_computation_and_bound():
+    a, b = _mlp_pair((3, 8, 6, 2), 4)
+    x = torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    L = OR.layerwise_errors(a, b, x)
+    la, lb = list(a.layers), list(b.layers)
+    ha, hb, hm = x, x, x
+    errs = []
+    with torch.no_grad():
+        for k in range(3):
+            act = torch.relu if k < 2 else (lambda t: t)
+            Wm, bm = (la[k].weight + lb[k].weight) / 2, (la[k].bias + lb[k].bias) / 2
+            ha, hb, hm = act(la[k](ha)), act(lb[k](hb)), act(hm @ Wm.T + bm)
+            errs.append(float((hm - (ha + hb) / 2).norm() / ha.norm()))
+    assert np.allclose(L.error, errs, rtol=1e-10)
+    with torch.no_grad():
+        za, zb = la[0](x), lb[0](x)
+    assert L.matching[0] == pytest.approx(float((za - zb).norm() / za.norm()), rel=1e-10)
+    assert L.gain_bound[0] == 0.0 and L.propagated[0] == pytest.approx(0.0, abs=1e-12)
+    assert np.all(L.propagated <= L.gain_bound + 1e-12)
+    assert np.all(L.error <= L.recursion() + 1e-12)
+    assert np.allclose(L.recursion(), L.gain_bound + L.new)
+    # the inputs x change the result
+    L2 = OR.layerwise_errors(a, b, 3 * x + 1)
+    assert not np.allclose(L.error, L2.error)
+
+
+def test_layerwise_errors_rejects_bad_input():
+    a, b = _mlp_pair((3, 8, 2), 0)
+    c, _ = _mlp_pair((3, 9, 2), 0)
+    x = torch.randn(10, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="model_a"):
+        OR.layerwise_errors(torch.nn.Linear(3, 2), b, x)
+    with pytest.raises(TypeError, match="model_b"):
+        OR.layerwise_errors(a, torch.nn.Linear(3, 2), x)
+    with pytest.raises(ValueError, match="same widths"):
+        OR.layerwise_errors(a, c, x)
+    with torch.no_grad():
+        a.layers[0].bias.fill_(-1.0)  # ReLU(0·W − 1) = 0: layer 1 of a is identically 0
+    with pytest.raises(ValueError, match="identically 0"):
+        OR.layerwise_errors(a, b, torch.zeros(10, 3, dtype=torch.float64))

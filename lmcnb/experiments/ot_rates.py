@@ -3,22 +3,30 @@
 - :func:`two_sample_wasserstein` with the samplers :func:`gaussian_sampler`, :func:`uniform_sampler` and
   :func:`subspace_sampler`: the ``m^{-1/d}`` engine behind LMC via OT, its lower bound and low-dimensional supports;
 - :func:`matching_dimensions`: the approximate dimension of what each matcher transports (their Fig. 2, right);
+- :func:`width_needed` and :func:`layerwise_errors`: chapter 5b's deep i.i.d. networks quantitatively — the
+  exponent of ``1/ε`` in the width needed (Thm 5.2's ``ε^{−m_0}``) with a bootstrap interval, and Lemma 4.1's
+  error propagation measured layer by layer;
 - :func:`birkhoff_statistics` and :func:`identity_cost_ratio`: chapter 5a's Birkhoff check and identity-pairing
   gap as one statistic each, so that the check and its negative control (unequal weights, coupled samples)
   measure the same thing.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from .._validate import check_bool, check_int, check_real, check_tensor
 from ..diagnostics import approximate_dimension
+from ..fit import SlopeFit, bootstrap_slope
 from ..models import MLP
 from ..transport import cost_matrix, hungarian, is_permutation_plan, ot_plan, wasserstein
 
 __all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
-           "birkhoff_statistics", "identity_cost_ratio"]
+           "birkhoff_statistics", "identity_cost_ratio", "WidthNeeded", "width_needed", "LayerwiseErrors",
+           "layerwise_errors"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -111,7 +119,7 @@ def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool 
     the authors' code), with ``h_{ℓ−1}`` the layer's input over ``x`` (``h_0 = x``) and ``z_ℓ`` its post-ReLU
     output, all from this one model:
 
-    - ``"naive"`` (naive weight matching): ``S = W_ℓᵀ W_ℓ``, the neurons' incoming weights as points in R^{m_{ℓ−1}}
+    - ``"euclidean"`` (Euclidean weight matching, the authors' "naive WM"): ``S = W_ℓᵀ W_ℓ``, the neurons' incoming weights as points in R^{m_{ℓ−1}}
       (uncentred; ``centered=True`` subtracts the mean neuron);
     - ``"covariance"`` (Σ-weighted matching): ``S = W_ℓ Σ_{ℓ−1} W_ℓᵀ`` with ``Σ_{ℓ−1} = E[h hᵀ]`` (uncentred, as
       in the authors' code) or ``Cov(h)`` (``centered=True``) — the pre-activation second moment;
@@ -122,13 +130,13 @@ def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool 
         centered: use centred matrices (covariances) instead of the authors' uncentred second moments.
 
     Returns:
-        ``{"naive": [...], "covariance": [...], "activation": [...]}``, one float per hidden layer.
+        ``{"euclidean": [...], "covariance": [...], "activation": [...]}``, one float per hidden layer.
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be an lmcnb.models.MLP, got {type(model).__name__}")
     check_bool("centered", centered)
     x = check_tensor("x", x, min_ndim=2)
-    out: dict[str, list[float]] = {"naive": [], "covariance": [], "activation": []}
+    out: dict[str, list[float]] = {"euclidean": [], "covariance": [], "activation": []}
     with torch.no_grad():
         h = x.flatten(1).double()
         for layer in list(model.layers)[:-1]:
@@ -139,11 +147,146 @@ def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool 
             z = torch.relu(torch.nn.functional.linear(h, W, None if layer.bias is None
                                                       else layer.bias.detach().double().to(h.device)))
             zc = z - z.mean(0, keepdim=True) if centered else z
-            out["naive"].append(_dimension(Wc.T @ Wc))
+            out["euclidean"].append(_dimension(Wc.T @ Wc))
             out["covariance"].append(_dimension(W @ sigma @ W.T))
             out["activation"].append(_dimension(zc.T @ zc / z.shape[0]))
             h = z
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 5b: deep i.i.d. networks quantitatively — width needed for ε (Thm 5.2 exponent), Lemma 4.1 per layer
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WidthNeeded:
+    """The width needed for a midpoint error ``ε``, from a power-law fit ``err(m) ≈ C m^{−α}``.
+
+    Attributes:
+        decay: the log–log fit of ``err`` against ``m`` (:class:`lmcnb.fit.SlopeFit`; its slope is ``−α``).
+        exponent, ci_low, ci_high: ``1/α``, the exponent of ``1/ε`` in the needed width
+            ``m(ε) = (C/ε)^{1/α}``, with the interval mapped from the slope's bootstrap interval (``inf`` when
+            the slope's interval reaches 0: the error may not fall at all). Ferbach et al.'s Thm 5.2 (upper
+            bound) and Thm 5.3 (lower bound) put this exponent at ``m_0`` for one hidden layer, up to logs.
+    """
+
+    decay: SlopeFit
+    exponent: float
+    ci_low: float
+    ci_high: float
+
+    def width(self, eps: float) -> float:
+        """The fitted width ``(C/ε)^{1/α}`` at which the error reaches ``eps`` (``> 0``; ``inf`` if ``α ≤ 0``)."""
+        eps = check_real("eps", eps, 0.0, low_open=True)
+        if self.decay.slope >= 0:
+            return math.inf
+        return float(math.exp((math.log(eps) - self.decay.intercept) / self.decay.slope))
+
+
+def _inverse_decay(slope: float) -> float:
+    return math.inf if slope >= 0 else -1.0 / slope
+
+
+def width_needed(widths, errors, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> WidthNeeded:
+    """Fit ``err(m) ≈ C m^{−α}`` over widths (bootstrap over replicate pairs within each width) and invert it:
+    the width needed for error ``ε`` grows like ``ε^{−1/α}``; ``1/α`` is what Thm 5.2's ``ε^{−m_0}`` predicts.
+
+    Args:
+        widths: the ``K ≥ 2`` distinct widths ``(K,)``, positive.
+        errors: ``(K, R)`` positive midpoint errors, ``R`` replicate pairs per width (or ``K`` sequences).
+        n_boot, ci, seed: the bootstrap of :func:`lmcnb.fit.bootstrap_slope` (replicates resampled per width).
+
+    Returns:
+        :class:`WidthNeeded`; its interval on ``1/α`` maps the slope interval ``[lo, hi]`` to
+        ``[1/|lo|, 1/|hi|]`` (``inf`` where the slope's bound is ``≥ 0``).
+    """
+    decay = bootstrap_slope(widths, [list(map(float, e)) for e in errors], n_boot=n_boot, ci=ci, seed=seed)
+    return WidthNeeded(decay, _inverse_decay(decay.slope), _inverse_decay(decay.ci_low),
+                       _inverse_decay(decay.ci_high))
+
+
+@dataclass(frozen=True)
+class LayerwiseErrors:
+    """Ferbach et al.'s Lemma 4.1, measured: the midpoint error layer by layer and its two sources.
+
+    For layer ``ℓ = 1 … L`` (``L`` the output), with ``h^A_ℓ, h^B_ℓ`` the activations of A and of the aligned B,
+    ``h̄_ℓ = ½(h^A_ℓ + h^B_ℓ)``, ``h^½_ℓ`` those of the midpoint network ``θ_½`` (``W̄_ℓ = ½(W^A_ℓ + W^B_ℓ)``) and
+    ``φ`` ReLU (identity at the output), every entry is a Frobenius norm over the ``n`` inputs and ``m_ℓ`` units
+    divided by ``‖h^A_ℓ‖`` (one ``(L,)`` float64 array each):
+
+    - ``error``: ``E_ℓ = ‖h^½_ℓ − h̄_ℓ‖`` (the last entry is the relative midpoint error of the output);
+    - ``propagated``: ``‖φ(W̄_ℓ h^½_{ℓ−1} + b̄_ℓ) − φ(W̄_ℓ h̄_{ℓ−1} + b̄_ℓ)‖``, the error carried in from layer ℓ−1;
+    - ``gain_bound``: ``‖W̄_ℓ‖_op ‖h^½_{ℓ−1} − h̄_{ℓ−1}‖`` — Lemma 4.1's ``C₂ E_{ℓ−1}`` term with ``C₂`` the
+      operator norm (``φ`` is 1-Lipschitz, so ``propagated ≤ gain_bound``); 0 at ``ℓ = 1``;
+    - ``new``: ``‖φ(W̄_ℓ h̄_{ℓ−1} + b̄_ℓ) − h̄_ℓ‖``, the error the layer makes on exact inputs — Lemma 4.1's
+      matching term ``C₁ m̃ Ē_ℓ``;
+    - ``matching``: ``Ē_ℓ = ‖Z^A_ℓ − Z^B_ℓ‖ / ‖Z^A_ℓ‖`` with ``Z`` the pre-activations on each network's own
+      inputs: for ``ℓ = 1`` exactly the Σ₀-weighted distance of the matched rows.
+
+    By the triangle inequality ``E_ℓ ≤ propagated_ℓ + new_ℓ ≤ gain_bound_ℓ + new_ℓ`` (the recursion).
+    """
+
+    error: np.ndarray
+    propagated: np.ndarray
+    gain_bound: np.ndarray
+    new: np.ndarray
+    matching: np.ndarray
+
+    def recursion(self) -> np.ndarray:
+        """``gain_bound + new`` ``(L,)``: the right-hand side of the measured Lemma 4.1 recursion."""
+        return self.gain_bound + self.new
+
+
+def layerwise_errors(model_a: torch.nn.Module, model_b: torch.nn.Module, x: torch.Tensor) -> LayerwiseErrors:
+    """Measure Lemma 4.1's layer-wise propagation (see :class:`LayerwiseErrors`) for two MLPs, ``model_b`` already
+    aligned to ``model_a`` (e.g. by :func:`lmcnb.matching.align`).
+
+    Args:
+        model_a, model_b: :class:`lmcnb.models.MLP` of the same widths. x: inputs ``(n, *)``.
+
+    Returns:
+        :class:`LayerwiseErrors`, one entry per layer (hidden layers, then the output).
+    """
+    for name, m in (("model_a", model_a), ("model_b", model_b)):
+        if not isinstance(m, MLP):
+            raise TypeError(f"{name} must be an lmcnb.models.MLP, got {type(m).__name__}")
+    if model_a.widths != model_b.widths:
+        raise ValueError(f"model_a and model_b must have the same widths, got {model_a.widths} and "
+                         f"{model_b.widths}")
+    x = check_tensor("x", x, min_ndim=2)
+
+    def params(layer):
+        W = layer.weight.detach().double().to(x.device)
+        b = None if layer.bias is None else layer.bias.detach().double().to(x.device)
+        return W, b
+
+    out = {k: [] for k in ("error", "propagated", "gain_bound", "new", "matching")}
+    la, lb = list(model_a.layers), list(model_b.layers)
+    with torch.no_grad():
+        ha = hb = hm = x.flatten(1).double()
+        for k, (A, B) in enumerate(zip(la, lb)):
+            (Wa, ba), (Wb, bb) = params(A), params(B)
+            Wm = (Wa + Wb) / 2
+            bm = None if ba is None else (ba + bb) / 2
+            phi = torch.relu if k < len(la) - 1 else (lambda t: t)
+            lin = torch.nn.functional.linear
+            za, zb = lin(ha, Wa, ba), lin(hb, Wb, bb)
+            hbar_in = (ha + hb) / 2
+            ha_new, hb_new = phi(za), phi(zb)
+            hm_new = phi(lin(hm, Wm, bm))
+            exact_in = phi(lin(hbar_in, Wm, bm))
+            hbar = (ha_new + hb_new) / 2
+            scale = float(ha_new.norm())
+            if scale == 0.0:
+                raise ValueError(f"layer {k + 1} of model_a is identically 0 on x: relative errors undefined")
+            out["error"].append(float((hm_new - hbar).norm()) / scale)
+            out["propagated"].append(float((hm_new - exact_in).norm()) / scale)
+            out["gain_bound"].append(float(torch.linalg.matrix_norm(Wm, ord=2)) * float((hm - hbar_in).norm())
+                                     / scale)
+            out["new"].append(float((exact_in - hbar).norm()) / scale)
+            out["matching"].append(float((za - zb).norm()) / max(float(za.norm()), 1e-300))
+            ha, hb, hm = ha_new, hb_new, hm_new
+    return LayerwiseErrors(**{k: np.array(v) for k, v in out.items()})
 
 
 # ----------------------------------------------------------------------------------------------------------
