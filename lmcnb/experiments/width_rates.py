@@ -17,22 +17,32 @@ by the multinomial fluctuation of the group sizes. The barrier of the exact-popu
 SGD on finite samples (a :class:`lmcnb.teacher_student.SGD` schedule) (sampling noise in training; the barrier itself is still the exact population one).
 
 Slopes of either against ``m`` are fitted with :func:`lmcnb.fit.bootstrap_slopes`.
+
+**The asymptotic range and the verdict** (:func:`asymptotic_range`, :func:`rate_measurement`). A rate "for ``m``
+sufficiently large" is fitted only over widths chosen by a stated rule, not by eye: the widths *above the last
+local maximum* of the per-width centre (mean or median over pairs) of the barrier, cut at the first width whose
+endpoints are not converged relative to the barrier (largest final loss ``R_end > loss_ratio · B``, default
+``B/100``). The one-sided claim "decays at least as fast as ``m^{bound}``" (``bound = −½``) then *holds* when the
+upper end of the slope's bootstrap interval is ``≤ bound``, *fails* when its lower end is ``> bound``, and is
+*not established* otherwise or when the range has fewer than ``min_widths`` widths.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..papers import teacher_student as ts
-from .._validate import check_choice, check_int, moved_keywords
+from .._validate import check_choice, check_int, check_real, moved_keywords
+from .. import fit as _fit
 from ..data import teacher_student_data
 from . import ot_rates
 
-__all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_matching_sweep", "sgd_barrier_sweep"]
+__all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_matching_sweep", "sgd_barrier_sweep", "RATE_VERDICTS",
+           "AsymptoticRange", "asymptotic_range", "RateMeasurement", "rate_measurement", "table_rate"]
 
 DISTRIBUTIONS = ("gaussian", "uniform")
 F64 = torch.float64
@@ -151,4 +161,176 @@ def _int_list(name: str, values: object) -> list[int]:
     if not isinstance(values, Sequence) or isinstance(values, str) or len(values) == 0:
         raise TypeError(f"{name} must be a non-empty sequence of ints, got {type(values).__name__}")
     return [check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(values)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The asymptotic range of a width sweep and the verdict on a rate bound
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Verdicts of :func:`rate_measurement` on "decays at least as fast as ``m^bound``".
+RATE_VERDICTS = ("holds", "not established", "fails")
+
+
+@dataclass(frozen=True)
+class AsymptoticRange:
+    """The widths a rate is fitted over, and why (:func:`asymptotic_range`).
+
+    Attributes:
+        widths: the distinct widths of the sweep, ascending ``(W,)``. centres: the per-width centre of the
+            barrier ``(W,)``. end_loss: the largest final loss ``R_end`` of the pairs at each width ``(W,)``.
+        peak: the width of the last local maximum of ``centres`` (``None`` if there is none: the centres rise
+            to the last width). selected: the widths of the range, ascending (empty if none qualifies).
+        unconverged: widths above the peak excluded because ``R_end > loss_ratio · centre``.
+        loss_ratio: the convergence criterion used.
+    """
+
+    widths: tuple[int, ...]
+    centres: tuple[float, ...]
+    end_loss: tuple[float, ...]
+    peak: int | None
+    selected: tuple[int, ...]
+    unconverged: tuple[int, ...]
+    loss_ratio: float
+
+    @property
+    def decades(self) -> float:
+        """``log10(max / min)`` of the selected widths (0 for fewer than two)."""
+        return float(np.log10(self.selected[-1] / self.selected[0])) if len(self.selected) >= 2 else 0.0
+
+
+def _per_width(widths: object, values: object, end_loss: object) -> tuple[list[int], list[np.ndarray], list[float]]:
+    w = _fit._as_vector("widths", widths)
+    v = _fit._as_vector("values", values)
+    r = _fit._as_vector("end_loss", end_loss)
+    if not (w.shape == v.shape == r.shape):
+        raise ValueError(f"widths, values and end_loss must have the same length, got {w.size}, {v.size}, {r.size}")
+    if not bool(np.all((w >= 1) & (w == np.round(w)))):
+        raise ValueError("widths must be positive integers")
+    for name, arr in (("values", v), ("end_loss", r)):
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
+        if bad.size:
+            raise ValueError(f"{name}[{int(bad[0])}] = {float(arr[bad[0]])!r} is not a finite non-negative number")
+    levels = sorted({int(x) for x in w})
+    return levels, [v[w == m] for m in levels], [float(r[w == m].max()) for m in levels]
+
+
+def asymptotic_range(widths: object, values: object, end_loss: object, *, loss_ratio: float = 0.01,
+                     center: str = "mean") -> AsymptoticRange:
+    """The asymptotic range of a width sweep, by the stated rule (module docstring).
+
+    Rule: with ``c_m`` the centre (``center``: mean or median over the pairs) of the barrier at width ``m``, the
+    *last local maximum* is the largest width ``m_k`` (not the last width) with ``c_{m_k} > c_{m_{k+1}}`` and
+    ``c_{m_k} >= c_{m_{k-1}}`` (the first width needs only the first condition). The range is the widths above it,
+    in order, up to (not including) the first width whose largest final loss exceeds ``loss_ratio · c_m`` (an
+    endpoint that is not converged relative to the barrier it is meant to resolve).
+
+    Args:
+        widths: the width of every pair ``(P,)`` (repeats: one entry per pair). values: the barriers ``(P,)``
+            ``>= 0``. end_loss: each pair's larger final loss ``max(R(θ_a), R(θ_b))`` ``(P,)`` ``>= 0``.
+        loss_ratio: the convergence criterion ``R_end <= loss_ratio · B`` (``> 0``). center: ``"mean"`` or
+            ``"median"``.
+
+    Returns:
+        :class:`AsymptoticRange`.
+    """
+    loss_ratio = check_real("loss_ratio", loss_ratio, 0.0, low_open=True)
+    center = check_choice("center", center, _fit.CENTERS)
+    levels, groups, ends = _per_width(widths, values, end_loss)
+    reduce = np.median if center == "median" else np.mean
+    c = [float(reduce(g)) for g in groups]
+    peak_k = None
+    for k in range(len(c) - 1):
+        if c[k] > c[k + 1] and (k == 0 or c[k] >= c[k - 1]):
+            peak_k = k
+    selected, unconverged = [], []
+    if peak_k is not None:
+        for k in range(peak_k + 1, len(c)):
+            if ends[k] > loss_ratio * c[k]:
+                unconverged.extend(levels[k:])
+                break
+            selected.append(levels[k])
+    return AsymptoticRange(widths=tuple(levels), centres=tuple(c), end_loss=tuple(ends),
+                           peak=None if peak_k is None else levels[peak_k], selected=tuple(selected),
+                           unconverged=tuple(unconverged), loss_ratio=loss_ratio)
+
+
+@dataclass(frozen=True)
+class RateMeasurement:
+    """A rate fitted over the asymptotic range and its verdict (:func:`rate_measurement`).
+
+    Attributes:
+        range: the :class:`AsymptoticRange`. fit: the bootstrap slope over ``range.selected`` (``None`` with
+            fewer than ``min_widths`` widths). bound: the exponent of the claim (``−½``).
+        verdict: one of :data:`RATE_VERDICTS`. local_slopes: the log–log slope of the centres between consecutive
+            widths of the whole sweep ``(W − 1,)`` (the crossover or plateau shows as a local slope ``> bound``).
+    """
+
+    range: AsymptoticRange
+    fit: _fit.SlopeFit | None
+    bound: float
+    verdict: str
+    local_slopes: tuple[float, ...]
+
+    @property
+    def flattest(self) -> tuple[int, int, float] | None:
+        """``(m_k, m_{k+1}, slope)`` of the flattest local slope *above the peak* (the plateau), or ``None``."""
+        if self.range.peak is None:
+            return None
+        k0 = self.range.widths.index(self.range.peak)
+        cand = [(self.range.widths[k], self.range.widths[k + 1], s)
+                for k, s in enumerate(self.local_slopes) if k >= k0 + 1 and np.isfinite(s)]
+        return max(cand, key=lambda t: t[2]) if cand else None
+
+    def __str__(self) -> str:
+        r = self.range
+        rng = (f"m = {r.selected[0]}..{r.selected[-1]} ({len(r.selected)} widths, {r.decades:.2f} decades)"
+               if r.selected else "empty")
+        f = ("no fit" if self.fit is None
+             else f"slope {self.fit.slope:.2f} [{self.fit.ci_low:.2f}, {self.fit.ci_high:.2f}]")
+        return f"peak m = {r.peak}; range {rng}; {f}; verdict: {self.verdict}"
+
+
+def rate_measurement(widths: object, values: object, end_loss: object, *, bound: float = -0.5,
+                     loss_ratio: float = 0.01, min_widths: int = 3, center: str = "mean", n_boot: int = 1000,
+                     ci: float = 0.95, seed: int = 0) -> RateMeasurement:
+    """Fit the barrier's log–log slope over the :func:`asymptotic_range` and judge "decays at least like
+    ``m^bound``": ``"holds"`` if the upper end of the ``ci`` bootstrap interval is ``<= bound``, ``"fails"`` if its
+    lower end is ``> bound``, else (or with fewer than ``min_widths`` widths in the range) ``"not established"``.
+
+    Args:
+        widths, values, end_loss, loss_ratio, center: as in :func:`asymptotic_range`. bound: the claimed exponent.
+        min_widths: the fewest widths a fit may use (``>= 2``). n_boot, ci, seed: of
+            :func:`lmcnb.fit.bootstrap_slope` (zero barriers allowed; every centre in the range must be positive).
+
+    Returns:
+        :class:`RateMeasurement`.
+    """
+    bound = check_real("bound", bound)
+    min_widths = check_int("min_widths", min_widths, 2)
+    rng = asymptotic_range(widths, values, end_loss, loss_ratio=loss_ratio, center=center)
+    c = np.asarray(rng.centres)
+    lw = np.log(np.asarray(rng.widths, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        local = tuple(float(x) for x in np.diff(np.log(c)) / np.diff(lw))
+    fit = None
+    verdict = "not established"
+    if len(rng.selected) >= min_widths and all(rng.centres[rng.widths.index(m)] > 0 for m in rng.selected):
+        w = _fit._as_vector("widths", widths)
+        v = _fit._as_vector("values", values)
+        keep = np.isin(w, np.asarray(rng.selected, dtype=np.float64))
+        fit = _fit.bootstrap_slope(w[keep], v[keep], n_boot=n_boot, ci=ci, seed=seed, center=center, zero_ok=True)
+        if fit.ci_high <= bound:
+            verdict = "holds"
+        elif fit.ci_low > bound:
+            verdict = "fails"
+    return RateMeasurement(range=rng, fit=fit, bound=bound, verdict=verdict, local_slopes=local)
+
+
+def table_rate(table: ts.BarrierTable, kind: str = "perm", **kwargs) -> RateMeasurement:
+    """:func:`rate_measurement` of a :class:`lmcnb.teacher_student.BarrierTable`: the barriers of ``kind`` and, as
+    ``end_loss``, each pair's ``max(loss_a, loss_b)``; ``kwargs`` go to :func:`rate_measurement`."""
+    if not isinstance(table, ts.BarrierTable):
+        raise TypeError(f"table must be a teacher_student.BarrierTable, got {type(table).__name__}")
+    end = torch.maximum(table.loss_a, table.loss_b).detach().cpu().clamp_min(0.0)  # rounding: R = -1e-17
+    return rate_measurement(list(table.widths), table.values(kind).detach().cpu(), end, **kwargs)
 

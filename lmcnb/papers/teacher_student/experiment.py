@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -150,6 +150,10 @@ def _check_int_list(name: str, values: object, minimum: int) -> list[int]:
 #: Step rules of :class:`TeacherStudent`: ``"c/m"`` (``η = c/m``, the fixed-output scaling) or ``"constant"``
 #: (``η = c`` at every width, the scaling for trained output weights, whose sharpness does not grow with ``m``).
 STEP_RULES = ("c/m", "constant")
+#: Teachers of :class:`TeacherStudent`: ``"orthonormal"`` (``w*_j = e_j``) or ``"random"`` (i.i.d. unit-norm rows,
+#: not orthogonal, from ``teacher_seed``).
+TEACHER_KINDS = ("orthonormal", "random")
+_VARIANT_FIELDS = ("teacher_kind", "teacher_seed", "init_mass")
 #: Signs of the trained output weights at initialisation: ``"mixed"`` (``a_i ~ N(0, s²)``) or ``"positive"``
 #: (``|a_i|``).
 OUTPUT_INITS = ("mixed", "positive")
@@ -169,6 +173,12 @@ class TeacherStudent:
     a global minimum, e.g. every ``m < M`` student) or ``steps``. Two solutions = two seeds; pairs are seeds
     ``(first_seed + 2k, first_seed + 2k + 1)``. Barrier = the linear barrier on a grid of ``n_lambdas`` points;
     modulo permutation = the minimum over weight matching and functional matching (:func:`pair_barriers`).
+
+    Variants (chapter 3's robustness checks): ``teacher_kind="random"`` replaces ``e_j`` by ``M`` i.i.d. unit-norm,
+    non-orthogonal rows (seed ``teacher_seed``; the minimum manifold of :meth:`sample_minima` is then not
+    available); ``init_mass`` (default ``None``) fixes the expected total initial mass ``Σ_i |w_i| ≈ init_mass`` at
+    every width by using the per-neuron scale ``init_mass / m`` for ``W`` (:meth:`init_scale_at`; the output
+    weights keep ``init_scale``).
 
     The student of width ``m`` and seed ``s`` starts from ``torch.Generator().manual_seed(1_000_003 · m + s)``,
     so every (width, seed) is reproducible on its own and independent of the other widths and of the batching.
@@ -190,6 +200,9 @@ class TeacherStudent:
     n_lambdas: int = 21
     step: str = "c/m"
     output_init: str = "mixed"
+    teacher_kind: str = "orthonormal"
+    teacher_seed: int = 0
+    init_mass: float | None = None
 
     def __post_init__(self) -> None:
         d, M = check_int("d", self.d, 1), check_int("M", self.M, 1)
@@ -206,14 +219,36 @@ class TeacherStudent:
         check_int("n_lambdas", self.n_lambdas, 2)
         check_choice("step", self.step, STEP_RULES)
         check_choice("output_init", self.output_init, OUTPUT_INITS)
+        check_choice("teacher_kind", self.teacher_kind, TEACHER_KINDS)
+        check_int("teacher_seed", self.teacher_seed, 0)
+        if self.init_mass is not None:
+            check_real("init_mass", self.init_mass, 0.0, low_open=True)
+
+    def __repr__(self) -> str:
+        """The dataclass repr, with the variant fields (``teacher_kind``, ``teacher_seed``, ``init_mass``) shown
+        only where they differ from their defaults (so the default model prints as it always did)."""
+        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name not in _VARIANT_FIELDS or getattr(self, f.name) != f.default]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def init_scale_at(self, width: int) -> float:
+        """Per-neuron initial scale at width ``m``: ``init_scale``, or ``init_mass / m`` when ``init_mass`` is set
+        (the expected total initial mass ``Σ_i E|w_i| ≈ init_mass`` is then the same at every width)."""
+        m = check_int("width", width, 1)
+        return self.init_scale if self.init_mass is None else self.init_mass / m
 
     @property
     def trained_output(self) -> bool:
         return self.output == "trained"
 
     def teacher(self, device: torch.device | str | None = None) -> Tensor:
-        """``T = (e_1, …, e_M)`` ``(M, d)`` float64."""
-        return orthonormal_teacher(self.d, self.M).to(_device(device))
+        """``T (M, d)`` float64: ``(e_1, …, e_M)`` (``teacher_kind="orthonormal"``) or ``M`` i.i.d. rows uniform on
+        the unit sphere, drawn from ``torch.Generator().manual_seed(teacher_seed)`` (``"random"``: unit norm,
+        not orthogonal)."""
+        if self.teacher_kind == "orthonormal":
+            return orthonormal_teacher(self.d, self.M).to(_device(device))
+        G = torch.randn(self.M, self.d, generator=torch.Generator().manual_seed(self.teacher_seed), dtype=F64)
+        return (G / G.norm(dim=1, keepdim=True)).to(_device(device))
 
     def lambdas(self, device: torch.device | str | None = None) -> Tensor:
         """The λ grid ``(n_lambdas,)`` of the barrier."""
@@ -223,7 +258,7 @@ class TeacherStudent:
         """Initial ``(W_0 (m, d), a_0 (m,))`` of the student of this width and seed (``a_0 = 1`` if fixed)."""
         m, s = check_int("width", width, 1), check_int("seed", seed, 0)
         g = torch.Generator().manual_seed(1_000_003 * m + s)
-        W = small_init(1, m, self.d, self.init_scale, generator=g)[0]
+        W = small_init(1, m, self.d, self.init_scale_at(m), generator=g)[0]
         a = small_output_init(1, m, self.init_scale, generator=g)[0] if self.trained_output else \
             torch.ones(m, dtype=F64)
         if self.trained_output and self.output_init == "positive":
