@@ -1,12 +1,15 @@
-"""Tests of lmcnb.realdata (chapter 7's four barrier views and MLP sweep) and of the BatchNorm-renormalised merge
-used for the CNNs: with re-estimated statistics, the merged network at λ = 0 and λ = 1 is exactly the endpoint."""
+"""Tests of lmcnb.realdata (chapter 7's five barrier views with chapter 6's barrier definitions, the LEWC
+diagnostics and the MLP / CNN sweeps) and of the BatchNorm-renormalised merge used for the CNNs: with re-estimated
+statistics, the merged network at λ = 0 and λ = 1 is exactly the endpoint."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lmcnb import barrier, data, matching, merge, models, realdata, renorm, train
+from lmcnb import barrier, data, lewc, matching, merge, models, realdata, renorm, train
 from lmcnb import permutation as perm
+
+LAM = torch.linspace(0, 1, 5)  # contains 0.5 (the midpoint barrier)
 
 
 def tiny_data():
@@ -20,9 +23,9 @@ def trained_pair(ds, width=16):
     return a, b
 
 
-def views(a, b, ds, **kwargs):
-    return realdata.barrier_views(merge.Pair(a, b), torch.linspace(0, 1, 5), merge.Empirical(ds.train.x, ds.train.y),
-                                  data_for_matching=ds.val.x, calibration_split=(ds.val.x, ds.val.y), **kwargs)
+def views(a, b, ds, lambdas=LAM, **kwargs):
+    kwargs = {"data_for_matching": ds.val.x, "calibration_split": (ds.val.x, ds.val.y), **kwargs}
+    return realdata.barrier_views(merge.Pair(a, b), lambdas, merge.Empirical(ds.test.x, ds.test.y), **kwargs)
 
 
 def test_views_of_a_permuted_copy():
@@ -31,33 +34,81 @@ def test_views_of_a_permuted_copy():
     planted = perm.random_perms(perm.spec_for(a).sizes(a.state_dict()), torch.Generator().manual_seed(1))
     pa = perm.permute_model(a, planted)
     v = views(a, pa, ds)
-    assert tuple(v) == realdata.VIEWS[:3] + realdata.VIEWS[3:]
-    assert v["weight matching"] == pytest.approx(0, abs=1e-6)
-    assert v["activation matching"] == pytest.approx(0, abs=1e-6)
-    assert v["no permutation"] > 1e-3, "a random permutation creates a naive barrier"
-    assert v["calibrated no permutation"] >= 0
+    assert tuple(v) == realdata.VIEWS == ("identity", "weight matching", "activation matching",
+                                          "calibrated identity", "calibrated weight matching")
+    assert all(tuple(b) == realdata.BARRIERS for b in v.values())
+    for view in ("weight matching", "activation matching"):
+        assert all(x == pytest.approx(0, abs=1e-6) for x in v[view].values()), view
+    assert v["identity"]["loss sup"] > 1e-3, "a random permutation creates an identity barrier"
+    assert v["identity"]["loss sup"] >= v["identity"]["loss midpoint"]
+    assert v["calibrated identity"]["loss sup"] >= 0
     same = views(a, a, ds)
-    assert all(x == pytest.approx(0, abs=1e-7) for x in same.values())
+    assert all(x == pytest.approx(0, abs=1e-7) for b in same.values() for x in b.values())
 
 
-def test_views_are_the_merge_pipeline_and_take_repairs_and_a_seed():
+def test_views_are_the_merge_pipeline_with_chapter_6s_barriers_and_take_repairs_and_a_seed():
     ds = tiny_data()
     a, b = trained_pair(ds)
     v = views(a, b, ds)
-    lam, ev = torch.linspace(0, 1, 5), merge.Empirical(ds.train.x, ds.train.y)
+    ev = merge.Empirical(ds.test.x, ds.test.y)
     cal = merge.CalibrateTemperature((ds.val.x, ds.val.y))
-    naive = merge.merge(merge.Pair(a, b), lam, ev, repairs=[cal])
-    assert v["no permutation"] == naive.barrier() and v["calibrated no permutation"] == naive.barrier(
-        metric="calibrated_loss")
-    wm = merge.merge(merge.Pair(a, b), lam, ev, align=matching.WeightMatching(seed=0))
-    assert v["weight matching"] == wm.barrier()
-    am = merge.merge(merge.Pair(a, b), lam, ev, align=matching.ActivationMatching(), data=ds.val.x)
-    assert v["activation matching"] == am.barrier()
+    paths = {"identity": merge.merge(merge.Pair(a, b), LAM, ev, repairs=[cal]),
+             "weight matching": merge.merge(merge.Pair(a, b), LAM, ev, align=matching.WeightMatching(seed=0),
+                                            repairs=[cal]),
+             "activation matching": merge.merge(merge.Pair(a, b), LAM, ev, align=matching.ActivationMatching(),
+                                                data=ds.val.x)}
+    for view, curve in paths.items():
+        assert v[view] == {"loss midpoint": curve.barrier("midpoint"), "loss sup": curve.barrier("linear"),
+                           "accuracy midpoint": curve.barrier("midpoint", "accuracy"),
+                           "accuracy sup": curve.barrier("linear", "accuracy")}, view
+    for view, base in (("calibrated identity", "identity"), ("calibrated weight matching", "weight matching")):
+        c = paths[base]
+        assert v[view]["loss midpoint"] == c.barrier("midpoint", "calibrated_loss")
+        assert v[view]["loss sup"] == c.barrier("linear", "calibrated_loss")
+        assert v[view]["accuracy sup"] == v[base]["accuracy sup"], "a temperature does not move the argmax"
+    assert v["calibrated identity"]["loss sup"] != v["identity"]["loss sup"]
+    # the evaluator decides the split: the training split gives other barriers
+    on_train = realdata.barrier_views(merge.Pair(a, b), LAM, merge.Empirical(ds.train.x, ds.train.y),
+                                      data_for_matching=ds.val.x, calibration_split=(ds.val.x, ds.val.y))
+    assert on_train["identity"]["loss sup"] != v["identity"]["loss sup"]
+    # the calibration split reaches the calibrated views only
+    other = views(a, b, ds, calibration_split=(ds.train.x, ds.train.y))
+    assert other["identity"] == v["identity"] and other["calibrated identity"] != v["calibrated identity"]
+    # matching data reach activation matching only
+    moved = realdata.barrier_views(merge.Pair(a, b), LAM, ev, data_for_matching=ds.train.x[:50],
+                                   calibration_split=(ds.val.x, ds.val.y))
+    assert moved["identity"] == v["identity"] and moved["activation matching"] != v["activation matching"]
     # repairs reach every path (a BatchNorm reset on an MLP is refused), the seed reaches weight matching
     with pytest.raises(ValueError, match="BatchNorm"):
         views(a, b, ds, repairs=[merge.ResetBatchNorm(ds.train.x)])
-    seeded = merge.merge(merge.Pair(a, b), lam, ev, align=matching.WeightMatching(seed=5))
-    assert views(a, b, ds, seed=5)["weight matching"] == seeded.barrier()
+    seeded = merge.merge(merge.Pair(a, b), LAM, ev, align=matching.WeightMatching(seed=5))
+    assert views(a, b, ds, seed=5)["weight matching"]["loss sup"] == seeded.barrier()
+    # the grid: without 0.5 there is no midpoint barrier; a finer grid changes the sup barrier only
+    with pytest.raises(ValueError, match="0.5"):
+        views(a, b, ds, lambdas=torch.tensor([0.0, 0.3, 1.0]))
+    fine = views(a, b, ds, lambdas=torch.linspace(0, 1, 21))
+    assert fine["identity"]["loss midpoint"] == pytest.approx(v["identity"]["loss midpoint"], rel=1e-5)
+    assert fine["identity"]["loss sup"] >= v["identity"]["loss sup"] - 1e-6
+
+
+def test_lewc_diagnostics_on_an_exact_lewc_pair_and_on_a_copy():
+    free = train.init_mlps((6, 8, 8, 3), 2, [0, 1], bias=False, init="kaiming_normal", dtype=torch.float64)
+    x = torch.randn(64, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = realdata.lewc_diagnostics(merge.Pair(*lewc.disjoint_pair(*free)), x)
+    assert tuple(exact) == realdata.LEWC_DIAGNOSTICS
+    assert exact["logit_scale"] == pytest.approx(2.0 ** (1 - 3), rel=1e-9), "LEWC: logits shrink by 2^(1-L)"
+    assert exact["lewc_cos_out"] == pytest.approx(1, abs=1e-9) and exact["weak_additivity"] == pytest.approx(1)
+    assert exact["ro_ratio"] == 0 and exact["commutativity"] == pytest.approx(1, abs=1e-12)
+    same = realdata.lewc_diagnostics(merge.Pair(free[0], free[0]), x)  # the control: a copy is LLFC with c = 1
+    assert same["logit_scale"] == pytest.approx(1) and same["ro_ratio"] == pytest.approx(1)
+    assert same["commutativity"] == pytest.approx(0, abs=1e-12)
+    other_x = realdata.lewc_diagnostics(merge.Pair(*free), x[:32])
+    assert other_x != realdata.lewc_diagnostics(merge.Pair(*free), x), "the inputs matter"
+    with pytest.raises(TypeError, match="merge.Pair"):
+        realdata.lewc_diagnostics(free, x)
+    vgg = models.VGG11(0.125, num_classes=3, in_channels=1)
+    with pytest.raises(TypeError, match="MLP"):
+        realdata.lewc_diagnostics(merge.Pair(vgg, vgg), torch.randn(2, 1, 32, 32))
 
 
 def _mlp_spec(**kwargs):
@@ -67,15 +118,26 @@ def _mlp_spec(**kwargs):
     return realdata.MLPSweep(**{**base, **kwargs})
 
 
+def _rows_of(rows, view):
+    return [r for r in rows if r["view"] == view]
+
+
 @pytest.mark.filterwarnings("ignore:temperature hit the bound")  # 1-epoch toy networks: T at its bound is fine
 def test_mlp_width_sweep_rows_and_cache(tmp_path):
     ds = tiny_data()
     spec = _mlp_spec()
     rows = realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path))
-    assert len(rows) == 2 * 2 * 2
-    assert [(r["depth"], r["width"], r["weight_decay"]) for r in rows][:4] == [
+    assert len(rows) == 2 * 2 * 2 * len(realdata.VIEWS)
+    ident = _rows_of(rows, "identity")
+    assert [(r["depth"], r["width"], r["weight_decay"]) for r in ident][:4] == [
         (1, 4, 0.0), (1, 4, 1e-3), (1, 8, 0.0), (1, 8, 1e-3)]
-    assert all(set(realdata.VIEWS) <= set(r) and r["no permutation"] >= 0 for r in rows)
+    assert [r["view"] for r in rows[:5]] == list(realdata.VIEWS)
+    assert all(set(realdata.BARRIERS) | set(realdata.LEWC_DIAGNOSTICS) <= set(r) for r in rows)
+    assert all(r["loss sup"] >= r["loss midpoint"] - 1e-6 and r["seeds"] == (2 * r["pair"], 2 * r["pair"] + 1)
+               for r in rows)
+    # a calibrated view shares its base path's diagnostics; identity's are lewc_diagnostics of the trained pair
+    for r0, r3 in zip(ident, _rows_of(rows, "calibrated identity")):
+        assert {k: r0[k] for k in realdata.LEWC_DIAGNOSTICS} == {k: r3[k] for k in realdata.LEWC_DIAGNOSTICS}
     assert len(list(tmp_path.glob("*.pt"))) == 2, "one cache file per depth"
     assert realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path)) == rows, "cached rows come back"
     assert realdata.width_sweep(ds, spec) == rows, "no cache: the same rows, recomputed"
@@ -83,8 +145,18 @@ def test_mlp_width_sweep_rows_and_cache(tmp_path):
     assert len(list(tmp_path.glob("*.pt"))) == 2
     realdata.width_sweep(ds, _mlp_spec(depths=[1]), cache=realdata.CacheSpec(tmp_path, namespace="other"))
     assert len(list(tmp_path.glob("*.pt"))) == 3, "the namespace is part of the key"
-    two = realdata.width_sweep(ds, _mlp_spec(depths=[1], widths=[4], weight_decays=[0.0], n_pairs=2))
-    assert [r["pair"] for r in two] == [0, 1]
+    two = _rows_of(realdata.width_sweep(ds, _mlp_spec(depths=[1], widths=[4], weight_decays=[0.0], n_pairs=2)),
+                   "identity")
+    assert [r["pair"] for r in two] == [0, 1] and two[1]["seeds"] == (2, 3)
+    # first_seed moves the pairs to other seeds (calibration on seeds that are not shown)
+    moved = _rows_of(realdata.width_sweep(ds, _mlp_spec(depths=[1], widths=[4], weight_decays=[0.0],
+                                                         first_seed=2)), "identity")
+    assert moved[0]["pair"] == 0 and moved[0]["seeds"] == (2, 3)
+    assert moved[0]["loss sup"] == two[1]["loss sup"], "pair 0 from seed 2 is pair 1 from seed 0"
+    # n_eval: the barriers are measured on the first n_eval test inputs
+    fewer = _rows_of(realdata.width_sweep(ds, _mlp_spec(depths=[1], widths=[4], weight_decays=[0.0], n_eval=30)),
+                     "identity")
+    assert fewer[0]["loss sup"] != two[0]["loss sup"]
 
 
 def test_sweep_specs_and_cache_spec_are_validated():
@@ -94,12 +166,14 @@ def test_sweep_specs_and_cache_spec_are_validated():
                                  (dict(weight_decays=[-1.0]), ValueError, "weight_decays"),
                                  (dict(config="fast"), TypeError, "TrainConfig"),
                                  (dict(lambdas=[0.0, 0.5]), ValueError, "endpoints"),
-                                 (dict(n_pairs=0), ValueError, "n_pairs"), (dict(n_eval=0), ValueError, "n_eval")]:
+                                 (dict(lambdas=[0.0, 0.4, 1.0]), ValueError, "0.5"),
+                                 (dict(n_pairs=0), ValueError, "n_pairs"), (dict(n_eval=0), ValueError, "n_eval"),
+                                 (dict(first_seed=-1), ValueError, "first_seed")]:
         with pytest.raises(error, match=match):
             _mlp_spec(**kwargs)
     spec = _mlp_spec(depths=(2,), lambdas=torch.linspace(0, 1, 3))
     assert spec.depths == (2,) and spec.lambdas == (0.0, 0.5, 1.0) and hash(spec) == hash(_mlp_spec(depths=[2]))
-    cnn = dict(arch="vgg11", multipliers=[0.5], config=cfg, lambdas=[0.0, 1.0], n_eval=10, n_bn=10)
+    cnn = dict(arch="vgg11", multipliers=[0.5], config=cfg, lambdas=[0.0, 0.5, 1.0], n_eval=10, n_bn=10)
     assert realdata.CNNSweep(**cnn).multipliers == (0.5,)
     for kwargs, error, match in [(dict(arch="vgg16"), ValueError, "arch"), (dict(multipliers=[]), ValueError, "multi"),
                                  (dict(multipliers=[0.0]), ValueError, "multipliers"),
@@ -107,6 +181,8 @@ def test_sweep_specs_and_cache_spec_are_validated():
                                  (dict(lambdas=[0.5, 1.0]), ValueError, "endpoints"),
                                  (dict(n_eval=0), ValueError, "n_eval"), (dict(n_bn=0), ValueError, "n_bn"),
                                  (dict(n_pairs=0), ValueError, "n_pairs"),
+                                 (dict(lambdas=[0.0, 1.0]), ValueError, "0.5"),
+                                 (dict(first_seed=-2), ValueError, "first_seed"),
                                  (dict(batch_size=0), ValueError, "batch_size")]:
         with pytest.raises(error, match=match):
             realdata.CNNSweep(**{**cnn, **kwargs})
@@ -126,6 +202,31 @@ def test_sweep_specs_and_cache_spec_are_validated():
         realdata.mlp_width_sweep(ds, [1], [4], [0.0], cfg, [0.0, 1.0])
     with pytest.raises(TypeError, match=r"width_sweep\(data, realdata.CNNSweep"):
         realdata.cnn_width_sweep("vgg11", ds, [0.5], cfg, [0.0, 1.0], n_eval=10, n_bn=10)
+
+
+@pytest.mark.filterwarnings("ignore:temperature hit the bound")
+def test_cnn_width_sweep_rows_seeds_and_batches(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    train_, val, test = (data.Split(torch.randn(n, 1, 28, 28, generator=g), torch.arange(n) % 3)
+                         for n in (48, 24, 24))
+    img = data.Dataset(train_, val, test, num_classes=3, input_shape=(1, 28, 28), name="tiny-images")
+    cfg = train.TrainConfig(epochs=1, batch_size=16, lr=0.05)
+    spec = dict(arch="vgg11", multipliers=[0.0625], config=cfg, lambdas=[0.0, 0.5, 1.0], n_eval=16, n_bn=32,
+                batch_size=8)
+    rows = realdata.width_sweep(img, realdata.CNNSweep(**spec), cache=realdata.CacheSpec(tmp_path))
+    assert [r["view"] for r in rows] == list(realdata.VIEWS)
+    assert all(r["arch"] == "vgg11" and r["seeds"] == (0, 1) and set(realdata.BARRIERS) <= set(r) for r in rows)
+    assert not set(realdata.LEWC_DIAGNOSTICS) & set(rows[0]), "no LEWC diagnostics for CNNs"
+    def barriers(rs):
+        return [r[b] for r in rs for b in realdata.BARRIERS]
+
+    moved = realdata.width_sweep(img, realdata.CNNSweep(**spec, first_seed=3))
+    assert moved[0]["seeds"] == (3, 4) and barriers(moved) != barriers(rows)
+    # the BatchNorm reset runs in batches of batch_size (its statistics average per-batch variances, so another
+    # batch size gives other barriers); n_eval and n_bn choose how many test / training images are used
+    for field, value in (("batch_size", 32), ("n_eval", 8), ("n_bn", 8)):
+        assert barriers(realdata.width_sweep(img, realdata.CNNSweep(**{**spec, field: value}))) != barriers(rows), \
+            field
 
 
 def test_pad_images():

@@ -3,7 +3,7 @@
 Belongs here: a pipeline that composes the toolkit and the papers' models into one chapter's tables —
 ``width_rates`` (barrier vs width: i.i.d. neurons vs teacher–student), ``lr_sparsity`` (learning rate,
 sharpness and the sparsity transition), ``ot_rates`` (empirical Wasserstein rates and matched dimensions),
-``real_data`` (real-data barriers under the views: none, weight / activation matching, calibrated). ``double_descent`` (statistics of a barrier-vs-width curve: the interior-peak bootstrap, the split of pairs
+``real_data`` (real-data barriers under five views: identity, weight / activation matching, calibrated identity and calibrated weight matching). ``double_descent`` (statistics of a barrier-vs-width curve: the interior-peak bootstrap, the split of pairs
 into exact zeros and the rest). The top
 layer: nothing in ``lmcnb`` imports it.
 """

@@ -1,20 +1,27 @@
-"""Chapter 7's experiments: the barrier of real-data networks under the four views of the three papers.
+"""Chapter 7's experiments: the barrier of real-data networks under five views, with chapter 6's protocol.
 
-For one pair of trained networks ``(θ_a, θ_b)`` the *views* are the linear loss barrier (see
-:mod:`lmcnb.barrier`) of
+For one pair of trained networks ``(θ_a, θ_b)`` the *views* are paths from ``θ_a`` to an aligned ``π(θ_b)``:
 
-- ``no permutation``: the naive path ``(1−λ) θ_a + λ θ_b``;
+- ``identity``: the identity permutation, ``(1−λ) θ_a + λ θ_b`` (b merged with no permutation applied);
 - ``weight matching`` (Ainsworth et al. 2023) and ``activation matching`` (Ainsworth et al.; Jordan et al.;
   the OT view of Ferbach et al. 2024 coincides with it for equal widths and uniform measures): the path to
   ``π(θ_b)`` for the matcher's permutation ``π``;
-- ``calibrated no permutation`` (Ito et al. 2026): the naive path with the softmax temperature ``T(λ)`` fitted
-  per λ on a held-out split, the barrier of the calibrated NLL (``metric="calibrated_loss"``).
+- ``calibrated identity`` and ``calibrated weight matching`` (Ito et al. 2026): the same two paths with the
+  softmax temperature ``T(λ)`` fitted per λ on a held-out split (:class:`lmcnb.merge.CalibrateTemperature`);
+  their loss is the calibrated NLL, their accuracy that of the uncalibrated path (a temperature does not move
+  the argmax).
 
-:func:`barrier_views` computes the four for one :class:`lmcnb.merge.Pair`; :func:`width_sweep` runs one sweep
+Every view is measured with chapter 6's barrier definitions (:data:`BARRIERS`): the *midpoint* barrier
+``B_mid = f(θ_½) − ½ (f(θ_0) + f(θ_1))`` and the *sup* barrier ``B_sup = max_λ [f(θ_λ) − ((1−λ) f(θ_0) + λ
+f(θ_1))]`` of the loss and of the accuracy (signs such that a drop of accuracy is a positive barrier), on a
+test split that neither training, matching nor calibration has seen.
+
+:func:`barrier_views` computes the five for one :class:`lmcnb.merge.Pair`; :func:`lewc_diagnostics` adds Ito et
+al.'s layer diagnostics at λ = ½ for MLP pairs (:mod:`lmcnb.papers.lewc`); :func:`width_sweep` runs one sweep
 spec, :class:`MLPSweep` (MLP pairs over depths, widths and weight decays, all models of one depth in one batched
 run, :func:`lmcnb.train.train_mlps`) or :class:`CNNSweep` (VGG11 / ResNet20 pairs over width multipliers, BatchNorm
-statistics re-estimated per λ), and returns one row per pair, cached per configuration when a :class:`CacheSpec`
-is given (:func:`lmcnb.infra.sweep.run_grid`).
+statistics re-estimated per λ in batches), and returns one row per pair and view, cached per configuration when a
+:class:`CacheSpec` is given (:func:`lmcnb.infra.sweep.run_grid`).
 """
 from __future__ import annotations
 
@@ -29,42 +36,106 @@ from torch.nn import functional as F
 
 from .. import barrier, matching, merge, train
 from ..infra import sweep
+from ..models import MLP
+from ..papers import lewc
 from .._validate import check_int, check_real
 
-__all__ = ["VIEWS", "CNN_ARCHS", "barrier_views", "MLPSweep", "CNNSweep", "CacheSpec", "width_sweep",
-           "mlp_width_sweep", "cnn_width_sweep", "pad_images", "make_cnn"]
+__all__ = ["VIEWS", "BARRIERS", "LEWC_DIAGNOSTICS", "CNN_ARCHS", "barrier_views", "lewc_diagnostics", "MLPSweep",
+           "CNNSweep", "CacheSpec", "width_sweep", "mlp_width_sweep", "cnn_width_sweep", "pad_images", "make_cnn"]
 
-VIEWS = ("no permutation", "weight matching", "activation matching", "calibrated no permutation")
+VIEWS = ("identity", "weight matching", "activation matching", "calibrated identity", "calibrated weight matching")
+#: The aligned path behind each view (a calibrated view is its base path with ``T(λ)`` fitted per λ).
+BASE_VIEW = {"identity": "identity", "weight matching": "weight matching",
+             "activation matching": "activation matching", "calibrated identity": "identity",
+             "calibrated weight matching": "weight matching"}
+#: The four barriers of every view: ``"<metric> <kind>"`` (chapter 6's definitions, the test split).
+BARRIERS = ("loss midpoint", "loss sup", "accuracy midpoint", "accuracy sup")
+#: :func:`lewc_diagnostics`' keys.
+LEWC_DIAGNOSTICS = ("logit_scale", "lewc_cos_out", "weak_additivity", "ro_ratio", "commutativity")
 CNN_ARCHS = ("vgg11", "resnet20")
 #: Cache namespaces of the two sweeps (part of every cache key; change one when its computation changes).
-MLP_NAMESPACE, CNN_NAMESPACE = "ch07-mlp-v1", "ch07-cnn-v1"
+MLP_NAMESPACE, CNN_NAMESPACE = "ch07-mlp-v2", "ch07-cnn-v2"
+_KIND = {"midpoint": "midpoint", "sup": "linear"}
+
+
+def _view_barriers(curve: barrier.InterpolationCurve, calibrated: bool) -> dict[str, float]:
+    out = {}
+    for name in BARRIERS:
+        metric, kind = name.split()
+        m = "calibrated_loss" if calibrated and metric == "loss" else metric
+        out[name] = float(curve.barrier(_KIND[kind], m))
+    return out
+
+
+def _views(pair: merge.Pair, lambdas: object, evaluator: merge.Empirical, data_for_matching: torch.Tensor,
+           calibration_split: tuple[torch.Tensor, torch.Tensor], repairs: Sequence[Any], seed: int
+           ) -> tuple[dict[str, dict[str, float]], dict[str, merge.Pair]]:
+    lam = barrier.check_lambdas(lambdas)
+    if not bool((lam == 0.5).any()):
+        raise ValueError("lambdas must contain 0.5 (the midpoint barrier)")
+    matchers = {"identity": matching.IdentityMatching(), "weight matching": matching.WeightMatching(seed=seed),
+                "activation matching": matching.ActivationMatching()}
+    res = merge.compare(pair, matchers, lam, evaluator, data=data_for_matching,
+                        repairs=[merge.CalibrateTemperature(calibration_split), *repairs])
+    out = {view: _view_barriers(res.outcomes[BASE_VIEW[view]].curve, view.startswith("calibrated"))
+           for view in VIEWS}
+    return out, {name: o.pair for name, o in res.outcomes.items()}
 
 
 def barrier_views(pair: merge.Pair, lambdas: object, evaluator: merge.Empirical, *,
                   data_for_matching: torch.Tensor, calibration_split: tuple[torch.Tensor, torch.Tensor],
-                  repairs: Sequence[Any] = (), seed: int = 0) -> dict[str, float]:
-    """The four views' linear loss barriers between ``pair.model_a`` and ``pair.model_b`` (module docstring).
+                  repairs: Sequence[Any] = (), seed: int = 0) -> dict[str, dict[str, float]]:
+    """The five views' barriers between ``pair.model_a`` and ``pair.model_b`` (module docstring).
 
     Args:
         pair: the two trained endpoints.
-        lambdas: ``(K,)`` grid with 0 and 1.
-        evaluator: the evaluation split and settings, e.g. ``merge.Empirical(x (n, *), y (n,) int64)``
+        lambdas: ``(K,)`` grid with 0, ½ and 1.
+        evaluator: the evaluation split and settings, e.g. ``merge.Empirical(x_test (n, *), y_test (n,) int64)``
             (cross-entropy).
         data_for_matching: ``(n_m, *)`` held-out inputs for activation matching (not the evaluation set).
-        calibration_split: held-out ``(x_cal, y_cal)`` on which the temperature ``T(λ)`` is fitted (the
-            :class:`lmcnb.merge.CalibrateTemperature` repair of the fourth view).
-        repairs: further repairs of every path, e.g. ``[merge.ResetBatchNorm(x_train)]`` for BatchNorm networks.
+        calibration_split: held-out ``(x_cal, y_cal)`` on which the temperature ``T(λ)`` of the calibrated
+            views is fitted (the :class:`lmcnb.merge.CalibrateTemperature` repair).
+        repairs: further repairs of every path, e.g. ``[merge.ResetBatchNorm(x_train, batch_size)]`` for
+            BatchNorm networks.
         seed: weight matching's seed (visiting order).
 
-    Returns ``{view: barrier}`` with the keys of :data:`VIEWS`.
+    Returns ``{view: {barrier: value}}`` with the views of :data:`VIEWS` and the barriers of :data:`BARRIERS`.
     """
-    matchers = {"no permutation": matching.IdentityMatching(), "weight matching": matching.WeightMatching(seed=seed),
-                "activation matching": matching.ActivationMatching()}
-    res = merge.compare(pair, matchers, lambdas, evaluator, data=data_for_matching,
-                        repairs=[merge.CalibrateTemperature(calibration_split), *repairs])
-    out = {name: float(o.barrier) for name, o in res.outcomes.items()}
-    out["calibrated no permutation"] = float(res.outcomes["no permutation"].curve.barrier(metric="calibrated_loss"))
-    return out
+    return _views(pair, lambdas, evaluator, data_for_matching, calibration_split, repairs, seed)[0]
+
+
+def lewc_diagnostics(pair: merge.Pair, x: torch.Tensor) -> dict[str, float]:
+    """Ito et al.'s LEWC diagnostics of an MLP pair at λ = ½ on inputs ``x (n, h_0)`` (:mod:`lmcnb.papers.lewc`).
+
+    Returns (keys :data:`LEWC_DIAGNOSTICS`): ``logit_scale`` = ``‖f_L(θ_½)‖ / ‖½(f_L^a + f_L^b)‖``
+    (:func:`lmcnb.papers.lewc.logit_scale_ratio`; LEWC: ``2^{1−L}``, LLFC with ``c = 1``: 1), ``lewc_cos_out``
+    (cosine of the merged logits with LEWC's prediction), ``weak_additivity`` (layer-1 cosine; compare with the
+    chance level of chapter 6), ``ro_ratio`` and ``commutativity`` (means over layers ``ℓ ≥ 2`` of the
+    reciprocal-orthogonality ratio, LEWC's sufficient condition, and of Zhou et al.'s commutativity residual,
+    LLFC's; they exclude each other, chapter 6).
+    """
+    if not isinstance(pair, merge.Pair):
+        raise TypeError(f"pair must be a merge.Pair, got {type(pair).__name__}")
+    a, b = pair.model_a, pair.model_b
+    if not isinstance(a, MLP):
+        raise TypeError(f"lewc_diagnostics needs lmcnb.models.MLP endpoints, got {type(a).__name__}")
+    rep = lewc.connectivity_report(a, b, x)
+    with torch.no_grad():
+        scale = lewc.logit_scale_ratio(lewc.merge(a, b, 0.5)(x), a(x), b(x))
+    return dict(logit_scale=float(scale), lewc_cos_out=float(rep[-1].lewc_cosine),
+                weak_additivity=float(rep[0].weak_additivity),
+                ro_ratio=float(sum(r.reciprocal_orthogonality for r in rep[1:]) / (len(rep) - 1)),
+                commutativity=float(sum(r.commutativity for r in rep[1:]) / (len(rep) - 1)))
+
+
+def _rows(coords: dict, views: dict[str, dict[str, float]], diagnostics: dict[str, dict[str, float]] | None,
+          ends: dict[str, float]) -> list[dict]:
+    """One row per view: the pair's coordinates, ``view``, its barriers, its path's diagnostics, the endpoints."""
+    rows = []
+    for v in VIEWS:
+        diag = {} if diagnostics is None else diagnostics[BASE_VIEW[v]]
+        rows.append({**coords, "view": v, **views[v], **diag, **ends})
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------- sweep specs
@@ -81,9 +152,13 @@ def _reals(name: str, values: object, low: float, low_open: bool) -> tuple[float
 
 
 def _grid_lambdas(lambdas: object) -> tuple[float, ...]:
-    """The λ grid as floats (validated by :func:`lmcnb.barrier.check_lambdas`), as the cache keys store it."""
+    """The λ grid as floats (validated by :func:`lmcnb.barrier.check_lambdas`, with ½ for the midpoint
+    barrier), as the cache keys store it."""
     barrier.check_lambdas(lambdas)
-    return tuple(float(v) for v in torch.as_tensor(lambdas).tolist())
+    grid = tuple(float(v) for v in torch.as_tensor(lambdas).tolist())
+    if 0.5 not in grid:
+        raise ValueError(f"lambdas must contain 0.5 (the midpoint barrier), got {grid}")
+    return grid
 
 
 def _check_config(config: object) -> None:
@@ -94,8 +169,10 @@ def _check_config(config: object) -> None:
 @dataclass(frozen=True)
 class MLPSweep:
     """An MLP width sweep: ``n_pairs`` pairs of MLPs ``d → width^depth → C`` for every depth, width and weight
-    decay, trained with ``config``; barriers on the grid ``lambdas`` (stored as a tuple of floats), evaluated on
-    the first ``n_eval`` training inputs. Sequences must be non-empty; depths, widths ≥ 1; weight decays ≥ 0."""
+    decay, trained with ``config``; barriers on the grid ``lambdas`` (stored as a tuple of floats, with 0, ½ and
+    1), evaluated on the first ``n_eval`` test inputs. Pair ``p`` is seeds ``first_seed + 2p``, ``first_seed +
+    2p + 1`` (calibrate on other seeds than the ones shown). Sequences must be non-empty; depths, widths ≥ 1;
+    weight decays ≥ 0."""
 
     depths: Sequence[int]
     widths: Sequence[int]
@@ -104,6 +181,7 @@ class MLPSweep:
     lambdas: Any
     n_pairs: int = 1
     n_eval: int = 2000
+    first_seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", _ints("depths", self.depths, 1))
@@ -113,14 +191,16 @@ class MLPSweep:
         object.__setattr__(self, "lambdas", _grid_lambdas(self.lambdas))
         check_int("n_pairs", self.n_pairs, 1)
         check_int("n_eval", self.n_eval, 1)
+        check_int("first_seed", self.first_seed, 0)
 
 
 @dataclass(frozen=True)
 class CNNSweep:
     """A CNN width sweep: ``n_pairs`` pairs of ``arch`` (``"vgg11"`` or ``"resnet20"``) per width multiplier
-    (> 0), trained with ``config``; barriers on ``lambdas`` (a tuple of floats) evaluated on the first ``n_eval``
-    training images, BatchNorm statistics re-estimated per λ on the first ``n_bn``; evaluation and re-estimation
-    in batches of ``batch_size`` (GPU memory)."""
+    (> 0), trained with ``config``; barriers on ``lambdas`` (a tuple of floats with 0, ½ and 1) evaluated on the
+    first ``n_eval`` test images, BatchNorm statistics re-estimated per λ on the first ``n_bn`` training images;
+    evaluation and re-estimation in batches of ``batch_size`` (GPU memory). Pair ``p`` is seeds ``first_seed +
+    2p``, ``first_seed + 2p + 1``."""
 
     arch: str
     multipliers: Sequence[float]
@@ -130,6 +210,7 @@ class CNNSweep:
     n_bn: int
     n_pairs: int = 1
     batch_size: int = 1000
+    first_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in CNN_ARCHS:
@@ -139,6 +220,7 @@ class CNNSweep:
         object.__setattr__(self, "lambdas", _grid_lambdas(self.lambdas))
         for name in ("n_eval", "n_bn", "n_pairs", "batch_size"):
             check_int(name, getattr(self, name), 1)
+        check_int("first_seed", self.first_seed, 0)
 
 
 @dataclass(frozen=True)
@@ -160,15 +242,18 @@ class CacheSpec:
 def width_sweep(data, spec: MLPSweep | CNNSweep, *, cache: CacheSpec | None = None,
                 progress: bool = False) -> list[dict]:
     """Train and measure every pair of ``spec`` on ``data`` (``.train``, ``.val``, ``.test`` splits) and return
-    one row per pair: the pair's coordinates, the four views' barriers (:func:`barrier_views`; matching on
-    ``data.val.x``, temperatures on the validation split) and the endpoints' mean ``train_loss`` and
-    ``test_accuracy``.
+    one row per pair and view: the pair's coordinates, ``seeds`` ``(s_a, s_b)``, ``view`` (:data:`VIEWS`), the
+    view's four barriers on the test split (:data:`BARRIERS`, :func:`barrier_views`; matching on ``data.val.x``,
+    temperatures on the validation split) and the endpoints' mean ``train_loss`` and ``test_accuracy``.
 
-    - :class:`MLPSweep`: rows ``depth, width, weight_decay, pair``; one batched training run per depth (all
-      widths, weight decays and seeds; seeds ``0 … 2·n_pairs−1``, pair ``p`` is seeds ``2p, 2p+1``); one cache
-      entry per depth.
-    - :class:`CNNSweep`: rows ``arch, multiplier, pair``; images ``(n, c, h, h)`` zero-padded to 32×32 when
-      smaller, trained with :func:`lmcnb.train.train_classifier`; one cache entry per (multiplier, pair).
+    - :class:`MLPSweep`: coordinates ``depth, width, weight_decay, pair``, and the LEWC diagnostics of the view's
+      path (:func:`lewc_diagnostics` on the test inputs; a calibrated view shares its base path's); one batched
+      training run per depth (all widths, weight decays and seeds; pair ``p`` is seeds ``first_seed + 2p,
+      first_seed + 2p + 1``); one cache entry per depth.
+    - :class:`CNNSweep`: coordinates ``arch, multiplier, pair``; images ``(n, c, h, h)`` zero-padded to 32×32
+      when smaller, trained with :func:`lmcnb.train.train_classifier`, BatchNorm reset per λ on training images
+      (:class:`lmcnb.merge.ResetBatchNorm`, in batches of ``spec.batch_size``); one cache entry per
+      (multiplier, pair).
 
     ``cache``: None (default) computes everything; a :class:`CacheSpec` with a directory caches every entry. ``progress``: a
     progress bar in the paper profile (:func:`lmcnb.infra.sweep.run_grid`).
@@ -208,36 +293,39 @@ def _run(fn, grid: list[dict], cache: CacheSpec | None, default_namespace: str, 
 def _mlp_sweep(data, spec: MLPSweep, cache: CacheSpec | None, progress: bool) -> list[dict]:
     lam = list(spec.lambdas)
     grid = [{"depth": d, "widths": list(spec.widths), "weight_decays": list(spec.weight_decays),
-             "config": repr(spec.config), "lambdas": lam, "n_pairs": spec.n_pairs, "n_eval": spec.n_eval}
+             "config": repr(spec.config), "lambdas": lam, "n_pairs": spec.n_pairs, "n_eval": spec.n_eval,
+             "first_seed": spec.first_seed, "dataset": f"{data.name}:{len(data.train)}"}
             for d in spec.depths]
 
-    def one_depth(depth, widths, weight_decays, config, lambdas, n_pairs, n_eval):
-        return _one_depth(data, depth, widths, weight_decays, spec.config, torch.tensor(lambdas), n_pairs, n_eval)
+    def one_depth(depth, widths, weight_decays, config, lambdas, n_pairs, n_eval, first_seed, dataset):
+        return _one_depth(data, depth, widths, weight_decays, spec.config, torch.tensor(lambdas), n_pairs, n_eval,
+                          first_seed)
 
     return [row for rows in _run(one_depth, grid, cache, MLP_NAMESPACE, progress) for row in rows]
 
 
 def _one_depth(data, depth: int, widths: Sequence[int], weight_decays: Sequence[float], config: train.TrainConfig,
-               lambdas: torch.Tensor, n_pairs: int, n_eval: int) -> list[dict]:
+               lambdas: torch.Tensor, n_pairs: int, n_eval: int, first_seed: int) -> list[dict]:
     device = data.train.x.device
     d_in, n_cls = data.train.x[0].numel(), int(data.train.y.max()) + 1
-    jobs = [(w, wd, s) for w in widths for wd in weight_decays for s in range(2 * n_pairs)]
+    jobs = [(w, wd, first_seed + s) for w in widths for wd in weight_decays for s in range(2 * n_pairs)]
     archs = [(d_in,) + (w,) * depth + (n_cls,) for w, _, _ in jobs]
     seeds = [s for _, _, s in jobs]
     inits = [train.init_mlps(a, 1, [s], device=device)[0] for a, s in zip(archs, seeds)]
     nets, _ = train.train_mlps(inits, data.train.x, data.train.y, config, seeds=seeds, pad=len(widths) > 1,
                                weight_decays=[wd for _, wd, _ in jobs])
-    evaluator = merge.Empirical(data.train.x[:n_eval], data.train.y[:n_eval])
+    x_test, y_test = data.test.x[:n_eval], data.test.y[:n_eval]
+    evaluator = merge.Empirical(x_test, y_test)
     rows = []
     for i in range(0, len(jobs), 2):
         (w, wd, s), a, b = jobs[i], nets[i], nets[i + 1]
-        views = barrier_views(merge.Pair(a, b), lambdas, evaluator, data_for_matching=data.val.x,
-                              calibration_split=(data.val.x, data.val.y))
+        views, aligned = _views(merge.Pair(a, b), lambdas, evaluator, data.val.x, (data.val.x, data.val.y), (), 0)
+        diagnostics = {name: lewc_diagnostics(p, x_test) for name, p in aligned.items()}
         ends = [merge.evaluate(m, data.train.x, data.train.y) for m in (a, b)]
-        tests = [merge.evaluate(m, data.test.x, data.test.y) for m in (a, b)]
-        rows.append({"depth": depth, "width": w, "weight_decay": wd, "pair": s // 2, **views,
-                     "train_loss": sum(e.loss for e in ends) / 2,
-                     "test_accuracy": sum(e.accuracy for e in tests) / 2})
+        tests = [merge.evaluate(m, x_test, y_test) for m in (a, b)]
+        coords = {"depth": depth, "width": w, "weight_decay": wd, "pair": (s - first_seed) // 2, "seeds": (s, s + 1)}
+        rows += _rows(coords, views, diagnostics, {"train_loss": sum(e.loss for e in ends) / 2,
+                                                   "test_accuracy": sum(e.accuracy for e in tests) / 2})
     return rows
 
 
@@ -272,14 +360,15 @@ def _cnn_sweep(data, spec: CNNSweep, cache: CacheSpec | None, progress: bool) ->
     lam = list(spec.lambdas)
     splits = {name: (_to32(s.x), s.y) for name, s in (("train", data.train), ("val", data.val), ("test", data.test))}
     grid = [{"arch": spec.arch, "multiplier": m, "pair": p, "config": repr(spec.config), "lambdas": lam,
-             "n_eval": spec.n_eval, "n_bn": spec.n_bn, "data": f"{data.name}:{len(data.train)}"}
+             "n_eval": spec.n_eval, "n_bn": spec.n_bn, "first_seed": spec.first_seed,
+             "data": f"{data.name}:{len(data.train)}"}
             for m in spec.multipliers for p in range(spec.n_pairs)]
 
-    def one_pair(arch, multiplier, pair, config, lambdas, n_eval, n_bn, data):
+    def one_pair(arch, multiplier, pair, config, lambdas, n_eval, n_bn, first_seed, data):
         return _cnn_pair(arch, multiplier, pair, splits, spec.config, torch.tensor(lambdas), n_eval, n_bn,
-                         spec.batch_size)
+                         spec.batch_size, first_seed)
 
-    return _run(one_pair, grid, cache, CNN_NAMESPACE, progress)
+    return [row for rows in _run(one_pair, grid, cache, CNN_NAMESPACE, progress) for row in rows]
 
 
 def _to32(x: torch.Tensor) -> torch.Tensor:
@@ -287,17 +376,18 @@ def _to32(x: torch.Tensor) -> torch.Tensor:
 
 
 def _cnn_pair(arch: str, multiplier: float, pair: int, splits: dict, config: train.TrainConfig,
-              lambdas: torch.Tensor, n_eval: int, n_bn: int, batch_size: int) -> dict:
+              lambdas: torch.Tensor, n_eval: int, n_bn: int, batch_size: int, first_seed: int) -> list[dict]:
     (x, y), (x_val, y_val), (x_test, y_test) = splits["train"], splits["val"], splits["test"]
+    x_test, y_test = x_test[:n_eval], y_test[:n_eval]
     n_cls = int(y.max()) + 1
-    nets = []
-    for seed in (2 * pair, 2 * pair + 1):
+    nets, seeds = [], (first_seed + 2 * pair, first_seed + 2 * pair + 1)
+    for seed in seeds:
         init = make_cnn(arch, multiplier, x.shape[1], n_cls, seed).to(x.device)
         nets.append(train.train_classifier(init, x, y, config, seed=seed)[0])
-    views = barrier_views(merge.Pair(*nets), lambdas, merge.Empirical(x[:n_eval], y[:n_eval], batch_size=batch_size),
+    views = barrier_views(merge.Pair(*nets), lambdas, merge.Empirical(x_test, y_test, batch_size=batch_size),
                           data_for_matching=x_val, calibration_split=(x_val, y_val),
                           repairs=[merge.ResetBatchNorm(x[:n_bn], batch_size)])
     ends = [merge.evaluate(m, x, y, batch_size=batch_size) for m in nets]
     tests = [merge.evaluate(m, x_test, y_test, batch_size=batch_size) for m in nets]
-    return {"arch": arch, "multiplier": multiplier, "pair": pair, **views,
-            "train_loss": sum(e.loss for e in ends) / 2, "test_accuracy": sum(e.accuracy for e in tests) / 2}
+    return _rows({"arch": arch, "multiplier": multiplier, "pair": pair, "seeds": seeds}, views, None,
+                 {"train_loss": sum(e.loss for e in ends) / 2, "test_accuracy": sum(e.accuracy for e in tests) / 2})
