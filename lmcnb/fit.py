@@ -25,7 +25,7 @@ from ._validate import check_choice
 
 __all__ = ["SlopeFit", "loglog_slope", "bootstrap_slope", "bootstrap_slopes", "power_law_fit", "Correlation",
            "bootstrap_spearman", "stratified_spearman",
-           "bootstrap_mean"]
+           "bootstrap_mean", "binomial_interval"]
 
 CENTERS = ("mean", "median")
 
@@ -427,3 +427,32 @@ def bootstrap_mean(values: Any, n_boot: int = 1000, ci: float = 0.95, seed: int 
     boot = v[np.random.default_rng(int(seed)).integers(0, v.size, size=(int(n_boot), v.size))].mean(1)
     low, high = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2])
     return Correlation(float(v.mean()), float(low), float(high), int(v.size), int(n_boot), float(ci))
+
+
+def binomial_interval(successes: int, trials: int, ci: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval ``[lo, hi]`` of a success probability from ``successes`` out of ``trials``
+    independent trials — e.g. the fraction of network pairs whose barrier is within a bound ("with high
+    probability" as a measured fraction, Ferbach et al. Thm 3.1).
+
+    ``p̂ = k/n``, ``z`` the ``(1+ci)/2`` normal quantile: ``(p̂ + z²/2n ± z √(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)``;
+    it stays inside ``[0, 1]`` and is not degenerate at ``k = 0`` or ``k = n`` (``k = n`` gives
+    ``lo = n / (n + z²)``).
+
+    Args:
+        successes: ``0 ≤ k ≤ n`` (int). trials: ``n ≥ 1`` (int). ci: confidence level in ``(0, 1)``.
+    """
+    for name, v in (("successes", successes), ("trials", trials)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    k, n = int(successes), int(trials)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need trials >= 1 and 0 <= successes <= trials, got successes={k}, trials={n}")
+    if isinstance(ci, bool) or not isinstance(ci, Real) or not 0 < float(ci) < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf((1 + float(ci)) / 2)
+    phat, z2 = k / n, z * z
+    centre = (phat + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -267,3 +267,31 @@ def test_stratified_spearman_drop_constant_leaves_out_tied_strata():
     assert r.n == 2 and r.rho == 0.0
     with pytest.raises(ValueError):
         stratified_spearman(x, y, [0, 0, 0, 1, 1, 2, 3, 3, 3], drop_constant=True)  # a one-point stratum
+
+
+def test_binomial_interval_solves_the_wilson_equation_and_covers():
+    from statistics import NormalDist
+
+    from lmcnb.fit import binomial_interval
+
+    for k, n, ci in [(0, 8, 0.95), (3, 8, 0.95), (8, 8, 0.95), (7, 16, 0.8), (50, 100, 0.99)]:
+        lo, hi = binomial_interval(k, n, ci)
+        z, phat = NormalDist().inv_cdf((1 + ci) / 2), k / n
+        assert 0 <= lo <= phat <= hi <= 1
+        for p in (lo, hi):  # Wilson bounds are the roots of (p̂ − p)² = z² p (1 − p) / n
+            assert (phat - p) ** 2 == pytest.approx(z * z * p * (1 - p) / n, abs=1e-12)
+    z = NormalDist().inv_cdf(0.975)
+    assert binomial_interval(8, 8)[0] == pytest.approx(8 / (8 + z * z)) and binomial_interval(8, 8)[1] == 1.0
+    assert binomial_interval(0, 8)[0] == 0.0
+    assert binomial_interval(4, 8, 0.5)[1] < binomial_interval(4, 8, 0.95)[1]  # ci matters
+    assert binomial_interval(4, 16)[1] < binomial_interval(2, 8)[1]  # trials matter at equal fraction
+    rng = np.random.default_rng(0)  # coverage of p = 0.3 at n = 40 close to the nominal 95 %
+    ks = rng.binomial(40, 0.3, size=2000)
+    cover = np.mean([lo <= 0.3 <= hi for lo, hi in (binomial_interval(int(k), 40) for k in ks)])
+    assert 0.92 <= cover <= 0.98
+    for bad, err in (((9, 8), ValueError), ((-1, 8), ValueError), ((0, 0), ValueError), ((1.0, 8), TypeError),
+                     ((True, 8), TypeError)):
+        with pytest.raises(err):
+            binomial_interval(*bad)
+    with pytest.raises(ValueError, match="ci"):
+        binomial_interval(1, 8, ci=1.0)

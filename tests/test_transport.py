@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
+from lmcnb import meanfield as MF
 from lmcnb import transport as T
 from lmcnb.experiments import ot_rates as OR
 
@@ -543,3 +544,89 @@ def test_layerwise_errors_rejects_bad_input():
         a.layers[0].bias.fill_(-1.0)  # ReLU(0·W − 1) = 0: layer 1 of a is identically 0
     with pytest.raises(ValueError, match="identically 0"):
         OR.layerwise_errors(a, b, torch.zeros(10, 3, dtype=torch.float64))
+
+
+def test_subsample_wasserstein_uses_disjoint_subsamples_of_the_cloud():
+    cloud = torch.randn(40, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    W = OR.subsample_wasserstein(cloud, [5, 20], reps=3, seed=7)
+    assert W.shape == (2, 3)
+    g, expected = torch.Generator().manual_seed(7), []
+    for m in [5, 20]:
+        for _ in range(3):
+            idx = torch.randperm(40, generator=g)
+            assert not set(idx[:m].tolist()) & set(idx[m:2 * m].tolist())
+            expected.append(brute_force_wp(cloud[idx[:m]].numpy(), cloud[idx[m:2 * m]].numpy(), 2) if m == 5
+                            else T.wasserstein(cloud[idx[:m]], cloud[idx[m:2 * m]]))
+    np.testing.assert_allclose(W.ravel(), expected, rtol=1e-10)
+    assert not np.allclose(W, OR.subsample_wasserstein(cloud, [5, 20], reps=3, seed=8))  # seed matters
+    assert not np.allclose(W, OR.subsample_wasserstein(cloud, [5, 20], reps=3, p=1, seed=7))  # p matters
+    assert OR.subsample_wasserstein(torch.ones(8, 2, dtype=torch.float64), [4], reps=2).max() == 0.0
+    for bad in (dict(ms=[21]), dict(ms=[]), dict(reps=0), dict(p=0.5)):
+        with pytest.raises(ValueError):
+            OR.subsample_wasserstein(cloud, **{"ms": [5], "reps": 1, **bad})
+    with pytest.raises(ValueError, match="2 m <= n"):
+        OR.subsample_wasserstein(cloud, [21], reps=1)
+
+
+def _trajectory_setup(N=6, P=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    teacher = MF.tanh_teacher(2, [1.0, -0.5], g)
+    theta = MF.init_neurons((P, 2), N, 2, g, b_std=0.5)
+    x = torch.randn(50, 2, generator=g, dtype=torch.float64)
+    return teacher, theta, x
+
+
+@pytest.mark.parametrize("act", MF.ACTIVATIONS)
+def test_sgd_pair_trajectory_equals_sgd_then_the_measurements(act):
+    teacher, theta, x = _trajectory_setup()
+    tr = OR.sgd_pair_trajectory(theta, teacher, x, steps=6, lr=0.3, batch_size=4,
+                                generator=torch.Generator().manual_seed(3), checkpoints=3, activation=act)
+    assert tr.steps.tolist() == [2, 4, 6] and tr.ot_barrier.shape == (3, 2)
+    g, th, y = torch.Generator().manual_seed(3), theta.clone(), teacher(x)
+    for k in range(3):
+        th = MF.sgd(th, teacher, 2, 0.3, 4, g, act)
+        a, b = th[:, 0], th[:, 1]
+        b_ot = MF.ot_align(a, b)
+        np.testing.assert_allclose(tr.ot_barrier[k], MF.mse_barrier(a, b_ot, x, y, activation=act), rtol=1e-12)
+        np.testing.assert_allclose(tr.identity_barrier[k], MF.mse_barrier(a, b, x, y, activation=act), rtol=1e-12)
+        np.testing.assert_allclose(tr.ot_error[k], MF.interpolation_error(a, b_ot, x, activation=act), rtol=1e-12)
+        for p in range(2):  # W_2 of the two clouds, independently of the OT permutation
+            assert tr.w2[k, p] == pytest.approx(T.wasserstein(a[p], b[p]), rel=1e-10)
+            assert tr.identity_distance[k, p] == pytest.approx(float((a[p] - b[p]).pow(2).sum(-1).mean().sqrt()))
+            mse = [float((MF.forward(t, x, act) - y).pow(2).mean()) for t in (a[p], b[p])]
+            assert tr.endpoint_mse[k, p] == pytest.approx(max(mse), rel=1e-12)
+    np.testing.assert_array_equal(tr.max_over_time, tr.ot_barrier.max(0))
+    assert bool((tr.w2 <= tr.identity_distance + 1e-12).all())
+    assert torch.equal(theta, _trajectory_setup()[1])  # input untouched
+
+
+def test_sgd_pair_trajectory_arguments_change_the_result_and_bad_input_raises():
+    teacher, theta, x = _trajectory_setup()
+    run = dict(steps=4, lr=0.3, batch_size=4, checkpoints=2)
+
+    def traj(**kw):
+        args = {**run, **kw}
+        return OR.sgd_pair_trajectory(theta, teacher, x, generator=torch.Generator().manual_seed(1), **args)
+
+    base = traj()
+    for kw in (dict(lr=0.1), dict(batch_size=8), dict(steps=8), dict(activation="relu")):
+        assert not np.allclose(traj(**kw).w2[-1], base.w2[-1]), kw
+    other = OR.sgd_pair_trajectory(theta, MF.tanh_teacher(2, [2.0, 1.0], torch.Generator().manual_seed(5)), x,
+                                   generator=torch.Generator().manual_seed(1), **run)  # target matters
+    assert not np.allclose(other.ot_barrier, base.ot_barrier)
+    x2 = torch.randn(50, 2, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    moved = OR.sgd_pair_trajectory(theta, teacher, x2, generator=torch.Generator().manual_seed(1), **run)
+    np.testing.assert_allclose(moved.w2, base.w2, rtol=1e-12)  # x is only the test set ...
+    assert not np.allclose(moved.ot_barrier, base.ot_barrier)  # ... of the barriers
+    reseeded = OR.sgd_pair_trajectory(theta, teacher, x, generator=torch.Generator().manual_seed(2), **run)
+    assert not np.allclose(reseeded.w2, base.w2)  # generator matters
+    assert traj(checkpoints=1).steps.tolist() == [4]
+    np.testing.assert_allclose(traj(checkpoints=1).w2[-1], base.w2[-1], rtol=1e-12)  # same SGD path
+    with pytest.raises(ValueError, match="multiple of checkpoints"):
+        traj(steps=5)
+    with pytest.raises(ValueError, match=r"\(P, 2, N, D\)"):
+        OR.sgd_pair_trajectory(theta[:, :1], teacher, x, 2, 0.3, 4, torch.Generator())
+    with pytest.raises(ValueError):
+        traj(checkpoints=0)
+    with pytest.raises(TypeError):
+        OR.sgd_pair_trajectory(theta, teacher, x, 2, 0.3, 4, generator=3)

@@ -8,25 +8,33 @@
   error propagation measured layer by layer;
 - :func:`birkhoff_statistics` and :func:`identity_cost_ratio`: chapter 5a's Birkhoff check and identity-pairing
   gap as one statistic each, so that the check and its negative control (unequal weights, coupled samples)
-  measure the same thing.
+  measure the same thing;
+- :func:`subsample_wasserstein`: ``W_p`` between two disjoint random subsamples of one large cloud — the i.i.d.
+  reference for a measure known only through a large sample (the mean-field measure ``ρ_t`` of a wide network);
+- :func:`sgd_pair_trajectory` (:class:`PairTrajectory`): Theorem 3.1's experiment — pairs of mean-field networks
+  trained by independent online SGD, measured at checkpoints along the trajectory (OT and identity barriers,
+  functional error, ``W_2`` between the two neuron clouds).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .._validate import check_bool, check_int, check_real, check_tensor
+from .._validate import check_bool, check_generator, check_int, check_real, check_tensor
+from ..barrier import linear_baseline
 from ..diagnostics import approximate_dimension
 from ..fit import SlopeFit, bootstrap_slope
 from ..models import MLP
+from ..papers import meanfield
 from ..transport import cost_matrix, hungarian, is_permutation_plan, ot_plan, wasserstein
 
 __all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
            "birkhoff_statistics", "identity_cost_ratio", "WidthNeeded", "width_needed", "LayerwiseErrors",
-           "layerwise_errors"]
+           "layerwise_errors", "subsample_wasserstein", "PairTrajectory", "sgd_pair_trajectory"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -341,3 +349,125 @@ def identity_cost_ratio(X: torch.Tensor, Y: torch.Tensor, p: float = 2) -> float
     if best <= 1e-12 * float(C.double().mean()):  # rounding of the squared-distance formula, not a cost
         raise ValueError("the optimal pairing has cost 0 (Y is a permutation of X); the ratio is undefined")
     return float(C.diagonal().double().mean()) / best
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Theorem 3.1: independently trained mean-field networks along their trajectory, and the i.i.d. reference
+# ----------------------------------------------------------------------------------------------------------
+
+def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed: int = 0) -> np.ndarray:
+    """``W_p`` between two *disjoint* uniformly random ``m``-point subsamples of one cloud, for each ``m``.
+
+    When ``cloud`` holds ``n`` (nearly) i.i.d. draws of a measure ``ρ`` (e.g. the neurons of one very wide
+    mean-field network, i.i.d. from ``ρ_t`` up to propagation of chaos), two disjoint subsamples are two
+    independent ``m``-samples of ``ρ``: this is the i.i.d. two-sample distance :func:`two_sample_wasserstein`
+    computes, for a measure that can only be sampled through ``cloud``.
+
+    Args:
+        cloud: points ``(n, D)``. ms: subsample sizes ``(K,)``, each with ``2 m ≤ n``.
+        reps: independent pairs of subsamples per size (``≥ 1``). p: order ``≥ 1``.
+        seed: seeds the random subsets (deterministic in it).
+
+    Returns:
+        ``W`` ``(K, reps)`` float64 array.
+    """
+    cloud = check_tensor("cloud", cloud, ndim=2)
+    if isinstance(ms, (str, bytes)) or not hasattr(ms, "__len__") or len(ms) == 0:
+        raise ValueError(f"ms must be a non-empty sequence of positive ints, got {ms!r}")
+    ms = [check_int(f"ms[{i}]", m, 1) for i, m in enumerate(ms)]
+    n = cloud.shape[0]
+    if 2 * max(ms) > n:
+        raise ValueError(f"two disjoint subsamples of m = {max(ms)} need 2 m <= n points, cloud has n = {n}")
+    reps = check_int("reps", reps, 1)
+    p = check_real("p", p, 1)
+    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    out = np.empty((len(ms), reps))
+    for i, m in enumerate(ms):
+        for r in range(reps):
+            idx = torch.randperm(n, generator=g)
+            out[i, r] = wasserstein(cloud[idx[:m]], cloud[idx[m:2 * m]], p=p)
+    return out
+
+
+@dataclass(frozen=True)
+class PairTrajectory:
+    """Pairs of independently trained mean-field networks, measured at ``K`` checkpoints (Ferbach et al. Thm 3.1).
+
+    Every array is ``(K, P)``: checkpoint ``k`` (after ``steps[k]`` SGD steps) of pair ``p``; ``B`` is aligned
+    to ``A`` by OT on the neuron clouds (:func:`lmcnb.meanfield.ot_align`) afresh at each checkpoint.
+
+    - ``ot_barrier`` / ``identity_barrier``: test-MSE barrier ``sup_t [L(θ_t) − ((1−t) L_A + t L_B)]``
+      (:func:`lmcnb.meanfield.mse_barrier`) after OT / with B's neurons in their own order;
+    - ``ot_error``: the theorem's functional error ``sup_t RMS_x[f(θ_t) − ((1−t) f_A + t f_B)]`` after OT;
+    - ``w2``: ``W_2(μ̂_A, μ̂_B) = (min_π (1/N) Σ_i ‖θ^A_i − θ^B_{π(i)}‖²)^{1/2}`` (Birkhoff: OT attains it);
+      ``identity_distance``: the same mean with ``π`` the identity;
+    - ``endpoint_mse``: the larger of the two endpoints' test MSEs.
+    """
+
+    steps: np.ndarray
+    ot_barrier: np.ndarray
+    identity_barrier: np.ndarray
+    ot_error: np.ndarray
+    w2: np.ndarray
+    identity_distance: np.ndarray
+    endpoint_mse: np.ndarray
+
+    @property
+    def max_over_time(self) -> np.ndarray:
+        """``sup_k`` of the OT barrier over the checkpoints, per pair ``(P,)`` (uniformity in time)."""
+        return self.ot_barrier.max(0)
+
+
+_TRAJ_FIELDS = ("ot_barrier", "identity_barrier", "ot_error", "w2", "identity_distance", "endpoint_mse")
+
+
+def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                        steps: int, lr: float, batch_size: int, generator: torch.Generator, checkpoints: int = 1,
+                        activation: str = "tanh") -> PairTrajectory:
+    """Train ``P`` pairs of mean-field networks by independent online SGD and measure them along the way.
+
+    Each network follows :func:`lmcnb.meanfield.sgd` (its own fresh inputs at every step); after every
+    ``steps / checkpoints`` steps the pairs are compared on the test inputs ``x`` with targets ``target(x)``
+    (see :class:`PairTrajectory`). Theorem 3.1 holds uniformly over steps ``k ≤ T/ε``: its quantity is the
+    maximum over the checkpoints, :attr:`PairTrajectory.max_over_time`.
+
+    Args:
+        theta: initial neurons ``(P, 2, N, d + 2)`` float64 (pair ``p``'s networks A and B are
+            ``theta[p, 0]`` and ``theta[p, 1]``), not modified.
+        target: ``x (n, d) -> y (n,)``, the teacher. x: test inputs ``(n, d)``.
+        steps, lr, batch_size: the SGD recipe (``steps`` a multiple of ``checkpoints``); the horizon is
+            ``T = lr · steps`` in the mean-field time.
+        generator: the only source of randomness (SGD inputs). checkpoints: ``K ≥ 1`` equally spaced
+            measurements, the last one after all ``steps``. activation: ``"tanh"`` or ``"relu"``.
+
+    Returns:
+        :class:`PairTrajectory` with ``steps = (steps/K, 2 steps/K, …, steps)``.
+    """
+    theta = check_tensor("theta", theta, ndim=4)
+    if theta.shape[1] != 2:
+        raise ValueError(f"theta must have shape (P, 2, N, D) (a pair per row), got {tuple(theta.shape)}")
+    steps, checkpoints = check_int("steps", steps, 1), check_int("checkpoints", checkpoints, 1)
+    if steps % checkpoints:
+        raise ValueError(f"steps = {steps} must be a multiple of checkpoints = {checkpoints}")
+    check_generator("generator", generator)
+    x = check_tensor("x", x, ndim=2)
+    y = target(x)
+    chunk = steps // checkpoints
+    ts = torch.linspace(0, 1, 11, dtype=torch.float64)  # the grid of mse_barrier and interpolation_error
+    rows: dict[str, list[np.ndarray]] = {f: [] for f in _TRAJ_FIELDS}
+    for _ in range(checkpoints):
+        theta = meanfield.sgd(theta, target, chunk, lr, batch_size, generator, activation)
+        a, b = theta[:, 0], theta[:, 1]
+        b_ot = meanfield.ot_align(a, b)
+        mse = (meanfield.forward(theta, x, activation) - y).pow(2).mean(-1)               # (P, 2)
+        for key, bb in (("ot", b_ot), ("identity", b)):
+            f_path, f_lin = meanfield._path_outputs(a, bb, x, ts, activation)              # (T, P, n)
+            loss = (f_path - y).pow(2).mean(-1)                                           # (T, P)
+            lin = linear_baseline(loss[:1], loss[-1:], ts.view(-1, 1))
+            rows[f"{key}_barrier"].append((loss - lin).amax(0).numpy())
+            if key == "ot":
+                rows["ot_error"].append((f_path - f_lin).pow(2).mean(-1).sqrt().amax(0).numpy())
+        rows["w2"].append((a - b_ot).pow(2).sum(-1).mean(-1).sqrt().numpy())
+        rows["identity_distance"].append((a - b).pow(2).sum(-1).mean(-1).sqrt().numpy())
+        rows["endpoint_mse"].append(mse.amax(-1).numpy())
+    return PairTrajectory(np.arange(1, checkpoints + 1) * chunk, *(np.stack(rows[f]) for f in _TRAJ_FIELDS))
