@@ -7,11 +7,11 @@ calibration, weak weight decay, i.i.d. neurons …) and records both::
 
     checks.chapter("01_lmc_and_permutations")  # once, in the set-up cell: the notebook's file stem
     checks.record(
-        "weight matching lowers the barrier", (b, naive), "matched <= 0.25 x naive", b <= 0.25 * naive,
+        "weight matching lowers the barrier", (b, ident), "matched <= 0.25 x identity", b <= 0.25 * ident,
         source="Ainsworth et al. 2023", status="calibrated",
         evidence=checks.Evidence(
-            threshold=0.25, margin=0.25 - b / naive, n=(1, "pair"),
-            control=checks.Control("identity matcher", naive / naive, passed=naive <= 0.25 * naive)),
+            threshold=0.25, margin=0.25 - b / ident, n=(1, "pair"),
+            control=checks.Control("identity matcher", ident / ident, passed=ident <= 0.25 * ident)),
     )
 
 The evidence fields travel together in a frozen :class:`Evidence`; a chapter-level default composes with the
