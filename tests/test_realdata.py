@@ -274,3 +274,28 @@ def test_renormalised_merge_is_a_no_op_at_the_endpoints(kind):
     curve = merge.merge(merge.Pair(raw, b), [0.0, 1.0], merge.Empirical(x, y),
                         repairs=[merge.ResetBatchNorm(x_bn, batch_size=32)])
     assert abs(curve.at(0.0) - barrier.evaluate(raw, x, y).loss) > 1e-4  # >> the tolerance above
+
+
+def test_width_sweep_runs_on_an_executor_with_the_same_rows(tmp_path):
+    """``executor=``: the sweep's entries run as tasks of a ``concurrent.futures`` executor (here a spawn process
+    pool, as ``make paper ENGINE=processes:2`` gives), with the same rows as the serial run, and they fill the
+    shared cache (a serial rerun is all hits)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    ds = tiny_data()
+    spec = _mlp_spec(depths=[1, 2], widths=[4], weight_decays=[0.0])
+    serial = realdata.width_sweep(ds, spec)
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        rows = realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path), executor=pool)
+    assert rows == serial
+    assert len(list(tmp_path.glob("*.pt"))) == 2, "each task wrote its own cache entry"
+    calls = []
+
+    class Refusing:
+        def submit(self, *a, **k):
+            calls.append(a)
+            raise AssertionError("a cache hit must not be submitted")
+
+    assert realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path), executor=Refusing()) == rows
+    assert not calls

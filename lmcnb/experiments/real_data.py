@@ -240,7 +240,7 @@ class CacheSpec:
 
 
 def width_sweep(data, spec: MLPSweep | CNNSweep, *, cache: CacheSpec | None = None,
-                progress: bool = False) -> list[dict]:
+                progress: bool = False, executor: Any = None) -> list[dict]:
     """Train and measure every pair of ``spec`` on ``data`` (``.train``, ``.val``, ``.test`` splits) and return
     one row per pair and view: the pair's coordinates, ``seeds`` ``(s_a, s_b)``, ``view`` (:data:`VIEWS`), the
     view's four barriers on the test split (:data:`BARRIERS`, :func:`barrier_views`; matching on ``data.val.x``,
@@ -256,14 +256,17 @@ def width_sweep(data, spec: MLPSweep | CNNSweep, *, cache: CacheSpec | None = No
       (multiplier, pair).
 
     ``cache``: None (default) computes everything; a :class:`CacheSpec` with a directory caches every entry. ``progress``: a
-    progress bar in the paper profile (:func:`lmcnb.infra.sweep.run_grid`).
+    progress bar in the paper profile (:func:`lmcnb.infra.sweep.run_grid`). ``executor``: where the entries run
+    (None: here, one after another; any ``concurrent.futures``-style executor, e.g.
+    ``lmcnb.infra.sweep.default_executor()`` for ``make paper ENGINE=…``): the rows are the same; each task carries
+    ``data`` with it (cloudpickle), so on a cluster give the workers a shared cache directory.
     """
     if cache is not None and not isinstance(cache, CacheSpec):
         raise TypeError(f"cache must be a realdata.CacheSpec or None, got {type(cache).__name__}")
     if isinstance(spec, MLPSweep):
-        return _mlp_sweep(data, spec, cache, progress)
+        return _mlp_sweep(data, spec, cache, progress, executor)
     if isinstance(spec, CNNSweep):
-        return _cnn_sweep(data, spec, cache, progress)
+        return _cnn_sweep(data, spec, cache, progress, executor)
     raise TypeError(f"spec must be a realdata.MLPSweep or realdata.CNNSweep, got {type(spec).__name__}")
 
 
@@ -283,14 +286,16 @@ def cnn_width_sweep(*args: Any, **kwargs: Any) -> NoReturn:
                     "cache=realdata.CacheSpec(cache_dir), progress=…)")
 
 
-def _run(fn, grid: list[dict], cache: CacheSpec | None, default_namespace: str, progress: bool) -> list:
+def _run(fn, grid: list[dict], cache: CacheSpec | None, default_namespace: str, progress: bool,
+         executor: Any = None) -> list:
     directory = None if cache is None else cache.directory
     namespace = default_namespace if cache is None or cache.namespace is None else cache.namespace
-    return [r for _, r in sweep.run_grid(fn, grid, cache_dir=directory, namespace=namespace, progress=progress)]
+    return [r for _, r in sweep.run_grid(fn, grid, cache_dir=directory, namespace=namespace, progress=progress,
+                                         executor=executor)]
 
 
 # ----------------------------------------------------------------------------------------------- MLPs
-def _mlp_sweep(data, spec: MLPSweep, cache: CacheSpec | None, progress: bool) -> list[dict]:
+def _mlp_sweep(data, spec: MLPSweep, cache: CacheSpec | None, progress: bool, executor: Any = None) -> list[dict]:
     lam = list(spec.lambdas)
     grid = [{"depth": d, "widths": list(spec.widths), "weight_decays": list(spec.weight_decays),
              "config": repr(spec.config), "lambdas": lam, "n_pairs": spec.n_pairs, "n_eval": spec.n_eval,
@@ -301,7 +306,7 @@ def _mlp_sweep(data, spec: MLPSweep, cache: CacheSpec | None, progress: bool) ->
         return _one_depth(data, depth, widths, weight_decays, spec.config, torch.tensor(lambdas), n_pairs, n_eval,
                           first_seed)
 
-    return [row for rows in _run(one_depth, grid, cache, MLP_NAMESPACE, progress) for row in rows]
+    return [row for rows in _run(one_depth, grid, cache, MLP_NAMESPACE, progress, executor) for row in rows]
 
 
 def _one_depth(data, depth: int, widths: Sequence[int], weight_decays: Sequence[float], config: train.TrainConfig,
@@ -354,7 +359,7 @@ def make_cnn(arch: str, width_multiplier: float, in_channels: int, num_classes: 
         return models.ResNet20(width_multiplier, num_classes, in_channels, norm=True)
 
 
-def _cnn_sweep(data, spec: CNNSweep, cache: CacheSpec | None, progress: bool) -> list[dict]:
+def _cnn_sweep(data, spec: CNNSweep, cache: CacheSpec | None, progress: bool, executor: Any = None) -> list[dict]:
     if data.train.x.dim() != 4:
         raise ValueError(f"{spec.arch} needs image inputs (n, c, h, w), got {tuple(data.train.x.shape)}")
     lam = list(spec.lambdas)
@@ -368,7 +373,7 @@ def _cnn_sweep(data, spec: CNNSweep, cache: CacheSpec | None, progress: bool) ->
         return _cnn_pair(arch, multiplier, pair, splits, spec.config, torch.tensor(lambdas), n_eval, n_bn,
                          spec.batch_size, first_seed)
 
-    return [row for rows in _run(one_pair, grid, cache, CNN_NAMESPACE, progress) for row in rows]
+    return [row for rows in _run(one_pair, grid, cache, CNN_NAMESPACE, progress, executor) for row in rows]
 
 
 def _to32(x: torch.Tensor) -> torch.Tensor:
