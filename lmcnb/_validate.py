@@ -145,17 +145,29 @@ def check_tensor(name: str, x: object, *, ndim: int | Sequence[int] | None = Non
     return x
 
 
-def moved_keywords(moved: Mapping[str, str]) -> Callable[[_F], _F]:
+def moved_message(name: str, found: Sequence[str], moved: Mapping[str, str], hint: str = "") -> str:
+    """The one message for keywords that moved: ``f() no longer takes `k=`: it moved to `home``` (several:
+    ``f() no longer takes `a=`, `b=`: `a=` moved to `A`; `b=` moved to `B```), then `` (hint)`` if given."""
+    if len(found) == 1:
+        text = f"{name}() no longer takes `{found[0]}=`: it moved to `{moved[found[0]]}`"
+    else:
+        text = (f"{name}() no longer takes {', '.join(f'`{k}=`' for k in found)}: "
+                + "; ".join(f"`{k}=` moved to `{moved[k]}`" for k in found))
+    return f"{text} ({hint})" if hint else text
+
+
+def moved_keywords(moved: Mapping[str, str], *, hint: str = "") -> Callable[[_F], _F]:
     """Decorator for a function whose keyword arguments were grouped into a configuration object: a call that
-    passes one of the keywords in ``moved`` (``{keyword: its new home}``, e.g. ``{"steps": "GD(steps=…)"}``)
-    raises ``TypeError: f() no longer takes `steps=`: it moved to `GD(steps=…)``` before anything else runs.
-    The wrapped function keeps its signature (``inspect.signature`` follows ``__wrapped__``)."""
+    passes keywords in ``moved`` (``{keyword: its new home}``, e.g. ``{"steps": "GD(steps=…)"}``) raises
+    ``TypeError: f() no longer takes `steps=`: it moved to `GD(steps=…)``` (:func:`moved_message`, with ``hint``)
+    before anything else runs. The wrapped function keeps its signature (``inspect.signature`` follows
+    ``__wrapped__``)."""
     def decorate(fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(*args: object, **kwargs: object) -> object:
-            for key in kwargs:
-                if key in moved:
-                    raise TypeError(f"{fn.__name__}() no longer takes `{key}=`: it moved to `{moved[key]}`")
+            found = [key for key in kwargs if key in moved]
+            if found:
+                raise TypeError(moved_message(fn.__name__, found, moved, hint))
             return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
     return decorate

@@ -39,7 +39,7 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from . import calibration, renorm
-from ._validate import check_choice, check_int
+from ._validate import check_choice, check_int, moved_message
 from .barrier import KINDS, METRICS, InterpolationCurve, State, _check_pair, _stack_interpolations, check_lambdas
 from .permutation import permute_model
 
@@ -521,9 +521,7 @@ def _reject_removed(fn: Callable[..., Any], new_form: str, n_positional: int) ->
     def guarded(*args: Any, **kwargs: Any) -> Any:
         removed = [k for k in kwargs if k in REMOVED_PATH_KEYWORDS]
         if removed:
-            moved = "; ".join(f"{k}= is now {REMOVED_PATH_KEYWORDS[k]}" for k in removed)
-            raise TypeError(f"{fn.__name__}() no longer takes {', '.join(removed)}: {moved}. The call is "
-                            f"{new_form}")
+            raise TypeError(moved_message(fn.__name__, removed, REMOVED_PATH_KEYWORDS, f"the call is {new_form}"))
         if len(args) > n_positional or (len(args) == n_positional and isinstance(args[-1], torch.Tensor)):
             raise TypeError(f"{fn.__name__}() takes an evaluator in place of x, y, loss: the call is {new_form}")
         return fn(*args, **kwargs)

@@ -70,7 +70,7 @@ def test_record_has_at_most_eight_parameters_and_old_keywords_name_their_new_hom
                       ("margin", "Evidence"), ("paper", "Evidence"), ("n", "Evidence"), ("interval", "Evidence"),
                       ("control", "Evidence"), ("why", r"Evidence\(why"), ("cell", "attach_cells"),
                       ("verbose", "redirect_stdout")]:
-        with pytest.raises(TypeError, match=f"no longer takes {old}=.*{home}"):
+        with pytest.raises(TypeError, match=f"no longer takes `{old}=`: it moved to `.*{home}.*codemod_record"):
             checks.record("x", 1, 1, True, source="s", status="derived", **{old: None})
     with pytest.raises(TypeError, match="evidence must be a checks.Evidence"):
         checks.record("x", 1, 1, True, source="s", status="derived", evidence=dict(n=(1, "run")))

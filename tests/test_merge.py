@@ -153,7 +153,7 @@ def test_merge_names_stay_reachable_from_barrier():
 def test_removed_evaluate_path_keywords_name_their_replacement(keyword, replacement):
     a, b = mlp(0), mlp(1)
     x, y = data(2, 10)
-    with pytest.raises(TypeError, match=rf"no longer takes {keyword}: {keyword}= is now .*{replacement}"):
+    with pytest.raises(TypeError, match=rf"no longer takes `{keyword}=`: it moved to `[^`]*{replacement}.*the call is evaluate_path\("):
         merge.evaluate_path(a, a.state_dict(), b.state_dict(), GRID, merge.Empirical(x, y), **{keyword: None})
     with pytest.raises(TypeError, match=rf"{keyword}= is now .*{replacement}"):
         barrier.barrier_modulo_permutation(merge.Pair(a, b), [matching.IdentityMatching()], GRID,

@@ -152,3 +152,27 @@ def test_check_tensor() -> None:
         check_tensor("x", torch.zeros(0, 3))
     with pytest.raises(ValueError, match="NaN or inf"):
         check_tensor("x", torch.tensor([1.0, float("inf")]))
+
+
+def test_moved_keywords_names_every_moved_keyword_and_the_hint():
+    from lmcnb._validate import moved_keywords
+
+    @moved_keywords({"steps": "GD(steps=…)", "tol": "GD(tol=…)"}, hint="see the docs")
+    def run(x, *, a=0):
+        """doc"""
+        return x + a
+
+    assert run(1, a=2) == 3 and run.__name__ == "run" and run.__doc__ == "doc"
+    with pytest.raises(TypeError, match=r"^run\(\) no longer takes `steps=`: it moved to `GD\(steps=…\)` \(see the docs\)$"):
+        run(1, steps=3)
+    with pytest.raises(TypeError, match=r"no longer takes `steps=`, `tol=`: `steps=` moved to `GD\(steps=…\)`; "
+                                        r"`tol=` moved to `GD\(tol=…\)` \(see the docs\)"):
+        run(1, steps=3, tol=1)
+
+    @moved_keywords({"old": "new"})
+    def bare(**kw):
+        return kw
+
+    with pytest.raises(TypeError, match=r"it moved to `new`$"):
+        bare(old=1)
+    assert bare(other=1) == {"other": 1}

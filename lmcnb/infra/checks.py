@@ -54,6 +54,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .._validate import moved_keywords
+
 #: How much of a statement is the paper's (see the scoreboard's legend).
 STATUSES = ("confirmed", "reconstructed", "derived", "calibrated", "reported")
 #: Statuses whose checks are asserted (PASS or FAIL).
@@ -368,17 +370,8 @@ MOVED_KEYWORDS = {
 }
 
 
-def _moved_keywords(fn: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
-        moved = [k for k in kwargs if k in MOVED_KEYWORDS]
-        if moved:
-            homes = "; ".join(f"{k}= -> {MOVED_KEYWORDS[k]}" for k in moved)
-            raise TypeError(f"checks.record() no longer takes {', '.join(k + '=' for k in moved)}: {homes} "
-                            "(tools/codemod_record.py rewrites a notebook written for the old form)")
-        return fn(*args, **kwargs)
-
-    return wrapper
+_moved_keywords = moved_keywords(
+    MOVED_KEYWORDS, hint="tools/codemod_record.py rewrites a notebook written for the old form")
 
 
 
