@@ -37,6 +37,13 @@ __all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sampl
            "layerwise_errors", "subsample_wasserstein", "PairTrajectory", "sgd_pair_trajectory"]
 
 
+def _check_sizes(ms: object) -> list[int]:
+    """``ms`` as a non-empty list of positive ints (sample sizes); ``ValueError`` naming the bad entry."""
+    if isinstance(ms, (str, bytes)) or not hasattr(ms, "__len__") or len(ms) == 0:
+        raise ValueError(f"ms must be a non-empty sequence of positive ints, got {ms!r}")
+    return [check_int(f"ms[{i}]", m, 1) for i, m in enumerate(ms)]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Empirical rates (Ferbach et al. §5: the m^{-1/d} engine, its lower bound and low-dimensional supports)
 # ----------------------------------------------------------------------------------------------------------
@@ -95,9 +102,7 @@ def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) 
     """
     if not callable(sampler):
         raise TypeError(f"sampler must be callable (m, generator) -> (m, d), got {type(sampler).__name__}")
-    if isinstance(ms, (str, bytes)) or not hasattr(ms, "__len__") or len(ms) == 0:
-        raise ValueError(f"ms must be a non-empty sequence of positive ints, got {ms!r}")
-    ms = [check_int(f"ms[{i}]", m, 1) for i, m in enumerate(ms)]
+    ms = _check_sizes(ms)
     reps = check_int("reps", reps, 1)
     p = check_real("p", p, 1)
     g = torch.Generator().manual_seed(check_int("seed", seed, 0))
@@ -372,9 +377,7 @@ def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed
         ``W`` ``(K, reps)`` float64 array.
     """
     cloud = check_tensor("cloud", cloud, ndim=2)
-    if isinstance(ms, (str, bytes)) or not hasattr(ms, "__len__") or len(ms) == 0:
-        raise ValueError(f"ms must be a non-empty sequence of positive ints, got {ms!r}")
-    ms = [check_int(f"ms[{i}]", m, 1) for i, m in enumerate(ms)]
+    ms = _check_sizes(ms)
     n = cloud.shape[0]
     if 2 * max(ms) > n:
         raise ValueError(f"two disjoint subsamples of m = {max(ms)} need 2 m <= n points, cloud has n = {n}")
