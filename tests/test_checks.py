@@ -119,6 +119,9 @@ def test_evidence_validates_and_converts():
         checks.Evidence(why={"n": " "})
     with pytest.raises(TypeError, match="map field names"):
         checks.Evidence(why={"n": 1})
+    with pytest.raises(TypeError, match="map field names"):
+        checks.Evidence(why=["n"])
+    assert checks.Evidence(why=None).why == {} == checks.Evidence().why  # None: no reasons (the old form's default)
     with pytest.raises(dataclasses.FrozenInstanceError):
         e.n = None
 

@@ -309,6 +309,8 @@ class Evidence:
                 object.__setattr__(self, name, _num(getattr(self, name), name))
         for name, kind in _PARTS.items():
             object.__setattr__(self, name, _part(getattr(self, name), kind, name))
+        if self.why is None:  # no reasons, as in record(..., why=None) of the old form
+            object.__setattr__(self, "why", {})
         why = self.why
         if not isinstance(why, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                                    for k, v in why.items()):
