@@ -1,4 +1,4 @@
-"""Chapter 6's paper cell at toy size: Table 1's sweep (lewc.ConvSweep, table1_row/_sweep/_frame), its cost
+"""Chapter 6's paper cell at toy size: Table 1's sweep (cnn_merges.ConvSweep, table1_row/_sweep/_frame), its cost
 estimate (forward_flops, gpu_hours), augmentation (RandomCropFlip) and seeded construction (seeded_model)."""
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from lmcnb import lewc, models
+from lmcnb import models
+from lmcnb.experiments import cnn_merges
 
 # random labels: the fitted temperatures of the toy merges may hit their bound
 pytestmark = pytest.mark.filterwarnings("ignore:temperature hit the bound")
 
-TOY = lewc.ConvSweep(multipliers=(("VGG-11", 1 / 16), ("ResNet-20", 0.25)), epochs=1, weight_decays=(3e-3,),
+TOY = cnn_merges.ConvSweep(multipliers=(("VGG-11", 1 / 16), ("ResNet-20", 0.25)), epochs=1, weight_decays=(3e-3,),
                      batch=16, bn_images=32)
 
 
@@ -29,27 +30,27 @@ def _toy_data(seed: int = 0) -> SimpleNamespace:
 
 def test_forward_flops_counts_conv_and_linear_layers() -> None:
     net = lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
-    assert lewc.forward_flops(net, (3, 8, 8)) == 2 * (4 * 8 * 8) * (3 * 9) + 2 * 10 * 256
+    assert cnn_merges.forward_flops(net, (3, 8, 8)) == 2 * (4 * 8 * 8) * (3 * 9) + 2 * 10 * 256
     h = 96
     mlp = lambda: models.MLP(784, (h, h, h), 10, bias=False)
-    assert lewc.forward_flops(mlp, (784,)) == 2 * (784 * h + 2 * h * h + h * 10)
-    v1 = lewc.forward_flops(lambda: models.VGG11(width_multiplier=1), (3, 32, 32))
-    v16 = lewc.forward_flops(lambda: models.VGG11(width_multiplier=16), (3, 32, 32))  # meta: no memory
+    assert cnn_merges.forward_flops(mlp, (784,)) == 2 * (784 * h + 2 * h * h + h * 10)
+    v1 = cnn_merges.forward_flops(lambda: models.VGG11(width_multiplier=1), (3, 32, 32))
+    v16 = cnn_merges.forward_flops(lambda: models.VGG11(width_multiplier=16), (3, 32, 32))  # meta: no memory
     assert 0.3e9 < v1 < 0.31e9 and 250 < v16 / v1 < 256  # ≈ m² (first layer and classifier grow like m)
     with pytest.raises(TypeError, match="make must be a callable"):
-        lewc.forward_flops(models.VGG11(width_multiplier=0.25), (3, 32, 32))
+        cnn_merges.forward_flops(models.VGG11(width_multiplier=0.25), (3, 32, 32))
 
 
 def test_gpu_hours() -> None:
-    assert lewc.gpu_hours(50e12 * 3600) == pytest.approx(1.0)
-    assert lewc.gpu_hours(50e12 * 3600, tflops=100) == pytest.approx(0.5)
+    assert cnn_merges.gpu_hours(50e12 * 3600) == pytest.approx(1.0)
+    assert cnn_merges.gpu_hours(50e12 * 3600, tflops=100) == pytest.approx(0.5)
     with pytest.raises(ValueError):
-        lewc.gpu_hours(-1.0)
+        cnn_merges.gpu_hours(-1.0)
 
 
 def test_conv_sweep_flops_formula_and_every_argument() -> None:
-    s = lewc.ConvSweep(multipliers=(("ResNet-20", 1.0),), epochs=3, weight_decays=(3e-3, 1e-4), bn_images=100)
-    fwd = lewc.forward_flops(lambda: models.ResNet20(width_multiplier=1.0), (3, 32, 32))
+    s = cnn_merges.ConvSweep(multipliers=(("ResNet-20", 1.0),), epochs=3, weight_decays=(3e-3, 1e-4), bn_images=100)
+    fwd = cnn_merges.forward_flops(lambda: models.ResNet20(width_multiplier=1.0), (3, 32, 32))
     expected = 2 * (2 * 3 * fwd * 1000 * 3 + 2 * 11 * fwd * (100 + 500))  # two weight decays
     assert s.flops(1000, 500, 11) == pytest.approx(expected)
     base = s.flops(1000, 500, 11)
@@ -58,25 +59,25 @@ def test_conv_sweep_flops_formula_and_every_argument() -> None:
 
 
 def test_paper_scale_fits_and_full_scale_is_table_1() -> None:
-    paper = lewc.gpu_hours(lewc.CONV_PAPER.flops(45_000, 15_000, 11))
-    full = lewc.gpu_hours(lewc.CONV_FULL.flops(45_000, 15_000, 11))
+    paper = cnn_merges.gpu_hours(cnn_merges.CONV_PAPER.flops(45_000, 15_000, 11))
+    full = cnn_merges.gpu_hours(cnn_merges.CONV_FULL.flops(45_000, 15_000, 11))
     assert paper <= 0.6  # the chapter's paper profile: about half a GPU-hour for the CIFAR-10 cell
     assert full > 48  # Table 1's size: days
-    assert set(lewc.CONV_FULL.multipliers) == {("VGG-11", 16.0), ("ResNet-20", 32.0)}
-    assert lewc.CONV_FULL.epochs == 200 and lewc.CONV_FULL.weight_decays == (3e-3, 1e-4)
+    assert set(cnn_merges.CONV_FULL.multipliers) == {("VGG-11", 16.0), ("ResNet-20", 32.0)}
+    assert cnn_merges.CONV_FULL.epochs == 200 and cnn_merges.CONV_FULL.weight_decays == (3e-3, 1e-4)
 
 
 def test_conv_sweep_rejects_bad_fields() -> None:
     with pytest.raises(ValueError, match="unknown architecture 'VGG-16'"):
-        lewc.ConvSweep(multipliers=(("VGG-16", 1.0),), epochs=1)
+        cnn_merges.ConvSweep(multipliers=(("VGG-16", 1.0),), epochs=1)
     with pytest.raises(ValueError, match="at least one"):
-        lewc.ConvSweep(multipliers=(), epochs=1)
+        cnn_merges.ConvSweep(multipliers=(), epochs=1)
     with pytest.raises(ValueError, match="two different seeds"):
-        lewc.ConvSweep(multipliers=(("VGG-11", 1.0),), epochs=1, seeds=(3, 3))
+        cnn_merges.ConvSweep(multipliers=(("VGG-11", 1.0),), epochs=1, seeds=(3, 3))
     with pytest.raises(ValueError, match="epochs"):
-        lewc.ConvSweep(multipliers=(("VGG-11", 1.0),), epochs=0)
+        cnn_merges.ConvSweep(multipliers=(("VGG-11", 1.0),), epochs=0)
     with pytest.raises(TypeError, match="augment"):
-        lewc.ConvSweep(multipliers=(("VGG-11", 1.0),), epochs=1, augment=1)
+        cnn_merges.ConvSweep(multipliers=(("VGG-11", 1.0),), epochs=1, augment=1)
     assert TOY.config(1e-4).weight_decay == 1e-4 and TOY.config(1e-4).schedule == "warmup_cosine"
     assert TOY.grid() == [dict(arch="VGG-11", multiplier=1 / 16, weight_decay=3e-3),
                           dict(arch="ResNet-20", multiplier=0.25, weight_decay=3e-3)]
@@ -84,7 +85,7 @@ def test_conv_sweep_rejects_bad_fields() -> None:
 
 def test_random_crop_flip_is_a_seeded_crop_and_flip_in_train_mode_only() -> None:
     x = torch.randn(6, 2, 5, 5, generator=torch.Generator().manual_seed(0))
-    aug = lewc.RandomCropFlip(nn.Identity(), seed=3, pad=2)
+    aug = cnn_merges.RandomCropFlip(nn.Identity(), seed=3, pad=2)
     aug.eval()
     assert torch.equal(aug(x), x)
     aug.train()
@@ -94,9 +95,9 @@ def test_random_crop_flip_is_a_seeded_crop_and_flip_in_train_mode_only() -> None
         cands = [img[:, dy:dy + 5, dx:dx + 5] for img in (padded[i], padded[i].flip(2))
                  for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], c) for c in cands)
-    assert torch.equal(lewc.RandomCropFlip(nn.Identity(), seed=3, pad=2).train()(x), out)  # seeded
-    assert not torch.equal(lewc.RandomCropFlip(nn.Identity(), seed=4, pad=2).train()(x), out)
-    flips = lewc.RandomCropFlip(nn.Identity(), seed=3, pad=0).train()(x)  # pad 0: flips only
+    assert torch.equal(cnn_merges.RandomCropFlip(nn.Identity(), seed=3, pad=2).train()(x), out)  # seeded
+    assert not torch.equal(cnn_merges.RandomCropFlip(nn.Identity(), seed=4, pad=2).train()(x), out)
+    flips = cnn_merges.RandomCropFlip(nn.Identity(), seed=3, pad=0).train()(x)  # pad 0: flips only
     assert all(torch.equal(flips[i], x[i]) or torch.equal(flips[i], x[i].flip(2)) for i in range(6))
     with pytest.raises(ValueError, match="image batches"):
         aug(torch.randn(3, 4))
@@ -105,7 +106,7 @@ def test_random_crop_flip_is_a_seeded_crop_and_flip_in_train_mode_only() -> None
 def test_seeded_model_is_reproducible_and_leaves_the_global_rng() -> None:
     make = lambda: models.ResNet20(width_multiplier=0.25)
     state = torch.random.get_rng_state()
-    a, b, c = lewc.seeded_model(make, 1), lewc.seeded_model(make, 1), lewc.seeded_model(make, 2)
+    a, b, c = cnn_merges.seeded_model(make, 1), cnn_merges.seeded_model(make, 1), cnn_merges.seeded_model(make, 2)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
@@ -113,33 +114,33 @@ def test_seeded_model_is_reproducible_and_leaves_the_global_rng() -> None:
 
 def test_table1_row_at_toy_size_is_seeded_and_uses_its_arguments() -> None:
     ds, lam = _toy_data(), torch.linspace(0, 1, 3)
-    row = lewc.table1_row(TOY, "VGG-11", 1 / 16, 3e-3, ds, lam)
+    row = cnn_merges.table1_row(TOY, "VGG-11", 1 / 16, 3e-3, ds, lam)
     assert set(row) == {"acc a", "acc b", "identity acc", "identity cal loss", "weight matching acc",
                         "weight matching cal loss"}
     assert all(math.isfinite(v) for v in row.values())
-    assert lewc.table1_row(TOY, "VGG-11", 1 / 16, 3e-3, ds, lam) == row  # seeded: construction and training
-    assert lewc.table1_row(TOY, "VGG-11", 1 / 16, 1e-1, ds, lam) != row  # weight decay
-    assert lewc.table1_row(TOY, "VGG-11", 1 / 8, 3e-3, ds, lam) != row  # multiplier
+    assert cnn_merges.table1_row(TOY, "VGG-11", 1 / 16, 3e-3, ds, lam) == row  # seeded: construction and training
+    assert cnn_merges.table1_row(TOY, "VGG-11", 1 / 16, 1e-1, ds, lam) != row  # weight decay
+    assert cnn_merges.table1_row(TOY, "VGG-11", 1 / 8, 3e-3, ds, lam) != row  # multiplier
     from dataclasses import replace
-    assert lewc.table1_row(replace(TOY, augment=False), "VGG-11", 1 / 16, 3e-3, ds, lam) != row
-    assert lewc.table1_row(replace(TOY, seeds=(5, 6)), "VGG-11", 1 / 16, 3e-3, ds, lam) != row
-    assert lewc.table1_row(replace(TOY, bn_images=16), "VGG-11", 1 / 16, 3e-3, ds, lam) != row
+    assert cnn_merges.table1_row(replace(TOY, augment=False), "VGG-11", 1 / 16, 3e-3, ds, lam) != row
+    assert cnn_merges.table1_row(replace(TOY, seeds=(5, 6)), "VGG-11", 1 / 16, 3e-3, ds, lam) != row
+    assert cnn_merges.table1_row(replace(TOY, bn_images=16), "VGG-11", 1 / 16, 3e-3, ds, lam) != row
     with pytest.raises(ValueError, match="unknown architecture"):
-        lewc.table1_row(TOY, "VGG-16", 1.0, 3e-3, ds, lam)
+        cnn_merges.table1_row(TOY, "VGG-16", 1.0, 3e-3, ds, lam)
     with pytest.raises(TypeError, match="train, val and test"):
-        lewc.table1_row(TOY, "VGG-11", 1 / 16, 3e-3, SimpleNamespace(train=ds.train), lam)
+        cnn_merges.table1_row(TOY, "VGG-11", 1 / 16, 3e-3, SimpleNamespace(train=ds.train), lam)
 
 
 def test_table1_sweep_caches_and_frame_prints_table_1_beside_ours(tmp_path) -> None:
     ds, lam = _toy_data(), torch.linspace(0, 1, 3)
-    rows = lewc.table1_sweep(TOY, ds, lam, cache_dir=str(tmp_path))
+    rows = cnn_merges.table1_sweep(TOY, ds, lam, cache_dir=str(tmp_path))
     assert [(r["arch"], r["multiplier"]) for r in rows] == [("VGG-11", 1 / 16), ("ResNet-20", 0.25)]
     assert len(list(tmp_path.glob("*.pt"))) == 2
-    assert lewc.table1_sweep(TOY, ds, lam, cache_dir=str(tmp_path)) == rows  # from the cache
-    frame = lewc.table1_frame(rows)
+    assert cnn_merges.table1_sweep(TOY, ds, lam, cache_dir=str(tmp_path)) == rows  # from the cache
+    frame = cnn_merges.table1_frame(rows)
     assert len(frame) == 4
     vgg = frame.loc[("VGG-11", 1 / 16, 3e-3, "weight matching")]
     assert vgg["Table 1 acc"] == 0.07 and vgg["Table 1 loss"] == 0.177
     assert vgg["acc barrier"] == rows[0]["weight matching acc"]
     res = frame.loc[("ResNet-20", 0.25, 3e-3, "identity")]
-    assert (res["Table 1 acc"], res["Table 1 loss"]) == lewc.TABLE1["ResNet-20 x32", "identity"]
+    assert (res["Table 1 acc"], res["Table 1 loss"]) == cnn_merges.TABLE1["ResNet-20 x32", "identity"]
