@@ -36,3 +36,17 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def _environment_unchanged():
+    """A test leaves ``os.environ`` as it found it. Libraries may change it in the test process (dask's Nanny sets
+    ``PYTHONHASHSEED=6640`` for its workers), and the chapters that pytest runs later in the same xdist worker start
+    their kernels from this environment, whose pins ``LMCNB_REPRO=strict`` checks."""
+    import os
+
+    before = dict(os.environ)
+    yield
+    if dict(os.environ) != before:
+        os.environ.clear()
+        os.environ.update(before)
