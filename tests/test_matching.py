@@ -716,3 +716,35 @@ def test_exact_single_group_keeps_an_optimal_start_on_ties():
     assert not same(swapped, lap.perms)
     kept = mt.WeightMatching(init=swapped)(a, b)
     assert same(kept.perms, swapped) and kept.objective_history[0] == kept.objective_history[1]
+
+
+def test_objective_runs_over_non_carried_tensors_with_a_permuted_axis_and_more_messages():
+    a, b = mlp(60, (3, [4, 5], 2)), mlp(61, (3, [4, 5], 2))
+    sa, sb = a.state_dict(), b.state_dict()
+    # layers.2.bias (2,) has no permuted axis: a constant, left out of the objective
+    keys = ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.2.weight"]
+    expected = math.fsum(float((sa[k] * sb[k]).sum()) for k in keys)
+    assert close(mt.weight_matching_objective(a, b), expected, 1e-12)
+    torch.manual_seed(0)
+    ra, rb = M.ResNet20(0.25), M.ResNet20(0.25)
+    positive_bn(ra, 0)
+    positive_bn(rb, 1)
+    spec, ta, tb = P.spec_for(ra), ra.state_dict(), rb.state_dict()
+    counted = [k for k, axes in spec.axes_to_perm.items() if any(x is not None for x in axes)
+               and "running" not in k and "num_batches" not in k]  # BatchNorm statistics are carried
+    assert any("running_mean" in k for k in spec.axes_to_perm)
+    expected = math.fsum(float((ta[k].double() * tb[k].double()).sum()) for k in counted)
+    assert close(mt.weight_matching_objective(ra, rb), expected, 1e-9)
+    with pytest.raises(ValueError, match=r"^model_a and model_b have different architectures: \(<class "
+                                         r"'lmcnb.models.MLP'>,\) vs \(<class 'lmcnb.models.VGG11'>,\)$"):
+        mt.WeightMatching()(mlp(0, WIDTHS), M.VGG11(0.125))
+    with pytest.raises(ValueError, match=r"^data is required: a tensor of inputs or an iterable of input "
+                                         r"batches$"):
+        mt.activation_similarity(a, b, None)
+    with pytest.raises(ValueError, match=r"^n_batches must be >= 1, got 0$"):
+        mt.ActivationMatching(n_batches=0)
+    with pytest.raises(ValueError, match=r"^max_sweeps must be >= 1, got 0$"):
+        mt.WeightMatching(max_sweeps=0)
+    with pytest.raises(ValueError, match=r"^order must be one of \('random', 'forward', 'backward'\), got "
+                                         r"'sideways'$"):
+        mt.WeightMatching(order="sideways")
