@@ -288,7 +288,10 @@ def ot_match(X: torch.Tensor, Y: torch.Tensor, p: float = 2, metric: torch.Tenso
 def pot_permutation(C: torch.Tensor) -> torch.Tensor:
     """Permutation ``(m,)`` read off POT's exact plan (uniform weights ``1/m``) for the cost ``C`` ``(m, m)``
     (:func:`lmcnb.assignment.plan_to_permutation`); ``RuntimeError`` if the plan is not a permutation."""
+    C = _check_tensor("C", C, 2)
     m = C.shape[0]
+    if C.shape[1] != m:
+        raise ValueError(f"pot_permutation needs a square cost matrix (m, m), got {tuple(C.shape)}")
     uniform = torch.full((m,), 1.0 / m, dtype=torch.float64, device=C.device)
     plan = ot_plan(uniform, uniform, C.double(), method="emd")
     if not is_permutation_plan(plan):

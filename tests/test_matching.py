@@ -507,3 +507,244 @@ def test_bad_arguments_raise():
 def test_brute_force_refuses_large_problems():
     with pytest.raises(ValueError, match="max_combinations"):
         mt.brute_force_weight_matching(mlp(0, WIDTHS), mlp(1, WIDTHS))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Boundaries and messages (mutation testing, issue 14 item 7)
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_check_pair_messages_name_the_argument_and_the_tensor():
+    wm = mt.WeightMatching()
+    with pytest.raises(TypeError, match=r"^model_a must be a torch.nn.Module, got str$"):
+        wm("model", mlp(0, WIDTHS))
+    with pytest.raises(TypeError, match=r"^model_b must be a torch.nn.Module, got NoneType$"):
+        mt.weight_matching_objective(mlp(0, WIDTHS), None)
+    with pytest.raises(ValueError, match=r"^model_a and model_b have different architectures: \(<class "):
+        wm(M.TwoLayerNet(3, 4), M.TwoLayerNet(3, 4, scale="1/m"))  # scale changes the function only
+    with pytest.raises(ValueError, match=r"^model_a and model_b have different permutation specs \(different "
+                                         r"architectures\)$"):
+        wm(mlp(0, (12, [10, 9], 3)), mlp(0, WIDTHS))
+    with pytest.raises(ValueError, match=r"^model_a and model_b differ in shape at 'layers.0.weight': \(10, 12\) "
+                                         r"vs \(11, 12\) \(different widths\?\)$"):
+        wm(mlp(0, (12, [10, 9, 8], 3)), mlp(0, (12, [11, 9, 8], 3)))
+    with pytest.raises(TypeError, match=r"^model_a and model_b differ in dtype at 'layers.0.weight': "
+                                        r"torch.float32 vs torch.float64$"):
+        wm(mlp(0, WIDTHS, dtype=torch.float32), mlp(0, WIDTHS))
+    a = mlp(0, WIDTHS)
+    with torch.no_grad():
+        a.layers[0].weight[0, 0] = math.nan
+    with pytest.raises(ValueError, match=r"^model_a tensor 'layers.0.weight' contains NaN or inf$"):
+        wm(a, mlp(1, WIDTHS))
+
+
+def test_finite_parameters_whose_sum_overflows_are_accepted():
+    a, b = mlp(0, WIDTHS, dtype=torch.float32), mlp(1, WIDTHS, dtype=torch.float32)
+    with torch.no_grad():
+        b.layers[0].weight[:2, 0] = 3e38  # finite, but their float32 sum is inf
+    assert not torch.isfinite(b.layers[0].weight.sum())
+    assert set(mt.IdentityMatching()(a, b).perms) == {"P_0", "P_1", "P_2"}
+
+
+def test_data_messages_name_the_batch():
+    a, b = mlp(0, WIDTHS), mlp(1, WIDTHS)
+    am = mt.ActivationMatching()
+    x = torch.randn(5, 12, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^ActivationMatching needs data: pass a tensor of inputs or an iterable "
+                                         r"of input batches as the third argument$"):
+        am(a, b)
+    with pytest.raises(TypeError, match=r"^data must be a tensor or an iterable of tensors, got int$"):
+        am(a, b, 5)
+    with pytest.raises(ValueError, match=r"^data is empty: expected at least one non-empty batch$"):
+        am(a, b, [])
+    with pytest.raises(TypeError, match=r"^data batch 1 must be a torch.Tensor, got ndarray$"):
+        am(a, b, [x, np.zeros((5, 12))])
+    with pytest.raises(TypeError, match=r"^data batch 0 has dtype torch.float32 but the models use "
+                                        r"torch.float64$"):
+        am(a, b, x.float())
+    with pytest.raises(ValueError, match=r"^data batch 1 is empty \(shape \(0, 12\)\)$"):
+        am(a, b, [x, x[:0]])
+    with pytest.raises(ValueError, match=r"^data batch 0 is empty \(shape \(\)\)$"):
+        am(a, b, torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^data batch 2 contains NaN or inf$"):
+        am(a, b, [x, x, torch.full((5, 12), math.inf, dtype=torch.float64)])
+    # (inputs, targets) pairs are read as their inputs, in a tuple or a list
+    plain = mt.activation_similarity(a, b, [x])
+    for batch in ((x, torch.zeros(5)), [x, torch.zeros(5)]):
+        assert torch.equal(mt.activation_similarity(a, b, [batch])["P_0"], plain["P_0"])
+
+
+def test_align_and_result_contracts():
+    a, b = mlp(0, WIDTHS), mlp(1, WIDTHS)
+    with pytest.raises(TypeError, match=r"^matcher must be callable \(e.g. WeightMatching\(\)\), got str$"):
+        mt.align(a, b, "wm")
+    with pytest.raises(TypeError, match=r"^matcher must return a MatchResult, got dict$"):
+        mt.align(a, b, lambda ma, mb, data: {"P_0": torch.arange(10)})
+    ident = mt.IdentityMatching()(a, b)
+    assert math.isnan(ident.objective) and ident.objective_history == [] and ident.sense == "max"
+    assert 0 < ident.seconds < 60 and ident.converged
+    rnd = mt.RandomMatching(seed=0)(a, b)
+    assert rnd.method == "random" and rnd.sweeps == 0 and not same(rnd.perms, ident.perms)
+    with pytest.raises(ValueError, match=r"^seed must be >= 0, got -1$"):
+        mt.RandomMatching(seed=-1)
+
+
+def test_weight_matching_argument_messages_and_bounds():
+    with pytest.raises(ValueError, match=r"^tol must be a finite real number >= 0, got inf$"):
+        mt.WeightMatching(tol=math.inf)
+    with pytest.raises(ValueError, match=r"^tol must be a finite real number >= 0, got True$"):
+        mt.WeightMatching(tol=True)
+    with pytest.raises(ValueError, match=r"^tol must be a finite real number >= 0, got -1e-12$"):
+        mt.WeightMatching(tol=-1e-12)
+    with pytest.raises(TypeError, match=r"^precision must be None or a floating torch.dtype, got torch.int64$"):
+        mt.WeightMatching(precision=torch.int64)
+    with pytest.raises(TypeError, match=r"^precision must be None or a floating torch.dtype, got 'float64'$"):
+        mt.WeightMatching(precision="float64")
+    with pytest.raises(TypeError, match=r"^init must be None or a dict of LongTensors, got list$"):
+        mt.WeightMatching(init=[torch.arange(3)])
+    with pytest.raises(ValueError, match=r"^seed must be >= 0, got -1$"):
+        mt.WeightMatching(seed=-1)
+    with pytest.raises(ValueError, match=r"^n_restarts must be >= 1, got 0$"):
+        mt.WeightMatching(n_restarts=0)
+    a, b = mlp(40, (4, [8, 8, 8], 2)), mlp(41, (4, [8, 8, 8], 2))
+    exact = mt.WeightMatching(tol=0.0, max_sweeps=1, order="forward")(a, b)  # tol = 0 and one sweep are valid
+    assert exact.sweeps == 1 and len(exact.info["sweep_objectives"]) == 1
+    # one sweep stops early: more sweeps reach a higher objective on this pair
+    assert mt.WeightMatching(order="forward")(a, b).objective > exact.objective
+
+
+def test_brute_force_boundaries_and_record():
+    a, b = mlp(42, (3, [3, 2], 2)), mlp(43, (3, [3, 2], 2))  # 3! · 2! = 12 combinations
+    result = mt.brute_force_weight_matching(a, b, max_combinations=12)  # exactly the limit is allowed
+    assert result.info == {"exact": True, "combinations": 12} and result.method == "brute_force"
+    assert 0 < result.seconds < 60 and result.sweeps == 1 and result.converged
+    assert close(result.objective, mt.weight_matching_objective(a, b, result.perms))
+    with pytest.raises(ValueError, match=r"^brute force would enumerate 12 permutation combinations \(sizes "
+                                         r"\{'P_0': 3, 'P_1': 2\}\), more than max_combinations=11$"):
+        mt.brute_force_weight_matching(a, b, max_combinations=11)
+    with pytest.raises(ValueError, match=r"^max_combinations must be >= 1, got 0$"):
+        mt.brute_force_weight_matching(a, b, max_combinations=0)
+
+
+def test_moved_and_unknown_names():
+    with pytest.raises(AttributeError, match=r"^lmcnb.matching.FunctionalMatching moved to "
+                                             r"lmcnb.papers.teacher_student.FunctionalMatching \(it needs the "
+                                             r"teacher–student closed form; `from lmcnb.papers.teacher_student "
+                                             r"import FunctionalMatching`\)$"):
+        mt.FunctionalMatching  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^module 'lmcnb.matching' has no attribute 'nothing'$"):
+        mt.nothing  # noqa: B018
+
+
+def _reference_pcd(a: torch.nn.Module, b: torch.nn.Module, order: list[str]) -> tuple[P.Perms, list[float]]:
+    """Plain PCD from scratch: every similarity rebuilt from π(θ_b), scipy's LAP, a step kept if the WM
+    objective strictly increases, stop after a sweep without change (no caching, no skipping)."""
+    from scipy.optimize import linear_sum_assignment
+
+    spec = P.spec_for(a)
+    perms = P.identity_perms(spec.sizes(a.state_dict()))
+    state_a = a.state_dict()
+    history = [mt.weight_matching_objective(a, b, perms)]
+    changed = True
+    while changed:
+        changed = False
+        for p in order:
+            n = len(perms[p])
+            pb = P.apply_perms(spec, {**perms, p: torch.arange(n)}, b.state_dict())  # b's own order on p
+            S = torch.zeros(n, n, dtype=torch.float64)
+            for key, axes in spec.axes_to_perm.items():
+                if key in spec.carried or p not in axes:
+                    continue
+                axis = axes.index(p)
+                S += state_a[key].movedim(axis, 0).reshape(n, -1) @ pb[key].movedim(axis, 0).reshape(n, -1).T
+            q = torch.as_tensor(linear_sum_assignment(S.numpy(), maximize=True)[1])
+            trial = {**perms, p: q}
+            value = mt.weight_matching_objective(a, b, trial)
+            if value > history[-1]:
+                perms, changed = trial, True
+                history.append(value)
+    return perms, history
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+@pytest.mark.parametrize("seed", [40, 44, 48])
+def test_pcd_equals_a_from_scratch_reference(order, seed):
+    """The cached, incrementally corrected similarities, the skipping of unchanged groups and the visiting
+    order give the same steps as plain coordinate descent."""
+    a, b = mlp(seed, (4, [8, 8, 8], 2)), mlp(seed + 1, (4, [8, 8, 8], 2))
+    names = ["P_0", "P_1", "P_2"]
+    perms, history = _reference_pcd(a, b, names if order == "forward" else names[::-1])
+    result = mt.WeightMatching(order=order, tol=0.0)(a, b)
+    assert same(result.perms, perms)
+    assert close(result.objective, history[-1], 1e-12)
+    assert sorted(set(result.objective_history)) == pytest.approx(history, rel=1e-12)
+    assert result.sweeps == len(result.info["sweep_objectives"]) and result.info["sweep_objectives"][-1] == \
+        result.objective and non_decreasing(result.info["sweep_objectives"])
+    assert len(result.perms) <= result.info["laps"] <= len(result.perms) * result.sweeps
+
+
+def test_pcd_sweeps_tolerance_and_restarts():
+    a, b = mlp(40, (4, [8, 8, 8], 2)), mlp(41, (4, [8, 8, 8], 2))
+    full = mt.WeightMatching(order="forward")(a, b)
+    assert full.sweeps > 1 and full.converged
+    one = mt.WeightMatching(order="forward", max_sweeps=1)(a, b)  # stopped by the cap, not converged
+    assert one.sweeps == 1 and not one.converged and one.objective < full.objective
+    # a sweep gaining less than tol · |objective| is convergence: sweep 2 gains 12 % here, sweep 1 more
+    loose = mt.WeightMatching(order="forward", tol=0.5)(a, b)
+    assert loose.sweeps == 2 < full.sweeps and loose.converged  # full: a third sweep to see no change
+    torch.manual_seed(123)
+    r1 = mt.WeightMatching(seed=7, n_restarts=3)(a, b)
+    torch.manual_seed(456)  # the restarts draw from the matcher's own seeded generator, not the global one
+    r2 = mt.WeightMatching(seed=7, n_restarts=3)(a, b)
+    assert r1.info["restart_objectives"] == r2.info["restart_objectives"] and same(r1.perms, r2.perms)
+    objectives = r1.info["restart_objectives"]
+    assert len(set(objectives)) > 1  # the restarts differ on this pair
+    assert r1.info["restart"] == objectives.index(max(objectives)) and r1.objective == max(objectives)
+    assert set(r1.info) == {"exact", "restart", "restart_objectives", "sweep_objectives", "laps"}
+
+
+def test_exact_single_group_keeps_an_optimal_start_on_ties():
+    a = mlp(50, (3, [4], 2))
+    b = mlp(50, (3, [4], 2))
+    with torch.no_grad():  # units 0 and 1 of b identical: swapping them changes nothing
+        b.layers[0].weight[1] = b.layers[0].weight[0]
+        b.layers[0].bias[1] = b.layers[0].bias[0]
+        b.layers[1].weight[:, 1] = b.layers[1].weight[:, 0]
+    lap = mt.WeightMatching()(a, b)
+    assert lap.info == {"exact": True, "laps": 1}
+    swapped = {"P_0": torch.tensor([1, 0, 2, 3])[lap.perms["P_0"]]}  # the other optimum
+    assert close(mt.weight_matching_objective(a, b, swapped), lap.objective, 1e-12)
+    assert not same(swapped, lap.perms)
+    kept = mt.WeightMatching(init=swapped)(a, b)
+    assert same(kept.perms, swapped) and kept.objective_history[0] == kept.objective_history[1]
+
+
+def test_objective_runs_over_non_carried_tensors_with_a_permuted_axis_and_more_messages():
+    a, b = mlp(60, (3, [4, 5], 2)), mlp(61, (3, [4, 5], 2))
+    sa, sb = a.state_dict(), b.state_dict()
+    # layers.2.bias (2,) has no permuted axis: a constant, left out of the objective
+    keys = ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.2.weight"]
+    expected = math.fsum(float((sa[k] * sb[k]).sum()) for k in keys)
+    assert close(mt.weight_matching_objective(a, b), expected, 1e-12)
+    torch.manual_seed(0)
+    ra, rb = M.ResNet20(0.25), M.ResNet20(0.25)
+    positive_bn(ra, 0)
+    positive_bn(rb, 1)
+    spec, ta, tb = P.spec_for(ra), ra.state_dict(), rb.state_dict()
+    counted = [k for k, axes in spec.axes_to_perm.items() if any(x is not None for x in axes)
+               and "running" not in k and "num_batches" not in k]  # BatchNorm statistics are carried
+    assert any("running_mean" in k for k in spec.axes_to_perm)
+    expected = math.fsum(float((ta[k].double() * tb[k].double()).sum()) for k in counted)
+    assert close(mt.weight_matching_objective(ra, rb), expected, 1e-9)
+    with pytest.raises(ValueError, match=r"^model_a and model_b have different architectures: \(<class "
+                                         r"'lmcnb.models.MLP'>,\) vs \(<class 'lmcnb.models.VGG11'>,\)$"):
+        mt.WeightMatching()(mlp(0, WIDTHS), M.VGG11(0.125))
+    with pytest.raises(ValueError, match=r"^data is required: a tensor of inputs or an iterable of input "
+                                         r"batches$"):
+        mt.activation_similarity(a, b, None)
+    with pytest.raises(ValueError, match=r"^n_batches must be >= 1, got 0$"):
+        mt.ActivationMatching(n_batches=0)
+    with pytest.raises(ValueError, match=r"^max_sweeps must be >= 1, got 0$"):
+        mt.WeightMatching(max_sweeps=0)
+    with pytest.raises(ValueError, match=r"^order must be one of \('random', 'forward', 'backward'\), got "
+                                         r"'sideways'$"):
+        mt.WeightMatching(order="sideways")

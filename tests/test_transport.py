@@ -4,8 +4,11 @@ W_2 rate m^{-1/d} of the Ferbach et al. notes (Claims 1 and 2)."""
 from __future__ import annotations
 
 import itertools
+import math
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -300,6 +303,9 @@ def test_missing_pot_gives_install_hint_but_hungarian_paths_still_work(monkeypat
         T.ot_match(X, Y, backend="pot")
     assert T.wasserstein(X, Y) == pytest.approx(brute_force_wp(X.numpy(), Y.numpy(), 2), rel=1e-10)
     assert T.ot_match(X, Y).shape == (4,)
+    # explicit uniform weights of equal-size measures take the Hungarian path too (no POT needed)
+    assert T.wasserstein(X, Y, a=w, b=w) == pytest.approx(brute_force_wp(X.numpy(), Y.numpy(), 2), rel=1e-10)
+    assert T.wasserstein(X, Y, b=w) == T.wasserstein(X, Y, a=w) == T.wasserstein(X, Y)
 
 
 def test_importing_transport_does_not_import_pot():
@@ -630,3 +636,258 @@ def test_sgd_pair_trajectory_arguments_change_the_result_and_bad_input_raises():
         traj(checkpoints=0)
     with pytest.raises(TypeError):
         OR.sgd_pair_trajectory(theta, teacher, x, 2, 0.3, 4, generator=3)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Boundaries and messages (mutation testing, issue 14 item 7): every argument and tolerance changes a result
+# ------------------------------------------------------------------------------------------------------
+
+def test_cost_matrix_is_non_negative_where_the_expansion_rounds_below_zero():
+    X = 1000 + 100 * cloud(8, 5, 0)  # ‖x‖² ≈ 5e6: ‖x‖² + ‖x‖² − 2⟨x, x⟩ rounds to ±2e-9
+    sq = (X * X).sum(1)[:, None] + (X * X).sum(1)[None, :] - 2 * (X @ X.T)
+    assert float(sq.min()) < 0  # the rounding the clamp removes
+    C = T.cost_matrix(X, X)
+    assert float(C.min()) == 0.0 and float(C.diagonal().max()) < 1e-8
+
+
+def test_metric_tolerances_accept_rounding_and_reject_beyond():
+    X, Y = cloud(4, 3, 0), cloud(4, 3, 1)
+    eye = torch.eye(3, dtype=torch.float64)
+    # tol = √eps · max|Σ| ≈ 1.5e-8; an eigenvalue down to −tol·d ≈ −4.5e-8 counts as 0 (clamped)
+    near_psd = torch.diag(torch.tensor([1.0, 1.0, -2e-8], dtype=torch.float64))
+    projected = torch.diag(torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(T.cost_matrix(X, Y, metric=near_psd), T.cost_matrix(X, Y, metric=projected),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^metric must be positive semi-definite, got eigenvalue -1e-07$"):
+        T.cost_matrix(X, Y, metric=torch.diag(torch.tensor([1.0, 1.0, -1e-7], dtype=torch.float64)))
+    # the tolerance scales with max|Σ|: the same relative defect on 1e6·Σ is accepted
+    torch.testing.assert_close(T.cost_matrix(X, Y, metric=1e6 * near_psd),
+                               1e6 * T.cost_matrix(X, Y, metric=projected), rtol=1e-12, atol=0)
+    # an asymmetry below tol is symmetrised ((Σ + Σᵀ)/2), one above it is an error
+    skew = torch.zeros(3, 3, dtype=torch.float64)
+    skew[0, 1] = 1e-9
+    torch.testing.assert_close(T.cost_matrix(X, Y, metric=eye + skew),
+                               T.cost_matrix(X, Y, metric=eye + (skew + skew.T) / 2), rtol=1e-14, atol=0)
+    skew[0, 1] = 1e-6
+    with pytest.raises(ValueError,
+                       match=r"^metric must be symmetric \(max \|Σ - Σᵀ\| exceeds √eps · max \|Σ\|\)$"):
+        T.cost_matrix(X, Y, metric=eye + skew)
+    with pytest.raises(ValueError, match=r"^metric must have 2 dimension\(s\) \(2-D\), got shape \(3,\)$"):
+        T.cost_matrix(X, Y, metric=torch.ones(3, dtype=torch.float64))
+    zero = torch.zeros(3, 3, dtype=torch.float64)  # max|Σ| = 0: the tolerance floor is the tiniest normal
+    assert float(T.cost_matrix(X, Y, metric=zero).abs().max()) == 0.0
+    with pytest.raises(ValueError, match=r"^metric must have shape \(d, d\) = \(3, 3\), got \(2, 2\)$"):
+        T.cost_matrix(X, Y, metric=torch.eye(2, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"^metric and X must have the same dtype, got torch.float32 and "
+                                        r"torch.float64$"):
+        T.cost_matrix(X, Y, metric=torch.eye(3))
+
+
+def test_ot_plan_weights_zero_entries_tolerance_and_dtype():
+    X, Y = cloud(4, 2, 0), cloud(3, 2, 1)
+    C = T.cost_matrix(X, Y)
+    a = torch.tensor([0.5, 0.0, 0.25, 0.25], dtype=torch.float64)  # a zero weight is allowed
+    b = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    plan = T.ot_plan(a, b, C)
+    assert float(plan[1].abs().max()) == 0.0
+    torch.testing.assert_close(plan.sum(1), a, rtol=0, atol=1e-12)
+    torch.testing.assert_close(T.ot_plan(b, a, C.T).sum(0), a, rtol=0, atol=1e-12)  # in b too
+    # total masses equal within MASS_RTOL = 1e-6 relative (not absolute: POT's own check would fail at 10)
+    a10, b10 = 10 * a, 10 * b
+    b10[0] += 5e-6
+    torch.testing.assert_close(T.ot_plan(a10, b10, C).sum(), torch.tensor(10.0, dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+    b10[0] += 1.5e-5
+    with pytest.raises(ValueError, match=r"^a and b must have the same total mass, got sum\(a\) = 10.0 and "
+                                         r"sum\(b\) = 10.00002"):
+        T.ot_plan(a10, b10, C)
+    plan32 = T.ot_plan(a.float(), b.float(), C.float())
+    assert plan32.dtype == torch.float32
+    torch.testing.assert_close(plan32.double(), plan, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^a must have a positive total mass, got sum 0.0$"):
+        T.ot_plan(torch.zeros(4, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), C)
+    with pytest.raises(ValueError, match=r"^b must be non-negative, got b\[2\] = -0.5$"):
+        T.ot_plan(a, torch.tensor([1.0, 0.5, -0.5], dtype=torch.float64), C)
+    with pytest.raises(ValueError, match=r"^a must be non-negative, got a\[1\] = -0.25$"):
+        T.ot_plan(torch.tensor([0.5, -0.25, 0.5, 0.25], dtype=torch.float64), b, C)
+    with pytest.raises(ValueError, match=r"^b must have 3 entries \(one per point\), got 4$"):
+        T.ot_plan(a, a, C)
+
+
+def test_ot_plan_iteration_cap_stop_threshold_and_reg():
+    X, Y = cloud(8, 5, 0), cloud(8, 5, 1)
+    C = T.cost_matrix(X, Y)
+    w = torch.full((8,), 1 / 8, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"^POT's EMD solver did not reach an optimum: numItermax reached"):
+        T.ot_plan(w, w, C, num_iter_max=1)
+    torch.testing.assert_close(T.ot_plan(w, w, C, num_iter_max=1000), T.ot_plan(w, w, C), rtol=0, atol=0)
+    converged = T.ot_plan(w, w, C, method="sinkhorn", reg=1.0)
+    assert float((converged.sum(0) - w).abs().max()) < 1e-9  # default stop_thr = 1e-9 on the marginal error
+    loose = T.ot_plan(w, w, C, method="sinkhorn", reg=1.0, stop_thr=0.1)
+    assert float((loose.sum(0) - w).abs().max()) > 1e-3
+    with pytest.warns(UserWarning, match="Sinkhorn did not converge"):
+        one = T.ot_plan(w, w, C, method="sinkhorn", reg=1.0, num_iter_max=1)
+    assert float((one.sum(0) - w).abs().max()) > 1e-3
+    assert float((T.ot_plan(w, w, C, method="sinkhorn", reg=5.0) - converged).abs().max()) > 1e-3
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match=rf"^num_iter_max must be a positive int or None, got {bad!r}$"):
+            T.ot_plan(w, w, C, num_iter_max=bad)
+    for bad in (0.0, -1.0, math.inf, True, "0.1", None):
+        message = rf"^method='sinkhorn' needs a finite reg > 0, got {re.escape(repr(bad))}$"
+        with pytest.raises(ValueError, match=message):
+            T.ot_plan(w, w, C, method="sinkhorn", reg=bad)
+    with pytest.raises(ValueError, match=r"^reg is only used by method='sinkhorn'; got reg=0.1 with method='emd'$"):
+        T.ot_plan(w, w, C, reg=0.1)
+    with pytest.raises(RuntimeError, match=r"^Sinkhorn produced non-finite values with reg=1e-30; increase reg$"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # POT's overflow and non-convergence warnings on the way
+        T.ot_plan(w, w, 1e300 * C, method="sinkhorn", reg=1e-30)
+
+
+def test_wasserstein_weight_paths_and_zero_distance():
+    X, Y = cloud(5, 2, 0), cloud(5, 2, 1)
+    assert T.wasserstein(X, X) == 0.0 and T.wasserstein(X, X, p=1) == 0.0
+    u = np.full(5, 0.2)
+    b = torch.tensor([0.4, 0.1, 0.2, 0.2, 0.1], dtype=torch.float64)  # equal sizes, non-uniform weights
+    for p in (1, 2):
+        assert T.wasserstein(X, Y, p=p, b=b) == pytest.approx(lp_wp(X.numpy(), Y.numpy(), u, b.numpy(), p), rel=1e-7)
+        assert T.wasserstein(X, Y, p=p, a=b) == pytest.approx(lp_wp(X.numpy(), Y.numpy(), b.numpy(), u, p), rel=1e-7)
+    # a uniform, b not: neither may be taken for uniform
+    assert T.wasserstein(X, Y, a=torch.full((5,), 0.2, dtype=torch.float64), b=b) == pytest.approx(
+        lp_wp(X.numpy(), Y.numpy(), u, b.numpy(), 2), rel=1e-7)
+    # unequal sizes with one default weight vector
+    Z = cloud(3, 2, 2)
+    c = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    assert T.wasserstein(X, Z, b=c) == pytest.approx(lp_wp(X.numpy(), Z.numpy(), u, c.numpy(), 2), rel=1e-7)
+    assert T.wasserstein(Z, X, a=c) == pytest.approx(lp_wp(Z.numpy(), X.numpy(), c.numpy(), u, 2), rel=1e-7)
+    # weights summing to 1 within MASS_RTOL are a probability measure
+    near = b.clone()
+    near[0] += 5e-7
+    assert T.wasserstein(X, Y, b=near) == pytest.approx(T.wasserstein(X, Y, b=b), rel=1e-5)
+    near[0] += 2e-6
+    with pytest.raises(ValueError, match=r"^b must sum to 1 \(a probability measure\), got sum 1.0000025"):
+        T.wasserstein(X, Y, b=near)
+    with pytest.raises(ValueError, match=r"^a must sum to 1 \(a probability measure\), got sum 2.0$"):
+        T.wasserstein(X, Y, a=2 * b)
+    with pytest.raises(ValueError, match=r"^a must have 5 entries \(one per point\), got 3$"):
+        T.wasserstein(X, Z, a=c)
+    with pytest.raises(ValueError, match=r"^b must have 3 entries \(one per point\), got 5$"):
+        T.wasserstein(X, Z, b=b)
+
+
+def test_ot_match_check_on_a_degenerate_cost_and_messages():
+    Z = torch.zeros(4, 2, dtype=torch.float64)  # C ≡ 0: every permutation is optimal, the cost scale is 0
+    for backend in ("hungarian", "pot"):
+        perm = T.ot_match(Z, Z, backend=backend, check=True)
+        assert sorted(perm.tolist()) == [0, 1, 2, 3]
+    X, Y = cloud(6, 3, 4), cloud(6, 3, 5)
+    expected = T.hungarian(T.cost_matrix(X, Y, p=1))
+    assert not torch.equal(expected, T.hungarian(T.cost_matrix(X, Y)))  # p changes the matching here
+    assert torch.equal(T.ot_match(X, Y, p=1), expected)
+    assert torch.equal(T.ot_match(X, Y, p=1, backend="pot"), expected)
+    assert torch.equal(T.pot_permutation(T.cost_matrix(X, Y, p=1)), expected)
+    with pytest.raises(ValueError, match=r"^pot_permutation needs a square cost matrix \(m, m\), got \(6, 5\)$"):
+        T.pot_permutation(T.cost_matrix(X, Y[:5]))
+    with pytest.raises(ValueError, match=r"^ot_match needs equal sizes \(a permutation\); got X with 6 and Y "
+                                         r"with 5 points; use ot_plan for unequal sizes$"):
+        T.ot_match(X, Y[:5])
+    with pytest.raises(ValueError, match=r"^backend must be one of \('hungarian', 'pot'\), got 'lap'$"):
+        T.ot_match(X, Y, backend="lap")
+    with pytest.raises(TypeError, match=r"^check must be a bool"):
+        T.ot_match(X, Y, check=1)
+    with pytest.raises(ValueError, match=r"^X and Y must have the same dimension d, got X \(6, 3\) and Y "
+                                         r"\(6, 2\)$"):
+        T.ot_match(X, Y[:, :2])
+    with pytest.raises(TypeError, match=r"^X and Y must have the same dtype, got torch.float64 and "
+                                        r"torch.float32$"):
+        T.wasserstein(X, Y.float())
+
+
+def test_ot_match_metric_changes_the_matching():
+    X, Y = cloud(6, 3, 3), cloud(6, 3, 4)
+    sigma = torch.diag(torch.tensor([100.0, 1.0, 0.01], dtype=torch.float64))
+    expected = T.hungarian(T.cost_matrix(X, Y, metric=sigma))
+    assert not torch.equal(expected, T.ot_match(X, Y))
+    assert torch.equal(T.ot_match(X, Y, metric=sigma), expected)
+    assert torch.equal(T.ot_match(X, Y, metric=sigma, backend="pot", check=True), expected)
+
+
+def test_missing_pot_message_and_moved_names():
+    import importlib
+
+    with pytest.raises(ImportError, match=r"^lmcnb.transport needs the Python Optimal Transport package \(POT\) "
+                                          r"for this call: pip install POT \(or pip install 'lmcnb\[ot\]'\)$"):
+        saved = sys.modules.get("ot")
+        sys.modules["ot"] = None
+        try:
+            T._import_ot()
+        finally:
+            if saved is None:
+                del sys.modules["ot"]
+            else:
+                sys.modules["ot"] = saved
+    assert importlib.import_module("ot") is T._import_ot()
+    with pytest.raises(AttributeError, match=r"^lmcnb.transport.gaussian_sampler moved to "
+                                             r"lmcnb.experiments.ot_rates.gaussian_sampler \(an experiment "
+                                             r"pipeline; `from lmcnb.experiments.ot_rates import "
+                                             r"gaussian_sampler`\)$"):
+        T.gaussian_sampler  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^module 'lmcnb.transport' has no attribute 'nothing'$"):
+        T.nothing  # noqa: B018
+
+
+def test_argument_messages_name_the_argument():
+    X, Y = cloud(4, 3, 0), cloud(4, 3, 1)
+    C = T.cost_matrix(X, Y)
+    w = torch.full((4,), 0.25, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^X must be a torch.Tensor, got ndarray$"):
+        T.wasserstein(X.numpy(), Y)
+    with pytest.raises(TypeError, match=r"^Y must be a torch.Tensor, got list$"):
+        T.cost_matrix(X, [[0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"^Y must have 2 dimension\(s\) \(2-D\), got shape \(3,\)$"):
+        T.cost_matrix(X, Y[0])
+    with pytest.raises(ValueError, match=r"^C must have 2 dimension\(s\) \(2-D\), got shape \(4,\)$"):
+        T.ot_plan(w, w, C[0])
+    with pytest.raises(ValueError, match=r"^a must have 1 dimension\(s\) \(1-D\), got shape \(4, 1\)$"):
+        T.ot_plan(w[:, None], w, C)
+    with pytest.raises(ValueError, match=r"^method must be one of \('emd', 'sinkhorn'\), got 'exact'$"):
+        T.ot_plan(w, w, C, method="exact")
+    # p > 0 for a cost (p = 0 and negative p rejected), p ≥ 1 for a distance
+    with pytest.raises(ValueError, match=r"^p must be finite and > 0, got 0$"):
+        T.cost_matrix(X, Y, p=0)
+    with pytest.raises(ValueError, match=r"^p must be finite and > 0, got -1$"):
+        T.cost_matrix(X, Y, p=-1)
+    torch.testing.assert_close(T.cost_matrix(X, Y, p=0.5), T.cost_matrix(X, Y, p=1).sqrt(), rtol=1e-12, atol=0)
+
+
+def test_sinkhorn_runs_in_float64_and_in_the_log_domain():
+    X, Y = cloud(8, 5, 0), cloud(8, 5, 1)
+    C = T.cost_matrix(X, Y)
+    w = torch.full((8,), 1 / 8, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float32 Sinkhorn could not reach stop_thr = 1e-9 and would warn
+        plan32 = T.ot_plan(w.float(), w.float(), C.float(), method="sinkhorn", reg=1.0)
+    assert plan32.dtype == torch.float32
+    torch.testing.assert_close(plan32.double(), T.ot_plan(w, w, C, method="sinkhorn", reg=1.0), rtol=0, atol=1e-7)
+    # reg = 5e-4: every exp(−C/reg) underflows to 0 (C/reg > 745), the plain kernel has no mass; the
+    # log-domain iterations keep the marginals exact
+    assert float(C.min()) / 5e-4 > 745
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in 1000 iterations (expected at this reg)
+        plan = T.ot_plan(w, w, C, method="sinkhorn", reg=5e-4)
+    torch.testing.assert_close(plan.sum(1), w, rtol=0, atol=1e-9)
+
+
+def test_first_negative_weight_is_named_and_default_weights_are_exact():
+    X, Z = cloud(5, 2, 0), cloud(3, 2, 2)
+    C = T.cost_matrix(X, Z)
+    w = torch.tensor([0.5, 0.0, -0.25, 0.75], dtype=torch.float64)  # a zero before the negative entry
+    with pytest.raises(ValueError, match=r"^a must be non-negative, got a\[2\] = -0.25$"):
+        T.ot_plan(w, w, T.cost_matrix(cloud(4, 2, 0), cloud(4, 2, 1)))
+    with pytest.raises(ValueError, match=r"^C must have 2 dimension\(s\) \(2-D\), got shape \(3,\)$"):
+        T.pot_permutation(C[0])
+    # the default weights 1/n are float64 (a float32 1/5 would shift W² by ~1e-8 relative)
+    u5 = torch.full((5,), 1 / 5, dtype=torch.float64)
+    c = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    assert T.wasserstein(X, Z, b=c) ** 2 == pytest.approx(float((T.ot_plan(u5, c, C) * C).sum()), rel=1e-13)
+    assert T.wasserstein(Z, X, a=c) ** 2 == pytest.approx(float((T.ot_plan(c, u5, C.T) * C.T).sum()), rel=1e-13)
