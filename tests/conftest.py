@@ -3,6 +3,7 @@ import ``nblint`` and ``refresh_outputs`` as modules). Helpers the tests share a
 in ``tests/_helpers.py`` (hypothesis ``@given`` tests cannot take function-scoped fixtures)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -38,15 +39,16 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-@pytest.fixture(autouse=True)
-def _environment_unchanged():
-    """A test leaves ``os.environ`` as it found it. Libraries may change it in the test process (dask's Nanny sets
-    ``PYTHONHASHSEED=6640`` for its workers), and the chapters that pytest runs later in the same xdist worker start
-    their kernels from this environment, whose pins ``LMCNB_REPRO=strict`` checks."""
-    import os
+# The environment the session started in (the pinned one under `make test`). Libraries may change os.environ in
+# the test process — dask's Nanny and dask.multiprocessing set PYTHONHASHSEED=6640 for their workers, from threads
+# that can outlive a test — and a chapter's kernel, started later in the same xdist worker, inherits the process
+# environment, whose pins its set-up cell checks (LMCNB_REPRO=strict). So every item, test or notebook cell, starts
+# from the session's environment.
+_SESSION_ENVIRON = dict(os.environ)
 
-    before = dict(os.environ)
-    yield
-    if dict(os.environ) != before:
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if dict(os.environ) != _SESSION_ENVIRON:
         os.environ.clear()
-        os.environ.update(before)
+        os.environ.update(_SESSION_ENVIRON)
