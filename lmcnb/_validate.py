@@ -171,3 +171,17 @@ def moved_keywords(moved: Mapping[str, str], *, hint: str = "") -> Callable[[_F]
             return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
     return decorate
+
+
+class RenamedKeys(dict):
+    """A result ``dict`` some of whose keys were renamed: reading an old key raises a ``KeyError`` that names the
+    new one (``renamed``: ``{old: new}``), e.g. ``'naive' was renamed 'euclidean'``; everything else is a dict."""
+
+    def __init__(self, data: Mapping[str, object], renamed: Mapping[str, str]) -> None:
+        super().__init__(data)
+        self.renamed = dict(renamed)
+
+    def __missing__(self, key: object) -> object:
+        if key in self.renamed:
+            raise KeyError(f"{key!r} was renamed {self.renamed[key]!r}")
+        raise KeyError(key)

@@ -299,3 +299,17 @@ def test_width_sweep_runs_on_an_executor_with_the_same_rows(tmp_path):
 
     assert realdata.width_sweep(ds, spec, cache=realdata.CacheSpec(tmp_path), executor=Refusing()) == rows
     assert not calls
+
+
+def test_barrier_views_old_form_and_old_view_names_name_the_new_ones():
+    ds = tiny_data()
+    a, b = trained_pair(ds)
+    with pytest.raises(TypeError, match=r"barrier_views takes a merge.Pair.*barrier_views\(merge.Pair\(model_a"):
+        realdata.barrier_views(a, b, ds.test.x, ds.test.y, LAM)
+    got = views(a, b, ds)
+    with pytest.raises(KeyError, match="'no permutation' was renamed 'identity'"):
+        got["no permutation"]
+    with pytest.raises(KeyError, match="'calibrated no permutation' was renamed 'calibrated identity'"):
+        got["calibrated no permutation"]
+    assert set(got) == set(realdata.VIEWS)
+

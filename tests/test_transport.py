@@ -416,6 +416,8 @@ def test_matching_dimensions_calibration_values():
     net = _mlp(Ws, [torch.zeros(512, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)])
     x = torch.randn(100, 784, generator=g, dtype=torch.float64)
     dims = OR.matching_dimensions(net, x)
+    with pytest.raises(KeyError, match="'naive' was renamed 'euclidean'"):
+        dims["naive"]
     assert dims["euclidean"][0] == pytest.approx(784 * 512 / (512 + 784 + 1), rel=0.02)
     with pytest.raises(TypeError):
         OR.matching_dimensions(torch.nn.Linear(3, 3), x)

@@ -176,3 +176,16 @@ def test_moved_keywords_names_every_moved_keyword_and_the_hint():
     with pytest.raises(TypeError, match=r"it moved to `new`$"):
         bare(old=1)
     assert bare(other=1) == {"other": 1}
+
+
+def test_renamed_keys_name_the_new_key_and_stay_a_dict():
+    from lmcnb._validate import RenamedKeys
+
+    d = RenamedKeys({"euclidean": [1.0]}, {"naive": "euclidean"})
+    assert d == {"euclidean": [1.0]} and isinstance(d, dict) and d["euclidean"] == [1.0]
+    with pytest.raises(KeyError, match="'naive' was renamed 'euclidean'"):
+        d["naive"]
+    with pytest.raises(KeyError, match="other") as err:
+        d["other"]
+    assert "renamed" not in str(err.value)
+    assert d.get("naive") is None and "naive" not in d  # get/in are a dict's

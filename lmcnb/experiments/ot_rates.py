@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validate import check_bool, check_generator, check_int, check_real, check_tensor
+from .._validate import RenamedKeys, check_bool, check_generator, check_int, check_real, check_tensor
 from ..barrier import linear_baseline
 from ..diagnostics import approximate_dimension
 from ..fit import SlopeFit, bootstrap_slope
@@ -164,7 +164,7 @@ def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool 
             out["covariance"].append(_dimension(W @ sigma @ W.T))
             out["activation"].append(_dimension(zc.T @ zc / z.shape[0]))
             h = z
-    return out
+    return RenamedKeys(out, {"naive": "euclidean"})  # the old key of Euclidean weight matching
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ statistics re-estimated per λ in batches), and returns one row per pair and vie
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from .. import barrier, matching, merge, train
 from ..infra import sweep
 from ..models import MLP
 from ..papers import lewc
-from .._validate import check_int, check_real
+from .._validate import RenamedKeys, check_int, check_real
 
 __all__ = ["VIEWS", "BARRIERS", "LEWC_DIAGNOSTICS", "CNN_ARCHS", "barrier_views", "lewc_diagnostics", "MLPSweep",
            "CNNSweep", "CacheSpec", "width_sweep", "mlp_width_sweep", "cnn_width_sweep", "pad_images", "make_cnn"]
@@ -82,6 +83,20 @@ def _views(pair: merge.Pair, lambdas: object, evaluator: merge.Empirical, data_f
     return out, {name: o.pair for name, o in res.outcomes.items()}
 
 
+def _takes_a_pair(fn):
+    """``fn(pair, …)`` behind a guard: the old form ``fn(model_a, model_b, x, y, lambdas, …)`` (anything but a
+    :class:`lmcnb.merge.Pair` first) raises a TypeError naming the new call; the signature stays ``fn``'s."""
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        pair = args[0] if args else kwargs.get("pair")
+        if not isinstance(pair, merge.Pair):
+            raise TypeError(f"{fn.__name__} takes a merge.Pair and an evaluator: {fn.__name__}(merge.Pair(model_a, "
+                            "model_b), lambdas, merge.Empirical(x, y), data_for_matching=…, calibration_split=…)")
+        return fn(*args, **kwargs)
+    return guarded
+
+
+@_takes_a_pair
 def barrier_views(pair: merge.Pair, lambdas: object, evaluator: merge.Empirical, *,
                   data_for_matching: torch.Tensor, calibration_split: tuple[torch.Tensor, torch.Tensor],
                   repairs: Sequence[Any] = (), seed: int = 0) -> dict[str, dict[str, float]]:
@@ -99,9 +114,13 @@ def barrier_views(pair: merge.Pair, lambdas: object, evaluator: merge.Empirical,
             BatchNorm networks.
         seed: weight matching's seed (visiting order).
 
-    Returns ``{view: {barrier: value}}`` with the views of :data:`VIEWS` and the barriers of :data:`BARRIERS`.
+    Returns ``{view: {barrier: value}}`` with the views of :data:`VIEWS` and the barriers of :data:`BARRIERS`
+    (the old view names ``no permutation`` / ``calibrated no permutation`` fail naming ``identity`` / ``calibrated
+    identity``). The old form ``barrier_views(model_a, model_b, x, y, lambdas, …)`` raises a TypeError
+    naming this one.
     """
-    return _views(pair, lambdas, evaluator, data_for_matching, calibration_split, repairs, seed)[0]
+    return RenamedKeys(_views(pair, lambdas, evaluator, data_for_matching, calibration_split, repairs, seed)[0],
+                       {"no permutation": "identity", "calibrated no permutation": "calibrated identity"})
 
 
 def lewc_diagnostics(pair: merge.Pair, x: torch.Tensor) -> dict[str, float]:
