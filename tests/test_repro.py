@@ -35,8 +35,10 @@ def pinned_part(env: dict[str, str]) -> dict[str, str | None]:
 # --- one definition ----------------------------------------------------------------------------------------------
 
 def test_the_file_pins_every_cpu_dispatching_library_to_avx2_and_one_thread():
+    # MKL: COMPATIBLE, its one branch that is the same on Intel and AMD (it ignores MKL_CBWR=AVX2 on AMD)
     assert {k: SETS[k] for k in repro.ISA_PINS} == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-                                                    "MKL_CBWR": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
+                                                    "MKL_CBWR": "COMPATIBLE", "OPENBLAS_CORETYPE": "Haswell",
+                                                    "NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL,AVX512_SPR"}
     assert all(SETS[k] == "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
     assert SETS["LMCNB_PROFILE"] == "quick" and SETS["LMCNB_REPRO"] == "strict" and SETS["PYTHONHASHSEED"] == "0"
     assert "MPLBACKEND" in UNSETS and "LMCNB_CACHE_DIR" in UNSETS
@@ -171,7 +173,7 @@ def test_setup_line_names_the_kernels_torch_runs_in_the_pinned_environment():
 
 
 @pytest.mark.parametrize("var", ["ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OPENBLAS_CORETYPE",
-                                 "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+                                 "NPY_DISABLE_CPU_FEATURES", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
 def test_a_kernel_without_a_pin_fails_naming_the_variable(var):
     env = repro.apply(base_env())
     del env[var]
@@ -191,6 +193,19 @@ def test_a_kernel_with_another_isa_fails_naming_the_variable():
     env = {**repro.apply(base_env()), "OPENBLAS_CORETYPE": "Sandybridge"}
     out = kernel(env)
     assert out.returncode != 0 and "OPENBLAS_CORETYPE is 'Sandybridge'" in out.stderr
+
+
+def test_numpy_dispatching_a_disabled_feature_is_a_problem(monkeypatch):
+    """The numpy pin must take effect: a feature it turns off that numpy still dispatches (the variable was set
+    after numpy was imported) is named; features numpy reports off are fine."""
+    from lmcnb.infra import profiles
+
+    env = repro.apply(base_env())
+    monkeypatch.setattr(profiles, "_numpy_features", lambda: {"X86_V3": True, "X86_V4": False})
+    assert not any("numpy dispatches" in p for p in profiles.reproducibility_problems(env))
+    monkeypatch.setattr(profiles, "_numpy_features", lambda: {"X86_V3": True, "X86_V4": True})
+    problems = profiles.reproducibility_problems(env)
+    assert any("numpy dispatches ['X86_V4']" in p and "NPY_DISABLE_CPU_FEATURES" in p for p in problems)
 
 
 def test_a_kernel_outside_strict_mode_is_not_checked():

@@ -79,7 +79,7 @@ def test_kernel_special_values_and_symmetries(seed, n, k, d):
     Ub, Vb = torch.stack([U, 2 * U]), torch.stack([V, -V])
     Kb = ts.arccos_kernel(Ub, Vb)
     # to float64 rounding, not bit for bit: MKL may block a broadcast (batched) product differently from a plain
-    # one (it does under the pinned MKL_CBWR=AVX2 path), so the last bit of a sum can differ
+    # one (it did under MKL_CBWR=AVX2), so the last bit of a sum can differ
     torch.testing.assert_close(Kb[1], ts.arccos_kernel(2 * U, -V), rtol=1e-14, atol=1e-15)
     torch.testing.assert_close(ts.arccos_kernel(Ub, V)[1], ts.arccos_kernel(2 * U, V), rtol=1e-14, atol=1e-15)
 

@@ -1,8 +1,9 @@
 """The project's one reproducibility environment (``tools/repro.env``) and the test mode a host can run.
 
 Stored notebook outputs are compared bit for bit by strict nbval. That holds only where every library that picks
-its kernels by CPU picks the same ones (PyTorch's ATen, oneDNN, MKL, OpenBLAS) and every thread count is fixed, so
-``tools/repro.env`` pins them to the x86-64 AVX2 baseline. This module is the only reader of that file:
+its kernels by CPU picks the same ones (PyTorch's ATen, oneDNN, MKL, OpenBLAS, numpy) and every thread count is
+fixed, so ``tools/repro.env`` pins them to the x86-64 AVX2 baseline, and MKL to its vendor-neutral COMPATIBLE
+branch (on AMD, MKL ignores its Intel ISA branches). This module is the only reader of that file:
 
 - the Makefile builds ``RUN_ENV`` from ``python tools/repro.py env`` (standard library only: it runs before the
   virtual environment exists), and ``make test`` asks ``python tools/repro.py mode`` which mode this host gets;
@@ -35,7 +36,7 @@ from pathlib import Path
 ENV_FILE = Path(__file__).with_name("repro.env")
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
 #: Variables that name x86 kernels: applied in strict mode only.
-ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OPENBLAS_CORETYPE")
+ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
 #: The variable that tells ``lmcnb.setup`` to verify the pinned environment inside each chapter's kernel.
 MODE_VAR = "LMCNB_REPRO"
 MODES = ("strict", "lax")

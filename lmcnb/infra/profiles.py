@@ -88,6 +88,16 @@ def _openblas_architectures() -> list[str] | None:
     return sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas"})
 
 
+def _numpy_features() -> dict[str, bool]:
+    """numpy's CPU features as its dispatcher sees them (a feature named in ``NPY_DISABLE_CPU_FEATURES`` reads
+    False); empty where numpy does not expose them."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return {}
+    return dict(__cpu_features__)
+
+
 def _repro_tool() -> Any:
     """``tools/repro.py`` of the checkout this package is imported from (the one reader of ``tools/repro.env``)."""
     import importlib.util
@@ -108,8 +118,9 @@ def reproducibility_problems(environ: dict[str, str] | None = None) -> list[str]
     in force); each problem names its variable.
 
     Checks every pinned variable's value, and that the pins took effect:
-    torch runs the CPU kernels ``ATEN_CPU_CAPABILITY`` names, OpenBLAS the ``OPENBLAS_CORETYPE`` ones, and torch
-    uses ``OMP_NUM_THREADS`` threads."""
+    torch runs the CPU kernels ``ATEN_CPU_CAPABILITY`` names, OpenBLAS the ``OPENBLAS_CORETYPE`` ones, numpy
+    dispatches none of the features ``NPY_DISABLE_CPU_FEATURES`` names, and torch uses ``OMP_NUM_THREADS``
+    threads."""
     env = dict(os.environ) if environ is None else environ
     sets, _ = _repro_tool().pins("strict")  # the removed variables are the launching tool's business
     problems = [f"{name} is {env[name]!r}, not {value!r}" if name in env else f"{name} is not set (pinned to "
@@ -122,6 +133,12 @@ def reproducibility_problems(environ: dict[str, str] | None = None) -> list[str]
     archs = _openblas_architectures()
     if core and archs is not None and any(a.lower() != core.lower() for a in archs):
         problems.append(f"OpenBLAS runs {archs} kernels, not OPENBLAS_CORETYPE={core}")
+    disabled = sets.get("NPY_DISABLE_CPU_FEATURES", "")
+    running = _numpy_features()
+    on = [f for f in disabled.replace(",", " ").split() if running.get(f)]
+    if on:
+        problems.append(f"numpy dispatches {on}, which NPY_DISABLE_CPU_FEATURES={disabled} turns off (the variable "
+                        f"must be set before numpy is imported)")
     threads = sets.get("OMP_NUM_THREADS", "")
     if threads.isdigit() and torch.get_num_threads() != int(threads):
         problems.append(f"torch uses {torch.get_num_threads()} threads, not OMP_NUM_THREADS={threads}")
