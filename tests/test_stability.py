@@ -3,6 +3,7 @@ k-live sharpness law, sweep bookkeeping against separate runs, the transition fi
 matching against brute force, and the barrier/Hall bookkeeping on exact minima."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -498,3 +499,51 @@ def test_diverges_within_every_argument_changes_the_result():
         st.diverges_within({32: tr}, pred)
     with pytest.raises(ValueError):
         st.diverges_within(trs, pred, factor=1.0)
+
+
+def _pb(identity: float, functional: float, hall: bool) -> ts.PairBarriers:
+    t = lambda v: torch.tensor(v, dtype=F64)  # noqa: E731
+    perm = torch.zeros(3, dtype=torch.int64)
+    return ts.PairBarriers(identity=t(identity), weight=t(10 * functional), functional=t(functional),
+                           perm=t(min(10 * functional, functional)), weight_perm=perm, functional_perm=perm,
+                           hall=torch.tensor(hall))
+
+
+def test_exactly_connected_every_argument_changes_the_result():
+    pairs = {2.0: [_pb(0.1, 1e-5, False), _pb(0.2, 3e-6, False)], 2.7: [_pb(0.05, 0.0, True), _pb(0.1, 5e-6, False)],
+             3.0: [_pb(0.01, 5e-8, True)]}
+    assert st.exactly_connected(pairs, 2.6) == ((2, 5e-8, 3e-6), True)
+    # kind: the identity barrier of the sparse pairs is not zero (the control)
+    assert st.exactly_connected(pairs, 2.6, kind="identity") == ((2, 0.05, 0.1), False)
+    assert st.exactly_connected(pairs, 2.6, exact=1e-8)[1] is False  # 5e-8 is not below 1e-8
+    assert st.exactly_connected(pairs, 2.6, apart=5e-6)[1] is False  # a dense pair at 3e-6
+    # c_star: at 2.8 the pairs at c = 2.7 count as dense, the connected one among them fails; at 2.0 none is dense
+    assert st.exactly_connected(pairs, 2.8) == ((2, 5e-8, 0.0), False)
+    res, ok = st.exactly_connected(pairs, 2.0)
+    assert res[:2] == (2, 5e-8) and math.isnan(res[2]) and not ok
+    res, ok = st.exactly_connected({2.0: [_pb(0.1, 1e-5, False)]}, 2.6)
+    assert res[0] == 0 and math.isnan(res[1]) and not ok  # no sparse pair: not a pass
+    with pytest.raises(ValueError, match="kind"):
+        st.exactly_connected(pairs, 2.6, kind="naive")
+    with pytest.raises(ValueError, match="Hall"):
+        st.exactly_connected({2.0: [dataclasses.replace(_pb(0.1, 1e-5, False), hall=None)]}, 2.6)
+
+
+def test_mlp_sweep_kills_units_every_argument_changes_the_result():
+    z = torch.zeros(4, 2, dtype=F64)
+    live = torch.tensor([[1.0, 1.0], [0.99, 1.0], [0.8, 0.7], [0.3, 0.2]], dtype=F64)
+    acc = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.95, 0.92], [0.5, 0.4]], dtype=F64)
+    sw = st.MLPSweep(lrs=torch.tensor([0.05, 0.1, 0.4, 1.0], dtype=F64), live=live, train_loss=z, train_acc=acc,
+                     identity=z[:, :1], weight=z[:, :1])
+    assert sw.trained.tolist() == [True, True, True, False]
+    assert sw.kills_units() == ((1.0, 0.75), True)  # the collapsed rate 1.0 does not count
+    assert sw.kills_units(sw.lrs <= 0.2) == ((1.0, 0.995), False)  # the control
+    assert sw.kills_units(sparse=0.7)[1] is False  # 0.75 > 0.7
+    assert sw.kills_units(dense=1.0) == ((1.0, 0.75), True)
+    sw2 = dataclasses.replace(sw, live=torch.cat([torch.tensor([[0.98, 1.0]], dtype=F64), live[1:]]))
+    assert sw2.kills_units() == ((0.98, 0.75), False)  # not all live at the smallest rate
+    assert sw2.kills_units(dense=0.95)[1] is True
+    res, ok = sw.kills_units(sw.lrs >= 1.0)
+    assert math.isnan(res[1]) and not ok
+    with pytest.raises(ValueError, match="bool mask"):
+        sw.kills_units(torch.ones(3, dtype=torch.bool))

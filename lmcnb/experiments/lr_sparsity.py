@@ -47,6 +47,7 @@ __all__ = [
     "LRSweep", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
     "live_fraction_crossing", "dense_below", "onset_sparse", "diverges_within",
     "weight_match_rows", "pair_barriers", "hall_shuffled_types", "sweep_pair_barriers", "manifold_pair_barriers",
+    "exactly_connected",
     "MLPSweep", "mlp_lr_sweep",
 ]
 
@@ -634,6 +635,41 @@ def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[flo
     return out
 
 
+def exactly_connected(pairs: Mapping[float, Sequence[ts.PairBarriers]], c_star: float, kind: str = "functional",
+                      exact: float = 1e-7, apart: float = 1e-6) -> tuple[tuple[int, float, float], bool]:
+    """Chapter 4's check "sparse GD pairs exactly connected, dense ones not" on :func:`sweep_pair_barriers`'s
+    output.
+
+    The *sparse* pairs are those whose Hall criterion holds (``hall`` True, at any ``c``); the *dense* pairs are
+    all pairs at ``c < c_star``. The check holds if there is a sparse pair, every sparse pair's ``kind`` barrier is
+    ``< exact`` and every dense pair's is ``>= apart``. ``kind = "identity"`` (no permutation) is the negative
+    control.
+
+    Args:
+        pairs: ``c`` → the pairs' :class:`lmcnb.teacher_student.PairBarriers` (with ``hall``). c_star: the
+            predicted transition. kind: ``"identity"``, ``"weight"``, ``"functional"`` or ``"perm"``.
+        exact, apart: thresholds (``> 0``).
+
+    Returns:
+        ``((number of sparse pairs, largest sparse barrier, smallest dense barrier), ok)`` (nan for an empty group;
+        then ``ok`` is False).
+    """
+    if not isinstance(pairs, Mapping):
+        raise TypeError(f"pairs must be a mapping c -> list of PairBarriers, got {type(pairs).__name__}")
+    if kind not in ts.BARRIER_KINDS:
+        raise ValueError(f"kind must be one of {ts.BARRIER_KINDS}, got {kind!r}")
+    c_star = check_real("c_star", c_star, 0.0, low_open=True)
+    exact = check_real("exact", exact, 0.0, low_open=True)
+    apart = check_real("apart", apart, 0.0, low_open=True)
+    every = [pb for prs in pairs.values() for pb in prs]
+    if any(pb.hall is None for pb in every):
+        raise ValueError("every pair needs its Hall criterion (lr_sparsity.pair_barriers / sweep_pair_barriers)")
+    sparse = [float(getattr(pb, kind)) for pb in every if bool(pb.hall)]
+    dense = [float(getattr(pb, kind)) for c, prs in pairs.items() for pb in prs if c < c_star]
+    ok = len(sparse) > 0 and len(dense) > 0 and max(sparse) < exact and min(dense) >= apart
+    return (len(sparse), max(sparse, default=math.nan), min(dense, default=math.nan)), ok
+
+
 def manifold_pair_barriers(m: int, M: int, d: int, dead_prob: float, pairs: int, seed: int = 0,
                            split: str = "equal") -> list[ts.PairBarriers]:
     """:func:`pair_barriers` for ``pairs`` pairs of independent exact minima drawn from the neuron-sparse
@@ -676,6 +712,27 @@ class MLPSweep:
     def trained(self) -> Tensor:
         """``(L,)`` bool: every run at this learning rate reached training accuracy ``>= 0.9``."""
         return (self.train_acc >= 0.9).all(1)
+
+    def kills_units(self, rates: Tensor | None = None, dense: float = 0.99,
+                    sparse: float = 0.85) -> tuple[tuple[float, float], bool]:
+        """Chapter 4's check "a larger learning rate kills hidden units": every run at the smallest rate has a
+        live fraction ``>= dense``, and at some rate among ``rates`` (``(L,)`` bool, default all) where every run
+        trained (:attr:`trained`) the mean live fraction is ``<= sparse``. ``rates = lrs <= 0.2`` is chapter 4's
+        negative control.
+
+        Returns:
+            ``((smallest live fraction at the smallest rate, smallest mean live fraction over the trained rates
+            in rates), ok)``; nan for the second if no rate qualifies (then ``ok`` is False).
+        """
+        rates = torch.ones_like(self.trained) if rates is None else rates
+        if not isinstance(rates, Tensor) or rates.dtype != torch.bool or rates.shape != self.trained.shape:
+            raise ValueError(f"rates must be a bool mask of shape {tuple(self.trained.shape)}")
+        dense = check_real("dense", dense, 0.0, 1.0)
+        sparse = check_real("sparse", sparse, 0.0, 1.0)
+        means = self.live.mean(1)[self.trained & rates]
+        ok = bool((self.live[0] >= dense).all()) and bool((means <= sparse).any())
+        low = float(means.min()) if means.numel() else math.nan
+        return (float(self.live[0].min()), low), ok
 
     def __getattr__(self, name: str) -> object:
         if name == "naive":
