@@ -3,6 +3,7 @@ k-live sharpness law, sweep bookkeeping against separate runs, the transition fi
 matching against brute force, and the barrier/Hall bookkeeping on exact minima."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -405,3 +406,144 @@ def test_dense_level_is_each_seeds_live_count_at_the_smallest_c():
     # a diverged run at the smallest c sets the level to m
     sw = _fake_sweep([[4, 4], [3, 3]], [[False, True], f])
     assert sw.dense_level.tolist() == [4, 4] and sw.sparse[1].all()
+
+
+# ------------------------------------------------------------------ chapter 4's check statistics (every argument)
+
+def _grid_sweep(cs: list[float], live: list[list[int]], loss: list[list[float]], m: int = 10) -> st.LRSweep:
+    C, S = len(live), len(live[0])
+    return st.LRSweep(cs=torch.tensor(cs, dtype=F64), seeds=tuple(range(S)), m=m,
+                      W=torch.zeros(C, S, m, 2, dtype=F64), live=torch.tensor(live),
+                      pr=torch.ones(C, S, dtype=F64), diverged=torch.tensor([[x > 1e3 for x in r] for r in loss]),
+                      final_loss=torch.tensor(loss, dtype=F64))
+
+
+OK_R, SLOW_R, DIV_R = 1e-11, 1e-6, 1e9
+
+
+def _chapter_like() -> st.LRSweep:
+    """c = 2, 2.5, 2.6, 2.7, 3, 3.5 (two seeds, m = 10): dense up to 2.6 (seed 1 slow at 2.5), sparse from 2.7
+    (seed 1 unconverged at 3), all diverged at 3.5."""
+    return _grid_sweep([2.0, 2.5, 2.6, 2.7, 3.0, 3.5],
+                       [[10, 10], [10, 10], [10, 10], [9, 9], [8, 10], [10, 10]],
+                       [[OK_R, OK_R], [OK_R, SLOW_R], [OK_R, OK_R], [OK_R, OK_R], [OK_R, SLOW_R],
+                        [DIV_R, DIV_R]])
+
+
+def test_dense_below_every_argument_changes_the_result():
+    sw = _chapter_like()
+    sweeps, pred = {10: sw}, {10: 2.65}
+    # below 2.55: c = 2, 2.5; seed 1 at 2.5 ended at R = 1e-6 > tol: not a solution
+    assert st.dense_below(sweeps, pred) == ((3,), False)
+    assert st.dense_below(sweeps, pred, tol=1e-5) == ((4,), True)  # tol: the slow run counts
+    assert st.dense_below(sweeps, pred, margin=0.6) == ((2,), True)  # margin: only c = 2 is below
+    assert st.dense_below(sweeps, {10: 2.2}) == ((2,), True)  # predicted: the bound moves
+    # scale: the control 2 c* reaches the sparse and diverged c (a sign error, scale / 2, would not)
+    assert st.dense_below(sweeps, pred, scale=2.0, tol=1e-5) == ((7,), False)
+    assert st.dense_below(sweeps, pred, scale=0.5) == ((0,), False)  # no c below the bound: not a pass
+    # every width must hold, and the counts come in the mapping's order
+    good = _grid_sweep([1.0, 2.0], [[10, 10], [10, 10]], [[OK_R, OK_R], [OK_R, OK_R]])
+    assert st.dense_below({10: sw, 20: good}, {10: 2.65, 20: 2.65}) == ((3, 4), False)
+    assert st.dense_below({20: good, 10: sw}, {10: 2.65, 20: 2.65}, tol=1e-5) == ((4, 4), True)
+    with pytest.raises(ValueError, match="no c\\* for width 20"):
+        st.dense_below({20: good}, pred)
+    with pytest.raises(TypeError, match="LRSweep"):
+        st.dense_below({10: "sweep"}, pred)
+    with pytest.raises(TypeError, match="mapping"):
+        st.dense_below([sw], pred)
+    with pytest.raises(ValueError):
+        st.dense_below(sweeps, pred, margin=-0.1)
+    with pytest.raises(ValueError):
+        st.dense_below(sweeps, pred, scale=0.0)
+
+
+def test_onset_sparse_every_argument_changes_the_result():
+    sw = _chapter_like()
+    sweeps, pred = {10: sw}, {10: 2.55}
+    # first c >= 2.65 is 2.7: both converged and sparse
+    assert st.onset_sparse(sweeps, pred) == ((2,), True)
+    # margin: first c >= 2.95 is 3.0: seed 1 did not converge (half converged is enough) and the other is sparse
+    assert st.onset_sparse(sweeps, pred, margin=0.4) == ((1,), True)
+    # tol: counted as converged, seed 1 at c = 3 is dense: the onset is not sharp
+    assert st.onset_sparse(sweeps, pred, margin=0.4, tol=1e-5) == ((1,), False)
+    # scale: the control c*/2 lands on c = 2 (dense); predicted moves the point as well
+    assert st.onset_sparse(sweeps, pred, scale=0.5) == ((0,), False)
+    assert st.onset_sparse(sweeps, {10: 2.0}) == ((0,), False)  # first c >= 2.1 is 2.5: dense
+    # at c = 3.5 every run diverged: nothing converged, so the check fails (not vacuously true)
+    assert st.onset_sparse(sweeps, {10: 3.3}) == ((0,), False)
+    # a grid with nothing above the bound fails and stops at that width
+    good = _grid_sweep([2.6, 2.7], [[10, 10], [9, 8]], [[OK_R, OK_R], [OK_R, OK_R]])
+    assert st.onset_sparse({10: good, 20: sw}, {10: 2.55, 20: 2.55}) == ((2, 2), True)
+    assert st.onset_sparse({10: good, 20: sw}, {10: 2.55, 20: 3.5}) == ((2,), False)
+    assert st.onset_sparse({20: sw, 10: good}, {10: 2.0, 20: 2.55}) == ((2, 0), False)
+    with pytest.raises(ValueError, match="no c\\* for width"):
+        st.onset_sparse(sweeps, {11: 2.5})
+    with pytest.raises(ValueError):
+        st.onset_sparse(sweeps, {10: -1.0})
+
+
+def test_diverges_within_every_argument_changes_the_result():
+    tr = st.Transition(last_dense=2.6, first_nondense=2.7, first_sparse=2.7, first_diverged=3.5)
+    trs, pred = {16: tr}, {16: 2.64}
+    assert st.diverges_within(trs, pred) == ((3.5,), True)  # 2.64 < 3.5 <= 3.96
+    assert st.diverges_within(trs, pred, factor=1.3) == ((3.5,), False)  # 3.5 > 3.43
+    assert st.diverges_within(trs, pred, scale=2.0) == ((3.5,), False)  # the control window (5.28, 7.92]
+    assert st.diverges_within(trs, {16: 2.2}) == ((3.5,), False)  # 3.5 > 3.3
+    assert st.diverges_within(trs, {16: 3.5}) == ((3.5,), False)  # the window is open at its lower end
+    never = st.Transition(2.6, 2.7, 2.7, math.nan)
+    fd, ok = st.diverges_within({16: tr, 32: never}, {16: 2.64, 32: 2.64})
+    assert fd[0] == 3.5 and math.isnan(fd[1]) and not ok
+    with pytest.raises(TypeError, match="Transition"):
+        st.diverges_within({16: 3.5}, pred)
+    with pytest.raises(ValueError, match="no c\\* for width"):
+        st.diverges_within({32: tr}, pred)
+    with pytest.raises(ValueError):
+        st.diverges_within(trs, pred, factor=1.0)
+
+
+def _pb(identity: float, functional: float, hall: bool) -> ts.PairBarriers:
+    t = lambda v: torch.tensor(v, dtype=F64)  # noqa: E731
+    perm = torch.zeros(3, dtype=torch.int64)
+    return ts.PairBarriers(identity=t(identity), weight=t(10 * functional), functional=t(functional),
+                           perm=t(min(10 * functional, functional)), weight_perm=perm, functional_perm=perm,
+                           hall=torch.tensor(hall))
+
+
+def test_exactly_connected_every_argument_changes_the_result():
+    pairs = {2.0: [_pb(0.1, 1e-5, False), _pb(0.2, 3e-6, False)], 2.7: [_pb(0.05, 0.0, True), _pb(0.1, 5e-6, False)],
+             3.0: [_pb(0.01, 5e-8, True)]}
+    assert st.exactly_connected(pairs, 2.6) == ((2, 5e-8, 3e-6), True)
+    # kind: the identity barrier of the sparse pairs is not zero (the control)
+    assert st.exactly_connected(pairs, 2.6, kind="identity") == ((2, 0.05, 0.1), False)
+    assert st.exactly_connected(pairs, 2.6, exact=1e-8)[1] is False  # 5e-8 is not below 1e-8
+    assert st.exactly_connected(pairs, 2.6, apart=5e-6)[1] is False  # a dense pair at 3e-6
+    # c_star: at 2.8 the pairs at c = 2.7 count as dense, the connected one among them fails; at 2.0 none is dense
+    assert st.exactly_connected(pairs, 2.8) == ((2, 5e-8, 0.0), False)
+    res, ok = st.exactly_connected(pairs, 2.0)
+    assert res[:2] == (2, 5e-8) and math.isnan(res[2]) and not ok
+    res, ok = st.exactly_connected({2.0: [_pb(0.1, 1e-5, False)]}, 2.6)
+    assert res[0] == 0 and math.isnan(res[1]) and not ok  # no sparse pair: not a pass
+    with pytest.raises(ValueError, match="kind"):
+        st.exactly_connected(pairs, 2.6, kind="naive")
+    with pytest.raises(ValueError, match="Hall"):
+        st.exactly_connected({2.0: [dataclasses.replace(_pb(0.1, 1e-5, False), hall=None)]}, 2.6)
+
+
+def test_mlp_sweep_kills_units_every_argument_changes_the_result():
+    z = torch.zeros(4, 2, dtype=F64)
+    live = torch.tensor([[1.0, 1.0], [0.99, 1.0], [0.8, 0.7], [0.3, 0.2]], dtype=F64)
+    acc = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.95, 0.92], [0.5, 0.4]], dtype=F64)
+    sw = st.MLPSweep(lrs=torch.tensor([0.05, 0.1, 0.4, 1.0], dtype=F64), live=live, train_loss=z, train_acc=acc,
+                     identity=z[:, :1], weight=z[:, :1])
+    assert sw.trained.tolist() == [True, True, True, False]
+    assert sw.kills_units() == ((1.0, 0.75), True)  # the collapsed rate 1.0 does not count
+    assert sw.kills_units(sw.lrs <= 0.2) == ((1.0, 0.995), False)  # the control
+    assert sw.kills_units(sparse=0.7)[1] is False  # 0.75 > 0.7
+    assert sw.kills_units(dense=1.0) == ((1.0, 0.75), True)
+    sw2 = dataclasses.replace(sw, live=torch.cat([torch.tensor([[0.98, 1.0]], dtype=F64), live[1:]]))
+    assert sw2.kills_units() == ((0.98, 0.75), False)  # not all live at the smallest rate
+    assert sw2.kills_units(dense=0.95)[1] is True
+    res, ok = sw.kills_units(sw.lrs >= 1.0)
+    assert math.isnan(res[1]) and not ok
+    with pytest.raises(ValueError, match="bool mask"):
+        sw.kills_units(torch.ones(3, dtype=torch.bool))

@@ -19,7 +19,9 @@ Groups of functions (all float64, all randomness from explicit seeds):
 - learning-rate sweeps: :func:`gd_lr_sweep`, :func:`sgd_lr_sweep` (one batched run, one initialisation per seed
   shared by every ``c``, so only the learning rate differs), :class:`LRSweep` (live neurons, participation ratio,
   divergence) and :func:`observed_transition`, :func:`live_fraction_crossing` (where the live fraction falls to
-  a level: the depth of the transition; edge of stability predicts ``live/m ≈ c*/c``);
+  a level: the depth of the transition; edge of stability predicts ``live/m ≈ c*/c``), and the statistics of
+  chapter 4's checks over the widths, each with a ``scale`` on the prediction for its negative control
+  (:func:`dense_below`, :func:`onset_sparse`, :func:`diverges_within`);
 - the effect on LMC: :func:`weight_match_rows`, :func:`pair_barriers` (identity, weight-matching and functional-
   matching barriers and the Hall criterion of notes §2.4, as one
   :class:`lmcnb.papers.teacher_student.PairBarriers`), :func:`sweep_pair_barriers`, and the negative control of
@@ -29,7 +31,7 @@ Groups of functions (all float64, all randomness from explicit seeds):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -43,8 +45,9 @@ from .._validate import check_int, check_real, check_tensor, moved_keywords
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
     "LRSweep", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
-    "live_fraction_crossing",
+    "live_fraction_crossing", "dense_below", "onset_sparse", "diverges_within",
     "weight_match_rows", "pair_barriers", "hall_shuffled_types", "sweep_pair_barriers", "manifold_pair_barriers",
+    "exactly_connected",
     "MLPSweep", "mlp_lr_sweep",
 ]
 
@@ -445,6 +448,112 @@ def live_fraction_crossing(sweep: LRSweep, level: float = 0.9, tol: float = 1e-8
     return math.nan
 
 
+def _check_sweeps(sweeps: object, predicted: object) -> tuple[dict[int, LRSweep], dict[int, float]]:
+    """``sweeps`` (width → :class:`LRSweep`) and ``predicted`` (width → ``c*``, every width of ``sweeps``)."""
+    if not isinstance(sweeps, Mapping) or len(sweeps) == 0:
+        raise TypeError(f"sweeps must be a non-empty mapping width -> LRSweep, got {type(sweeps).__name__}")
+    if not isinstance(predicted, Mapping):
+        raise TypeError(f"predicted must be a mapping width -> c*, got {type(predicted).__name__}")
+    for m, sw in sweeps.items():
+        if not isinstance(sw, LRSweep):
+            raise TypeError(f"sweeps[{m!r}] must be an LRSweep, got {type(sw).__name__}")
+        if m not in predicted:
+            raise ValueError(f"predicted has no c* for width {m!r} (widths of sweeps: {list(sweeps)})")
+    return dict(sweeps), {m: check_real(f"predicted[{m!r}]", predicted[m], 0.0, low_open=True) for m in sweeps}
+
+
+def dense_below(sweeps: Mapping[int, LRSweep], predicted: Mapping[int, float], scale: float = 1.0,
+                margin: float = 0.1, tol: float = 1e-8) -> tuple[tuple[int, ...], bool]:
+    """Chapter 4's check "GD solutions are dense below ``c*``", over every width.
+
+    At width ``m`` the runs below the prediction are those with ``c <= scale · c*_m − margin``; each must have
+    converged (final loss ``<= tol``, :meth:`LRSweep.converged`) with its seed's dense level of live neurons
+    (:attr:`LRSweep.dense`). ``scale = 2`` is the negative control (the prediction doubled, equivalently the
+    ``c`` grid shifted by ``2×``).
+
+    Args:
+        sweeps: width ``m`` → :class:`LRSweep`. predicted: width → predicted ``c*_m`` (``> 0``).
+        scale: factor on the prediction (``> 0``). margin: distance below ``scale · c*`` (``>= 0``).
+        tol: convergence threshold on the final loss (``>= 0``).
+
+    Returns:
+        ``(counts, ok)``: the number of converged dense runs below the bound, per width in ``sweeps``' order, and
+        whether at every width some ``c`` lies below the bound and every run there is converged and dense.
+    """
+    sweeps, predicted = _check_sweeps(sweeps, predicted)
+    scale = check_real("scale", scale, 0.0, low_open=True)
+    margin = check_real("margin", margin, 0.0)
+    counts, ok = [], True
+    for m, sw in sweeps.items():
+        below = sw.cs <= scale * predicted[m] - margin
+        good = sw.dense & sw.converged(tol)
+        counts.append(int(good[below].sum()))
+        ok = ok and bool(below.any()) and bool(good[below].all())
+    return tuple(counts), ok
+
+
+def onset_sparse(sweeps: Mapping[int, LRSweep], predicted: Mapping[int, float], scale: float = 1.0,
+                 margin: float = 0.1, tol: float = 1e-8) -> tuple[tuple[int, ...], bool]:
+    """Chapter 4's check "sharp onset": just above the prediction most runs converge and all of them are sparse.
+
+    At width ``m`` the onset point is the first ``c`` of the grid with ``c >= scale · c*_m + margin``; there at
+    least half of the runs must have converged (final loss ``<= tol``) and every converged run must be sparse
+    (:attr:`LRSweep.sparse`: fewer live neurons than its seed's dense level). ``scale = 1/2`` is the negative
+    control.
+
+    Args:
+        sweeps, predicted, scale, tol: as in :func:`dense_below`. margin: distance above ``scale · c*``
+            (``>= 0``).
+
+    Returns:
+        ``(counts, ok)``: the number of sparse converged runs at the onset point, per width in ``sweeps``'
+        order (stopping at the first width whose grid has no ``c`` above the bound; then ``ok`` is False), and
+        whether the check holds at every width.
+    """
+    sweeps, predicted = _check_sweeps(sweeps, predicted)
+    scale = check_real("scale", scale, 0.0, low_open=True)
+    margin = check_real("margin", margin, 0.0)
+    out, ok = [], True
+    for m, sw in sweeps.items():
+        idx = torch.nonzero(sw.cs >= scale * predicted[m] + margin)
+        if not idx.numel():
+            return tuple(out), False
+        i = int(idx[0])
+        conv = sw.converged(tol)[i]
+        out.append(int(sw.sparse[i][conv].sum()))
+        ok = ok and 2 * int(conv.sum()) >= len(sw.seeds)
+        ok = ok and bool(sw.sparse[i][conv].all())
+    return tuple(out), ok
+
+
+def diverges_within(transitions: Mapping[int, Transition], predicted: Mapping[int, float], scale: float = 1.0,
+                    factor: float = 1.5) -> tuple[tuple[float, ...], bool]:
+    """Chapter 4's check "GD diverges a little above ``c*``": at every width the first ``c`` at which all runs
+    diverged (:attr:`Transition.first_diverged`) lies in ``(scale · c*_m, factor · scale · c*_m]``.
+    ``scale = 2`` (the window ``(2c*, 3c*]``) is the negative control.
+
+    Args:
+        transitions: width → :class:`Transition` (:func:`observed_transition`). predicted: width → ``c*_m``.
+        scale: factor on the prediction (``> 0``). factor: upper end of the window over its lower end (``> 1``).
+
+    Returns:
+        ``(first_diverged, ok)``: the first all-diverged ``c`` per width (nan if none; then ``ok`` is False).
+    """
+    if not isinstance(transitions, Mapping) or len(transitions) == 0:
+        raise TypeError("transitions must be a non-empty mapping width -> Transition")
+    for m, tr in transitions.items():
+        if not isinstance(tr, Transition):
+            raise TypeError(f"transitions[{m!r}] must be a Transition, got {type(tr).__name__}")
+        if m not in predicted:
+            raise ValueError(f"predicted has no c* for width {m!r}")
+    scale = check_real("scale", scale, 0.0, low_open=True)
+    factor = check_real("factor", factor, 1.0, low_open=True)
+    fd = tuple(tr.first_diverged for tr in transitions.values())
+    ok = all(scale * predicted[m] < tr.first_diverged <= factor * scale * predicted[m]
+             for m, tr in transitions.items())
+    return fd, ok
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Barriers of pairs of solutions
 # ---------------------------------------------------------------------------------------------------------------
@@ -526,6 +635,41 @@ def sweep_pair_barriers(sweep: LRSweep, T: Tensor, **kwargs: object) -> dict[flo
     return out
 
 
+def exactly_connected(pairs: Mapping[float, Sequence[ts.PairBarriers]], c_star: float, kind: str = "functional",
+                      exact: float = 1e-7, apart: float = 1e-6) -> tuple[tuple[int, float, float], bool]:
+    """Chapter 4's check "sparse GD pairs exactly connected, dense ones not" on :func:`sweep_pair_barriers`'s
+    output.
+
+    The *sparse* pairs are those whose Hall criterion holds (``hall`` True, at any ``c``); the *dense* pairs are
+    all pairs at ``c < c_star``. The check holds if there is a sparse pair, every sparse pair's ``kind`` barrier is
+    ``< exact`` and every dense pair's is ``>= apart``. ``kind = "identity"`` (no permutation) is the negative
+    control.
+
+    Args:
+        pairs: ``c`` → the pairs' :class:`lmcnb.teacher_student.PairBarriers` (with ``hall``). c_star: the
+            predicted transition. kind: ``"identity"``, ``"weight"``, ``"functional"`` or ``"perm"``.
+        exact, apart: thresholds (``> 0``).
+
+    Returns:
+        ``((number of sparse pairs, largest sparse barrier, smallest dense barrier), ok)`` (nan for an empty group;
+        then ``ok`` is False).
+    """
+    if not isinstance(pairs, Mapping):
+        raise TypeError(f"pairs must be a mapping c -> list of PairBarriers, got {type(pairs).__name__}")
+    if kind not in ts.BARRIER_KINDS:
+        raise ValueError(f"kind must be one of {ts.BARRIER_KINDS}, got {kind!r}")
+    c_star = check_real("c_star", c_star, 0.0, low_open=True)
+    exact = check_real("exact", exact, 0.0, low_open=True)
+    apart = check_real("apart", apart, 0.0, low_open=True)
+    every = [pb for prs in pairs.values() for pb in prs]
+    if any(pb.hall is None for pb in every):
+        raise ValueError("every pair needs its Hall criterion (lr_sparsity.pair_barriers / sweep_pair_barriers)")
+    sparse = [float(getattr(pb, kind)) for pb in every if bool(pb.hall)]
+    dense = [float(getattr(pb, kind)) for c, prs in pairs.items() for pb in prs if c < c_star]
+    ok = len(sparse) > 0 and len(dense) > 0 and max(sparse) < exact and min(dense) >= apart
+    return (len(sparse), max(sparse, default=math.nan), min(dense, default=math.nan)), ok
+
+
 def manifold_pair_barriers(m: int, M: int, d: int, dead_prob: float, pairs: int, seed: int = 0,
                            split: str = "equal") -> list[ts.PairBarriers]:
     """:func:`pair_barriers` for ``pairs`` pairs of independent exact minima drawn from the neuron-sparse
@@ -568,6 +712,27 @@ class MLPSweep:
     def trained(self) -> Tensor:
         """``(L,)`` bool: every run at this learning rate reached training accuracy ``>= 0.9``."""
         return (self.train_acc >= 0.9).all(1)
+
+    def kills_units(self, rates: Tensor | None = None, dense: float = 0.99,
+                    sparse: float = 0.85) -> tuple[tuple[float, float], bool]:
+        """Chapter 4's check "a larger learning rate kills hidden units": every run at the smallest rate has a
+        live fraction ``>= dense``, and at some rate among ``rates`` (``(L,)`` bool, default all) where every run
+        trained (:attr:`trained`) the mean live fraction is ``<= sparse``. ``rates = lrs <= 0.2`` is chapter 4's
+        negative control.
+
+        Returns:
+            ``((smallest live fraction at the smallest rate, smallest mean live fraction over the trained rates
+            in rates), ok)``; nan for the second if no rate qualifies (then ``ok`` is False).
+        """
+        rates = torch.ones_like(self.trained) if rates is None else rates
+        if not isinstance(rates, Tensor) or rates.dtype != torch.bool or rates.shape != self.trained.shape:
+            raise ValueError(f"rates must be a bool mask of shape {tuple(self.trained.shape)}")
+        dense = check_real("dense", dense, 0.0, 1.0)
+        sparse = check_real("sparse", sparse, 0.0, 1.0)
+        means = self.live.mean(1)[self.trained & rates]
+        ok = bool((self.live[0] >= dense).all()) and bool((means <= sparse).any())
+        low = float(means.min()) if means.numel() else math.nan
+        return (float(self.live[0].min()), low), ok
 
     def __getattr__(self, name: str) -> object:
         if name == "naive":
