@@ -115,6 +115,18 @@ class Split:
         """The same split with ``x`` and ``y`` on ``device`` (dtypes unchanged)."""
         return Split(self.x.to(device), self.y.to(device))
 
+    def shuffled_labels(self, generator: torch.Generator) -> Split:
+        """The same inputs with the labels permuted at random (Zhang et al.'s randomisation test).
+
+        ``y`` is reordered by ``torch.randperm(n, generator=generator)`` (on the CPU, then moved to ``y``'s
+        device), so the label counts are kept and every input–label association is broken: a network trained on
+        the result can only memorise. Used as the negative control of claims about what training on the real
+        labels does (chapter 5b, Fig. 2).
+        """
+        check_generator("generator", generator)
+        order = torch.randperm(len(self), generator=generator).to(self.y.device)
+        return Split(self.x, self.y[order])
+
     def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool | None = None,
                 drop_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
         """Minibatches ``(x (b, ...), y (b,))`` covering the split once, ``b <= batch_size``.

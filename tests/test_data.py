@@ -56,6 +56,19 @@ def test_split_to_keeps_values():
     assert t is not s and torch.equal(t.x, s.x) and torch.equal(t.y, s.y)
 
 
+def test_shuffled_labels_permutes_y_and_keeps_x():
+    s = D.Split(torch.randn(50, 3, generator=gen()), torch.arange(50) % 5)
+    t = s.shuffled_labels(torch.Generator().manual_seed(0))
+    assert t.x is s.x and torch.equal(t.y.sort().values, s.y.sort().values)  # same label counts
+    assert not torch.equal(t.y, s.y)                                        # associations broken
+    order = torch.randperm(50, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(t.y, s.y[order])                                     # the documented permutation
+    u = s.shuffled_labels(torch.Generator().manual_seed(1))
+    assert not torch.equal(u.y, t.y)                                        # the generator matters
+    with pytest.raises(TypeError, match="torch.Generator"):
+        s.shuffled_labels(0)
+
+
 def test_batches_cover_split_in_order_and_shuffled():
     s = D.Split(torch.arange(10, dtype=torch.float64)[:, None], torch.arange(10))
     plain = list(s.batches(4))

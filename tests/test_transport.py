@@ -467,6 +467,65 @@ def test_identity_cost_ratio_independent_vs_coupled_samples():
         OR.identity_cost_ratio(X, Y, p=0.5)
 
 
+def _fig2_pair():
+    from lmcnb import train
+    from lmcnb.data import Split
+    a, b = train.init_mlps((4, 6, 6, 3), 2, [0, 1], dtype=torch.float64)
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():  # labels a fits, and sharp logits: the identity path has a barrier
+        y = a(x).argmax(1)
+        for p in [*a.parameters(), *b.parameters()]:
+            p.mul_(3)
+    return a, b, Split(x, y)
+
+
+@pytest.mark.filterwarnings("ignore:temperature hit the bound")
+def test_matcher_barriers_equal_merge_compare_and_use_every_argument():
+    from lmcnb import matching, merge
+    from lmcnb.data import Split
+    a, b, split = _fig2_pair()
+    other = Split(split.x.flip(0), split.y)
+    ms = {"identity": matching.IdentityMatching(), "Euclidean WM": matching.OTMatching()}
+    lam = torch.linspace(0, 1, 5, dtype=torch.float64)
+    row = OR.matcher_barriers(merge.Pair(a, b), ms, split, data=split.x, lambdas=lam, spaces={"Euclidean WM":
+                                                                                               "euclidean"})
+    ref = merge.compare(merge.Pair(a, b), ms, lam, merge.Empirical(split.x, split.y), data=split.x)
+    for k, o in ref.outcomes.items():
+        assert row[k, "loss"] == o.curve.barrier("linear", "loss")
+        assert row[k, "accuracy"] == o.curve.barrier("linear", "accuracy")
+    assert row["loss"] == pytest.approx(np.mean(ref.outcomes["identity"].curve.endpoints("loss")))
+    assert "cal" not in row and ("identity", "calibrated_loss") not in row and ("identity", "dim") not in row
+    assert row["Euclidean WM", "dim"][0] == OR.matching_dimensions(a, split.x)["euclidean"][0]
+    # evaluation split, lambdas, data and calibration each change the result
+    row_e = OR.matcher_barriers(merge.Pair(a, b), ms, Split(split.x[:30], split.y[:30]), data=split.x,
+                                lambdas=lam, spaces={})
+    assert row_e["identity", "loss"] != row["identity", "loss"]
+    row_l = OR.matcher_barriers(merge.Pair(a, b), ms, split, data=split.x, lambdas=lam[[0, 1, 4]], spaces={})
+    assert row_l["identity", "loss"] != row["identity", "loss"]
+    row_d = OR.matcher_barriers(merge.Pair(a, b), ms, split, data=other.x[:20] * 2, lambdas=lam,
+                                spaces={"Euclidean WM": "covariance"})
+    assert row_d["Euclidean WM", "dim"][0] != OR.matching_dimensions(a, split.x)["covariance"][0]
+    row_c = OR.matcher_barriers(merge.Pair(a, b), ms, split, data=split.x, lambdas=lam, calibration=other,
+                                spaces={})
+    assert {"cal", "T"} <= set(row_c) and ("Euclidean WM", "calibrated_loss") in row_c
+    assert row_c["T"] > 0
+
+
+def test_matcher_barriers_default_spaces_and_bad_input():
+    from lmcnb import matching, merge
+    a, b, split = _fig2_pair()
+    ms = {k: matching.IdentityMatching() for k in OR.FIG2_SPACES}
+    row = OR.matcher_barriers(merge.Pair(a, b), ms, split, data=split.x, lambdas=torch.linspace(0, 1, 3))
+    dims = OR.matching_dimensions(a, split.x)
+    for k, key in OR.FIG2_SPACES.items():
+        assert list(row[k, "dim"]) == dims[key]
+    with pytest.raises(ValueError, match="not given"):
+        OR.matcher_barriers(merge.Pair(a, b), {"identity": matching.IdentityMatching()}, split, data=split.x,
+                            lambdas=torch.linspace(0, 1, 3))
+    with pytest.raises(TypeError, match="Split"):
+        OR.matcher_barriers(merge.Pair(a, b), ms, (split.x, split.y), data=split.x, lambdas=torch.linspace(0, 1, 3))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Chapter 5b: width needed for ε and Lemma 4.1 layer by layer (ot_rates.width_needed, ot_rates.layerwise_errors)
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 - :func:`two_sample_wasserstein` with the samplers :func:`gaussian_sampler`, :func:`uniform_sampler` and
   :func:`subspace_sampler`: the ``m^{-1/d}`` engine behind LMC via OT, its lower bound and low-dimensional supports;
 - :func:`matching_dimensions`: the approximate dimension of what each matcher transports (their Fig. 2, right);
+- :func:`matcher_barriers`: one pair of the Fig. 2 grid — every matcher's loss, calibrated-loss and accuracy
+  barriers and the dimension of its space;
 - :func:`width_needed` and :func:`layerwise_errors`: chapter 5b's deep i.i.d. networks quantitatively — the
   exponent of ``1/ε`` in the width needed (Thm 5.2's ``ε^{−m_0}``) with a bootstrap interval, and Lemma 4.1's
   error propagation measured layer by layer;
@@ -18,14 +20,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .._validate import RenamedKeys, check_bool, check_generator, check_int, check_real, check_tensor
+from .. import merge
 from ..barrier import linear_baseline
+from ..data import Split
 from ..diagnostics import approximate_dimension
 from ..fit import SlopeFit, bootstrap_slope
 from ..models import MLP
@@ -33,7 +37,7 @@ from ..papers import meanfield
 from ..transport import cost_matrix, hungarian, is_permutation_plan, ot_plan, wasserstein
 
 __all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
-           "birkhoff_statistics", "identity_cost_ratio", "WidthNeeded", "width_needed", "LayerwiseErrors",
+           "FIG2_SPACES", "matcher_barriers", "birkhoff_statistics", "identity_cost_ratio", "WidthNeeded", "width_needed", "LayerwiseErrors",
            "layerwise_errors", "subsample_wasserstein", "PairTrajectory", "sgd_pair_trajectory"]
 
 
@@ -165,6 +169,60 @@ def matching_dimensions(model: torch.nn.Module, x: torch.Tensor, centered: bool 
             out["activation"].append(_dimension(zc.T @ zc / z.shape[0]))
             h = z
     return RenamedKeys(out, {"naive": "euclidean"})  # the old key of Euclidean weight matching
+
+
+#: Which matrix of :func:`matching_dimensions` is the space each Fig. 2 matcher works in.
+FIG2_SPACES = {"Euclidean WM": "euclidean", "Σ-weighted WM": "covariance", "activation matching": "activation"}
+
+
+def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., object]], evaluation: Split, *,
+                     data: torch.Tensor, lambdas: torch.Tensor, calibration: Split | None = None,
+                     spaces: Mapping[str, str] | None = None) -> dict:
+    """One pair of Ferbach et al.'s Fig. 2 grid: every matcher's barriers and the dimension of its space.
+
+    ``b`` is aligned to ``a`` by each matcher (on ``data``), the path ``θ_λ`` is evaluated on ``evaluation``
+    (:class:`lmcnb.merge.Empirical`; with ``calibration`` every point is temperature-calibrated on that held-out
+    split, :class:`lmcnb.merge.CalibrateTemperature`), and the ``linear`` barrier is taken of each metric.
+
+    Args:
+        pair: two :class:`lmcnb.models.MLP` classifiers. matchers: ``name → matcher``; the first one is the
+            reference whose curve gives the endpoint statistics (the identity in chapter 5b).
+        evaluation: the split the barriers are measured on. data: inputs ``(n, *)`` for the matchers and for
+            the dimensions (model a's statistics). lambdas: the path grid ``(T,)`` with 0 and 1.
+        calibration: held-out split for per-λ temperature calibration, or None (no calibrated metrics).
+        spaces: matcher name → key of :func:`matching_dimensions` (default :data:`FIG2_SPACES`, matchers not in
+            it get no dimension).
+
+    Returns:
+        ``{"acc", "loss"}`` (means over the two endpoints; with ``calibration`` also ``"cal"``, the calibrated
+        endpoint loss, and ``"T"``, the mean fitted temperature), ``(name, metric)`` barriers for ``metric`` in
+        ``"loss"``, ``"accuracy"`` (and ``"calibrated_loss"``), and ``(name, "dim")`` arrays, one
+        uncentred approximate dimension per hidden layer of model a.
+    """
+    if not isinstance(evaluation, Split) or (calibration is not None and not isinstance(calibration, Split)):
+        raise TypeError("evaluation and calibration must be lmcnb.data.Split (calibration may be None)")
+    spaces = dict(FIG2_SPACES if spaces is None else spaces)
+    unknown = set(spaces) - set(matchers)
+    if unknown:
+        raise ValueError(f"spaces name matchers that are not given: {sorted(unknown)}")
+    repairs = [] if calibration is None else [merge.CalibrateTemperature(calibration)]
+    res = merge.compare(pair, matchers, lambdas, merge.Empirical(evaluation.x, evaluation.y), data=data,
+                        repairs=repairs)
+    c0 = next(iter(res.outcomes.values())).curve
+    row: dict = {"acc": float(np.mean(c0.endpoints("accuracy"))), "loss": float(np.mean(c0.endpoints("loss")))}
+    metrics = ["loss", "accuracy"]
+    if calibration is not None:
+        row["cal"] = float(np.mean(c0.endpoints("calibrated_loss")))
+        row["T"] = float(np.mean(c0.endpoints("temperature")))
+        metrics.insert(1, "calibrated_loss")
+    for name, outcome in res.outcomes.items():
+        for metric in metrics:
+            row[name, metric] = outcome.curve.barrier("linear", metric)
+    if spaces:
+        dims = matching_dimensions(pair.model_a, data)
+        for name, key in spaces.items():
+            row[name, "dim"] = np.array(dims[key])
+    return row
 
 
 # ----------------------------------------------------------------------------------------------------------
