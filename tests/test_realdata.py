@@ -397,6 +397,8 @@ def test_paper_cell_at_toy_size_augments_resets_batchnorm_in_batches_and_resumes
                             (_toy_conv(multipliers=vgg), {**one, "weight_decay": 0.5})):
         assert barriers(realdata.conv_width_sweep(ds, changed, **kwargs)) != barriers(serial)
     table = realdata.table1_views(rows)
+    import pandas as pd
+    assert table.equals(realdata.table1_views(pd.DataFrame(rows)))
     assert len(table) == 2 * len(realdata.VIEWS)
     vgg_wm = table.loc[("vgg11", 1 / 16, "calibrated weight matching")]
     assert (vgg_wm["Table 1 acc"], vgg_wm["Table 1 loss"]) == cnn_merges.TABLE1["VGG-11 x16", "weight matching"]
@@ -407,6 +409,8 @@ def test_paper_cell_at_toy_size_augments_resets_batchnorm_in_batches_and_resumes
     assert table.loc[("vgg11", 1 / 16, "identity"), "accuracy midpoint"] == pytest.approx(sum(pairs) / 2)
     with pytest.raises(ValueError, match="at least one row"):
         realdata.table1_views([])
+    with pytest.raises(ValueError, match="at least one row"):
+        realdata.table1_views(pd.DataFrame())
 
 
 def test_sweep_flops_and_steps_size_the_paper_profile():

@@ -241,9 +241,9 @@ class MLPSweep:
             def fwd(w: int) -> float:
                 return 2.0 * (d * w + (depth - 1) * w * w + w * c)
             total += 2 * per_width * len(self.widths) * 3 * fwd(max(self.widths)) * n_train * epochs
-            for w in self.widths:
-                per_pair = 3 * k * (n_val + self.n_eval) + 2 * n_val + 3 * 4 * self.n_eval + 2 * (n_train + self.n_eval)
-                total += per_width * per_pair * fwd(w)
+            per_pair = (3 * k * (n_val + self.n_eval) + 2 * n_val + 3 * 4 * self.n_eval
+                        + 2 * (n_train + self.n_eval))
+            total += sum(per_width * per_pair * fwd(w) for w in self.widths)
         return total
 
 
@@ -525,17 +525,18 @@ TABLE1_MATCHER = {"identity": "identity", "calibrated identity": "identity", "we
                   "calibrated weight matching": "weight matching"}
 
 
-def table1_views(rows: Sequence[dict]) -> Any:
-    """Rows of :func:`conv_width_sweep` as a table: per architecture, multiplier and view, the median over pairs
-    of the midpoint accuracy and loss barriers (test split; the calibrated views' loss is calibrated), the
-    endpoints' test accuracy, and Table 1's accuracy and loss barriers for the architecture's Table 1 row
-    (VGG-11 ×16, ResNet-20 ×32; the identity views beside Table 1's identity row, the weight-matched ones beside
-    its weight-matching row, NaN for activation matching): the target the trend over multipliers approaches."""
+def table1_views(rows: Sequence[dict] | Any) -> Any:
+    """Rows of :func:`conv_width_sweep` (a list of dicts or their DataFrame) as a table: per architecture,
+    multiplier and view, the median over pairs of the midpoint accuracy and loss barriers (test split; the
+    calibrated views' loss is calibrated), the endpoints' test accuracy, and Table 1's accuracy and loss barriers
+    for the architecture's Table 1 row (VGG-11 ×16, ResNet-20 ×32; the identity views beside Table 1's identity
+    row, the weight-matched ones beside its weight-matching row, NaN for activation matching): the target the
+    trend over multipliers approaches."""
     import pandas as pd
 
-    if not rows:
+    frame = rows.reset_index(drop=True) if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if frame.empty:
         raise ValueError("table1_views needs at least one row (of conv_width_sweep)")
-    frame = pd.DataFrame(list(rows))
     cols = ["accuracy midpoint", "loss midpoint", "test_accuracy"]
     out = frame.groupby(["arch", "multiplier", "view"], sort=False)[cols].median().reset_index()
     paper_net = {"vgg11": "VGG-11 x16", "resnet20": "ResNet-20 x32"}
