@@ -144,3 +144,23 @@ def test_table1_sweep_caches_and_frame_prints_table_1_beside_ours(tmp_path) -> N
     assert vgg["acc barrier"] == rows[0]["weight matching acc"]
     res = frame.loc[("ResNet-20", 0.25, 3e-3, "identity")]
     assert (res["Table 1 acc"], res["Table 1 loss"]) == cnn_merges.TABLE1["ResNet-20 x32", "identity"]
+
+
+def test_train_seeded_builds_under_the_seed_augments_and_unwraps() -> None:
+    ds = _toy_data()
+    cfg = TOY.config(3e-3)
+    make = lambda: models.VGG11(width_multiplier=1 / 16)
+    net = cnn_merges.train_seeded(make, 0, ds.train.x, ds.train.y, cfg, augment=True)
+    assert isinstance(net, models.VGG11) and not net.training  # the network itself, eval mode, no wrapper
+    again = cnn_merges.train_seeded(make, 0, ds.train.x, ds.train.y, cfg, augment=True)
+    same = lambda a, b: all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert same(net, again)  # seeded construction, data order and augmentation
+    plain = cnn_merges.train_seeded(make, 0, ds.train.x, ds.train.y, cfg, augment=False)
+    assert not same(net, plain)  # the augmentation is used
+    assert not same(net, cnn_merges.train_seeded(make, 1, ds.train.x, ds.train.y, cfg, augment=True))
+    # without augmentation it is seeded_model + train_classifier, step for step
+    from lmcnb.train import train_classifier
+    ref, _ = train_classifier(cnn_merges.seeded_model(make, 0), ds.train.x, ds.train.y, cfg, seed=0)
+    assert same(plain, ref)
+    with pytest.raises(TypeError, match="augment must be a bool"):
+        cnn_merges.train_seeded(make, 0, ds.train.x, ds.train.y, cfg, augment="yes")

@@ -379,3 +379,72 @@ def test_ensemble_comparison_rejects_bad_inputs():
         lewc.ensemble_comparison(*_pair(), _x(50).float(), torch.zeros(50, dtype=torch.long))
     with pytest.raises(ValueError):
         lewc.ensemble_comparison(*_pair(), _x(50), torch.zeros(50, dtype=torch.long), lam=1.5)
+
+
+# --- width_fall: the one statistic behind chapter 6's and chapter 7's "falls with width" checks -----------------
+
+def _pairs_table():
+    import pandas as pd
+
+    rows = []  # ro = depth-dependent level x width factor x pair spread
+    for depth, level in ((1, 1.0), (2, 2.0)):
+        for width, factor in ((16, 1.0), (64, 0.7), (128, 0.4)):
+            for pair, spread in enumerate((0.9, 1.0, 1.3)):
+                rows.append(dict(depth=depth, width=width, pair=pair, ro=level * factor * spread,
+                                 wd="strong" if pair < 2 else "weak"))
+    return pd.DataFrame(rows)
+
+
+def test_width_fall_is_worst_pair_over_median_pair_in_the_worst_group():
+    t = _pairs_table()
+    # one group: worst pair at 128 (2 * 0.4 * 1.3) over the median pair at 16 (1 * 1 * 1.0, depth 1 and 2 pooled)
+    pooled_median_16 = float(t[t.width == 16].ro.median())
+    assert lewc.width_fall(t, "ro", first=16, last=128) == pytest.approx(2 * 0.4 * 1.3 / pooled_median_16)
+    # per depth: both depths fall by 0.4 * 1.3 / 1.0 (the depth's level cancels)
+    assert lewc.width_fall(t, "ro", first=16, last=128, by=["depth"]) == pytest.approx(0.52)
+    # every argument changes the result
+    assert lewc.width_fall(t, "ro", first=16, last=64, by=["depth"]) == pytest.approx(0.7 * 1.3)
+    assert lewc.width_fall(t, "ro", first=64, last=128, by=["depth"]) == pytest.approx(0.4 * 1.3 / 0.7)
+    assert lewc.width_fall(t, "ro", first=16, last=128, by=["depth"], wide="median") == pytest.approx(0.4)
+    assert lewc.width_fall(t, "ro", first=16, last=128, by=["depth"], narrow="min") == pytest.approx(
+        0.4 * 1.3 / 0.9)
+    assert lewc.width_fall(t, "ro", first=16, last=128, by=["depth"], wide="mean", narrow="max") == pytest.approx(
+        0.4 * (0.9 + 1.0 + 1.3) / 3 / 1.3)
+    # grouping by a second column: the worst (depth, wd) group, here the strong two-pair groups (the weak ones,
+    # one pair each, fall by exactly 0.4)
+    assert lewc.width_fall(t, "ro", first=16, last=128, by=["depth", "wd"]) == pytest.approx(0.4 * 1.0 / 0.95)
+    renamed = t.rename(columns={"width": "multiplier"})
+    assert lewc.width_fall(renamed, "ro", first=16, last=128, by=["depth"], width="multiplier") == pytest.approx(0.52)
+    # the no-width-change control: worst over median at one width, >= 1 when pairs differ
+    assert lewc.width_fall(t, "ro", first=16, last=16, by=["depth"]) == pytest.approx(1.3)
+    # the same statistic as chapter 6's and chapter 7's former notebook functions, bit for bit
+    own = t[t.wd == "strong"]
+    ch6 = float(own[own.width == 128].ro.max() / own[own.width == 16].ro.median())
+    assert lewc.width_fall(own, "ro", first=16, last=128) == ch6
+    ro = t.set_index(["depth", "wd", "width", "pair"]).ro
+    last = ro.xs(128, level="width").groupby("depth").max()
+    ch7 = float((last / ro.xs(16, level="width").groupby("depth").median()).max())
+    assert lewc.width_fall(t, "ro", first=16, last=128, by=["depth"]) == ch7
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(wide="worst"), ValueError, "wide must be one of"),
+    (dict(narrow="p90"), ValueError, "narrow must be one of"),
+    (dict(by=["layer"]), ValueError, r"no column\(s\) \['layer'\]"),
+    (dict(by="depth"), TypeError, "sequence of column names"),
+    (dict(last=4096), ValueError, "no pairs at width 4096"),
+])
+def test_width_fall_rejects_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        lewc.width_fall(_pairs_table(), "ro", **{"first": 16, "last": 128, **kwargs})
+
+
+def test_width_fall_rejects_groups_missing_at_one_width_and_non_frames():
+    t = _pairs_table()
+    t = t[~((t.width == 128) & (t.depth == 2))]
+    with pytest.raises(ValueError, match="groups"):
+        lewc.width_fall(t, "ro", first=16, last=128, by=["depth"])
+    with pytest.raises(TypeError, match="DataFrame"):
+        lewc.width_fall(t.to_dict(), "ro", first=16, last=128)
+    with pytest.raises(ValueError, match=r"no column\(s\) \['rho'\]"):
+        lewc.width_fall(t, "rho", first=16, last=128)

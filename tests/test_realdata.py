@@ -313,3 +313,130 @@ def test_barrier_views_old_form_and_old_view_names_name_the_new_ones():
         got["calibrated no permutation"]
     assert set(got) == set(realdata.VIEWS)
 
+
+
+# --- chapter 7's paper profile: chapter 6's CIFAR-10 recipe under the five views ----------------------------------
+
+def _toy_cifar():
+    g = torch.Generator().manual_seed(0)
+    train_, val, test = (data.Split(torch.randn(n, 3, 32, 32, generator=g), torch.arange(n) % 10)
+                         for n in (48, 20, 20))
+    return data.Dataset(train_, val, test, num_classes=10, input_shape=(3, 32, 32), name="toy-cifar")
+
+
+def _toy_conv(**changes):
+    """The paper cell's recipe (cnn_merges.CONV_PAPER) at toy size: only the sizes change."""
+    from dataclasses import replace
+
+    from lmcnb.experiments import cnn_merges
+
+    return replace(cnn_merges.CONV_PAPER, **{"multipliers": (("VGG-11", 1 / 16), ("ResNet-20", 0.25)), "epochs": 1,
+                                             "batch": 16, "bn_images": 32, **changes})
+
+
+def test_conv_sweeps_carry_chapter_6s_recipe_paper_and_full():
+    from lmcnb.experiments import cnn_merges
+
+    vgg, res = realdata.conv_sweeps(cnn_merges.CONV_PAPER, weight_decay=3e-3, lambdas=LAM, n_eval=5000, n_pairs=2)
+    assert (vgg.arch, vgg.multipliers, res.arch, res.multipliers) == ("vgg11", (1.0, 2.0, 4.0), "resnet20",
+                                                                      (1.0, 2.0, 4.0, 8.0))
+    for s in (vgg, res):
+        assert s.config == cnn_merges.CONV_PAPER.config(3e-3) and s.config.schedule == "warmup_cosine"
+        assert (s.augment, s.n_bn, s.batch_size, s.n_pairs, s.n_eval, s.first_seed) == (True, 10_000, 128, 2,
+                                                                                         5000, 0)
+    full = realdata.conv_sweeps(cnn_merges.CONV_FULL, weight_decay=3e-3, lambdas=LAM, n_eval=5000, n_pairs=2)
+    assert [(s.arch, s.multipliers, s.config.epochs) for s in full] == [("vgg11", (16.0,), 200),
+                                                                       ("resnet20", (32.0,), 200)]
+    other = realdata.conv_sweeps(_toy_conv(seeds=(4, 5), augment=False), weight_decay=1e-4, lambdas=LAM, n_eval=8,
+                                 n_pairs=1)
+    assert other[0].first_seed == 4 and not other[0].augment and other[0].config.weight_decay == 1e-4
+    with pytest.raises(ValueError, match="consecutive"):
+        realdata.conv_sweeps(_toy_conv(seeds=(0, 2)), weight_decay=3e-3, lambdas=LAM, n_eval=8, n_pairs=1)
+    with pytest.raises(TypeError, match="ConvSweep"):
+        realdata.conv_sweeps(vgg, weight_decay=3e-3, lambdas=LAM, n_eval=8, n_pairs=1)
+    with pytest.raises(TypeError, match="augment must be a bool"):
+        realdata.CNNSweep("vgg11", [1.0], vgg.config, LAM, n_eval=8, n_bn=8, augment=1)
+
+
+@pytest.mark.filterwarnings("ignore:temperature hit the bound")
+def test_paper_cell_at_toy_size_augments_resets_batchnorm_in_batches_and_resumes(tmp_path):
+    """The paper profile's CIFAR-10 cell at toy size: the functions it calls with its arguments (chapter 6's
+    recipe CONV_PAPER, weight decay 3e-3, two pairs, the cache, an executor); only the sizes are smaller."""
+    import concurrent.futures as cf
+
+    from lmcnb.experiments import cnn_merges
+
+    ds, conv, lam = _toy_cifar(), _toy_conv(), [0.0, 0.5, 1.0]
+    kw = dict(weight_decay=3e-3, lambdas=lam, n_eval=16, n_pairs=2)
+    # one worker thread: torch's global RNG (seeded construction) is shared between threads, so concurrent
+    # threads would interleave their draws; the engines of `make paper` are processes or Dask workers
+    with cf.ThreadPoolExecutor(1) as pool:
+        rows = realdata.conv_width_sweep(ds, conv, **kw, cache=realdata.CacheSpec(tmp_path), executor=pool)
+    assert [(r["arch"], r["pair"], r["seeds"]) for r in rows[::5]] == [
+        ("vgg11", 0, (0, 1)), ("vgg11", 1, (2, 3)), ("resnet20", 0, (0, 1)), ("resnet20", 1, (2, 3))]
+    assert [r["view"] for r in rows[:5]] == list(realdata.VIEWS)
+    assert len(list(tmp_path.glob("*.pt"))) == 4, "one cache entry per (multiplier, pair)"
+
+    class Refusing:
+        def submit(self, *a, **k):
+            raise AssertionError("a cache hit must not be submitted")
+
+    assert realdata.conv_width_sweep(ds, conv, **kw, cache=realdata.CacheSpec(tmp_path), executor=Refusing()) == rows
+
+    def barriers(rs):
+        return [r[b] for r in rs for b in realdata.BARRIERS]
+
+    # the executor changes where, not what; every argument is used: augmentation, the BatchNorm images, the
+    # weight decay (the BatchNorm reset's batch: test_cnn_width_sweep_rows_seeds_and_batches); one VGG pair each
+    one = dict(kw, n_pairs=1)
+    vgg = (("VGG-11", 1 / 16),)
+    serial = realdata.conv_width_sweep(ds, _toy_conv(multipliers=vgg), **one)
+    assert barriers(serial) == barriers(rows[:5])
+    for changed, kwargs in ((_toy_conv(multipliers=vgg, augment=False), one),
+                            (_toy_conv(multipliers=vgg, bn_images=16), one),
+                            (_toy_conv(multipliers=vgg), {**one, "weight_decay": 0.5})):
+        assert barriers(realdata.conv_width_sweep(ds, changed, **kwargs)) != barriers(serial)
+    table = realdata.table1_views(rows)
+    import pandas as pd
+    assert table.equals(realdata.table1_views(pd.DataFrame(rows)))
+    assert len(table) == 2 * len(realdata.VIEWS)
+    vgg_wm = table.loc[("vgg11", 1 / 16, "calibrated weight matching")]
+    assert (vgg_wm["Table 1 acc"], vgg_wm["Table 1 loss"]) == cnn_merges.TABLE1["VGG-11 x16", "weight matching"]
+    res_id = table.loc[("resnet20", 0.25, "identity")]
+    assert (res_id["Table 1 acc"], res_id["Table 1 loss"]) == cnn_merges.TABLE1["ResNet-20 x32", "identity"]
+    assert table.loc[("vgg11", 1 / 16, "activation matching"), ["Table 1 acc"]].isna().all()
+    pairs = [r["accuracy midpoint"] for r in rows if r["arch"] == "vgg11" and r["view"] == "identity"]
+    assert table.loc[("vgg11", 1 / 16, "identity"), "accuracy midpoint"] == pytest.approx(sum(pairs) / 2)
+    with pytest.raises(ValueError, match="at least one row"):
+        realdata.table1_views([])
+    with pytest.raises(ValueError, match="at least one row"):
+        realdata.table1_views(pd.DataFrame())
+
+
+def test_sweep_flops_and_steps_size_the_paper_profile():
+    from lmcnb.experiments import cnn_merges
+
+    cfg = train.TrainConfig(epochs=3, batch_size=100, lr=0.1)
+    s = realdata.CNNSweep("resnet20", [1.0], cfg, LAM, n_eval=500, n_bn=200, n_pairs=2)
+    fwd = cnn_merges.forward_flops(lambda: models.ResNet20(1.0), (3, 32, 32))
+    per_pair = 2 * 3 * 3 * 1000 + 3 * 5 * (200 + 300 + 500) + 2 * 300 + 2 * (1000 + 500)
+    assert s.flops(1000, 300) == pytest.approx(2 * per_pair * fwd)
+    assert s.steps(1000) == 2 * 2 * 3 * 10  # two pairs of networks, 3 epochs of 10 steps
+    base = s.flops(1000, 300)
+    from dataclasses import replace
+    for changed in (replace(s, multipliers=[2.0]), replace(s, n_pairs=1), replace(s, n_eval=100),
+                    replace(s, n_bn=1000), replace(s, lambdas=torch.linspace(0, 1, 11)),
+                    replace(s, config=replace(cfg, epochs=6)), replace(s, arch="vgg11")):
+        assert changed.flops(1000, 300) != base
+    assert s.flops(2000, 300) > base and s.flops(1000, 600) > base
+    assert s.flops(1000, 300, image=(3, 16, 16)) < base and s.flops(1000, 300, classes=100) > base
+    m = realdata.MLPSweep([2], [8, 16], [0.0], cfg, LAM, n_pairs=1, n_eval=50)
+    fw = lambda w: 2 * (20 * w + w * w + w * 3)
+    train_part = 2 * 2 * 3 * fw(16) * 1000 * 3  # both widths trained at the padded width 16
+    measure = sum((3 * 5 * (40 + 50) + 2 * 40 + 12 * 50 + 2 * (1000 + 50)) * fw(w) for w in (8, 16))
+    assert m.flops(1000, 40, in_features=20, classes=3) == pytest.approx(train_part + measure)
+    # the paper profile's CIFAR-10 cell fits about half a GPU-hour by FLOPs; Table 1's size is days
+    hours = lambda conv: cnn_merges.gpu_hours(sum(
+        sp.flops(45_000, 5000) for sp in realdata.conv_sweeps(conv, weight_decay=3e-3, lambdas=torch.linspace(0, 1, 11),
+                                                            n_eval=5000, n_pairs=2)))
+    assert hours(cnn_merges.CONV_PAPER) < 0.6 and hours(cnn_merges.CONV_FULL) > 48

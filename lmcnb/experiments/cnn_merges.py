@@ -9,8 +9,9 @@ printed beside the paper's :data:`TABLE1`.
   warm-up, BatchNorm images, augmentation) with :meth:`~ConvSweep.grid`, :meth:`~ConvSweep.config` and
   :meth:`~ConvSweep.flops`; :data:`CONV_PAPER` (a width trend that fits the chapter's GPU-hour) and
   :data:`CONV_FULL` (Table 1's own size, the opt-in ``full`` profile).
-- :func:`table1_row` (one network, one weight decay: train a seeded pair with crop-and-flip augmentation
-  :class:`RandomCropFlip`, merge, measure), :func:`table1_sweep` (every row through
+- :func:`train_seeded` (one network of a pair: seeded construction, crop-and-flip augmentation
+  :class:`RandomCropFlip`; chapter 7's CNN sweeps train with it too), :func:`table1_row` (one network, one
+  weight decay: train the seeded pair, merge, measure), :func:`table1_sweep` (every row through
   :func:`lmcnb.infra.sweep.run_grid`, so a paper run resumes from its cache), :func:`table1_frame` (ours beside
   the paper's).
 - :func:`forward_flops` (counted on the meta device: no memory) and :func:`gpu_hours` size a sweep.
@@ -31,7 +32,7 @@ from ..merge import merge as merge_pipeline
 from ..train import TrainConfig
 
 __all__ = ["TABLE1", "SUSTAINED_TFLOPS", "CONV_ARCHS", "forward_flops", "gpu_hours", "ConvSweep", "CONV_PAPER",
-           "CONV_FULL", "RandomCropFlip", "seeded_model", "table1_row", "table1_sweep", "table1_frame"]
+           "CONV_FULL", "RandomCropFlip", "seeded_model", "train_seeded", "table1_row", "table1_sweep", "table1_frame"]
 
 #: Ito et al. 2026, Table 1 (notes §3, [S]): midpoint (λ = ½) barriers of the identity path and after weight
 #: matching, test split; accuracy barriers as fractions (0.519 % → 0.00519), loss barriers presumably after
@@ -245,6 +246,24 @@ def seeded_model(make: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Mod
     return model
 
 
+def train_seeded(make: Callable[[], torch.nn.Module], seed: int, x: torch.Tensor, y: torch.Tensor,
+                 config: TrainConfig, *, augment: bool, device: torch.device | str | None = None) -> torch.nn.Module:
+    """One network of a pair, as chapters 6 and 7 train their CNNs: ``make()`` built under ``seed``
+    (:func:`seeded_model`), moved to ``device`` (None: where it was built), trained on ``x (n, C, H, W)``, ``y (n,)``
+    with ``config`` and data order ``seed`` (:func:`lmcnb.train.train_classifier`), with random crop and flip
+    (:class:`RandomCropFlip` seeded by ``seed``) when ``augment``; returns the trained network itself (no
+    augmentation wrapper), in eval mode."""
+    from ..train import train_classifier
+
+    if not isinstance(augment, bool):
+        raise TypeError(f"augment must be a bool, got {type(augment).__name__}")
+    net = seeded_model(make, seed)
+    if device is not None:
+        net = net.to(device)
+    trained, _ = train_classifier(RandomCropFlip(net, seed) if augment else net, x, y, config, seed=seed)
+    return trained.net if augment else trained
+
+
 def table1_row(sweep: ConvSweep, arch: str, multiplier: float, weight_decay: float, dataset: Any,
                lambdas: object, *, device: torch.device | str | None = None) -> dict[str, float]:
     """One configuration of ``sweep``: train the seed pair of ``arch`` × ``multiplier`` at ``weight_decay`` on
@@ -258,7 +277,6 @@ def table1_row(sweep: ConvSweep, arch: str, multiplier: float, weight_decay: flo
     ``dataset``: an :class:`lmcnb.data.Dataset` of ``(n, 3, H, W)`` images (e.g. ``data.cifar10()``)."""
     from .. import matching
     from ..merge import CalibrateTemperature, Empirical, ResetBatchNorm, evaluate
-    from ..train import train_classifier
 
     if not isinstance(sweep, ConvSweep):
         raise TypeError(f"sweep must be a cnn_merges.ConvSweep, got {type(sweep).__name__}")
@@ -270,14 +288,8 @@ def table1_row(sweep: ConvSweep, arch: str, multiplier: float, weight_decay: flo
         if not hasattr(dataset, split):
             raise TypeError(f"dataset must have train, val and test splits (an lmcnb.data.Dataset); no {split!r}")
     x, y = dataset.train.x, dataset.train.y
-    nets = []
-    for s in sweep.seeds:
-        net = seeded_model(lambda: make(multiplier), s)
-        if device is not None:
-            net = net.to(device)
-        wrapped = RandomCropFlip(net, s) if sweep.augment else net
-        trained, _ = train_classifier(wrapped, x, y, sweep.config(weight_decay), seed=s)
-        nets.append(trained.net if sweep.augment else trained)
+    nets = [train_seeded(lambda: make(multiplier), s, x, y, sweep.config(weight_decay), augment=sweep.augment,
+                         device=device) for s in sweep.seeds]
     test = Empirical(dataset.test.x, dataset.test.y, batch_size=sweep.batch)
     repairs = [ResetBatchNorm(x[:sweep.bn_images], batch_size=sweep.batch), CalibrateTemperature(dataset.val)]
     row = {f"acc {k}": float(evaluate(n, dataset.test.x, dataset.test.y, batch_size=sweep.batch).accuracy)
@@ -291,10 +303,11 @@ def table1_row(sweep: ConvSweep, arch: str, multiplier: float, weight_decay: flo
 
 
 def table1_sweep(sweep: ConvSweep, dataset: Any, lambdas: object, *, device: torch.device | str | None = None,
-                 cache_dir: str | None = None) -> list[dict[str, Any]]:
+                 cache_dir: str | None = None, executor: Any = None) -> list[dict[str, Any]]:
     """Every configuration of ``sweep`` through :func:`lmcnb.sweep.run_grid` (each result cached as soon as it
     is computed when ``cache_dir`` is given, so an interrupted paper run resumes): rows of the configuration
-    and its :func:`table1_row`, in grid order."""
+    and its :func:`table1_row`, in grid order. ``executor``: where the configurations run (None: here, one
+    after another; e.g. :func:`lmcnb.infra.sweep.default_executor` for ``make paper ENGINE=…``)."""
     from ..infra import sweep as sweep_runner
 
     if not isinstance(sweep, ConvSweep):
@@ -304,7 +317,8 @@ def table1_sweep(sweep: ConvSweep, dataset: Any, lambdas: object, *, device: tor
     results = sweep_runner.run_grid(
         lambda arch, multiplier, weight_decay: table1_row(sweep, arch, multiplier, weight_decay, dataset, lam,
                                                           device=device),
-        sweep.grid(), cache_dir=cache_dir, namespace=f"ch06-table1-v1 {recipe} lambdas={lam}", progress=True)
+        sweep.grid(), cache_dir=cache_dir, namespace=f"ch06-table1-v1 {recipe} lambdas={lam}", progress=True,
+        executor=executor)
     return [{**cfg, **res} for cfg, res in results]
 
 

@@ -20,8 +20,16 @@ test split that neither training, matching nor calibration has seen.
 al.'s layer diagnostics at λ = ½ for MLP pairs (:mod:`lmcnb.papers.lewc`); :func:`width_sweep` runs one sweep
 spec, :class:`MLPSweep` (MLP pairs over depths, widths and weight decays, all models of one depth in one batched
 run, :func:`lmcnb.train.train_mlps`) or :class:`CNNSweep` (VGG11 / ResNet20 pairs over width multipliers, BatchNorm
-statistics re-estimated per λ in batches), and returns one row per pair and view, cached per configuration when a
-:class:`CacheSpec` is given (:func:`lmcnb.infra.sweep.run_grid`).
+statistics re-estimated per λ in batches, optionally trained with random crop and flip), and returns one row per
+pair and view, cached per configuration when a :class:`CacheSpec` is given (:func:`lmcnb.infra.sweep.run_grid`).
+The CNNs are built and trained by chapter 6's :func:`lmcnb.experiments.cnn_merges.train_seeded` (seeded
+construction, crop-and-flip augmentation).
+
+The paper profile's CIFAR-10 cell runs chapter 6's recipe (:class:`lmcnb.experiments.cnn_merges.ConvSweep`:
+``CONV_PAPER``, a width trend that fits the GPU-hour; ``CONV_FULL``, Table 1's size) under the five views:
+:func:`conv_sweeps` turns a ``ConvSweep`` into one :class:`CNNSweep` per architecture, :func:`conv_width_sweep`
+runs them, :func:`table1_views` prints the rows beside Table 1. :meth:`MLPSweep.flops`, :meth:`CNNSweep.flops`
+and :meth:`CNNSweep.steps` size a sweep (the chapter's GPU-minute estimate).
 """
 from __future__ import annotations
 
@@ -38,11 +46,13 @@ from torch.nn import functional as F
 from .. import barrier, matching, merge, train
 from ..infra import sweep
 from ..models import MLP
+from . import cnn_merges
 from ..papers import lewc
 from .._validate import RenamedKeys, check_int, check_real
 
 __all__ = ["VIEWS", "BARRIERS", "LEWC_DIAGNOSTICS", "CNN_ARCHS", "barrier_views", "lewc_diagnostics", "MLPSweep",
-           "CNNSweep", "CacheSpec", "width_sweep", "mlp_width_sweep", "cnn_width_sweep", "pad_images", "make_cnn"]
+           "CNNSweep", "CacheSpec", "width_sweep", "mlp_width_sweep", "cnn_width_sweep", "pad_images", "make_cnn",
+           "conv_sweeps", "conv_width_sweep", "table1_views"]
 
 VIEWS = ("identity", "weight matching", "activation matching", "calibrated identity", "calibrated weight matching")
 #: The aligned path behind each view (a calibrated view is its base path with ``T(λ)`` fitted per λ).
@@ -212,6 +222,30 @@ class MLPSweep:
         check_int("n_eval", self.n_eval, 1)
         check_int("first_seed", self.first_seed, 0)
 
+    def flops(self, n_train: int, n_val: int, in_features: int = 784, classes: int = 10) -> float:
+        """The sweep's matmul FLOPs (2 per multiply-add; biases, ReLU and the loss not counted) on ``n_train``
+        training and ``n_val`` validation inputs of ``in_features`` with ``classes`` classes.
+
+        Training: per depth, every network is computed at the padded (largest) width, as the batched run does
+        (:func:`lmcnb.train.train_mlps`), ``3 × forward`` per input per epoch. Measuring, per pair at its own
+        width: 3 paths × ``K`` λ × (``n_val`` calibration + ``n_eval`` test) forwards, activation matching's
+        2 × ``n_val``, the LEWC diagnostics' 4 forwards of ``n_eval`` per path, the endpoints' 2 × (``n_train`` +
+        ``n_eval``). Weight matching's assignments (CPU) are not counted."""
+        n_train, n_val = check_int("n_train", n_train, 1), check_int("n_val", n_val, 1)
+        d, c = check_int("in_features", in_features, 1), check_int("classes", classes, 1)
+        epochs = self.config.epochs if self.config.epochs is not None else (
+            self.config.steps * self.config.batch_size / n_train)
+        per_width = len(self.weight_decays) * self.n_pairs
+        k, total = len(self.lambdas), 0.0
+        for depth in self.depths:
+            def fwd(w: int) -> float:
+                return 2.0 * (d * w + (depth - 1) * w * w + w * c)
+            total += 2 * per_width * len(self.widths) * 3 * fwd(max(self.widths)) * n_train * epochs
+            per_pair = (3 * k * (n_val + self.n_eval) + 2 * n_val + 3 * 4 * self.n_eval
+                        + 2 * (n_train + self.n_eval))
+            total += sum(per_width * per_pair * fwd(w) for w in self.widths)
+        return total
+
 
 @dataclass(frozen=True)
 class CNNSweep:
@@ -219,7 +253,9 @@ class CNNSweep:
     (> 0), trained with ``config``; barriers on ``lambdas`` (a tuple of floats with 0, ½ and 1) evaluated on the
     first ``n_eval`` test images, BatchNorm statistics re-estimated per λ on the first ``n_bn`` training images;
     evaluation and re-estimation in batches of ``batch_size`` (GPU memory). Pair ``p`` is seeds ``first_seed +
-    2p``, ``first_seed + 2p + 1``."""
+    2p``, ``first_seed + 2p + 1`` (construction and data order, :func:`lmcnb.experiments.cnn_merges.train_seeded`);
+    ``augment``: random crop (4-pixel zero padding) and horizontal flip during training
+    (:class:`lmcnb.experiments.cnn_merges.RandomCropFlip`, seeded by the network's seed)."""
 
     arch: str
     multipliers: Sequence[float]
@@ -230,6 +266,7 @@ class CNNSweep:
     n_pairs: int = 1
     batch_size: int = 1000
     first_seed: int = 0
+    augment: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in CNN_ARCHS:
@@ -240,6 +277,35 @@ class CNNSweep:
         for name in ("n_eval", "n_bn", "n_pairs", "batch_size"):
             check_int(name, getattr(self, name), 1)
         check_int("first_seed", self.first_seed, 0)
+        if not isinstance(self.augment, bool):
+            raise TypeError(f"CNNSweep augment must be a bool, got {type(self.augment).__name__}")
+
+    def _make(self, multiplier: float, in_channels: int, classes: int) -> nn.Module:
+        return _build_cnn(self.arch, multiplier, in_channels, classes)
+
+    def steps(self, n_train: int) -> int:
+        """Training steps of the whole sweep (every network of every pair and multiplier) on ``n_train``
+        images: the count a per-step overhead multiplies."""
+        per_net = self.config.total_steps(check_int("n_train", n_train, 1))
+        return 2 * self.n_pairs * len(self.multipliers) * per_net
+
+    def flops(self, n_train: int, n_val: int, image: Sequence[int] = (3, 32, 32), classes: int = 10) -> float:
+        """The sweep's convolution and linear FLOPs (:func:`lmcnb.experiments.cnn_merges.forward_flops`, counted on
+        the meta device) on ``n_train`` training and ``n_val`` validation images of shape ``image``: per pair, two
+        networks trained (``3 × forward`` per image per epoch); 3 paths × ``K`` λ × (``n_bn`` BatchNorm-reset +
+        ``n_val`` calibration + ``n_eval`` test) forwards; activation matching's 2 × ``n_val``; the endpoints'
+        2 × (``n_train`` + ``n_eval``). Weight matching's assignments (CPU) are not counted."""
+        n_train, n_val = check_int("n_train", n_train, 1), check_int("n_val", n_val, 1)
+        shape = tuple(check_int("image entry", v, 1) for v in image)
+        classes = check_int("classes", classes, 1)
+        epochs = self.config.total_steps(n_train) * self.config.batch_size / n_train
+        k, total = len(self.lambdas), 0.0
+        for m in self.multipliers:
+            fwd = cnn_merges.forward_flops(lambda: self._make(m, shape[0], classes), shape)
+            per_pair = (2 * 3 * epochs * n_train + 3 * k * (self.n_bn + n_val + self.n_eval) + 2 * n_val
+                        + 2 * (n_train + self.n_eval))
+            total += self.n_pairs * per_pair * fwd
+        return total
 
 
 @dataclass(frozen=True)
@@ -367,15 +433,18 @@ def pad_images(x: torch.Tensor, size: int = 32) -> torch.Tensor:
 def make_cnn(arch: str, width_multiplier: float, in_channels: int, num_classes: int, seed: int) -> nn.Module:
     """A freshly initialised ``VGG11`` (with BatchNorm) or ``ResNet20`` seeded by ``seed`` (torch's global RNG is
     saved and restored, so the draw depends on ``seed`` only)."""
-    from .. import models
-
     if arch not in CNN_ARCHS:
         raise ValueError(f"arch must be one of {CNN_ARCHS}, got {arch!r}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(check_int("seed", seed, 0))
-        if arch == "vgg11":
-            return models.VGG11(width_multiplier, num_classes, in_channels, batchnorm=True)
-        return models.ResNet20(width_multiplier, num_classes, in_channels, norm=True)
+    return cnn_merges.seeded_model(lambda: _build_cnn(arch, width_multiplier, in_channels, num_classes),
+                                   check_int("seed", seed, 0))
+
+
+def _build_cnn(arch: str, width_multiplier: float, in_channels: int, num_classes: int) -> nn.Module:
+    from .. import models
+
+    if arch == "vgg11":
+        return models.VGG11(width_multiplier, num_classes, in_channels, batchnorm=True)
+    return models.ResNet20(width_multiplier, num_classes, in_channels, norm=True)
 
 
 def _cnn_sweep(data, spec: CNNSweep, cache: CacheSpec | None, progress: bool, executor: Any = None) -> list[dict]:
@@ -385,12 +454,11 @@ def _cnn_sweep(data, spec: CNNSweep, cache: CacheSpec | None, progress: bool, ex
     splits = {name: (_to32(s.x), s.y) for name, s in (("train", data.train), ("val", data.val), ("test", data.test))}
     grid = [{"arch": spec.arch, "multiplier": m, "pair": p, "config": repr(spec.config), "lambdas": lam,
              "n_eval": spec.n_eval, "n_bn": spec.n_bn, "first_seed": spec.first_seed,
-             "data": f"{data.name}:{len(data.train)}"}
+             "data": f"{data.name}:{len(data.train)}", **({"augment": True} if spec.augment else {})}
             for m in spec.multipliers for p in range(spec.n_pairs)]
 
-    def one_pair(arch, multiplier, pair, config, lambdas, n_eval, n_bn, first_seed, data):
-        return _cnn_pair(arch, multiplier, pair, splits, spec.config, torch.tensor(lambdas), n_eval, n_bn,
-                         spec.batch_size, first_seed)
+    def one_pair(arch, multiplier, pair, config, lambdas, n_eval, n_bn, first_seed, data, augment=False):
+        return _cnn_pair(spec, multiplier, pair, splits, torch.tensor(lambdas))
 
     return [row for rows in _run(one_pair, grid, cache, CNN_NAMESPACE, progress, executor) for row in rows]
 
@@ -399,19 +467,81 @@ def _to32(x: torch.Tensor) -> torch.Tensor:
     return pad_images(x, 32) if x.shape[-1] < 32 else x
 
 
-def _cnn_pair(arch: str, multiplier: float, pair: int, splits: dict, config: train.TrainConfig,
-              lambdas: torch.Tensor, n_eval: int, n_bn: int, batch_size: int, first_seed: int) -> list[dict]:
+def _cnn_pair(spec: CNNSweep, multiplier: float, pair: int, splits: dict, lambdas: torch.Tensor) -> list[dict]:
     (x, y), (x_val, y_val), (x_test, y_test) = splits["train"], splits["val"], splits["test"]
-    x_test, y_test = x_test[:n_eval], y_test[:n_eval]
-    n_cls = int(y.max()) + 1
-    nets, seeds = [], (first_seed + 2 * pair, first_seed + 2 * pair + 1)
-    for seed in seeds:
-        init = make_cnn(arch, multiplier, x.shape[1], n_cls, seed).to(x.device)
-        nets.append(train.train_classifier(init, x, y, config, seed=seed)[0])
+    x_test, y_test = x_test[:spec.n_eval], y_test[:spec.n_eval]
+    n_cls, batch_size, arch = int(y.max()) + 1, spec.batch_size, spec.arch
+    seeds = (spec.first_seed + 2 * pair, spec.first_seed + 2 * pair + 1)
+    nets = [cnn_merges.train_seeded(lambda: spec._make(multiplier, x.shape[1], n_cls), seed, x, y, spec.config,
+                                    augment=spec.augment, device=x.device) for seed in seeds]
     views = barrier_views(merge.Pair(*nets), lambdas, merge.Empirical(x_test, y_test, batch_size=batch_size),
                           data_for_matching=x_val, calibration_split=(x_val, y_val),
-                          repairs=[merge.ResetBatchNorm(x[:n_bn], batch_size)])
+                          repairs=[merge.ResetBatchNorm(x[:spec.n_bn], batch_size)])
     ends = [merge.evaluate(m, x, y, batch_size=batch_size) for m in nets]
     tests = [merge.evaluate(m, x_test, y_test, batch_size=batch_size) for m in nets]
     return _rows({"arch": arch, "multiplier": multiplier, "pair": pair, "seeds": seeds}, views, None,
                  {"train_loss": sum(e.loss for e in ends) / 2, "test_accuracy": sum(e.accuracy for e in tests) / 2})
+
+
+# ----------------------------------------------------------------------------------------------- chapter 6's recipe
+#: :class:`lmcnb.experiments.cnn_merges.ConvSweep`'s architecture names → :data:`CNN_ARCHS`.
+CONV_ARCH_NAMES = {"VGG-11": "vgg11", "ResNet-20": "resnet20"}
+
+
+def conv_sweeps(conv: cnn_merges.ConvSweep, *, weight_decay: float, lambdas: object, n_eval: int,
+                n_pairs: int) -> tuple[CNNSweep, ...]:
+    """Chapter 6's CIFAR-10 recipe ``conv`` (:data:`lmcnb.experiments.cnn_merges.CONV_PAPER` or ``CONV_FULL``) as
+    this chapter's sweeps: one :class:`CNNSweep` per architecture of ``conv.multipliers`` (in order of first
+    appearance) with its multipliers, ``conv.config(weight_decay)`` (SGD, momentum 0.9, warm-up + cosine,
+    ``conv.epochs``, batch ``conv.batch``), BatchNorm reset on ``conv.bn_images`` training images in batches of
+    ``conv.batch``, ``conv.augment`` (crop and flip), ``n_pairs`` seed pairs from ``conv.seeds[0]`` (which must
+    be ``conv.seeds[1] − 1``), barriers on ``lambdas`` over the first ``n_eval`` test images."""
+    if not isinstance(conv, cnn_merges.ConvSweep):
+        raise TypeError(f"conv must be a cnn_merges.ConvSweep, got {type(conv).__name__}")
+    if conv.seeds[1] != conv.seeds[0] + 1:
+        raise ValueError(f"conv.seeds must be consecutive (pair p is seeds s + 2p, s + 2p + 1), got {conv.seeds}")
+    config = conv.config(weight_decay)
+    archs: dict[str, list[float]] = {}
+    for name, m in conv.multipliers:
+        archs.setdefault(CONV_ARCH_NAMES[name], []).append(float(m))
+    return tuple(CNNSweep(arch, mults, config, lambdas, n_eval=n_eval, n_bn=conv.bn_images, n_pairs=n_pairs,
+                          batch_size=conv.batch, first_seed=conv.seeds[0], augment=conv.augment)
+                 for arch, mults in archs.items())
+
+
+def conv_width_sweep(data, conv: cnn_merges.ConvSweep, *, weight_decay: float, lambdas: object, n_eval: int,
+                     n_pairs: int, cache: CacheSpec | None = None, progress: bool = False,
+                     executor: Any = None) -> list[dict]:
+    """The rows of :func:`width_sweep` for every sweep of :func:`conv_sweeps` (the paper profile's CIFAR-10
+    cell): ``data`` an :class:`lmcnb.data.Dataset` of ``(n, 3, 32, 32)`` images (``data.cifar10()``); ``cache``,
+    ``progress`` and ``executor`` as in :func:`width_sweep` (every (multiplier, pair) one cached task)."""
+    return [row for spec in conv_sweeps(conv, weight_decay=weight_decay, lambdas=lambdas, n_eval=n_eval,
+                                        n_pairs=n_pairs)
+            for row in width_sweep(data, spec, cache=cache, progress=progress, executor=executor)]
+
+
+#: The view whose Table 1 row (:data:`lmcnb.experiments.cnn_merges.TABLE1`, keyed by matcher) is printed beside it.
+TABLE1_MATCHER = {"identity": "identity", "calibrated identity": "identity", "weight matching": "weight matching",
+                  "calibrated weight matching": "weight matching"}
+
+
+def table1_views(rows: Sequence[dict] | Any) -> Any:
+    """Rows of :func:`conv_width_sweep` (a list of dicts or their DataFrame) as a table: per architecture,
+    multiplier and view, the median over pairs of the midpoint accuracy and loss barriers (test split; the
+    calibrated views' loss is calibrated), the endpoints' test accuracy, and Table 1's accuracy and loss barriers
+    for the architecture's Table 1 row (VGG-11 ×16, ResNet-20 ×32; the identity views beside Table 1's identity
+    row, the weight-matched ones beside its weight-matching row, NaN for activation matching): the target the
+    trend over multipliers approaches."""
+    import pandas as pd
+
+    frame = rows.reset_index(drop=True) if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if frame.empty:
+        raise ValueError("table1_views needs at least one row (of conv_width_sweep)")
+    cols = ["accuracy midpoint", "loss midpoint", "test_accuracy"]
+    out = frame.groupby(["arch", "multiplier", "view"], sort=False)[cols].median().reset_index()
+    paper_net = {"vgg11": "VGG-11 x16", "resnet20": "ResNet-20 x32"}
+    paper = [cnn_merges.TABLE1.get((paper_net.get(a), TABLE1_MATCHER.get(v)), (float("nan"), float("nan")))
+             for a, v in zip(out["arch"], out["view"])]
+    out["Table 1 acc"] = [p[0] for p in paper]
+    out["Table 1 loss"] = [p[1] for p in paper]
+    return out.set_index(["arch", "multiplier", "view"])

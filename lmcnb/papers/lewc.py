@@ -29,6 +29,8 @@ Contents:
 - :func:`decay_factor`: how much of the initialisation coupled weight decay leaves, momentum included
   (about ``exp(−wd·Σ_t η_t/(1 − μ))``).
 - :func:`random_direction`: the flatness control (a random step from θ_a with prescribed per-tensor norms).
+- :func:`width_fall`: how far a per-pair statistic (the reciprocal-orthogonality ratio, a barrier) falls from
+  the smallest to the largest width, one pair statistic against another, worst group (chapters 6 and 7).
 - Table 1's CIFAR-10 rows (CNNs across width multipliers) are an experiment pipeline:
   :mod:`lmcnb.experiments.cnn_merges`.
 
@@ -58,7 +60,7 @@ from ..train import TrainConfig, mlp_from_state
 __all__ = ["disjoint_pair", "merge", "preactivations", "lewc_error", "LayerReport", "connectivity_report",
            "MergeMeasurement", "measure_merge", "compare_matchers", "Mixing", "mixing_coefficients", "lewc_signature",
            "ensemble_weights", "logit_scale_ratio", "EnsembleComparison", "ensemble_comparison", "decay_factor",
-           "random_direction"]
+           "random_direction", "PAIR_STATISTICS", "width_fall"]
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -604,3 +606,56 @@ def random_direction(model_a: MLP, model_b: MLP, scale: float = 1.0,
         step = r * (target / norm) if norm > 0 else r
         state[k] = ta.detach() + step.to(ta.dtype).to(ta.device)
     return mlp_from_state(state)
+
+
+# ----------------------------------------------------------------------------------------------- width trends
+#: The pair statistics :func:`width_fall` accepts (pandas reductions over the pairs of one width and group).
+PAIR_STATISTICS = ("max", "median", "mean", "min")
+
+
+def width_fall(table: Any, column: str, *, first: object, last: object, by: Sequence[str] = (),
+               wide: str = "max", narrow: str = "median", width: str = "width") -> float:
+    """The fall with width of a per-pair statistic: ``wide``-statistic over the pairs at width ``last`` divided
+    by the ``narrow``-statistic over the pairs at width ``first``, the worst (largest) ratio over the groups
+    ``by``; a value ``< 1`` is a fall.
+
+    Chapter 6 asks whether the reciprocal-orthogonality ratio falls with width with the *worst* pair at the
+    largest width against the *median* pair at the smallest (``wide="max", narrow="median"``), one weight decay
+    at a time; chapter 7 asks the same of its ratio and its barriers for every depth (``by=["depth"]``) or every
+    depth and weight decay, and the ratio of the worst group decides. ``first == last`` is the no-width-change
+    control (worst pair over median pair at one width: ``≥ 1`` whenever the pairs differ).
+
+    Args:
+        table: a pandas DataFrame with one row per pair, a ``width`` column, ``column`` and the ``by`` columns
+            (a frame indexed by them: ``frame.reset_index()``).
+        column: the statistic's column. first, last: the two widths (values of ``table[width]``).
+        by: grouping columns (empty: the whole table is one group). wide, narrow: pair statistics of
+            :data:`PAIR_STATISTICS`. width: the width column's name.
+
+    Raises ``ValueError`` for an unknown statistic, a missing column, or a width (or group) without pairs.
+    """
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame (one row per pair), got {type(table).__name__}")
+    if isinstance(by, str):
+        raise TypeError(f"by must be a sequence of column names, not the string {by!r}")
+    by = list(by)
+    for stat_name, stat in (("wide", wide), ("narrow", narrow)):
+        if stat not in PAIR_STATISTICS:
+            raise ValueError(f"{stat_name} must be one of {PAIR_STATISTICS}, got {stat!r}")
+    missing = [c for c in [column, width, *by] if c not in table.columns]
+    if missing:
+        raise ValueError(f"table has no column(s) {missing}; it has {list(table.columns)}")
+    at_last, at_first = table[table[width] == last], table[table[width] == first]
+    for w, rows in ((first, at_first), (last, at_last)):
+        if rows.empty:
+            raise ValueError(f"no pairs at {width} {w!r} (widths present: {sorted(table[width].unique())})")
+    if not by:
+        return float(getattr(at_last[column], wide)() / getattr(at_first[column], narrow)())
+    num = at_last.groupby(by)[column].agg(wide)
+    den = at_first.groupby(by)[column].agg(narrow)
+    if set(num.index) != set(den.index):
+        raise ValueError(f"the groups {by} differ between {width} {first!r} and {last!r}: "
+                         f"{sorted(set(num.index) ^ set(den.index))}")
+    return float((num / den).max())
