@@ -160,3 +160,19 @@ def test_bad_input_fails_clearly():
         budget.time_step(lambda: None, repeats=0)
     assert budget.time_step(lambda: None, repeats=2, warmup=0) >= 0.0
     assert budget.cpu_matmul_flops(n=64, repeats=2) > 0
+
+
+def test_a_measured_exponent_is_the_local_growth_clamped_to_one_and_three(monkeypatch):
+    monkeypatch.setattr(budget, "time_step", lambda step, repeats=3, warmup=1: step())
+    for power, k in [(2.0, 2.0), (0.5, 1.0), (4.0, 3.0)]:
+        w = budget.Workload("cpu", lambda size, device, p=power: (lambda: 1e-3 * size**p), 64, 16, 2,
+                            on_gpu=False, exponent=None)
+        e = budget.estimate(w, GPU, cpu_flops=1e9)
+        assert e.exponent == pytest.approx(k)
+        assert e.cpu_s == pytest.approx(2 * 1e-3 * 16**power * 4.0**k)
+    same = budget.Workload("cpu", lambda size, device: (lambda: 0.25), 16, 16, 2, on_gpu=False, exponent=None)
+    assert budget.estimate(same, GPU, cpu_flops=1e9).cpu_s == pytest.approx(0.5)  # no scaling, nothing to measure
+    assert budget.local_exponent(1.0, 4.0) == pytest.approx(2.0)
+    assert budget.local_exponent(1.0, 1.0) == 1.0 and budget.local_exponent(1.0, 100.0) == 3.0
+    with pytest.raises(ValueError, match="timings"):
+        budget.local_exponent(0.0, 1.0)

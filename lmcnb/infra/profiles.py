@@ -275,7 +275,12 @@ def progress(iterable: Any, **kwargs: Any) -> Any:
     if current().profile not in PAPER_PROFILES:
         return iterable
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # tqdm is optional
         return iterable
+    try:  # a widget bar in Jupyter / Colab; without ipywidgets tqdm.auto would warn and fall back to text anyway
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        pass
     return tqdm(iterable, **kwargs)
