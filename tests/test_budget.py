@@ -21,7 +21,9 @@ GPU = budget.GPU("test", sustained_tflops=10.0, launch_us=5.0)
 def test_gpu_step_seconds_is_the_stated_formula():
     # scaled: 0.02 s x (1e12 / 1e10) x 2e10 FLOP/s / 1e13 FLOP/s = 0.004 s; floor 100 ops x 5 us = 0.0005 s
     est, low = budget.gpu_step_seconds(0.02, 1e10, 1e12, 2e10, 100, GPU)
-    assert est == pytest.approx(0.004) and low == pytest.approx(0.1)  # the lower bound F/S = 0.1 s > est here
+    assert est == low == pytest.approx(0.1)  # scaled 0.004 s is below the FLOP bound 1e12 / 1e13 = 0.1 s
+    est, low = budget.gpu_step_seconds(0.02, 1e10, 1e11, 2e12, 100, GPU)  # scaled 0.04 s above F/S = 0.01 s
+    assert est == pytest.approx(0.04) and low == pytest.approx(0.01)
     est, low = budget.gpu_step_seconds(0.02, 1e10, 1e12, 2e12, 100, GPU)  # a CPU at 2 TFLOP/s: 0.4 s
     assert est == pytest.approx(0.4) and low == pytest.approx(0.1)
     est, low = budget.gpu_step_seconds(1e-4, 1e6, 1e6, 1e10, 1000, GPU)  # launch-bound: 1000 x 5 us
@@ -47,7 +49,7 @@ def test_estimate_scales_the_measured_time_by_flops(monkeypatch):
     assert (e.flops_reduced, e.flops_paper) == (f16, f64) and f64 > f16 > 0
     assert e.cpu_s == pytest.approx(100 * 0.01 * f64 / f16)
     scaled = 0.01 * f64 / f16 * 1e9 / 1e13
-    assert e.gpu_s == pytest.approx(100 * max(scaled, e.ops * 5e-6))
+    assert e.gpu_s == pytest.approx(100 * max(scaled, f64 / 1e13, e.ops * 5e-6))
     assert e.gpu_floor_s == pytest.approx(100 * max(f64 / 1e13, e.ops * 5e-6))
     t4 = budget.estimate_from(e, budget.GPU("slow", sustained_tflops=1e-6, launch_us=5.0))
     assert t4.gpu_s == pytest.approx(100 * 0.01 * f64 / f16 * 1e9 / 1e6) and t4.cpu_s == e.cpu_s

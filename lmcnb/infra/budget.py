@@ -12,13 +12,13 @@ with a size parameter (a width, a width multiplier) that is ``paper_size`` in th
    warm-up step), and ``ops``: the ATen operators one step dispatches (about the GPU kernels it launches).
 3. **Scaled by FLOPs.** ``t_cpu(paper) = t_r · F(paper) / F(reduced)``: the CPU time at paper size (what a
    CPU-only run would take; elementwise work, losses and optimiser updates are carried along in proportion).
-4. **To the GPU.** ``t_gpu = max(t_cpu(paper) · R_cpu / S_gpu, ops · τ)`` per step, where ``R_cpu`` is the float32
+4. **To the GPU.** ``t_gpu = max(t_cpu(paper) · R_cpu / S_gpu, F(paper) / S_gpu, ops · τ)`` per step, where ``R_cpu`` is the float32
    matmul throughput of this CPU, measured (:func:`cpu_matmul_flops`), ``S_gpu`` the GPU's stated sustained
    throughput and ``τ`` its floor per operator (kernel launch and Python dispatch). ``t_cpu · R_cpu`` is the
    step's cost in "CPU-peak FLOPs": it includes what ``FlopCounterMode`` does not count, at the CPU's efficiency
    on that shape, so small reduced sizes make the estimate conservative. ``ops · τ`` is the launch-bound floor
    of small steps (the teacher–student students), where a GPU is no faster than its kernel launches.
-   ``F(paper) / S_gpu`` (same floor) is reported as the lower bound.
+   ``max(F(paper) / S_gpu, ops · τ)`` is reported as the lower bound.
 5. **CPU-side work** (``Workload.on_gpu=False``: matchings and their assignment problems) is timed at reduced size
    and scaled by ``(paper_size / reduced_size) ** k``; it runs on the GPU machine's CPU and counts in the
    chapter's minutes. ``k`` is stated (``Workload.exponent``) or, with ``exponent=None``, measured: the local
@@ -183,8 +183,10 @@ def gpu_step_seconds(cpu_step_s: float, flops_reduced: float, flops_paper: float
                      gpu: GPU) -> tuple[float, float]:
     """``(estimate, lower bound)`` of one paper-size step on ``gpu``, in seconds (model steps 3–4 above)::
 
-        estimate = max(cpu_step_s · flops_paper / flops_reduced · cpu_flops / S, ops · τ)
         lower    = max(flops_paper / S, ops · τ)
+        estimate = max(cpu_step_s · flops_paper / flops_reduced · cpu_flops / S, lower)
+
+    (a step the CPU ran faster than its matmul benchmark still takes ``flops_paper / S`` on the GPU).
     """
     for name, value in (("cpu_step_s", cpu_step_s), ("flops_reduced", flops_reduced), ("cpu_flops", cpu_flops)):
         if not value > 0:
@@ -193,7 +195,8 @@ def gpu_step_seconds(cpu_step_s: float, flops_reduced: float, flops_paper: float
         raise ValueError(f"flops_paper and ops must be >= 0, got {flops_paper!r}, {ops!r}")
     s, floor = gpu.sustained_tflops * 1e12, ops * gpu.launch_us * 1e-6
     scaled = cpu_step_s * flops_paper / flops_reduced * cpu_flops / s
-    return max(scaled, floor), max(flops_paper / s, floor)
+    lower = max(flops_paper / s, floor)
+    return max(scaled, lower), lower
 
 
 def local_exponent(t_half: float, t_full: float, low: float = 1.0, high: float = 3.0) -> float:
