@@ -12,8 +12,8 @@ with a size parameter (a width, a width multiplier) that is ``paper_size`` in th
    warm-up step), and ``ops``: the ATen operators one step dispatches (about the GPU kernels it launches).
 3. **Scaled by FLOPs.** ``t_cpu(paper) = t_r · F(paper) / F(reduced)``: the CPU time at paper size (what a
    CPU-only run would take; elementwise work, losses and optimiser updates are carried along in proportion).
-4. **To the GPU.** ``t_gpu = max(t_cpu(paper) · R_cpu / S_gpu, F(paper) / S_gpu, ops · τ)`` per step, where ``R_cpu`` is the float32
-   matmul throughput of this CPU, measured (:func:`cpu_matmul_flops`), ``S_gpu`` the GPU's stated sustained
+4. **To the GPU.** ``t_gpu = max(t_cpu(paper) · R_cpu / S_gpu, F(paper) / S_gpu, ops · τ)`` per step, where
+   ``R_cpu`` is the float32 matmul throughput of this CPU, measured (:func:`cpu_matmul_flops`), ``S_gpu`` the GPU's stated sustained
    throughput and ``τ`` its floor per operator (kernel launch and Python dispatch). ``t_cpu · R_cpu`` is the
    step's cost in "CPU-peak FLOPs": it includes what ``FlopCounterMode`` does not count, at the CPU's efficiency
    on that shape, so small reduced sizes make the estimate conservative. ``ops · τ`` is the launch-bound floor
