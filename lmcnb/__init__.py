@@ -26,7 +26,8 @@ The folders show the layers; a layer imports only the layers below it (``tests/t
 3. :mod:`lmcnb.papers` — the papers' models: ``teacher_student`` (Zhan et al.), ``meanfield`` (Ferbach et al.),
    ``lewc`` (Ito et al.).
 4. :mod:`lmcnb.experiments` — one-chapter pipelines: ``width_rates``, ``lr_sparsity``, ``ot_rates``,
-   ``real_data``, ``double_descent``, ``cnn_merges``.
+   ``real_data``, ``double_descent``, ``cnn_merges``; ``paper_budgets`` (the chapters' paper profiles as
+   workloads of :mod:`lmcnb.infra.budget`).
 
 The flat names of earlier versions (``lmcnb.profiles``, ``lmcnb.teacher_student``, ``lmcnb.rates``, …) are aliases:
 ``import lmcnb.teacher_student`` gives the very module object ``lmcnb.papers.teacher_student`` (one object, so

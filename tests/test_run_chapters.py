@@ -74,6 +74,10 @@ def test_runner_writes_to_out_and_resumes_from_the_cache(tmp_path):
     partial = nbformat.read(out / "01_tiny.ipynb", as_version=4)
     assert any(o.get("output_type") == "error" for o in partial.cells[2].outputs)
     assert len(list((out / "cache").glob("*.pt"))) == 3
+    # the summary of the interrupted run: its wall time, the device setup() chose, the sweep's 3 misses
+    entry = json.loads((out / "summary.json").read_text())["01_tiny"]
+    assert not entry["ok"] and entry["wall_seconds"] > 0 and entry["device"] == "cpu"
+    assert (entry["sweeps"], entry["configs"], entry["cache_hits"], entry["cache_misses"]) == (1, 3, 0, 3)
 
     second = run(args, counter, interrupt=False)
     assert second.returncode == 0, second.stderr
@@ -87,6 +91,12 @@ def test_runner_writes_to_out_and_resumes_from_the_cache(tmp_path):
     assert (rec.claim, rec.passed, rec.profile, rec.chapter) == ("squares add up", True, "quick", "01_tiny")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["01_tiny"]["ok"] and summary["01_tiny"]["checks"] == 1 and summary["01_tiny"]["figures"] == 1
+    entry = summary["01_tiny"]  # the rerun's sweep: all hits, and the printed summary says so
+    assert (entry["sweeps"], entry["cache_hits"], entry["cache_misses"], entry["device_name"]) == (1, 3, 0, "CPU")
+    assert entry["wall_seconds"] >= entry["seconds"] > 0
+    row = next(ln for ln in second.stdout.splitlines() if ln.strip().startswith("01_tiny") and "cpu" in ln)
+    assert row.split()[-3:] == ["1", "3", "0"], second.stdout
+    assert "summary (wall time, device, sweep cache hits / misses)" in second.stdout
     assert snapshot(chapter.parent) == before, "the chapter's folder must be untouched"
 
 

@@ -34,6 +34,10 @@ def _fixture_book(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_runtimes_absent_reads_not_measured(tmp_path):
     book, checks_dir = _fixture_book(tmp_path)
+    path = book / "01_lmc_and_permutations.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert "paper_gpu_minutes" in nb["metadata"].pop("lmcnb")  # the chapter's estimate, removed: none to show
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     out = status_page.generate(book, checks_dir)
     page = out[book / "status.md"]
     assert "| not measured | 13 (0 / 0 / 3 / 7 / 3) |" in page and "_runtimes.json` is missing" in page

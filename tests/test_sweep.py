@@ -223,7 +223,77 @@ def test_progress_goes_through_profiles_progress(monkeypatch):
         return iterable
 
     monkeypatch.setattr(profiles, "progress", spy)
-    run_grid(Counter(), GRID)
+    run_grid(Counter(), GRID, progress=False)
     assert seen == []
-    out = run_grid(Counter(), GRID, progress=True)
+    out = run_grid(Counter(), GRID)  # on by default: profiles.progress decides (a bar in paper/full only)
     assert len(out) == 6 and seen == [{"total": 6, "desc": "grid"}]
+    run_grid(Counter(), GRID, namespace="ch01-v1")
+    assert seen[-1] == {"total": 6, "desc": "ch01-v1"}
+
+
+@pytest.fixture
+def active_profile():
+    """Set the active profile for one test, then restore the previous one."""
+    before = profiles._current
+
+    def use(name: str) -> None:
+        profiles.setup(profile=name, threads=torch.get_num_threads(), verbose=False)
+
+    yield use
+    profiles._current = before
+
+
+def test_the_progress_bar_shows_in_paper_only_and_counts_cache_hits(tmp_path, capfd, active_profile):
+    pytest.importorskip("tqdm")  # pinned in requirements.txt; the bar is optional for a bare `pip install lmcnb`
+    active_profile("quick")
+    run_grid(Counter(), GRID, cache_dir=tmp_path)
+    quick = capfd.readouterr()
+    assert quick.out == "" and quick.err == "", "the quick profile must print nothing (nbval compares outputs)"
+    active_profile("paper")
+    run_grid(Counter(), GRID, cache_dir=tmp_path, namespace="fresh")
+    first = capfd.readouterr()
+    assert first.out == "" and "fresh" in first.err and "6/6" in first.err and "computed=6" in first.err
+    run_grid(Counter(), GRID, cache_dir=tmp_path, namespace="fresh")
+    second = capfd.readouterr().err
+    assert "6/6" in second and "cached=6" in second and "computed=0" in second
+    run_grid(Counter(), GRID, cache_dir=tmp_path, progress=False)
+    assert capfd.readouterr().err == ""
+
+
+def test_every_call_files_its_hits_and_misses_in_the_run_log(tmp_path, monkeypatch):
+    from lmcnb.infra import runlog
+
+    monkeypatch.setenv(runlog.ENV, str(tmp_path / "log"))
+    cache = tmp_path / "cache"
+    run_grid(Counter(), GRID, cache_dir=cache, namespace="a")
+    run_grid(Counter(), GRID, cache_dir=cache, namespace="a")  # the rerun: all hits
+    run_grid(Counter(), {"m": [2], "seed": [0, 9]}, cache_dir=cache, namespace="a")  # one hit, one miss
+    run_grid(Counter(), GRID)  # no cache: everything computed
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_grid(Counter(fail_at=2), GRID, cache_dir=tmp_path / "other")
+    records = runlog.read(tmp_path / "log")
+    got = [(r["configs"], r["hits"], r["misses"], r["cache"], r["completed"]) for r in records]
+    assert got == [(6, 0, 6, True, True), (6, 6, 0, True, True), (2, 1, 1, True, True),
+                   (6, 0, 6, False, True), (6, 0, 2, True, False)]
+    assert {r["engine"] for r in records} == {"serial"} and records[0]["namespace"] == "a"
+    summary = runlog.summarise(records)
+    assert (summary["sweeps"], summary["configs"], summary["cache_hits"], summary["cache_misses"]) == (5, 26, 7, 15)
+    monkeypatch.delenv(runlog.ENV)
+    run_grid(Counter(), GRID, cache_dir=cache)
+    assert len(runlog.read(tmp_path / "log")) == 5  # without the variable nothing is written
+
+
+def test_executor_runs_count_parent_and_worker_hits(tmp_path, monkeypatch):
+    import concurrent.futures as cf
+
+    from lmcnb.infra import runlog
+
+    monkeypatch.setenv(runlog.ENV, str(tmp_path / "log"))
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        run_grid(Counter(), GRID, cache_dir=tmp_path / "cache", executor=ex)
+        run_grid(Counter(), GRID, cache_dir=tmp_path / "cache", executor=ex)
+    # A worker that finds its configuration cached (another worker finished it) counts a hit.
+    assert sweep._remote_one(sweep._pickle_fn(Counter()), {"m": 2, "seed": 0},
+                             sweep._canonical({"m": 2, "seed": 0}, ""), str(tmp_path / "cache"))[1] is True
+    got = [(r["hits"], r["misses"], r["engine"]) for r in runlog.read(tmp_path / "log")]
+    assert got == [(0, 6, "ThreadPoolExecutor"), (6, 0, "ThreadPoolExecutor")]

@@ -14,7 +14,9 @@ For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_score
 - ``OUT/<stem>.ipynb`` receives the executed notebook (also when a cell fails: then with the error, and the exit
   status is 1), ``OUT/figures/<stem>/<cell id>-<k>.png`` its figures, ``OUT/checks/<stem>.jsonl`` the records of
   its ``checks.record`` calls (the scoreboard run here reads ``OUT/checks`` via ``$LMCNB_CHECKS_DIR``), and
-  ``OUT/summary.json`` the run time, cell count and verdicts of every chapter run so far;
+  ``OUT/summary.json`` the run time, cell count and verdicts of every chapter run so far, with its wall time, the
+  device :func:`lmcnb.setup` chose and the cache hits and misses of its sweeps (``sweep.run_grid`` calls), read
+  from the kernel's run log (``$LMCNB_RUNLOG_DIR``, :mod:`lmcnb.infra.runlog`); they are printed at the end;
 - in the paper profile a failed check does not stop its chapter (``lmcnb.checks`` records it as FAIL and the
   chapter continues); the exit status is then 1 and the summary printed last lists every failed check (and
   every check whose negative control passed); in the quick profile a failed check stops the chapter, as in CI;
@@ -39,11 +41,14 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import repro  # noqa: E402
 from refresh_outputs import SKIP_TAG, collect_records, execute, order_notebooks, write_atomic  # noqa: E402
+
+from lmcnb.infra import runlog  # noqa: E402  (standard library only; the kernels' log of device and sweeps)
 
 PROFILES = ("quick", "paper", "full")  # full: the paper profile at the papers' own sizes (opt-in)
 
@@ -92,14 +97,18 @@ def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engi
     if engine is not None:
         env["LMCNB_ENGINE"] = engine
     entry: dict = {"chapter": stem, "profile": profile, "ok": False}
-    with tempfile.TemporaryDirectory(prefix="lmcnb-results-") as tmp:
-        env["LMCNB_RESULTS_DIR"] = tmp
+    with tempfile.TemporaryDirectory(prefix="lmcnb-results-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="lmcnb-runlog-") as log:
+        env["LMCNB_RESULTS_DIR"], env[runlog.ENV] = tmp, log
+        start = time.perf_counter()
         try:
             seconds, executed = execute(nb, name=str(path), cwd=out, env=env, timeout=timeout,
                                         skip_tag=SKIP_TAG if profile == "quick" else None)
             entry.update(ok=True, seconds=round(seconds, 1), executed_cells=executed)
         except Exception as exc:  # keep what ran: the notebook with its error, figures and records so far
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        entry["wall_seconds"] = round(time.perf_counter() - start, 1)
+        entry.update(runlog.summarise(runlog.read(log)))
         lines = collect_records(Path(tmp), stem, nb)
     nbformat.write(nb, out / f"{stem}.ipynb")
     jsonl = out / "checks" / f"{stem}.jsonl"
@@ -145,6 +154,26 @@ def print_budget(paths: list[Path], profile: str) -> None:
         print(line)
     note = f" + {missing} chapter(s) not estimated" if missing else ""
     print(f"  {'total':32s} {total:6.0f} GPU-min (about {total / 60:.1f} GPU-hours){note}", flush=True)
+
+
+def summary_lines(entries: list[dict]) -> list[str]:
+    """One line per chapter entry of ``OUT/summary.json``: wall time, device (the one :func:`lmcnb.setup` chose,
+    from the run log) and the sweep cache hits and misses of its ``run_grid`` calls."""
+    lines = [f"  {'chapter':32s} {'wall s':>8s}  {'device':24s} {'sweeps':>6s} {'hits':>6s} {'misses':>6s}"]
+    for e in entries:
+        device = e.get("device") or "?"
+        if e.get("device_name") and e["device_name"] != "CPU":
+            device = f"{device} ({e['device_name']})"
+        lines.append(f"  {e['chapter']:32s} {e.get('wall_seconds', 0):8.1f}  {device:24s} {e.get('sweeps', 0):6d} "
+                     f"{e.get('cache_hits', 0):6d} {e.get('cache_misses', 0):6d}" + ("" if e["ok"] else "  FAILED"))
+    return lines
+
+
+def print_summary(entries: list[dict]) -> None:
+    print("summary (wall time, device, sweep cache hits / misses):")
+    for line in summary_lines(entries):
+        print(line)
+    print(f"  {'total':32s} {sum(e.get('wall_seconds', 0) for e in entries):8.1f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             failed += 1
             print(f"FAILED  {entry['chapter']}: {entry['error']} (partial notebook in {out})", file=sys.stderr)
+    print_summary([summary[Path(nb).stem] for nb in chapters + boards])
     if failures:
         print(f"{len(failures)} failed checks (recorded; the chapters continued):", file=sys.stderr)
         for line in failures:

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from . import runlog
+
 PROFILES = ("quick", "paper", "full")
 #: Profiles that run the paper-only cells (``full`` is ``paper`` at the papers' full sizes).
 PAPER_PROFILES = ("paper", "full")
@@ -45,7 +47,7 @@ class Setup:
         return self.profile == "quick"
 
     def __str__(self) -> str:
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
+        name = device_name(self.device)
         repro = os.environ.get(REPRO_VAR) or "off"
         # Under the verified pins the host does not matter (and stored outputs must not depend on it); elsewhere
         # it explains why a run differs from the stored outputs.
@@ -55,6 +57,11 @@ class Setup:
 
 
 _current: Setup | None = None
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name (``torch.cuda.get_device_name``) for a CUDA device, else ``"CPU"``."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
 def cpu_capability() -> str:
@@ -207,7 +214,8 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
     The line names the CPU kernels torch runs (``cpu=AVX2``) and whether the pinned reproducibility environment
     is verified (``repro=strict``: :func:`check_reproducibility` raised otherwise); outside it (``repro=lax`` or
     ``off``) also the host's own CPU (``host x86_64/avx512``), so a reader whose outputs differ from the stored
-    ones can see why.
+    ones can see why. Under ``make paper`` (``$LMCNB_RUNLOG_DIR`` set) the choice is also filed in the run log
+    (:mod:`lmcnb.infra.runlog`), whence the runner's summary names the device.
 
     Args:
         seed: seed for ``random``, NumPy and torch.
@@ -233,6 +241,7 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     _current = Setup(profile=prof, device=device, seed=int(seed), threads=threads)
+    runlog.log("setup", profile=prof, device=str(device), device_name=device_name(device), threads=threads)
     if verbose:
         print(_current)
         if "google.colab" in sys.modules and device.type != "cuda":
@@ -283,7 +292,12 @@ def progress(iterable: Any, **kwargs: Any) -> Any:
     if current().profile not in PAPER_PROFILES:
         return iterable
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # tqdm is optional
         return iterable
+    try:  # a widget bar in Jupyter / Colab; without ipywidgets tqdm.auto would warn and fall back to text anyway
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        pass
     return tqdm(iterable, **kwargs)

@@ -79,6 +79,7 @@ import pickle
 import re
 import struct
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -86,7 +87,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from . import profiles
+from . import profiles, runlog
 from .._validate import check_bool
 
 __all__ = ["CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
@@ -287,7 +288,7 @@ def default_cache_dir() -> Path | None:
 
 def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]],
              cache_dir: str | os.PathLike[str] | None = None, namespace: str = "",
-             progress: bool = False, executor: Any = None) -> list[tuple[dict[str, Any], Any]]:
+             progress: bool = True, executor: Any = None) -> list[tuple[dict[str, Any], Any]]:
     """Run ``fn(**config)`` for every configuration of ``grid``; optionally cache each result on disk.
 
     Args:
@@ -299,7 +300,9 @@ def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[d
             executor on several machines it must be a directory every worker sees at the same path.
         namespace: version string mixed into every key (see the module docstring); change it when ``fn``
             changes.
-        progress: wrap the loop in :func:`lmcnb.profiles.progress` (a tqdm bar in the paper profile only).
+        progress: show a progress bar over the configurations (default), through
+            :func:`lmcnb.profiles.progress`: a tqdm bar on stderr in the paper and full profiles only, never in
+            quick (nbval compares outputs); its postfix counts the cache hits and the configurations computed.
         executor: ``None`` (default) runs serially in this process. Otherwise a ``concurrent.futures``-style
             executor (``submit(f, *args)`` returning a future with ``result()``; see the module docstring for
             Dask, submitit and Ray): cache hits are read here, every miss is one submitted task that checks the
@@ -312,6 +315,11 @@ def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[d
         results already cached stay on disk, so rerunning computes only the remaining configurations. With an
         executor the first failing configuration (in grid order) is raised once every other task has finished
         or been cancelled; a note on the exception names the configuration and counts the others.
+
+    Under ``make paper`` (``$LMCNB_RUNLOG_DIR`` set) every call files one record in the run log
+    (:mod:`lmcnb.infra.runlog`): ``namespace``, ``configs``, ``hits`` (results read from the cache, here or by
+    a worker), ``misses`` (configurations computed), ``cache`` (whether one was used), ``engine`` and ``seconds``,
+    and ``completed`` False when it stopped on an exception (the counts then cover what had finished).
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
@@ -328,28 +336,63 @@ def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[d
             raise TypeError(f"cache_dir must be a path or None, got {type(cache_dir).__name__}")
         directory = Path(cache_dir)
         directory.mkdir(parents=True, exist_ok=True)
-    if executor is not None:
-        return _run_on_executor(fn, configs, canonicals, directory, progress, executor)
-    items: Any = list(zip(configs, canonicals))
-    if progress:
-        items = profiles.progress(items, total=len(configs), desc="grid")
-    results = []
-    for config, canonical in items:
-        results.append((config, _run_one(fn, config, canonical, directory)))
-    return results
+    stats = _Stats(namespace, len(configs), directory is not None, executor)
+    try:
+        if executor is not None:
+            return _run_on_executor(fn, configs, canonicals, directory, progress, executor, stats)
+        items: Any = list(zip(configs, canonicals))
+        if progress:
+            items = profiles.progress(items, total=len(configs), desc=namespace or "grid")
+        results = []
+        for config, canonical in items:
+            result, hit = _run_one(fn, config, canonical, directory)
+            results.append((config, result))
+            stats.count(hit, items)
+        stats.completed = True
+        return results
+    finally:
+        stats.file()
 
 
-def _run_one(fn: Callable[..., Any], config: dict[str, Any], canonical: str, directory: Path | None) -> Any:
-    """One configuration: cache hit, or compute (and store when caching)."""
+class _Stats:
+    """Cache hits and misses of one :func:`run_grid` call, shown on its progress bar and filed in the run log."""
+
+    def __init__(self, namespace: str, configs: int, cache: bool, executor: Any) -> None:
+        self.namespace, self.configs, self.cache = namespace, configs, cache
+        self.engine = "serial" if executor is None else type(executor).__name__
+        self.hits = self.misses = 0
+        self.completed = False
+        self.start = time.perf_counter()
+
+    def count(self, hit: bool, bar: Any = None) -> None:
+        """One finished configuration (``hit``: read from the cache); update ``bar``'s postfix if it has one."""
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        set_postfix = getattr(bar, "set_postfix", None)
+        if callable(set_postfix):
+            set_postfix(cached=self.hits, computed=self.misses, refresh=False)
+
+    def file(self) -> None:
+        runlog.log("sweep", namespace=self.namespace, configs=self.configs, hits=self.hits, misses=self.misses,
+                   cache=self.cache, engine=self.engine, completed=self.completed,
+                   seconds=round(time.perf_counter() - self.start, 3))
+
+
+def _run_one(fn: Callable[..., Any], config: dict[str, Any], canonical: str,
+             directory: Path | None) -> tuple[Any, bool]:
+    """One configuration: ``(result, True)`` for a cache hit, or ``(result, False)`` computed (and stored when
+    caching)."""
     if directory is None:
-        return fn(**config)
+        return fn(**config), False
     path = directory / f"{_key(canonical)}.pt"
     cached = _lookup(path, canonical)
     if cached is not _MISSING:
-        return cached
+        return cached, True
     result = fn(**config)
     _write_atomic(path, _encode(canonical, result))
-    return result
+    return result, False
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -373,20 +416,24 @@ def _pickle_fn(fn: Callable[..., Any]) -> bytes:
                         "or run without an executor.") from err
 
 
-def _remote_one(fn_bytes: bytes, config: dict[str, Any], canonical: str, directory: str | None) -> Any:
-    """The task a worker runs: unpickle ``fn``, then look up / compute / store as :func:`_run_one`."""
+def _remote_one(fn_bytes: bytes, config: dict[str, Any], canonical: str,
+                directory: str | None) -> tuple[Any, bool]:
+    """The task a worker runs: unpickle ``fn``, then look up / compute / store as :func:`_run_one` (returns
+    ``(result, hit)``)."""
     fn = pickle.loads(fn_bytes)
     return _run_one(fn, config, canonical, None if directory is None else Path(directory))
 
 
 def _run_on_executor(fn: Callable[..., Any], configs: list[dict[str, Any]], canonicals: list[str],
-                     directory: Path | None, progress: bool, executor: Any) -> list[tuple[dict[str, Any], Any]]:
+                     directory: Path | None, progress: bool, executor: Any,
+                     stats: _Stats) -> list[tuple[dict[str, Any], Any]]:
     """Cache hits here, one submitted task per miss, results gathered in grid order."""
     results: list[Any] = [_MISSING] * len(configs)
     if directory is not None:
         for i, canonical in enumerate(canonicals):
             results[i] = _lookup(directory / f"{_key(canonical)}.pt", canonical)
     misses = [i for i, r in enumerate(results) if r is _MISSING]
+    stats.hits = len(configs) - len(misses)
     futures: dict[int, Any] = {}
     if misses:
         fn_bytes = _pickle_fn(fn)
@@ -407,15 +454,18 @@ def _run_on_executor(fn: Callable[..., Any], configs: list[dict[str, Any]], cano
                     _raise_after_failure(i, futures, configs)
         order: Any = misses
         if progress:
-            order = profiles.progress(misses, total=len(misses), desc="grid")
+            order = profiles.progress(misses, total=len(configs), initial=stats.hits,
+                                      desc=stats.namespace or "grid")
         for i in order:
             try:
-                results[i] = futures[i].result()
+                results[i], hit = futures[i].result()
             except Exception:
                 _raise_after_failure(i, futures, configs)
+            stats.count(hit, order)
     except BaseException:  # KeyboardInterrupt while waiting, or a failure: leave nothing queued
         _cancel(futures.values())
         raise
+    stats.completed = True
     return list(zip(configs, results))
 
 

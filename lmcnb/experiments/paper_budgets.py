@@ -1,0 +1,361 @@
+"""The paper profiles of chapters 1, 2, 4 and 6 as :class:`lmcnb.infra.budget.Workload` lists (``tools/budget.py``).
+
+Each list names the chapter cell and its paper-profile sizes (read from the notebook's ``choose(...)`` calls; keep
+them in step when a chapter's paper sizes change). The steps are built from the package's own pieces — the
+stacked-MLP forward, loss and SGD update of :func:`lmcnb.train.train_stacked`, the CIFAR networks of
+:mod:`lmcnb.models`, the population GD of :class:`lmcnb.papers.teacher_student.GD`, the matchers of
+:mod:`lmcnb.matching` — so a timed step costs what the chapter's step costs. What each list leaves out is said in
+its docstring. Counts of GD steps are upper bounds (every run to its step limit; runs that converge stop early).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..infra.budget import Workload
+
+__all__ = ["mlp_training", "mlp_forward", "conv_training", "conv_forward", "mlp_matching", "ts_gd", "quadratic_flops",
+           "ts_barriers", "chapter01", "chapter02", "chapter04", "chapter06", "CHAPTERS"]
+
+MNIST_TRAIN = 55_000  # data.mnist(): 60 000 training digits less the 5 000-image validation split
+CIFAR_TRAIN = 45_000  # data.cifar10(): 50 000 less the 5 000-image validation split
+#: Width at which CPU-side work (matchings, the teacher–student pair barriers) is timed; the growth to paper width
+#: is the exponent measured between half this width and this width (``Workload(exponent=None)``). Below it fixed
+#: costs dominate (measured on the project's CPU, one thread: weight matching of 784-h-h-h-10 MLPs takes 0.16 s at
+#: h = 128, 0.37 s at 256, 1.3 s at 512 and 7.0 s at 1024: local exponents 1.2, 1.9, 2.4, approaching the cube of
+#: a dense assignment), so timing smaller widths would understate the paper-size cost.
+MATCH_REDUCED = 1024
+
+
+def _widths(arch: Callable[[float], Sequence[int]], size: float) -> tuple[int, ...]:
+    return tuple(int(w) for w in arch(size))
+
+
+def mlp_training(arch: Callable[[float], Sequence[int]], models: int, batch: int, *, loss: str = "cross_entropy",
+                 momentum: float = 0.9, weight_decay: float = 0.0, bias: bool = True
+                 ) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One SGD step of ``models`` stacked MLPs of widths ``arch(size)`` on minibatches of ``batch``: the step of
+    :func:`lmcnb.train.train_stacked` (per-model minibatch gather, batched forward, per-model loss, gradients,
+    the module's SGD update)."""
+    from .. import train
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        widths = _widths(arch, size)
+        stacked = train.StackedMLP([widths] * models, bias=bias, device=device)
+        params, masks = stacked.param_list(), stacked.mask_list()
+        if device.type != "meta":
+            with torch.no_grad():
+                for p in params:
+                    p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]))
+        n = 4 * batch
+        x = torch.randn(n, widths[0], device=device)
+        y = (torch.randint(0, widths[-1], (n,), device=device) if loss == "cross_entropy"
+             else torch.randn(n, widths[-1], device=device))
+        idx = torch.randint(0, n, (models, batch), device=device)
+        config = train.TrainConfig(epochs=1, batch_size=batch, lr=0.1, momentum=momentum, weight_decay=weight_decay,
+                                   loss=loss)
+        bufs: list[torch.Tensor | None] = [None] * len(params)
+
+        def step() -> None:
+            out = stacked(train._gather(x, idx))
+            losses = train._stacked_loss(out, train._gather(y, idx), loss)
+            grads = torch.autograd.grad(losses.sum(), params)
+            train._sgd_update(params, list(grads), masks, bufs, 0.1, config)
+
+        return step
+
+    return make
+
+
+def mlp_forward(arch: Callable[[float], Sequence[int]], inputs: int
+                ) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One evaluation of one MLP of widths ``arch(size)`` on ``inputs`` inputs (loss and accuracy): one point of
+    an interpolation curve (:func:`lmcnb.merge.merge` evaluates every λ this way)."""
+    from .. import train
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        widths = _widths(arch, size)
+        stacked = train.StackedMLP([widths], device=device)
+        x = torch.randn(inputs, widths[0], device=device)
+        y = torch.randint(0, widths[-1], (inputs,), device=device)
+
+        @torch.no_grad()
+        def step() -> None:
+            out = stacked(x)[0]
+            F.cross_entropy(out, y)
+            (out.argmax(1) == y).float().mean()
+
+        return step
+
+    return make
+
+
+def _conv_model(arch: str, multiplier: float) -> torch.nn.Module:
+    from ..models import VGG11, ResNet20
+
+    if arch == "VGG-11":
+        return VGG11(width_multiplier=multiplier)
+    if arch == "ResNet-20":
+        return ResNet20(width_multiplier=multiplier)
+    raise ValueError(f"unknown architecture {arch!r}; expected 'VGG-11' or 'ResNet-20'")
+
+
+def conv_training(arch: str, batch: int, weight_decay: float = 3e-3
+                  ) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One SGD step (momentum 0.9, ``weight_decay``) of a CIFAR-10 network ``arch`` at width multiplier ``size``
+    on ``batch`` 32×32 images: the step of :func:`lmcnb.train.train_classifier`."""
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        with torch.device(device):
+            model = _conv_model(arch, size)
+            x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        return step
+
+    return make
+
+
+def conv_forward(arch: str, batch: int, *, train_mode: bool) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One forward pass of ``batch`` images through ``arch`` at multiplier ``size``, without gradients: in train
+    mode a BatchNorm-reset batch (:mod:`lmcnb.renorm`), in eval mode an evaluation batch."""
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        with torch.device(device):
+            model = _conv_model(arch, size)
+            x = torch.randn(batch, 3, 32, 32)
+        model.train(train_mode)
+
+        @torch.no_grad()
+        def step() -> None:
+            model(x)
+
+        return step
+
+    return make
+
+
+def mlp_matching(arch: Callable[[float], Sequence[int]], matcher: str = "weight", data: int = 0
+                 ) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One matching of two random MLPs of widths ``arch(size)`` on the CPU: ``matcher`` ``"weight"``
+    (:class:`lmcnb.matching.WeightMatching`), ``"activation"`` or ``"ot"`` (on ``data`` random inputs)."""
+    from .. import matching, models
+
+    makers = {"weight": lambda: matching.WeightMatching(seed=0), "activation": matching.ActivationMatching,
+              "ot": matching.OTMatching}
+    if matcher not in makers:
+        raise ValueError(f"unknown matcher {matcher!r}; expected one of {sorted(makers)}")
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        widths = _widths(arch, size)
+        torch.manual_seed(0)
+        a, b = (models.MLP(widths[0], widths[1:-1], widths[-1]) for _ in range(2))
+        x = torch.randn(data, widths[0]) if data else None
+        m = makers[matcher]()
+        return lambda: m(a, b, data=x)
+
+    return make
+
+
+def ts_gd(d: int, M: int, models: int, steps_per_call: int = 10, *, train_output: bool = False
+          ) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """``steps_per_call`` steps of exact population GD (:class:`lmcnb.papers.teacher_student.GD`) for ``models``
+    students of width ``size`` (inputs ``d``, teacher ``M`` neurons), float64, never stopping early."""
+    from ..papers import teacher_student as ts
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        m = int(size)
+        T = ts.orthonormal_teacher(d, M).to(device)
+        W0 = ts.small_init(models, m, d, generator=torch.Generator().manual_seed(0)).to(device)
+        a0 = torch.ones(models, m, dtype=torch.float64, device=device) if train_output else None
+        gd = ts.GD(steps=steps_per_call, tol=0.0, check_every=steps_per_call, train_output=train_output,
+                   threads=None, diverge_loss=1e300)
+        return lambda: gd.run(ts.Population(T), W0, a0=a0)
+
+    return make
+
+
+def quadratic_flops(make: Callable[[float, torch.device], Callable[[], Any]],
+                    sizes: tuple[int, int, int] = (8, 16, 32)) -> Callable[[float], float]:
+    """FLOPs of ``make(size, cpu)``'s step as a function of ``size``, for steps whose FLOPs are a polynomial of
+    degree ≤ 2 in the size (the teacher–student GD: ``(m, d) × (d, m + M)`` products and terms linear in ``m``)
+    and that cannot run on the meta device: counted on the CPU at the three ``sizes`` and interpolated exactly
+    by the quadratic through them (``tests/test_budget.py`` checks it against a count at a fourth size)."""
+    from ..infra.budget import count_flops
+
+    if len(sizes) != 3 or len(set(sizes)) != 3:
+        raise ValueError(f"sizes must be three different sizes, got {sizes!r}")
+    points = [(float(s), float(count_flops(make(s, torch.device("cpu"))))) for s in sizes]
+
+    def flops(size: float) -> float:
+        total = 0.0
+        for i, (si, fi) in enumerate(points):  # Lagrange form of the quadratic through the three points
+            basis = 1.0
+            for j, (sj, _) in enumerate(points):
+                if j != i:
+                    basis *= (size - sj) / (si - sj)
+            total += fi * basis
+        return total
+
+    return flops
+
+
+def ts_barriers(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """The barriers of one pair of width-``size`` students (identity, weight-matched and functional-matched paths:
+    :meth:`lmcnb.papers.teacher_student.TeacherStudent.barriers`), on the CPU; random students (``m < M`` has
+    no minimum manifold to sample from; the cost depends on the shapes only)."""
+    from ..papers import teacher_student as ts
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        cfg = ts.TeacherStudent(d=d, M=M)
+        Ws = ts.small_init(2, int(size), d, scale=1.0, generator=torch.Generator().manual_seed(int(size)))
+        return lambda: cfg.barriers(Ws[0:1], Ws[1:2])
+
+    return make
+
+
+@functools.lru_cache(maxsize=None)
+def _gd_flops(d: int, M: int, models: int, train_output: bool = False) -> Callable[[float], float]:
+    """:func:`quadratic_flops` of :func:`ts_gd`'s step, counted once per configuration."""
+    return quadratic_flops(ts_gd(d, M, models, train_output=train_output))
+
+
+def _per_width(name: str, make_of: Callable[[int], Callable[..., Any]], widths: Sequence[int], count: float,
+               reduced: int, flops_of: Callable[[int], Callable[[float], float]] | None = None,
+               on_gpu: bool = True, exponent: float | None = 3.0) -> list[Workload]:
+    """One workload per width ``m`` (timed at ``min(m, reduced)``)."""
+    return [Workload(f"{name} m={m}", make_of(m), paper_size=m, reduced_size=min(m, reduced), count=count,
+                     flops=None if flops_of is None else flops_of(m), on_gpu=on_gpu, exponent=exponent)
+            for m in widths]
+
+
+def chapter01() -> list[Workload]:
+    """Chapter 1 (``01_lmc_and_permutations``), paper profile: full MNIST (55 000 training digits), MLP
+    784-512-512-512-10, 50 epochs at batch 500 (110 steps an epoch), 25 λ on 10 000 evaluation inputs.
+
+    - the main pair: 2 stacked networks, 5 500 steps; curves: the self-permutation path and its control, 4
+      matchers on the training inputs and 4 on the test set (10 curves × 25 λ × 10 000 inputs);
+    - matchings at width 512: weight matching 5× (compare, control, planted recovery), activation and OT
+      matching 2× each (5 000 held-out inputs);
+    - the width sweep 32…2048: 6 stacked networks (3 pairs) per width, 5 500 steps; per width 3 pairs × 2
+      matchers × 25 λ curves and 3 weight matchings.
+    """
+    arch = (lambda h: (784, h, h, h, 10))
+    steps = 50 * 110
+    out = [Workload("train main pair (2 nets, width 512)", mlp_training(arch, 2, 500, weight_decay=5e-4), 512, 128,
+                    steps),
+           Workload("curves of the main pair (10 x 25 lambdas)", mlp_forward(arch, 10_000), 512, 128, 250),
+           Workload("weight matching, width 512", mlp_matching(arch, "weight"), 512, 512, 5, on_gpu=False),
+           Workload("activation matching, width 512", mlp_matching(arch, "activation", 5000), 512, 512, 2,
+                    on_gpu=False),
+           Workload("OT matching, width 512", mlp_matching(arch, "ot", 5000), 512, 512, 2, on_gpu=False)]
+    widths = [32, 64, 128, 256, 1024, 2048]
+    out += _per_width("width sweep: train 6 nets", lambda m: mlp_training(arch, 6, 500, weight_decay=5e-4), widths,
+                      steps, 128)
+    out += _per_width("width sweep: 6 curves x 25 lambdas", lambda m: mlp_forward(arch, 10_000), widths, 150, 128)
+    out += _per_width("width sweep: weight matching", lambda m: mlp_matching(arch, "weight"), widths, 3,
+                      MATCH_REDUCED, on_gpu=False, exponent=None)
+    return out
+
+
+def chapter02() -> list[Workload]:
+    """Chapter 2 (``02_double_descent``), paper profile, the GD training and the pair barriers: d = 8, M = 4;
+    the core sweep (widths 2…12, 64 students, ≤ 40 000 steps), the tail (16…4096, 32 students), the
+    trained-output sweep (2 initialisations × widths 2…256 × 32 students), the paper-only cell (d = 32, M = 8
+    and d = 256, M = 16, widths up to 4096, 32 students, ≤ 100 000 steps); barriers (CPU: matchings) of every
+    pair, and the minimum-manifold sweep (widths 4…4096, 64 pairs). Not counted: the Hall-criterion draws and
+    the sparse-manifold sweep (small widths)."""
+    out: list[Workload] = []
+    gd, fl = ts_gd, _gd_flops
+    core, tail = [2, 3, 4, 5, 6, 7, 8, 10, 12], [16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+    out += _per_width("GD core (64 students)", lambda m: gd(8, 4, 64), core, 4000, 256, lambda m: fl(8, 4, 64))
+    out += _per_width("GD tail (32 students)", lambda m: gd(8, 4, 32), tail, 4000, 256, lambda m: fl(8, 4, 32))
+    trained = [2, 3, 4, 5, 6, 8, 12, 16, 32, 64, 128, 256]
+    out += _per_width("GD trained output (2 inits x 32 students)", lambda m: gd(8, 4, 32, train_output=True),
+                      trained, 2 * 4000, 256, lambda m: fl(8, 4, 32, True))
+    for d, M in [(32, 8), (256, 16)]:
+        widths = [M // 2, M, M + 1, 2 * M, 3 * M, 8 * M, 64 * M, 4096]
+        out += _per_width(f"GD paper-only d={d} M={M} (32 students)", lambda m, d=d, M=M: gd(d, M, 32), widths,
+                          10_000, 256, lambda m, d=d, M=M: fl(d, M, 32))
+    out += _per_width("barriers core (32 pairs)", lambda m: ts_barriers(8, 4), core, 32, MATCH_REDUCED,
+                      on_gpu=False, exponent=None)
+    out += _per_width("barriers tail (16 pairs)", lambda m: ts_barriers(8, 4), tail, 16, MATCH_REDUCED,
+                      on_gpu=False, exponent=None)
+    manifold = [4, 5, 6, 8, 12, 16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+    out += _per_width("barriers manifold sweep (64 pairs)", lambda m: ts_barriers(8, 4), manifold, 64, MATCH_REDUCED,
+                      on_gpu=False, exponent=None)
+    return out
+
+
+def chapter04() -> list[Workload]:
+    """Chapter 4 (``04_learning_rate_sparsity``), paper profile: the GD learning-rate sweeps (15 values of c ×
+    10 seeds at widths 16, 32, 64, 128, 512; ``max(60 000, 625 m)`` steps), SGD on 16 384 samples (12 c × 10
+    seeds = 120 students of width 32, batches 1, 8, 32, 128, about 60 000 steps each, as stacked-MLP steps), and
+    the MNIST learning-rate sweep (9 rates × 6 networks 784-512-10, batch 32, 30 epochs; 27 pairs × 2 matchers
+    × 11 λ on 10 000 inputs; 27 weight matchings). Not counted: the single-run sharpness checks and the
+    trained-output runs (4 students)."""
+    out: list[Workload] = []
+    for m in [16, 32, 64, 128, 512]:
+        steps = max(60_000, 625 * m)
+        out.append(Workload(f"GD c-sweep m={m} (150 students)", ts_gd(8, 4, 150), m, min(m, 128), steps / 10,
+                            flops=_gd_flops(8, 4, 150)))
+    for b in [1, 8, 32, 128]:
+        steps = max(3, 60_000 * b // 16_384) * math.ceil(16_384 / b)
+        out.append(Workload(f"SGD batch {b} (120 students, width 32)",
+                            mlp_training(lambda m: (8, m, 1), 120, b, loss="mse", momentum=0.0), 32, 32, steps))
+    arch = (lambda h: (784, h, 10))
+    out.append(Workload("MNIST lr sweep: train 54 nets, width 512", mlp_training(arch, 54, 32, momentum=0.0), 512,
+                        128, 30 * math.ceil(MNIST_TRAIN / 32)))
+    out.append(Workload("MNIST lr sweep: 54 curves x 11 lambdas", mlp_forward(arch, 10_000), 512, 128, 54 * 11))
+    out.append(Workload("MNIST lr sweep: weight matching", mlp_matching(arch, "weight"), 512, 512, 27,
+                        on_gpu=False, exponent=None))
+    return out
+
+
+def chapter06() -> list[Workload]:
+    """Chapter 6 (``06_lewc``), paper profile: the MLP sweep (784-h-h-h-10 without biases, h = 512…8192, 10
+    stacked networks per width, batch 500, 100 epochs, weight matching of 5 pairs per width, 11-λ curves on
+    10 000 test inputs with calibration) and the paper-only CIFAR-10 cell (``cnn_merges.CONV_PAPER``: VGG-11
+    ×1, 2, 4 and ResNet-20 ×1, 2, 4, 8, 2 weight decays, a pair each, 10 epochs at batch 128; per pair 2
+    matchers × 11 λ × (10 000 BatchNorm-reset + 15 000 evaluation images); 1 weight matching). Not counted: the
+    LEWC diagnostics and the ensemble views (forward passes of the same size as the curves)."""
+    from .cnn_merges import CONV_PAPER
+
+    out: list[Workload] = []
+    arch = (lambda h: (784, h, h, h, 10))
+    widths = [512, 1024, 2048, 4096, 8192]
+    out += _per_width("MLP sweep: train 10 nets", lambda m: mlp_training(arch, 10, 500, bias=False), widths,
+                      100 * 110, 128)
+    out += _per_width("MLP sweep: 5 pairs x 2 curves x 11 lambdas", lambda m: mlp_forward(arch, 10_000), widths,
+                      110, 128)
+    out += _per_width("MLP sweep: weight matching (5 pairs)", lambda m: mlp_matching(arch, "weight"), widths, 5,
+                      MATCH_REDUCED, on_gpu=False, exponent=None)
+    per_epoch = math.ceil(CIFAR_TRAIN / CONV_PAPER.batch)
+    for arch_name, mult in CONV_PAPER.multipliers:
+        n = len(CONV_PAPER.weight_decays)
+        reduced = min(mult, 0.25)
+        out.append(Workload(f"{arch_name} x{mult:g}: train 2 x {n} nets", conv_training(arch_name, 128), mult,
+                            reduced, 2 * n * CONV_PAPER.epochs * per_epoch))
+        merges = n * 2 * 11
+        out.append(Workload(f"{arch_name} x{mult:g}: BatchNorm reset", conv_forward(arch_name, 128, train_mode=True),
+                            mult, reduced, merges * math.ceil(CONV_PAPER.bn_images / 128)))
+        out.append(Workload(f"{arch_name} x{mult:g}: evaluation", conv_forward(arch_name, 128, train_mode=False),
+                            mult, reduced, merges * math.ceil(15_000 / 128)))
+    return out
+
+
+#: Chapter stem -> its workloads.
+CHAPTERS: dict[str, Callable[[], list[Workload]]] = {
+    "01_lmc_and_permutations": chapter01, "02_double_descent": chapter02,
+    "04_learning_rate_sparsity": chapter04, "06_lewc": chapter06}
