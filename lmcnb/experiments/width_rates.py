@@ -38,11 +38,14 @@ from torch import Tensor
 from ..papers import teacher_student as ts
 from .._validate import check_choice, check_int, check_real, moved_keywords
 from .. import fit as _fit
-from ..data import teacher_student_data
+from ..data import Split, teacher_student_data
+from ..papers.teacher_student._inputs import _check_f64
 from . import ot_rates
 
 __all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_matching_sweep", "sgd_barrier_sweep", "RATE_VERDICTS",
-           "AsymptoticRange", "asymptotic_range", "RateMeasurement", "rate_measurement", "table_rate"]
+           "sgd_step_constant", "FiniteSampleTables", "training_barriers",
+           "finite_sample_sweep", "AsymptoticRange", "asymptotic_range", "RateMeasurement", "rate_measurement",
+           "table_rate"]
 
 DISTRIBUTIONS = ("gaussian", "uniform")
 F64 = torch.float64
@@ -92,33 +95,86 @@ def iid_matching_sweep(widths: Sequence[int], dims: Sequence[int], n_pairs: int,
 _SGD_SWEEP_KEYWORDS = {k: f"schedule=ts.SGD({k}=…)" for k in ("batch_size", "epochs", "c", "tol", "threads")}
 
 
-@moved_keywords(_SGD_SWEEP_KEYWORDS)
-def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, schedule: ts.SGD, *,
-                      n_samples: int, data_seed: int = 0, first_seed: int = 0,
-                      device: torch.device | str | None = None) -> ts.BarrierTable:
-    """Barriers modulo permutation of minibatch-SGD solutions trained on finite samples of the teacher.
+def sgd_step_constant(c: float, d: int, batch_size: int) -> float:
+    """The step constant ``c_SGD = c / (1 + d / b)`` of minibatch SGD (``η = c_SGD / m``) that stays stable at every
+    input dimension ``d`` for batch size ``b``.
 
-    One training set ``x_1, …, x_n ~ N(0, I_d)`` (or the sphere, ``model.inputs``), ``y = f*(x)``, drawn from
-    ``torch.Generator().manual_seed(data_seed)``, is shared by every run. The student of width ``m`` and seed ``s``
-    starts from ``model.init(m, s)`` — the same initialisation as exact GD — and runs ``schedule``
-    (:meth:`lmcnb.teacher_student.SGD.run`, step ``η = c/m``; the sample orders of all runs
-    of width ``m`` come from ``torch.Generator().manual_seed(1_000_003·m + first_seed)``). Seeds ``first_seed + 2k``
-    and ``first_seed + 2k + 1`` form pair ``k``. The barriers are the exact population ones of ``model.barriers``
-    (so the only noise is that of training), and ``loss_a``/``loss_b`` are the exact population losses of the ends.
+    Why: at an interpolating minimum the minibatch loss ``(1/b) Σ_n (f(x_n) − y_n)²`` has Hessian
+    ``(2/b) Σ_n g_n g_nᵀ`` with ``g_n = (1[w_i·x_n > 0] x_n)_{i ≤ m}``. Its top eigenvalue is about the population
+    one, ``λ_pop ≈ 0.75 m`` for the dense solutions (GD with ``η = c/m`` is stable for ``c < c* ≈ 2.65``,
+    chapter 4), plus the diagonal of the minibatch Gram matrix, ``(2/b) E‖g_n‖² ≈ (2/b)(m/2) E‖x‖² = m d / b``
+    (about half the neurons are active on a sample). So ``λ_b ≈ m (0.75 + d/b)`` and ``η λ_b ≈ c (0.75 + d/b) /
+    (1 + d/b) < 2`` for ``c ≤ 2`` at every ``d`` and ``b``, while the plain ``η = c/m`` gives ``c (0.75 + d/b)``,
+    which exceeds 2 for ``c = 2`` once ``d/b > 0.25`` (``d = 32, b = 64``: SGD diverges).
 
     Args:
-        model: the configuration (fixed output weights only). widths: student widths ``>= 1``. n_pairs: pairs.
-        schedule: the :class:`lmcnb.teacher_student.SGD` schedule: ``batch_size``, ``epochs``, ``c`` (the step
-            constant; ``model.c`` is not used), ``tol`` (a run stops once its empirical loss is below it, checked
-            after each epoch), ``threads``; ``train_output`` must be ``False``. These keywords moved there.
-        n_samples: training-set size ``n``. data_seed, first_seed: seeds (``>= 0``).
-        device: where to train (default CPU); the data, initialisations and sample orders are drawn on the CPU
-            and moved there, so results do not depend on the device's random number generator.
+        c: the population step constant (``> 0``). d: input dimension (``>= 1``). batch_size: ``b >= 1``.
+    """
+    c = check_real("c", c, 0.0, low_open=True)
+    d, b = check_int("d", d, 1), check_int("batch_size", batch_size, 1)
+    return c / (1.0 + d / b)
+
+
+@dataclass(frozen=True)
+class FiniteSampleTables:
+    """Barriers of the same SGD solutions under two losses (:func:`finite_sample_sweep`).
+
+    Attributes:
+        population: the exact population barriers; ``loss_a``/``loss_b`` the ends' population losses ``R``.
+        training: the barriers of the training loss ``L_n(θ) = (1/n) Σ_k (f_θ(x_k) − y_k)²`` — the loss SGD
+            minimised — along the same paths (same permutations); ``loss_a``/``loss_b`` the ends' training losses.
+    """
+
+    population: ts.BarrierTable
+    training: ts.BarrierTable
+
+
+def training_barriers(W1: Tensor, W2: Tensor, perms: dict[str, Tensor], samples: Split,
+                      lambdas: Tensor) -> dict[str, Tensor]:
+    """Linear barriers of the training loss ``L_n`` (fixed output weights ``a = 1``) between ``P`` pairs, for the
+    identity path and for each given permutation of model b.
+
+    ``B_n(θ_a, θ_b) = max_λ [L_n(θ_λ) − ((1 − λ) L_n(θ_a) + λ L_n(θ_b))]``, ``θ_λ = (1 − λ) W1 + λ W2[π]``.
+
+    Args:
+        W1, W2: first layers ``(P, m, d)`` float64. perms: ``{name: (P, m) int64}`` permutations applied to ``W2``
+            (e.g. ``{"weight": pb.weight_perm, "functional": pb.functional_perm}``). samples: the training
+            :class:`lmcnb.data.Split` (``x (n, d)``, ``y (n,)``). lambdas: the grid ``(L,)`` with both ends.
 
     Returns:
-        :class:`lmcnb.teacher_student.BarrierTable`, one row per (width, pair), widths in the given order;
-        ``converged`` is "both ends reached empirical loss ``< tol``" (all ``False`` for ``tol = 0``).
+        ``{"identity": (P,), **{name: (P,)}, "ends": (P, 2)}`` (``ends``: ``L_n`` of model a and model b).
     """
+    W1, W2 = _check_f64("W1", W1, (3,)), _check_f64("W2", W2, (3,))
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape, got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    if not isinstance(samples, Split):
+        raise TypeError(f"samples must be an lmcnb.data.Split, got {type(samples).__name__}")
+    for k, p in perms.items():
+        if not isinstance(p, Tensor) or p.shape != W1.shape[:2]:
+            raise ValueError(f"perms[{k!r}] must be a (P, m) = {tuple(W1.shape[:2])} tensor of permutations")
+    lam = torch.as_tensor(lambdas).to(W1)
+    if lam.ndim != 1 or lam.numel() < 2 or float(lam[0]) != 0.0 or float(lam[-1]) != 1.0:
+        raise ValueError("lambdas must be a 1-D grid from 0 to 1")
+    X, y = samples.x.to(W1), samples.y.to(W1)
+    if X.ndim != 2 or X.shape[1] != W1.shape[2] or y.shape != X.shape[:1]:
+        raise ValueError(f"samples must have x (n, {W1.shape[2]}) and y (n,), got {tuple(X.shape)}, {tuple(y.shape)}")
+    paths = {"identity": W2, **{k: torch.stack([W2[i].index_select(0, p[i]) for i in range(W2.shape[0])])
+                                for k, p in perms.items()}}
+    out: dict[str, Tensor] = {}
+    for name, W2p in paths.items():
+        theta = (1 - lam[None, :, None, None]) * W1[:, None] + lam[None, :, None, None] * W2p[:, None]  # (P, L, m, d)
+        f = torch.relu(torch.einsum("nd,plmd->plnm", X, theta)).sum(-1)  # (P, L, n)
+        curve = ((f - y) ** 2).mean(-1)  # (P, L)
+        base = (1 - lam) * curve[:, :1] + lam * curve[:, -1:]
+        out[name] = (curve - base).amax(-1)
+        out.setdefault("ends", curve[:, [0, -1]])
+    return out
+
+
+def _sgd_pairs(model: ts.TeacherStudent, widths: object, n_pairs: object, schedule: object, n_samples: object,
+               data_seed: object, first_seed: object, device: object, training: bool) -> FiniteSampleTables:
+    """The runs of :func:`sgd_barrier_sweep` / :func:`finite_sample_sweep` (``training``: also the training-loss
+    table; otherwise ``training`` is ``None``)."""
     if not isinstance(model, ts.TeacherStudent):
         raise TypeError(f"model must be a TeacherStudent, got {type(model).__name__}")
     if model.trained_output:
@@ -138,21 +194,92 @@ def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: 
     train = teacher_student_data(model.teacher(), n_samples, torch.Generator().manual_seed(data_seed),
                                  inputs=model.inputs).to(dev)
     sgd_model = replace(model, c=c)
-    rows, kinds, losses, conv = [], {k: [] for k in ("identity", "weight", "functional", "perm")}, [], []
-    for m in ws:
-        seeds = list(range(first_seed, first_seed + 2 * n_pairs))
-        W0 = torch.stack([sgd_model.init(m, s)[0] for s in seeds]).to(dev)
-        r = schedule.run(train, W0, generator=torch.Generator().manual_seed(1_000_003 * m + first_seed))
-        pb = sgd_model.barriers(r.W[0::2], r.W[1::2])
+    rows, losses, conv = [], [], []
+    kinds = {k: [] for k in ("identity", "weight", "functional", "perm")}
+    tr = {k: [] for k in ("identity", "weight", "functional", "perm", "ends")}
+    seeds = list(range(first_seed, first_seed + 2 * n_pairs))
+    if training:  # one zero-padded batch of every width: the rows beyond a width stay zero under SGD
+        W0, wt = ts.pad_rows([sgd_model.init(m, s)[0] for m in ws for s in seeds])
+        r = schedule.run(train, W0.to(dev), widths=wt.to(dev), generator=torch.Generator().manual_seed(first_seed))
+        runs = [(m, r.W[k * len(seeds):(k + 1) * len(seeds), :m], r.converged[k * len(seeds):(k + 1) * len(seeds)])
+                for k, m in enumerate(ws)]
+    else:
+        runs = []
+        for m in ws:
+            W0 = torch.stack([sgd_model.init(m, s)[0] for s in seeds]).to(dev)
+            r = schedule.run(train, W0, generator=torch.Generator().manual_seed(1_000_003 * m + first_seed))
+            runs.append((m, r.W, r.converged))
+    for m, W, converged in runs:
+        W = W.contiguous()
+        pb = sgd_model.barriers(W[0::2], W[1::2])
         for k in kinds:
             kinds[k].append(getattr(pb, k).cpu())
-        losses.append(ts.population_loss(r.W, T, inputs=model.inputs).reshape(n_pairs, 2).cpu())
-        conv.append(r.converged.reshape(n_pairs, 2).all(1).cpu())
+        if training:
+            tb = training_barriers(W[0::2], W[1::2], {"weight": pb.weight_perm, "functional": pb.functional_perm},
+                                   train, sgd_model.lambdas(dev))
+            tb["perm"] = torch.minimum(tb["weight"], tb["functional"])
+            for k in tr:
+                tr[k].append(tb[k].cpu())
+        losses.append(ts.population_loss(W, T, inputs=model.inputs).reshape(n_pairs, 2).cpu())
+        conv.append(converged.reshape(n_pairs, 2).all(1).cpu())
         rows.extend((m, seeds[2 * k], seeds[2 * k + 1]) for k in range(n_pairs))
     L = torch.cat(losses)
-    return ts.BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
-                           seeds_b=tuple(r[2] for r in rows), **{k: torch.cat(v) for k, v in kinds.items()},
-                           loss_a=L[:, 0], loss_b=L[:, 1], converged=torch.cat(conv))
+    ids = dict(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
+               seeds_b=tuple(r[2] for r in rows), converged=torch.cat(conv))
+    pop = ts.BarrierTable(**ids, **{k: torch.cat(v) for k, v in kinds.items()}, loss_a=L[:, 0], loss_b=L[:, 1])
+    if not training:
+        return FiniteSampleTables(population=pop, training=None)
+    E = torch.cat(tr.pop("ends"))
+    return FiniteSampleTables(population=pop, training=ts.BarrierTable(
+        **ids, **{k: torch.cat(v) for k, v in tr.items()}, loss_a=E[:, 0], loss_b=E[:, 1]))
+
+
+@moved_keywords(_SGD_SWEEP_KEYWORDS)
+def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, schedule: ts.SGD, *,
+                      n_samples: int, data_seed: int = 0, first_seed: int = 0,
+                      device: torch.device | str | None = None) -> ts.BarrierTable:
+    """Barriers modulo permutation of minibatch-SGD solutions trained on finite samples of the teacher.
+
+    One training set ``x_1, …, x_n ~ N(0, I_d)`` (or the sphere, ``model.inputs``), ``y = f*(x)``, drawn from
+    ``torch.Generator().manual_seed(data_seed)``, is shared by every run. The student of width ``m`` and seed ``s``
+    starts from ``model.init(m, s)`` — the same initialisation as exact GD — and runs ``schedule``
+    (:meth:`lmcnb.teacher_student.SGD.run`, step ``η = c/m``; the sample orders of all runs
+    of width ``m`` come from ``torch.Generator().manual_seed(1_000_003·m + first_seed)``). Seeds ``first_seed + 2k``
+    and ``first_seed + 2k + 1`` form pair ``k``. The barriers are the exact population ones of ``model.barriers``
+    (so the only noise is that of training), and ``loss_a``/``loss_b`` are the exact population losses of the ends.
+    :func:`finite_sample_sweep` adds the barriers of the training loss.
+
+    Args:
+        model: the configuration (fixed output weights only). widths: student widths ``>= 1``. n_pairs: pairs.
+        schedule: the :class:`lmcnb.teacher_student.SGD` schedule: ``batch_size``, ``epochs``, ``c`` (the step
+            constant; ``model.c`` is not used), ``tol`` (a run stops once its empirical loss is below it, checked
+            after each epoch), ``threads``; ``train_output`` must be ``False``. These keywords moved there.
+        n_samples: training-set size ``n``. data_seed, first_seed: seeds (``>= 0``).
+        device: where to train (default CPU); the data, initialisations and sample orders are drawn on the CPU
+            and moved there, so results do not depend on the device's random number generator.
+
+    Returns:
+        :class:`lmcnb.teacher_student.BarrierTable`, one row per (width, pair), widths in the given order;
+        ``converged`` is "both ends reached empirical loss ``< tol``" (all ``False`` for ``tol = 0``).
+    """
+    return _sgd_pairs(model, widths, n_pairs, schedule, n_samples, data_seed, first_seed, device, False).population
+
+
+def finite_sample_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, schedule: ts.SGD, *,
+                        n_samples: int, data_seed: int = 0, first_seed: int = 0,
+                        device: torch.device | str | None = None) -> FiniteSampleTables:
+    """:func:`sgd_barrier_sweep` (same arguments, same initialisations and data) with, in addition, the barriers of
+    the **training loss** ``L_n`` along the same paths (:func:`training_barriers`; the permutations are those of the population
+    matchers) and the ends' training losses — the barrier of the loss SGD minimised, whose ends are its minima
+    even where ``n`` samples do not pin the teacher down (then the ends' population loss stays ``> 0``).
+    All widths train in one zero-padded batch (``widths``; cheaper than one run per width at small ``m``), with
+    the sample orders from ``torch.Generator().manual_seed(first_seed)``, so its runs are not bit-identical to
+    :func:`sgd_barrier_sweep`'s (which seeds each width's orders separately).
+
+    Returns:
+        :class:`FiniteSampleTables` (``population``: as :func:`sgd_barrier_sweep`; ``training``).
+    """
+    return _sgd_pairs(model, widths, n_pairs, schedule, n_samples, data_seed, first_seed, device, True)
 
 
 def _int_list(name: str, values: object) -> list[int]:
