@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 ORDERS = ("random", "forward", "backward")
+SOLVERS = ("auto", "warm", "scipy")
+#: Smallest group size at which ``WeightMatching(solver="auto")`` re-solves with warm-started duals (below it
+#: scipy on the reduced cost is as fast and needs no compiled solver).
+WARM_MIN_N = 256
 STATISTICS = ("correlation", "cross_moment")
 #: Largest number of permutation combinations :func:`brute_force_weight_matching` enumerates by default.
 MAX_BRUTE_FORCE = 100_000
@@ -338,8 +342,13 @@ class _PCDState:
     to rounding), otherwise they are dropped and recomputed when needed.
     """
 
-    def __init__(self, problem: _WMProblem, start: Perms) -> None:
+    def __init__(self, problem: _WMProblem, start: Perms, solver: str = "scipy") -> None:
         self.problem = problem
+        self.solver = solver
+        self.duals: dict[str, assignment.Duals] = {}
+        self.augmented = 0  # rows left to the shortest-path phase, over all compiled solves
+        self.warm_starts = 0  # compiled solves that started from the group's previous duals
+        self.compiled = 0  # LAPs solved by lmcnb.assignment.solve_warm's compiled solver
         self.perms = {p: start[p].clone() for p in problem.names}
         self.b = {k: _permuted(problem.b[k], problem.spec.axes_to_perm[k], self.perms) for k in problem.keys}
         self.contrib = {k: _dot(problem.a_flat[k], self.b[k]) for k in problem.keys}
@@ -369,7 +378,7 @@ class _PCDState:
         if not entries:
             return False
         S = self.similarity(p)
-        q = _solve_lap(S)
+        q = self._lap(p, S)
         self.laps += 1
         if not float(S[torch.arange(q.numel()), q].double().sum()) > float(S.diagonal().double().sum()):
             return False  # the current permutation is optimal (or tied) for this group
@@ -378,7 +387,25 @@ class _PCDState:
         if not math.fsum(new_contrib.values()) > self.objective:
             return False
         self._commit(p, q, new_b, new_contrib)
+        if p in self.duals:  # b's units of p are re-indexed by q: so are the rows of p's next ``S_pᵀ``
+            self.duals[p] = self.duals[p].permute_rows(q)
         return True
+
+    def _lap(self, p: str, S: torch.Tensor) -> torch.Tensor:
+        """Group p's exact LAP (maximise ``S``): warm-started from p's previous duals with the ``"warm"`` solver
+        (``"auto"``: from :data:`WARM_MIN_N` units, when the compiled solver is installed), else scipy."""
+        n = S.shape[0]
+        warm = self.solver == "warm" or (self.solver == "auto" and n >= WARM_MIN_N
+                                         and assignment.have_compiled_solver())
+        if not warm:
+            return _solve_lap(S)
+        # S is a transposed view of the cached S_pᵀ (rows: b's units, columns: a's): solve that contiguous
+        # matrix (no transposing copy) and invert its row → column map r to get q (a's unit i ↦ b's q[i]).
+        r, self.duals[p] = assignment.solve_warm(S.T, True, start=self.duals.get(p))
+        self.augmented += self.duals[p].augmented
+        self.warm_starts += self.duals[p].warm
+        self.compiled += assignment.have_compiled_solver()
+        return torch.empty_like(r).scatter_(0, r, torch.arange(r.numel(), device=r.device))
 
     def _commit(self, p: str, q: torch.Tensor, new_b: dict[str, torch.Tensor], new_contrib: dict[str, float]
                 ) -> None:
@@ -426,13 +453,15 @@ def _visit_order(names: tuple[str, ...], order: str, generator: torch.Generator)
 
 
 def _pcd(problem: _WMProblem, start: Perms, order: str, max_sweeps: int, tol: float,
-         generator: torch.Generator) -> tuple[Perms, list[float], list[float], int, bool, int]:
-    """Permutation coordinate descent; returns perms, history, per-sweep objectives, sweeps, converged, LAPs.
+         generator: torch.Generator, solver: str = "scipy"
+         ) -> tuple[Perms, list[float], list[float], int, bool, int, tuple[int, int, int]]:
+    """Permutation coordinate descent; returns perms, history, per-sweep objectives, sweeps, converged, LAPs and
+    ``(solves, augmented, warm_starts)`` of the compiled solver (zeros with scipy).
 
     A group whose neighbours have not changed since its last solve is skipped: its current permutation is
     still optimal for its (unchanged) similarity matrix.
     """
-    state = _PCDState(problem, start)
+    state = _PCDState(problem, start, solver)
     history = [state.objective]
     sweep_values, converged, sweeps = [], False, 0
     while sweeps < max_sweeps and not converged:
@@ -444,7 +473,8 @@ def _pcd(problem: _WMProblem, start: Perms, order: str, max_sweeps: int, tol: fl
         sweeps += 1
         sweep_values.append(history[-1])
         converged = history[-1] - before <= tol * max(abs(before), 1e-300) or not state.stale
-    return state.perms, history, sweep_values, sweeps, converged, state.laps
+    return (state.perms, history, sweep_values, sweeps, converged, state.laps,
+            (state.compiled, state.augmented, state.warm_starts))
 
 
 @dataclass(frozen=True, eq=False)
@@ -472,6 +502,13 @@ class WeightMatching(Matcher):
         precision: dtype of the similarity products and of the objective in PCD (default: the models' dtype;
             ``torch.float64`` for float64 accumulation). The single-group LAP always uses float64, and so do
             :func:`weight_matching_objective` and :func:`brute_force_weight_matching`.
+        solver: PCD's LAP solver. ``"scipy"``: :func:`lmcnb.assignment.solve` (reduced) from scratch at every
+            step. ``"warm"``: :func:`lmcnb.assignment.solve_warm`, each re-solve of a group warm-started from
+            that group's previous duals when they keep more rows than a cold start (``info["compiled_laps"]``
+            counts the solves, ``info["warm_starts"]`` those that used the duals, ``info["augmented"]`` the rows
+            left to the shortest-path phase; without numba it is scipy). ``"auto"`` (default): ``"warm"`` for groups of at least
+            :data:`WARM_MIN_N` units when numba is installed, else ``"scipy"``. Both are exact; on ties or
+            within float64 rounding they may pick different optima and then walk different PCD paths.
     """
 
     max_sweeps: int = 100
@@ -481,6 +518,7 @@ class WeightMatching(Matcher):
     init: Mapping[str, torch.Tensor] | None = None
     tol: float = 1e-12
     precision: torch.dtype | None = None
+    solver: str = "auto"
     name: ClassVar[str] = "weight_matching"
 
     def __post_init__(self) -> None:
@@ -488,6 +526,7 @@ class WeightMatching(Matcher):
         check_int("n_restarts", self.n_restarts, 1)
         check_int("seed", self.seed, 0)
         check_choice("order", self.order, ORDERS)
+        check_choice("solver", self.solver, SOLVERS)
         if isinstance(self.tol, bool) or not isinstance(self.tol, Real) or not (0 <= self.tol < math.inf):
             raise ValueError(f"tol must be a finite real number >= 0, got {self.tol!r}")
         if self.precision is not None and (not isinstance(self.precision, torch.dtype)
@@ -508,11 +547,12 @@ class WeightMatching(Matcher):
         runs = []
         for r in range(self.n_restarts):
             init = start if r == 0 else random_perms(sizes, generator)
-            runs.append(_pcd(problem, init, self.order, self.max_sweeps, self.tol, generator))
+            runs.append(_pcd(problem, init, self.order, self.max_sweeps, self.tol, generator, self.solver))
         best = max(range(len(runs)), key=lambda r: runs[r][1][-1])  # first of equal bests
-        perms, history, sweep_values, sweeps, converged, laps = runs[best]
+        perms, history, sweep_values, sweeps, converged, laps, (compiled, augmented, warm_starts) = runs[best]
         info = {"exact": False, "restart": best, "restart_objectives": [run[1][-1] for run in runs],
-                "sweep_objectives": sweep_values, "laps": laps}
+                "sweep_objectives": sweep_values, "laps": laps, "compiled_laps": compiled,
+                "augmented": augmented, "warm_starts": warm_starts}
         return MatchResult(perms, self.name, history, sweeps, converged, info=info)
 
     def _exact(self, spec, state_a, state_b, sizes, start) -> MatchResult:

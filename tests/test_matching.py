@@ -699,7 +699,8 @@ def test_pcd_sweeps_tolerance_and_restarts():
     objectives = r1.info["restart_objectives"]
     assert len(set(objectives)) > 1  # the restarts differ on this pair
     assert r1.info["restart"] == objectives.index(max(objectives)) and r1.objective == max(objectives)
-    assert set(r1.info) == {"exact", "restart", "restart_objectives", "sweep_objectives", "laps"}
+    assert set(r1.info) == {"exact", "restart", "restart_objectives", "sweep_objectives", "laps", "compiled_laps",
+                            "augmented", "warm_starts"}
 
 
 def test_exact_single_group_keeps_an_optimal_start_on_ties():
@@ -748,3 +749,36 @@ def test_objective_runs_over_non_carried_tensors_with_a_permuted_axis_and_more_m
     with pytest.raises(ValueError, match=r"^order must be one of \('random', 'forward', 'backward'\), got "
                                          r"'sideways'$"):
         mt.WeightMatching(order="sideways")
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+@pytest.mark.parametrize("seed", [40, 44])
+def test_pcd_with_the_warm_started_solver_walks_the_same_path(order, seed):
+    """``solver="warm"`` solves every LAP with the compiled solver, offering each group's previous duals
+    and takes the same steps as the from-scratch reference and as ``solver="scipy"`` (continuous weights: each
+    LAP has one optimum)."""
+    a, b = mlp(seed, (4, [8, 8, 8], 2)), mlp(seed + 1, (4, [8, 8, 8], 2))
+    names = ["P_0", "P_1", "P_2"]
+    perms, history = _reference_pcd(a, b, names if order == "forward" else names[::-1])
+    warm = mt.WeightMatching(order=order, tol=0.0, solver="warm")(a, b)
+    cold = mt.WeightMatching(order=order, tol=0.0, solver="scipy")(a, b)
+    assert same(warm.perms, perms) and same(cold.perms, perms)
+    assert warm.objective_history == pytest.approx(cold.objective_history, rel=1e-12)
+    assert warm.info["laps"] == cold.info["laps"] and cold.info["compiled_laps"] == cold.info["warm_starts"] == 0
+    assert warm.info["compiled_laps"] == (warm.info["laps"] if mt.assignment.have_compiled_solver() else 0)
+    assert 0 <= warm.info["warm_starts"] <= warm.info["compiled_laps"]
+
+
+def test_solver_auto_switches_at_warm_min_n(monkeypatch):
+    a, b = mlp(50, (4, [8, 8], 2)), mlp(51, (4, [8, 8], 2))
+    small = mt.WeightMatching(order="forward")(a, b)  # auto, groups of 8 < WARM_MIN_N: scipy
+    assert small.info["compiled_laps"] == 0
+    monkeypatch.setattr(mt, "WARM_MIN_N", 8)
+    auto = mt.WeightMatching(order="forward")(a, b)
+    if mt.assignment.have_compiled_solver():
+        assert auto.info["compiled_laps"] == auto.info["laps"] > 0  # the compiled solver from 8 units on
+    else:
+        assert auto.info["compiled_laps"] == 0  # no numba: auto stays with scipy
+    assert same(auto.perms, small.perms)
+    with pytest.raises(ValueError, match="solver"):
+        mt.WeightMatching(solver="lapjv")

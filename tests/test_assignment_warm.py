@@ -1,0 +1,217 @@
+"""Tests of lmcnb.assignment's compiled solver: :func:`solve_warm` (Jonker–Volgenant start, augmenting row
+reduction, shortest augmenting paths, warm starts from :class:`Duals`) and :func:`solve_batch`, against
+``scipy.optimize.linear_sum_assignment`` and brute force: random, integer-tied and adversarial matrices, both
+senses, with and without numba (the kernels are also run as plain Python, so the algorithm is checked even where
+numba is not installed); every argument and error message. Square matrices only (the module's contract)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+from lmcnb import assignment as A
+
+from _helpers import randn
+
+
+@pytest.fixture(params=["python", "compiled"])
+def kernels(request, monkeypatch):
+    """Run each test with the plain-Python kernels and (where numba is installed) with the compiled ones."""
+    if request.param == "python":
+        monkeypatch.setitem(A._KERNELS, "init", A._init_kernel)
+        monkeypatch.setitem(A._KERNELS, "sap", A._sap_kernel)
+        monkeypatch.setitem(A._KERNELS, "kept", A._kept_kernel)
+    elif not A.have_compiled_solver():
+        pytest.skip("numba is not installed: the compiled kernels are the plain-Python ones tested above")
+    return request.param
+
+
+def _scipy_value(C: torch.Tensor, maximize: bool) -> float:
+    R = C.double().numpy()
+    rows, cols = linear_sum_assignment(R, maximize=maximize)
+    return float(R[rows, cols].sum())
+
+
+def _value(C: torch.Tensor, perm: torch.Tensor) -> float:
+    return A.assignment_value(C, perm)
+
+
+def _is_perm(perm: torch.Tensor, n: int) -> bool:
+    return perm.dtype == torch.long and sorted(perm.tolist()) == list(range(n))
+
+
+def _certificate_ok(C: torch.Tensor, duals: A.Duals, maximize: bool, tol: float = 1e-9) -> bool:
+    """(u, v) dual feasible and every matched edge tight: an independent proof of optimality."""
+    R = (-C if maximize else C).double().numpy()
+    u = (R - duals.v[None, :]).min(1)
+    reduced = R - u[:, None] - duals.v[None, :]
+    scale = max(1.0, float(np.abs(R).max()))
+    return reduced.min() >= -tol * scale and np.abs(reduced[np.arange(len(R)), duals.perm]).max() <= tol * scale
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 7), seed=st.integers(0, 10_000), maximize=st.booleans(), ties=st.booleans())
+def test_solve_warm_is_optimal_against_brute_force(n, seed, maximize, ties):
+    A._KERNELS.update(init=A._init_kernel, sap=A._sap_kernel, kept=A._kept_kernel)  # plain Python here
+    try:
+        C = randn(n, n, seed=seed)
+        if ties:
+            C = (3 * C).round()
+        perm, duals = A.solve_warm(C, maximize)
+        values = [float(sum(C[i, p[i]] for i in range(n))) for p in itertools.permutations(range(n))]
+        assert _is_perm(perm, n)
+        assert _value(C, perm) == pytest.approx(max(values) if maximize else min(values), abs=1e-9)
+        assert _certificate_ok(C, duals, maximize)
+    finally:
+        A._KERNELS.clear()
+
+
+@pytest.mark.parametrize("n", [1, 2, 17, 60])
+@pytest.mark.parametrize("kind", ["random", "integer_ties", "constant", "monge", "rank_one", "wide_range",
+                                  "one_column_best"])
+def test_solve_warm_matches_scipy_objective(kernels, n, kind):
+    g = torch.Generator().manual_seed(n)
+    C = {"random": lambda: torch.rand(n, n, generator=g, dtype=torch.float64),
+         "integer_ties": lambda: torch.randint(0, 3, (n, n), generator=g).double(),
+         "constant": lambda: torch.full((n, n), 2.5, dtype=torch.float64),
+         "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),  # Monge: one optimum, many near-ties
+         "rank_one": lambda: torch.outer(torch.rand(n, generator=g, dtype=torch.float64),
+                                         torch.rand(n, generator=g, dtype=torch.float64)),
+         "wide_range": lambda: torch.rand(n, n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
+             -6, 7, (n, n), generator=g).double(),
+         "one_column_best": lambda: torch.rand(n, n, generator=g, dtype=torch.float64)
+         + 100 * (torch.arange(n) != 0).double()[None, :]}[kind]()
+    for maximize in (False, True):
+        perm, duals = A.solve_warm(C, maximize)
+        assert _is_perm(perm, n)
+        exact = kind in ("integer_ties", "constant", "monge")
+        expected = _scipy_value(C, maximize)
+        if exact:
+            assert _value(C, perm) == expected
+        else:
+            assert _value(C, perm) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert _certificate_ok(C, duals, maximize)
+
+
+def test_solve_warm_large_random_equals_scipy_permutation(kernels):
+    n = 300 if kernels == "compiled" else 80
+    C = randn(n, n, seed=3)
+    perm, _ = A.solve_warm(C)
+    # continuous costs: the optimum is unique, so the permutation itself equals scipy's
+    assert perm.tolist() == linear_sum_assignment(C.numpy())[1].tolist()
+
+
+def test_warm_start_keeps_rows_and_stays_exact(kernels):
+    n = 40
+    C = randn(n, n, seed=5)
+    perm, duals = A.solve_warm(C, True)
+    assert duals.maximize and not duals.warm
+    # the same matrix again: the start's certificate is already optimal, nothing is augmented
+    perm2, again = A.solve_warm(C, True, start=duals)
+    assert again.warm and again.augmented == 0 and again.scanned == 0 and torch.equal(perm2, perm)
+    # a perturbed matrix: still optimal, the start is used
+    C3 = C + 1e-4 * randn(n, n, seed=6)
+    perm3, d3 = A.solve_warm(C3, True, start=duals)
+    assert _value(C3, perm3) == pytest.approx(_scipy_value(C3, True), rel=1e-12)
+    assert _certificate_ok(C3, d3, True)
+
+
+def test_a_poor_start_is_not_used(kernels):
+    n = 30
+    C = randn(n, n, seed=7)
+    _, duals = A.solve_warm(C)
+    # a start whose proposals are all wrong and whose potentials are huge keeps fewer rows than the cold start
+    bad = A.Duals(np.roll(duals.perm, 1), 1e6 * np.arange(n, dtype=np.float64), False)
+    perm, d = A.solve_warm(C, start=bad)
+    assert not d.warm and _value(C, perm) == pytest.approx(_scipy_value(C, False), rel=1e-12)
+
+
+def test_permute_rows_carries_the_certificate(kernels):
+    n = 25
+    C = randn(n, n, seed=8)
+    perm, duals = A.solve_warm(C)
+    q = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    moved = duals.permute_rows(q)
+    assert np.array_equal(moved.perm, duals.perm[q.numpy()]) and moved.v is duals.v
+    perm_q, d = A.solve_warm(C[q], start=moved)  # the same problem with its rows re-indexed
+    assert d.warm and d.augmented == 0 and perm_q.tolist() == perm[q].tolist()
+    with pytest.raises(ValueError, match="q must be a permutation of 25 rows"):
+        duals.permute_rows(torch.zeros(n, dtype=torch.long))
+    with pytest.raises(ValueError, match="q must be a permutation"):
+        duals.permute_rows(np.arange(n - 1))
+
+
+def test_solve_warm_errors():
+    C = randn(3, 3, seed=0)
+    _, duals = A.solve_warm(C)
+    with pytest.raises(ValueError, match="start comes from a solve with maximize=False"):
+        A.solve_warm(C, True, start=duals)
+    with pytest.raises(ValueError, match="start is for 3 columns, C has 4"):
+        A.solve_warm(randn(4, 4, seed=0), start=duals)
+    with pytest.raises(TypeError, match="start must be None or a Duals"):
+        A.solve_warm(C, start=(duals.perm, duals.v))
+    with pytest.raises(ValueError, match="C must be square"):
+        A.solve_warm(randn(3, 4, seed=0))
+    with pytest.raises(TypeError, match="C must be a torch.Tensor"):
+        A.solve_warm(C.numpy())
+    with pytest.raises(ValueError, match="NaN or inf"):
+        A.solve_warm(torch.tensor([[0.0, float("inf")], [1.0, 2.0]]))
+    with pytest.raises(TypeError, match="maximize must be a bool"):
+        A.solve_warm(C, 1)
+
+
+def test_solve_warm_input_untouched_dtype_and_transposed_view(kernels):
+    C = randn(12, 12, seed=9).float()
+    before = C.clone()
+    perm, _ = A.solve_warm(C.T, True)
+    assert torch.equal(C, before) and perm.dtype == torch.long
+    assert perm.tolist() == linear_sum_assignment(C.T.double().numpy(), maximize=True)[1].tolist()
+
+
+def test_without_numba_falls_back_to_scipy(monkeypatch):
+    monkeypatch.setitem(A._KERNELS, "init", None)
+    assert not A.have_compiled_solver()
+    C = randn(20, 20, seed=10)
+    perm, duals = A.solve_warm(C, True)
+    assert perm.tolist() == linear_sum_assignment(C.numpy(), maximize=True)[1].tolist()
+    assert duals.augmented == 20 and not duals.warm
+    batch = A.solve_batch(torch.stack([C, -C]), workers=2)
+    assert batch[1].tolist() == linear_sum_assignment(-C.numpy())[1].tolist()
+
+
+def test_infeasible_kernel_reports():
+    C = np.full((2, 2), np.inf)
+    u, v = np.zeros(2), np.zeros(2)
+    col4row, row4col = np.full(2, -1, np.int64), np.full(2, -1, np.int64)
+    assert A._sap_kernel(C, u, v, col4row, row4col) == -1
+
+
+@pytest.mark.parametrize("workers", [None, 1, 3])
+def test_solve_batch_equals_one_by_one(kernels, workers):
+    B, n = 5, 30
+    C = torch.stack([randn(n, n, seed=s) for s in range(B)])
+    C[2] = (3 * C[2]).round()  # ties in one member
+    for maximize in (False, True):
+        perms = A.solve_batch(C, maximize, workers=workers)
+        assert perms.shape == (B, n) and perms.dtype == torch.long
+        for b in range(B):
+            assert _value(C[b], perms[b]) == pytest.approx(_scipy_value(C[b], maximize), rel=1e-12)
+            assert perms[b].tolist() == A.solve_warm(C[b], maximize)[0].tolist()
+
+
+def test_solve_batch_errors():
+    with pytest.raises(ValueError, match="batch of square matrices"):
+        A.solve_batch(randn(2, 3, 4, seed=0))
+    with pytest.raises(ValueError, match="C must have 3 dimension"):
+        A.solve_batch(randn(3, 3, seed=0))
+    with pytest.raises(ValueError, match="workers must be"):
+        A.solve_batch(randn(2, 3, 3, seed=0), workers=0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        A.solve_batch(torch.full((2, 2, 2), float("nan")))
+    with pytest.raises(ValueError, match="must be non-empty"):
+        A.solve_batch(torch.zeros(0, 3, 3))
