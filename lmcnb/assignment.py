@@ -16,7 +16,12 @@ At paper scale (thousands of units) two more entry points use one compiled short
 - :func:`solve_batch` solves many independent matrices of the same size in a thread pool (the compiled solver
   releases the GIL).
 
-Without numba both fall back to scipy (exact, no warm start, no threads).
+Without numba both fall back to scipy (exact, no warm start, no threads). Square matrices only. Measured
+(``benchmarks/bench_assignment.py``): on PCD's similarity matrices the compiled solve is several times faster than
+scipy, on uniform random dense matrices it is as fast as scipy (the last few free rows dominate both), and the old
+duals rarely beat the cold Jonker–Volgenant start in coordinate descent (every entry of a layer's matrix changes
+when a neighbour's permutation does, and optimal duals are degenerate), so ``solve_warm`` uses a start only when
+it keeps more rows matched.
 
 Convention: ``perm`` ``(n,)`` pairs row ``i`` with column ``perm[i]`` (for matchers: unit ``i`` of model a with
 unit ``perm[i]`` of model b).
@@ -133,10 +138,12 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
                  row4col: np.ndarray, max_steps: int) -> int:
     """Start of the solve; returns the number of rows left free for the shortest-path phase.
 
-    1. Each row ``i`` keeps ``proposal[i]`` (its best column under ``v`` if ``−1``) when that edge is a best one,
-       ``C_ij − v_j = min_k (C_ik − v_k)``, and the column is not yet taken (first row wins).
+    1. Each row ``i`` keeps ``proposal[i]`` (its best column under ``v`` if ``−1``, a not yet taken one among
+       equal bests) when that edge is a best one, ``C_ij − v_j = min_k (C_ik − v_k)``, and the column is not yet
+       taken (first row wins).
     2. Jonker–Volgenant's augmenting row reduction on the other rows (at most ``max_steps`` bids): a free row
-       takes its best column ``j1`` and lowers ``v[j1]`` by the gap to its second best, displacing the owner;
+       takes its best column ``j1`` (a free one among equal bests) and lowers ``v[j1]`` by the gap to its second
+       best, displacing the owner;
        afterwards every matched row's edge is still a best one of its row.
     3. ``u_i = C_{i,col(i)} − v_{col(i)}`` for matched rows (row minima: ``(u, v)`` dual feasible, matched edges
        tight), ``u_i = min_k (C_ik − v_k)`` for free ones.
@@ -151,7 +158,7 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
         arg = -1
         for j in range(n):
             r = C[i, j] - v[j]
-            if r < best:
+            if r < best or (r == best and row4col[arg] != -1 and row4col[j] == -1):  # ties: a free column
                 best = r
                 arg = j
         j = proposal[i]
@@ -185,15 +192,14 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
             j2 = -1
             for j in range(n):
                 r = C[i, j] - v[j]
-                if r < usub:
-                    if r < umin:
-                        usub = umin
-                        j2 = j1
-                        umin = r
-                        j1 = j
-                    else:
-                        usub = r
-                        j2 = j
+                if r < umin or (r == umin and row4col[j1] != -1 and row4col[j] == -1):  # ties: a free column
+                    usub = umin
+                    j2 = j1
+                    umin = r
+                    j1 = j
+                elif r < usub:
+                    usub = r
+                    j2 = j
             i0 = row4col[j1]
             lowered = umin < usub and usub < math.inf
             if lowered:
@@ -303,7 +309,7 @@ def _kept_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray) -> int:
         arg = -1
         for j in range(n):
             r = C[i, j] - v[j]
-            if r < best:
+            if r < best or (r == best and taken[arg] and not taken[j]):  # ties: a free column
                 best = r
                 arg = j
         j = proposal[i]

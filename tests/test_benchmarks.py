@@ -33,3 +33,14 @@ def test_bench_ch07_budget_quick_runs_and_prints_the_estimate() -> None:
     for row in ("| VGG-11 | x0.0625 |", "| ResNet-20 | x0.25 |", "| CIFAR-10 vgg11 x1, 2, 4 |",
                 "| CIFAR-10 resnet20 x1, 2, 4, 8 |", "| MLP sweep (full MNIST) |", "| **total** |"):
         assert row in done.stdout, f"missing {row!r} in:\n{done.stdout[-3000:]}"
+
+
+def test_bench_assignment_quick_runs_and_prints_the_three_tables() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_assignment.py"), "--quick"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for title in ("### 1. Dense single solves", "### 2. Weight matching, MLP 784-128-128-128-10",
+                  "### 3. Batch of 4 teacher–student functional matchings"):
+        assert title in done.stdout, f"missing table {title!r} in:\n{done.stdout[-3000:]}"
+    assert done.stdout.count("×**") >= 5 and "| differ |" not in done.stdout.split("### 3.")[0]
