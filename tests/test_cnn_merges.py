@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lmcnb import models
+from lmcnb import data, models
 from lmcnb.experiments import cnn_merges
 
 # random labels: the fitted temperatures of the toy merges may hit their bound
@@ -110,6 +110,59 @@ def test_seeded_model_is_reproducible_and_leaves_the_global_rng() -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
+
+
+def test_seeded_model_in_two_threads_at_once_is_the_serial_model() -> None:
+    """Two constructions overlapping in time (thread b seeds the global RNG while thread a sleeps between two
+    draws) give each thread the model of its own seed, as in a serial run; without the lock thread a's second
+    draw would come from seed 1's stream."""
+    import threading
+    import time
+
+    started = threading.Event()
+
+    def make() -> nn.Module:
+        net = nn.Linear(3, 3)
+        started.set()
+        time.sleep(0.05)  # releases the GIL: the other thread runs now unless the lock holds it
+        with torch.no_grad():
+            net.bias.copy_(torch.randn(3))
+        return net
+
+    serial = [cnn_merges.seeded_model(make, s) for s in (0, 1)]
+    out: dict[int, nn.Module] = {}
+
+    def build(seed: int) -> None:
+        out[seed] = cnn_merges.seeded_model(make, seed)
+
+    started.clear()
+    a = threading.Thread(target=build, args=(0,))
+    a.start()
+    started.wait()
+    b = threading.Thread(target=build, args=(1,))
+    b.start()
+    a.join(), b.join()
+    for seed, ref in enumerate(serial):
+        assert all(torch.equal(out[seed].state_dict()[k], v) for k, v in ref.state_dict().items()), seed
+
+
+def test_sweep_tasks_in_a_thread_pool_give_the_serial_rows() -> None:
+    """The CNN sweep's tasks (one per (multiplier, pair): seeded construction, training, merging) on a
+    ThreadPoolExecutor of 2 workers give bit-identical rows to the serial run."""
+    import concurrent.futures as cf
+
+    from lmcnb import realdata
+    from lmcnb.train import TrainConfig
+
+    g = torch.Generator().manual_seed(0)
+    splits = [data.Split(torch.randn(n, 1, 16, 16, generator=g), torch.arange(n) % 3) for n in (24, 12, 12)]
+    ds = data.Dataset(*splits, num_classes=3, input_shape=(1, 16, 16), name="toy-images")
+    spec = realdata.CNNSweep("resnet20", [0.25, 0.5], TrainConfig(epochs=1, batch_size=8, lr=0.05, momentum=0.9),
+                             [0.0, 0.5, 1.0], n_eval=12, n_bn=16, n_pairs=2, batch_size=8)
+    serial = realdata.width_sweep(ds, spec)
+    with cf.ThreadPoolExecutor(2) as pool:
+        threaded = realdata.width_sweep(ds, spec, executor=pool)
+    assert threaded == serial
 
 
 def test_table1_row_at_toy_size_is_seeded_and_uses_its_arguments() -> None:

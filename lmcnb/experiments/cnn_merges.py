@@ -19,6 +19,7 @@ printed beside the paper's :data:`TABLE1`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,8 @@ from ..merge import merge as merge_pipeline
 from ..train import TrainConfig
 
 __all__ = ["TABLE1", "SUSTAINED_TFLOPS", "CONV_ARCHS", "forward_flops", "gpu_hours", "ConvSweep", "CONV_PAPER",
-           "CONV_FULL", "RandomCropFlip", "seeded_model", "train_seeded", "table1_row", "table1_sweep", "table1_frame"]
+           "CONV_FULL", "GLOBAL_RNG_LOCK", "RandomCropFlip", "seeded_model", "train_seeded", "table1_row",
+           "table1_sweep", "table1_frame"]
 
 #: Ito et al. 2026, Table 1 (notes §3, [S]): midpoint (λ = ½) barriers of the identity path and after weight
 #: matching, test split; accuracy barriers as fractions (0.519 % → 0.00519), loss barriers presumably after
@@ -234,11 +236,20 @@ class RandomCropFlip(torch.nn.Module):
         return self.net(self.augment(x) if self.training else x)
 
 
+#: Held while a model is built under torch's global RNG (:func:`seeded_model`). That RNG is one per process and
+#: shared by its threads, so two sweep tasks building their networks at once in a thread pool (or in a Dask
+#: worker's threads) would interleave their draws; under the lock each construction runs alone, seeded, exactly as
+#: in a serial run. Library code never draws from the global RNG otherwise (explicit generators), so nothing else
+#: can interleave. Re-entrant: ``make`` may itself call :func:`seeded_model`.
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
 def seeded_model(make: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
     """``make()`` built under ``torch.manual_seed(seed)`` (its initialisation is reproducible); the global RNG
-    state is restored afterwards."""
+    state is restored afterwards. Thread-safe: the construction holds :data:`GLOBAL_RNG_LOCK`, so the model
+    depends on ``seed`` only, whichever executor (serial, threads, processes, Dask) runs the task."""
     seed = check_int("seed", seed, 0)
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = make()
     if not isinstance(model, torch.nn.Module):
