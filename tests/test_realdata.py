@@ -338,8 +338,8 @@ def test_conv_sweeps_carry_chapter_6s_recipe_paper_and_full():
     from lmcnb.experiments import cnn_merges
 
     vgg, res = realdata.conv_sweeps(cnn_merges.CONV_PAPER, weight_decay=3e-3, lambdas=LAM, n_eval=5000, n_pairs=2)
-    assert (vgg.arch, vgg.multipliers, res.arch, res.multipliers) == ("vgg11", (1.0, 2.0, 4.0), "resnet20",
-                                                                      (1.0, 2.0, 4.0, 8.0))
+    assert (vgg.arch, vgg.multipliers, res.arch, res.multipliers) == ("vgg11", (0.5, 1.0, 2.0), "resnet20",
+                                                                      (0.5, 1.0, 2.0))
     for s in (vgg, res):
         assert s.config == cnn_merges.CONV_PAPER.config(3e-3) and s.config.schedule == "warmup_cosine"
         assert (s.augment, s.n_bn, s.batch_size, s.n_pairs, s.n_eval, s.first_seed) == (True, 10_000, 128, 2,
