@@ -28,6 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from .._validate import check_int, check_real
+from ..infra.budget import A100_CLASS
 from ..merge import Pair
 from ..merge import merge as merge_pipeline
 from ..train import TrainConfig
@@ -44,9 +45,9 @@ TABLE1: dict[tuple[str, str], tuple[float, float]] = {
     ("VGG-11 x16", "identity"): (0.01308, 0.066), ("VGG-11 x16", "weight matching"): (0.07000, 0.177),
     ("ResNet-20 x32", "identity"): (0.02694, 0.087), ("ResNet-20 x32", "weight matching"): (0.05135, 0.173),
 }
-#: Sustained training throughput assumed by :func:`gpu_hours`, in TFLOP/s: a conservative figure for one H100
-#: (dense FP32 matmul peak ≈ 67 TFLOP/s; cuDNN convolutions run in TF32 by default).
-SUSTAINED_TFLOPS = 50.0
+#: Sustained throughput assumed by :func:`gpu_hours`, in TFLOP/s: the budget model's A100/H100-class GPU
+#: (:data:`lmcnb.infra.budget.A100_CLASS`, 15 TFLOP/s float32), so a FLOP count and the model's lower bound agree.
+SUSTAINED_TFLOPS = A100_CLASS.sustained_tflops
 #: The CIFAR-10 architectures of Table 1, by the names :data:`TABLE1` uses (width multiplier → model).
 CONV_ARCHS: dict[str, Callable[[float], torch.nn.Module]] = {}
 
