@@ -408,8 +408,9 @@ def chapter06() -> list[Workload]:
       10 000 test + 5 000 calibration digits (counted as 11 × 1.5 evaluations of 10 000); at the widest width,
       per strong pair, the five matchers of the permutation cell (identity, weight matching, 3 random: 5 curves)
       and one weight matching (CPU, timed at :data:`WM_REDUCED`, scaled by :data:`WM_EXPONENT`);
-    - the paper-only CIFAR-10 cell (``CONV_PAPER``): per (architecture, multiplier), 2 weight decays × a pair
-      trained for ``CONV_PAPER.epochs`` at batch 128 on 45 000 images; per pair 2 matchers × 11 λ merged models,
+    - the paper-only CIFAR-10 cell (``CONV_PAPER``): per (architecture, multiplier), each weight decay of
+      ``CONV_PAPER.weight_decays`` (3e-3 only; 1e-4 too in ``CONV_FULL``) × a pair trained for
+      ``CONV_PAPER.epochs`` at batch 128 on 45 000 images; per pair 2 matchers × 11 λ merged models,
       each BatchNorm-reset on 10 000 images and evaluated on 15 000 (test and calibration); one weight matching
       per pair (CPU); the endpoints on the 10 000 test images.
 
@@ -441,7 +442,7 @@ def chapter07() -> list[Workload]:
     cells; :func:`lmcnb.experiments.real_data.width_sweep` and ``conv_width_sweep`` as they run them):
 
     - the MLP sweep (:class:`lmcnb.experiments.real_data.MLPSweep`): depths 1, 2, 3; widths 32, 128, 512, 2048;
-      2 weight decays × 3 pairs; batch 500, 50 epochs on 55 000 digits. One batched run per depth trains its 48
+      2 weight decays × 3 pairs; batch 500, 30 epochs on 55 000 digits. One batched run per depth trains its 48
       networks at the padded width 2048 (as :func:`lmcnb.train.train_mlps` does). Per pair: 3 paths × 25 λ ×
       (5 000 calibration + 10 000 test) inputs, the LEWC diagnostics (4 forwards of 10 000 per path) and the
       endpoints (2 × 65 000), activation matching's 2 × 5 000: 138.5 evaluations of 10 000 inputs; one weight and
@@ -449,8 +450,8 @@ def chapter07() -> list[Workload]:
     - VGG-11 on 2 000 MNIST digits (padded to 32×32, one channel): multipliers 0.25, 0.5, 1, 2, one pair each,
       batch 128, 100 epochs; 3 paths × 11 λ merged models, BatchNorm-reset on the 2 000 training digits and
       evaluated on 500 calibration + 500 test digits (batches of 1 000); weight and activation matching;
-    - the paper-only CIFAR-10 cell (:data:`lmcnb.experiments.cnn_merges.CONV_PAPER`, weight decay 3e-3, 2 pairs
-      per multiplier): 4 networks trained per multiplier; per pair 3 paths × 11 λ merged models, BatchNorm-reset
+    - the paper-only CIFAR-10 cell (:data:`lmcnb.experiments.cnn_merges.CONV_PAPER`, weight decay 3e-3, one
+      pair per multiplier): 2 networks trained per multiplier; per pair 3 paths × 11 λ merged models, BatchNorm-reset
       on 10 000 images and evaluated on 5 000 calibration + 5 000 test images, the endpoints on 45 000 + 5 000;
       weight and activation matching (assignments on the CPU; the forwards over 5 000 images counted).
 
@@ -462,7 +463,7 @@ def chapter07() -> list[Workload]:
     for depth in (1, 2, 3):
         arch = (lambda h, depth=depth: (784,) + (int(h),) * depth + (10,))
         out.append(Workload(f"MLP sweep depth {depth}: train 48 nets (padded to {pad})",
-                            mlp_training(arch, 48, 500, weight_decay=5e-4), pad, 128, 50 * 110))
+                            mlp_training(arch, 48, 500, weight_decay=5e-4), pad, 128, 30 * 110))
         for w in widths:
             out.append(Workload(f"MLP sweep depth {depth} m={w}: 6 pairs x evaluations", mlp_forward(arch, 10_000),
                                 w, min(w, 128), 6 * 138.5))
@@ -472,7 +473,7 @@ def chapter07() -> list[Workload]:
     out += _conv_cell("MNIST ", [("VGG-11", m) for m in (0.25, 0.5, 1.0, 2.0)], 2, 100, 128, 2000, 3 * 11, 2000,
                       1000, 2500, {"weight": 1, "activation": 1}, 500, augment=False, eval_batch=1000,
                       in_channels=1)
-    pairs = 2
+    pairs = 1
     out += _conv_cell("CIFAR-10 ", CONV_PAPER.multipliers, 2 * pairs, CONV_PAPER.epochs, CONV_PAPER.batch,
                       CIFAR_TRAIN, pairs * 3 * 11, CONV_PAPER.bn_images, 10_000, 50_000,
                       {"weight": pairs, "activation": pairs}, 5000, augment=CONV_PAPER.augment)
