@@ -132,16 +132,45 @@ def test_every_workload_argument_changes_the_cost():
         pb.conv_training("LeNet", 2)(1.0, META)
     pair = pb.ts_barriers(8, 4)(6, CPU)()
     assert float(pair.perm) >= 0.0
+    # augmentation: the crop-and-flip gather runs in the step (more operators, the same FLOPs)
+    plain_conv = pb.conv_training("ResNet-20", 2)(0.25, CPU)
+    augmented = pb.conv_training("ResNet-20", 2, augment=True)(0.25, CPU)
+    assert budget.count_ops(augmented) > budget.count_ops(plain_conv)
+    assert budget.count_flops(augmented) == budget.count_flops(plain_conv)
+    cwm = pb.conv_matching("ResNet-20")(0.25, CPU)().perms
+    cam = pb.conv_matching("ResNet-20", "activation", 4)(0.25, CPU)().perms
+    assert set(cwm) == set(cam) and any(not torch.equal(cwm[k], cam[k]) for k in cwm)
+    vgg = pb.conv_matching("VGG-11")(1 / 16, CPU)().perms
+    assert set(vgg) != set(cwm) and max(len(p) for p in vgg.values()) == 32
+    one = pb.conv_matching("VGG-11", in_channels=1)(1 / 16, CPU)().perms  # other first-layer weights
+    assert set(one) == set(vgg) and any(not torch.equal(one[k], vgg[k]) for k in vgg)
+    with pytest.raises(ValueError, match="unknown matcher"):
+        pb.conv_matching("VGG-11", "ot")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        pb.conv_matching("LeNet")
 
 
 def test_the_chapters_list_their_paper_workloads():
     assert set(pb.CHAPTERS) == {"01_lmc_and_permutations", "02_double_descent", "04_learning_rate_sparsity",
-                                "06_lewc"}
+                                "06_lewc", "07_real_data_deeper"}
     ch1 = pb.chapter01()
     assert sum(w.count for w in ch1 if w.name.startswith("train main pair")) == 50 * math.ceil(55_000 / 500)
     assert [w.paper_size for w in ch1 if w.name.startswith("width sweep: train")] == [32, 64, 128, 256, 1024,
                                                                                        2048]
     assert all(w.reduced_size <= w.paper_size for ch in pb.CHAPTERS.values() for w in ch())
+    ch6 = pb.chapter06()  # the notebook's paper sizes: 1x-8x of the 512-unit MLP, 50 epochs, CONV_PAPER
+    assert [w.paper_size for w in ch6 if w.name.startswith("MLP sweep: train")] == [512, 1024, 2048, 4096]
+    assert {w.count for w in ch6 if w.name.startswith("MLP sweep: train")} == {50 * math.ceil(55_000 / 500)}
+    wm6 = [(w.paper_size, w.reduced_size, w.exponent, w.count) for w in ch6 if not w.on_gpu and "MLP" in w.name
+           or w.name.startswith("permutation cell") and not w.on_gpu]
+    assert wm6 == [(4096, pb.WM_REDUCED, pb.WM_EXPONENT, 3)]
+    assert len([w for w in ch6 if w.name.startswith("CIFAR-10") and ": train" in w.name]) == len(
+        cnn_merges.CONV_PAPER.multipliers)
+    ch7 = pb.chapter07()
+    assert sum(w.count for w in ch7 if w.name.startswith("MLP sweep depth") and ": train" in w.name) == 3 * 3300
+    assert {w.count for w in ch7 if w.name.startswith("CIFAR-10") and ": train" in w.name} == {2 * 10 * 352}
+    assert all(w.reduced_size == w.paper_size for w in ch7 if not w.on_gpu)  # matchings timed at paper size
+    assert sum(w.count for w in ch7 if w.name.startswith("MNIST") and ": train" in w.name) == 4 * 2 * 100 * 16
 
 
 def test_bad_input_fails_clearly():

@@ -19,6 +19,7 @@ printed beside the paper's :data:`TABLE1`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +28,14 @@ import torch
 from torch.nn import functional as F
 
 from .._validate import check_int, check_real
+from ..infra.budget import A100_CLASS
 from ..merge import Pair
 from ..merge import merge as merge_pipeline
 from ..train import TrainConfig
 
 __all__ = ["TABLE1", "SUSTAINED_TFLOPS", "CONV_ARCHS", "forward_flops", "gpu_hours", "ConvSweep", "CONV_PAPER",
-           "CONV_FULL", "RandomCropFlip", "seeded_model", "train_seeded", "table1_row", "table1_sweep", "table1_frame"]
+           "CONV_FULL", "GLOBAL_RNG_LOCK", "RandomCropFlip", "seeded_model", "train_seeded", "table1_row",
+           "table1_sweep", "table1_frame"]
 
 #: Ito et al. 2026, Table 1 (notes §3, [S]): midpoint (λ = ½) barriers of the identity path and after weight
 #: matching, test split; accuracy barriers as fractions (0.519 % → 0.00519), loss barriers presumably after
@@ -42,9 +45,9 @@ TABLE1: dict[tuple[str, str], tuple[float, float]] = {
     ("VGG-11 x16", "identity"): (0.01308, 0.066), ("VGG-11 x16", "weight matching"): (0.07000, 0.177),
     ("ResNet-20 x32", "identity"): (0.02694, 0.087), ("ResNet-20 x32", "weight matching"): (0.05135, 0.173),
 }
-#: Sustained training throughput assumed by :func:`gpu_hours`, in TFLOP/s: a conservative figure for one H100
-#: (dense FP32 matmul peak ≈ 67 TFLOP/s; cuDNN convolutions run in TF32 by default).
-SUSTAINED_TFLOPS = 50.0
+#: Sustained throughput assumed by :func:`gpu_hours`, in TFLOP/s: the budget model's A100/H100-class GPU
+#: (:data:`lmcnb.infra.budget.A100_CLASS`, 15 TFLOP/s float32), so a FLOP count and the model's lower bound agree.
+SUSTAINED_TFLOPS = A100_CLASS.sustained_tflops
 #: The CIFAR-10 architectures of Table 1, by the names :data:`TABLE1` uses (width multiplier → model).
 CONV_ARCHS: dict[str, Callable[[float], torch.nn.Module]] = {}
 
@@ -181,10 +184,13 @@ class ConvSweep:
         return total
 
 
-#: Chapter 6's paper profile: VGG-11 ×{1, 2, 4} and ResNet-20 ×{1, 2, 4, 8}, 10 epochs (a width trend that fits
-#: about half a GPU-hour, see :meth:`ConvSweep.flops`).
-CONV_PAPER = ConvSweep(multipliers=(("VGG-11", 1.0), ("VGG-11", 2.0), ("VGG-11", 4.0), ("ResNet-20", 1.0),
-                                    ("ResNet-20", 2.0), ("ResNet-20", 4.0), ("ResNet-20", 8.0)), epochs=10)
+#: The paper profile of chapters 6 and 7: VGG-11 and ResNet-20 at ×½, 1, 2, 10 epochs, Table 1's weight decay
+#: 3e-3 only (a width trend sized by the budget model, :func:`lmcnb.experiments.paper_budgets.chapter06` and
+#: ``chapter07``, to fit each chapter's GPU-hour with its other cells; the earlier VGG-11 ×4 and ResNet-20 ×4, 8
+#: alone were about 8 hours in that model, and the ablation weight decay 1e-4 doubles the cell: it stays in
+#: :data:`CONV_FULL`).
+CONV_PAPER = ConvSweep(multipliers=(("VGG-11", 0.5), ("VGG-11", 1.0), ("VGG-11", 2.0), ("ResNet-20", 0.5),
+                                    ("ResNet-20", 1.0), ("ResNet-20", 2.0)), epochs=10, weight_decays=(3e-3,))
 #: Table 1's own size (the ``full`` profile): VGG-11 ×16 and ResNet-20 ×32, 200 epochs, batch 128.
 CONV_FULL = ConvSweep(multipliers=(("VGG-11", 16.0), ("ResNet-20", 32.0)), epochs=200)
 
@@ -234,11 +240,20 @@ class RandomCropFlip(torch.nn.Module):
         return self.net(self.augment(x) if self.training else x)
 
 
+#: Held while a model is built under torch's global RNG (:func:`seeded_model`). That RNG is one per process and
+#: shared by its threads, so two sweep tasks building their networks at once in a thread pool (or in a Dask
+#: worker's threads) would interleave their draws; under the lock each construction runs alone, seeded, exactly as
+#: in a serial run. Library code never draws from the global RNG otherwise (explicit generators), so nothing else
+#: can interleave. Re-entrant: ``make`` may itself call :func:`seeded_model`.
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
 def seeded_model(make: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
     """``make()`` built under ``torch.manual_seed(seed)`` (its initialisation is reproducible); the global RNG
-    state is restored afterwards."""
+    state is restored afterwards. Thread-safe: the construction holds :data:`GLOBAL_RNG_LOCK`, so the model
+    depends on ``seed`` only, whichever executor (serial, threads, processes, Dask) runs the task."""
     seed = check_int("seed", seed, 0)
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = make()
     if not isinstance(model, torch.nn.Module):

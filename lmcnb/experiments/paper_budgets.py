@@ -1,4 +1,4 @@
-"""The paper profiles of chapters 1, 2, 4 and 6 as :class:`lmcnb.infra.budget.Workload` lists (``tools/budget.py``).
+"""The paper profiles of chapters 1, 2, 4, 6 and 7 as :class:`lmcnb.infra.budget.Workload` lists (``tools/budget.py``).
 
 Each list names the chapter cell and its paper-profile sizes (read from the notebook's ``choose(...)`` calls; keep
 them in step when a chapter's paper sizes change). The steps are built from the package's own pieces — the
@@ -19,8 +19,9 @@ import torch.nn.functional as F
 
 from ..infra.budget import Workload
 
-__all__ = ["mlp_training", "mlp_forward", "conv_training", "conv_forward", "mlp_matching", "ts_gd", "quadratic_flops",
-           "ts_barriers", "chapter01", "chapter02", "chapter04", "chapter06", "CHAPTERS"]
+__all__ = ["mlp_training", "mlp_forward", "conv_training", "conv_forward", "mlp_matching", "conv_matching", "ts_gd",
+           "quadratic_flops", "ts_barriers", "MATCH_REDUCED", "WM_REDUCED", "WM_EXPONENT", "ACT_TIMED_INPUTS",
+           "chapter01", "chapter02", "chapter04", "chapter06", "chapter07", "CHAPTERS"]
 
 MNIST_TRAIN = 55_000  # data.mnist(): 60 000 training digits less the 5 000-image validation split
 CIFAR_TRAIN = 45_000  # data.cifar10(): 50 000 less the 5 000-image validation split
@@ -105,15 +106,20 @@ def _conv_model(arch: str, multiplier: float) -> torch.nn.Module:
     raise ValueError(f"unknown architecture {arch!r}; expected 'VGG-11' or 'ResNet-20'")
 
 
-def conv_training(arch: str, batch: int, weight_decay: float = 3e-3
+def conv_training(arch: str, batch: int, weight_decay: float = 3e-3, *, augment: bool = False
                   ) -> Callable[[float, torch.device], Callable[[], Any]]:
     """One SGD step (momentum 0.9, ``weight_decay``) of a CIFAR-10 network ``arch`` at width multiplier ``size``
-    on ``batch`` 32×32 images: the step of :func:`lmcnb.train.train_classifier`."""
+    on ``batch`` 32×32 images: the step of :func:`lmcnb.train.train_classifier`; with ``augment``, through
+    :class:`lmcnb.experiments.cnn_merges.RandomCropFlip` (random crop and flip of every batch, as
+    :func:`lmcnb.experiments.cnn_merges.train_seeded` trains)."""
+    from .cnn_merges import RandomCropFlip
 
     def make(size: float, device: torch.device) -> Callable[[], Any]:
         with torch.device(device):
             model = _conv_model(arch, size)
             x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+        if augment and device.type != "meta":  # the crop-and-flip gather has no FLOPs to count on meta
+            model = RandomCropFlip(model, 0)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
 
@@ -162,6 +168,31 @@ def mlp_matching(arch: Callable[[float], Sequence[int]], matcher: str = "weight"
         torch.manual_seed(0)
         a, b = (models.MLP(widths[0], widths[1:-1], widths[-1]) for _ in range(2))
         x = torch.randn(data, widths[0]) if data else None
+        m = makers[matcher]()
+        return lambda: m(a, b, data=x)
+
+    return make
+
+
+def conv_matching(arch: str, matcher: str = "weight", data: int = 0, in_channels: int = 3
+                  ) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One matching of two random BatchNorm CNNs ``arch`` (``"VGG-11"`` or ``"ResNet-20"``) at width multiplier
+    ``size`` on the CPU: ``matcher`` ``"weight"`` (:class:`lmcnb.matching.WeightMatching`) or ``"activation"``
+    (:class:`lmcnb.matching.ActivationMatching` on ``data`` random ``in_channels``×32×32 images)."""
+    from .. import matching, models
+
+    makers = {"weight": lambda: matching.WeightMatching(seed=0), "activation": matching.ActivationMatching}
+    if matcher not in makers:
+        raise ValueError(f"unknown matcher {matcher!r}; expected one of {sorted(makers)}")
+    builders = {"VGG-11": lambda m: models.VGG11(m, 10, in_channels, batchnorm=True),
+                "ResNet-20": lambda m: models.ResNet20(m, 10, in_channels, norm=True)}
+    if arch not in builders:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(builders)}")
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        torch.manual_seed(0)
+        a, b = (builders[arch](size) for _ in range(2))
+        x = torch.randn(data, in_channels, 32, 32) if data else None
         m = makers[matcher]()
         return lambda: m(a, b, data=x)
 
@@ -323,39 +354,133 @@ def chapter04() -> list[Workload]:
     return out
 
 
+#: Width at which chapter 6's and 7's weight matchings of 784-h-h-h-10 MLPs are timed when the paper width is
+#: larger, scaled by a stated exponent 3 (:data:`WM_EXPONENT`). A measured exponent understates the growth here:
+#: coordinate descent also needs more sweeps as the width grows (measured on the project's CPU, one thread, random
+#: MLPs as :func:`mlp_matching` builds them: 1.8 s CPU and 10 sweeps at h = 1024, 15.2 s and 23 sweeps at 2048,
+#: 113 s and 27 sweeps at 4096; the local exponent between 512 and 1024 is about 1.5 and would predict 12 s at
+#: 4096, the cube from 2048 predicts 122 s).
+WM_REDUCED = 2048
+WM_EXPONENT = 3.0
+#: Inputs on which activation matching is timed on the CPU: its assignments (the CPU-side part) depend on the
+#: widths only; the forward passes over the matching data run on the GPU and are counted as evaluations.
+ACT_TIMED_INPUTS = 256
+
+
+def _conv_cell(prefix: str, multipliers: Sequence[tuple[str, float]], nets: int, epochs: int, batch: int,
+               n_train: int, merges: int, bn_images: int, eval_images: int, endpoint_images: int,
+               matchings: dict[str, int], match_images: int, *, augment: bool, eval_batch: int | None = None,
+               in_channels: int = 3) -> list[Workload]:
+    """A CNN cell: per ``(arch, multiplier)``, ``nets`` networks trained ``epochs`` at ``batch`` on ``n_train``
+    images (through random crop and flip if ``augment``); ``merges`` merged models, each BatchNorm-reset on
+    ``bn_images`` and evaluated on ``eval_images``, each network evaluated on ``endpoint_images`` and, per
+    activation matching, both networks on ``match_images`` (forwards in batches of ``eval_batch``, default
+    ``batch``); ``matchings`` (matcher → count) on the CPU, timed at the paper multiplier itself (activation
+    matching on :data:`ACT_TIMED_INPUTS` images)."""
+    eval_batch = batch if eval_batch is None else eval_batch
+    act_forwards = 2 * matchings.get("activation", 0) * math.ceil(match_images / eval_batch)
+    out: list[Workload] = []
+    for arch, mult in multipliers:
+        reduced = min(mult, 0.25)
+        out.append(Workload(f"{prefix}{arch} x{mult:g}: train {nets} nets",
+                            conv_training(arch, batch, augment=augment), mult, reduced,
+                            nets * epochs * math.ceil(n_train / batch)))
+        out.append(Workload(f"{prefix}{arch} x{mult:g}: BatchNorm reset",
+                            conv_forward(arch, eval_batch, train_mode=True), mult, reduced,
+                            merges * math.ceil(bn_images / eval_batch)))
+        out.append(Workload(f"{prefix}{arch} x{mult:g}: evaluation", conv_forward(arch, eval_batch, train_mode=False),
+                            mult, reduced, merges * math.ceil(eval_images / eval_batch)
+                            + nets * math.ceil(endpoint_images / eval_batch) + act_forwards))
+        for matcher, count in matchings.items():
+            out.append(Workload(f"{prefix}{arch} x{mult:g}: {matcher} matching",
+                                conv_matching(arch, matcher, ACT_TIMED_INPUTS if matcher == "activation" else 0,
+                                              in_channels), mult, mult, count, on_gpu=False))
+    return out
+
+
 def chapter06() -> list[Workload]:
-    """Chapter 6 (``06_lewc``), paper profile: the MLP sweep (784-h-h-h-10 without biases, h = 512…8192, 10
-    stacked networks per width, batch 500, 100 epochs, weight matching of 5 pairs per width, 11-λ curves on
-    10 000 test inputs with calibration) and the paper-only CIFAR-10 cell (``cnn_merges.CONV_PAPER``: VGG-11
-    ×1, 2, 4 and ResNet-20 ×1, 2, 4, 8, 2 weight decays, a pair each, 10 epochs at batch 128; per pair 2
-    matchers × 11 λ × (10 000 BatchNorm-reset + 15 000 evaluation images); 1 weight matching). Not counted: the
-    LEWC diagnostics and the ensemble views (forward passes of the same size as the curves)."""
+    """Chapter 6 (``06_lewc``), paper profile (the ``choose(..., paper=...)`` values of its Parameters cell and
+    :data:`lmcnb.experiments.cnn_merges.CONV_PAPER`):
+
+    - the MLP sweep: 784-h-h-h-10 without biases, h = 512, 1024, 2048, 4096 (1×–8× the 512-unit MLP; Table 1's
+      ×16 is the ``full`` profile's), 10 stacked networks per width (3 seed pairs with weight decay 3e-3, 2
+      with 1e-4), batch 500, 50 epochs on 55 000 digits; per pair one calibrated identity curve, 11 λ on
+      10 000 test + 5 000 calibration digits (counted as 11 × 1.5 evaluations of 10 000); at the widest width,
+      per strong pair, the five matchers of the permutation cell (identity, weight matching, 3 random: 5 curves)
+      and one weight matching (CPU, timed at :data:`WM_REDUCED`, scaled by :data:`WM_EXPONENT`);
+    - the paper-only CIFAR-10 cell (``CONV_PAPER``): per (architecture, multiplier), each weight decay of
+      ``CONV_PAPER.weight_decays`` (3e-3 only; 1e-4 too in ``CONV_FULL``) × a pair trained for
+      ``CONV_PAPER.epochs`` at batch 128 on 45 000 images; per pair 2 matchers × 11 λ merged models,
+      each BatchNorm-reset on 10 000 images and evaluated on 15 000 (test and calibration); one weight matching
+      per pair (CPU); the endpoints on the 10 000 test images.
+
+    Not counted: the LEWC diagnostics, the ensemble and calibration views (forward passes of the size of a few
+    curves), the flatness control (12 evaluations)."""
     from .cnn_merges import CONV_PAPER
 
     out: list[Workload] = []
     arch = (lambda h: (784, h, h, h, 10))
-    widths = [512, 1024, 2048, 4096, 8192]
+    widths = [512, 1024, 2048, 4096]
     out += _per_width("MLP sweep: train 10 nets", lambda m: mlp_training(arch, 10, 500, bias=False), widths,
-                      100 * 110, 128)
-    out += _per_width("MLP sweep: 5 pairs x 2 curves x 11 lambdas", lambda m: mlp_forward(arch, 10_000), widths,
-                      110, 128)
-    out += _per_width("MLP sweep: weight matching (5 pairs)", lambda m: mlp_matching(arch, "weight"), widths, 5,
-                      MATCH_REDUCED, on_gpu=False, exponent=None)
-    per_epoch = math.ceil(CIFAR_TRAIN / CONV_PAPER.batch)
-    for arch_name, mult in CONV_PAPER.multipliers:
-        n = len(CONV_PAPER.weight_decays)
-        reduced = min(mult, 0.25)
-        out.append(Workload(f"{arch_name} x{mult:g}: train 2 x {n} nets", conv_training(arch_name, 128), mult,
-                            reduced, 2 * n * CONV_PAPER.epochs * per_epoch))
-        merges = n * 2 * 11
-        out.append(Workload(f"{arch_name} x{mult:g}: BatchNorm reset", conv_forward(arch_name, 128, train_mode=True),
-                            mult, reduced, merges * math.ceil(CONV_PAPER.bn_images / 128)))
-        out.append(Workload(f"{arch_name} x{mult:g}: evaluation", conv_forward(arch_name, 128, train_mode=False),
-                            mult, reduced, merges * math.ceil(15_000 / 128)))
+                      50 * 110, 128)
+    out += _per_width("MLP sweep: 5 pairs x 11 lambdas (test + calibration)", lambda m: mlp_forward(arch, 10_000),
+                      widths, 5 * 11 * 1.5, 128)
+    widest = widths[-1]
+    out.append(Workload(f"permutation cell m={widest}: 3 pairs x 5 curves", mlp_forward(arch, 10_000), widest, 128,
+                        3 * 5 * 11 * 1.5))
+    out.append(Workload(f"permutation cell m={widest}: weight matching (3 pairs)", mlp_matching(arch, "weight"),
+                        widest, min(widest, WM_REDUCED), 3, on_gpu=False, exponent=WM_EXPONENT))
+    n = len(CONV_PAPER.weight_decays)
+    out += _conv_cell("CIFAR-10 ", CONV_PAPER.multipliers, 2 * n, CONV_PAPER.epochs, CONV_PAPER.batch, CIFAR_TRAIN,
+                      n * 2 * 11, CONV_PAPER.bn_images, 15_000, 10_000, {"weight": n}, 0,
+                      augment=CONV_PAPER.augment)
+    return out
+
+
+def chapter07() -> list[Workload]:
+    """Chapter 7 (``07_real_data_deeper``), paper profile (the ``choose(..., paper=...)`` values of its parameter
+    cells; :func:`lmcnb.experiments.real_data.width_sweep` and ``conv_width_sweep`` as they run them):
+
+    - the MLP sweep (:class:`lmcnb.experiments.real_data.MLPSweep`): depths 1, 2, 3; widths 32, 128, 512, 2048;
+      2 weight decays × 3 pairs; batch 500, 30 epochs on 55 000 digits. One batched run per depth trains its 48
+      networks at the padded width 2048 (as :func:`lmcnb.train.train_mlps` does). Per pair: 3 paths × 25 λ ×
+      (5 000 calibration + 10 000 test) inputs, the LEWC diagnostics (4 forwards of 10 000 per path) and the
+      endpoints (2 × 65 000), activation matching's 2 × 5 000: 138.5 evaluations of 10 000 inputs; one weight and
+      one activation matching on the CPU, timed at the paper width itself;
+    - VGG-11 on 2 000 MNIST digits (padded to 32×32, one channel): multipliers 0.25, 0.5, 1, 2, one pair each,
+      batch 128, 100 epochs; 3 paths × 11 λ merged models, BatchNorm-reset on the 2 000 training digits and
+      evaluated on 500 calibration + 500 test digits (batches of 1 000); weight and activation matching;
+    - the paper-only CIFAR-10 cell (:data:`lmcnb.experiments.cnn_merges.CONV_PAPER`, weight decay 3e-3, one
+      pair per multiplier): 2 networks trained per multiplier; per pair 3 paths × 11 λ merged models, BatchNorm-reset
+      on 10 000 images and evaluated on 5 000 calibration + 5 000 test images, the endpoints on 45 000 + 5 000;
+      weight and activation matching (assignments on the CPU; the forwards over 5 000 images counted).
+
+    Not counted: the depth-and-weight-decay tables and figures (no new forward passes)."""
+    from .cnn_merges import CONV_PAPER
+
+    out: list[Workload] = []
+    widths, pad = [32, 128, 512, 2048], 2048
+    for depth in (1, 2, 3):
+        arch = (lambda h, depth=depth: (784,) + (int(h),) * depth + (10,))
+        out.append(Workload(f"MLP sweep depth {depth}: train 48 nets (padded to {pad})",
+                            mlp_training(arch, 48, 500, weight_decay=5e-4), pad, 128, 30 * 110))
+        for w in widths:
+            out.append(Workload(f"MLP sweep depth {depth} m={w}: 6 pairs x evaluations", mlp_forward(arch, 10_000),
+                                w, min(w, 128), 6 * 138.5))
+            for matcher, data in (("weight", 0), ("activation", ACT_TIMED_INPUTS)):
+                out.append(Workload(f"MLP sweep depth {depth} m={w}: {matcher} matching (6 pairs)",
+                                    mlp_matching(arch, matcher, data), w, w, 6, on_gpu=False))
+    out += _conv_cell("MNIST ", [("VGG-11", m) for m in (0.25, 0.5, 1.0, 2.0)], 2, 100, 128, 2000, 3 * 11, 2000,
+                      1000, 2500, {"weight": 1, "activation": 1}, 500, augment=False, eval_batch=1000,
+                      in_channels=1)
+    pairs = 1
+    out += _conv_cell("CIFAR-10 ", CONV_PAPER.multipliers, 2 * pairs, CONV_PAPER.epochs, CONV_PAPER.batch,
+                      CIFAR_TRAIN, pairs * 3 * 11, CONV_PAPER.bn_images, 10_000, 50_000,
+                      {"weight": pairs, "activation": pairs}, 5000, augment=CONV_PAPER.augment)
     return out
 
 
 #: Chapter stem -> its workloads.
 CHAPTERS: dict[str, Callable[[], list[Workload]]] = {
     "01_lmc_and_permutations": chapter01, "02_double_descent": chapter02,
-    "04_learning_rate_sparsity": chapter04, "06_lewc": chapter06}
+    "04_learning_rate_sparsity": chapter04, "06_lewc": chapter06, "07_real_data_deeper": chapter07}
