@@ -809,6 +809,7 @@ def test_manifold_sweep_device_and_loss_chunks_keep_the_values(monkeypatch):
     cpu = cfg.manifold_sweep([2, 3, 6], 3, dead_prob=0.3, seed=2, device="cpu")
     for k in ("identity", "weight", "functional", "perm", "loss_a", "loss_b"):
         assert torch.equal(getattr(ref, k), getattr(cpu, k)), k
+    monkeypatch.setattr(experiment, "_LOSS_BATCH", 1)  # too large for one batch:
     monkeypatch.setattr(experiment, "_LOSS_ENTRIES", 1)  # one model per chunk
     chunked = cfg.manifold_sweep([2, 3, 6], 3, dead_prob=0.3, seed=2)
     for k in ("loss_a", "loss_b"):

@@ -398,9 +398,12 @@ class TeacherStudent:
             pb = self.barriers(Ws[0::2], Ws[1::2])
             for k in BARRIER_KINDS:
                 vals[k].append(getattr(pb, k).cpu())
-            # the ends' losses in chunks of at most _LOSS_ENTRIES kernel entries (2 n_pairs (m, m) kernels at once
-            # would need 17 GB at m = 4096, 64 pairs); the quick profiles' sizes fit in one chunk
-            per = max(1, _LOSS_ENTRIES // (w * (w + self.M)))
+            # the ends' losses: one batch if its kernels fit _LOSS_BATCH entries (32 MB), else chunks of at most
+            # _LOSS_ENTRIES (8 MB: below glibc's mmap threshold, so the temporaries are not fresh page-faulting
+            # maps; one batch of 16 kernels at m = 1024 cost 16 s of system time; 2 n_pairs kernels at once would
+            # need 17 GB at m = 4096, 64 pairs)
+            entries = w * (w + self.M)
+            per = len(Ws) if len(Ws) * entries <= _LOSS_BATCH else max(1, _LOSS_ENTRIES // entries)
             L_w = torch.cat([population_loss(Ws[i:i + per], T, inputs=self.inputs) for i in range(0, len(Ws), per)])
             losses.append(L_w.cpu().reshape(n_pairs, 2))
             rows.extend((w, 2 * k, 2 * k + 1) for k in range(n_pairs))
@@ -410,8 +413,10 @@ class TeacherStudent:
                             loss_a=L[:, 0], loss_b=L[:, 1], converged=torch.ones(L.shape[0], dtype=torch.bool))
 
 
-#: Kernel entries per chunk of the sampled minima's end losses in :meth:`TeacherStudent.manifold_sweep` (256 MB).
-_LOSS_ENTRIES = 1 << 25
+#: Kernel entries of the sampled minima's end losses in :meth:`TeacherStudent.manifold_sweep`: computed in one batch
+#: up to ``_LOSS_BATCH`` entries (32 MB of float64), otherwise in chunks of at most ``_LOSS_ENTRIES`` (8 MB).
+_LOSS_BATCH = 1 << 22
+_LOSS_ENTRIES = 1 << 20
 
 
 def _device(device: object) -> torch.device:
