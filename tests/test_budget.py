@@ -130,8 +130,23 @@ def test_every_workload_argument_changes_the_cost():
         pb.mlp_matching(lambda h: (6, h, 3), "nope")
     with pytest.raises(ValueError, match="unknown architecture"):
         pb.conv_training("LeNet", 2)(1.0, META)
-    pair = pb.ts_barriers(8, 4)(6, CPU)()
-    assert float(pair.perm) >= 0.0
+    paths = pb.ts_barrier_paths(8, 4)
+    assert budget.count_flops(paths(6, CPU)) > budget.count_flops(paths(5, CPU))                # size
+    assert budget.count_flops(pb.ts_barrier_paths(9, 4)(6, CPU)) > budget.count_flops(paths(6, CPU))  # d
+    assert budget.count_flops(pb.ts_barrier_paths(8, 5)(6, CPU)) > budget.count_flops(paths(6, CPU))  # M
+    flops = pb.quadratic_flops(paths)
+    assert flops(48) == pytest.approx(budget.count_flops(paths(48, CPU)), rel=1e-9)  # quadratic in m
+    wp, fp = pb.ts_barrier_matchings(8, 4)(6, CPU)()
+    assert sorted(wp.tolist()) == sorted(fp.tolist()) == list(range(6))
+    # the pair is two sampled minima (m >= M): every row a nonnegative multiple of a teacher direction, R = 0,
+    # and the functional matching it times is optimal (no worse than the weight matching's pairing)
+    from lmcnb.papers.teacher_student import pairs, population_loss
+    cfg, W1, W2 = pb._ts_pair(8, 4, 6, CPU)
+    assert float(population_loss(torch.stack([W1, W2]), cfg.teacher()).abs().max()) < 1e-12
+    assert int((W1 != 0).sum(1).max()) == 1
+    C = pairs.functional_cost(W1, W2)
+    assert float(C[torch.arange(6), fp].sum()) <= float(C[torch.arange(6), wp].sum()) + 1e-15
+    assert pb.ts_barrier_matchings(8, 3)(6, CPU)()[0].shape == (6,)
     # augmentation: the crop-and-flip gather runs in the step (more operators, the same FLOPs)
     plain_conv = pb.conv_training("ResNet-20", 2)(0.25, CPU)
     augmented = pb.conv_training("ResNet-20", 2, augment=True)(0.25, CPU)
@@ -158,6 +173,11 @@ def test_the_chapters_list_their_paper_workloads():
     assert [w.paper_size for w in ch1 if w.name.startswith("width sweep: train")] == [32, 64, 128, 256, 1024,
                                                                                        2048]
     assert all(w.reduced_size <= w.paper_size for ch in pb.CHAPTERS.values() for w in ch())
+    ch2 = pb.chapter02()
+    assert not any("paper-only" in w.name or "d=32" in w.name for w in ch2)  # the large-model grid is `full`
+    paths = [w for w in ch2 if w.name.startswith("barrier paths manifold")]
+    assert [w.paper_size for w in paths][-1] == 4096 and all(w.on_gpu and w.count == 64 for w in paths)
+    assert all(not w.on_gpu and w.exponent is None for w in ch2 if w.name.startswith("matchings"))
     ch6 = pb.chapter06()  # the notebook's paper sizes: 1x-8x of the 512-unit MLP, 50 epochs, CONV_PAPER
     assert [w.paper_size for w in ch6 if w.name.startswith("MLP sweep: train")] == [512, 1024, 2048, 4096]
     assert {w.count for w in ch6 if w.name.startswith("MLP sweep: train")} == {50 * math.ceil(55_000 / 500)}

@@ -293,6 +293,8 @@ def test_mlp_lr_sweep_on_splits_reports_identity_and_weight_barriers():
     res = st.mlp_lr_sweep(tr, 8, [0.05, 0.5], 1, cfg, ev, lam)
     assert res.identity.shape == (2, 1) and res.weight.shape == (2, 1) and res.live.shape == (2, 2)
     assert bool((res.weight <= res.identity + 1e-6).all())  # weight matching can only lower the barrier here
+    assert res.random.shape == (2, 1) and not torch.equal(res.random, res.identity)  # a permutation was applied
+    assert not torch.equal(res.random, res.weight)
     again = st.mlp_lr_sweep(tr, 8, [0.05, 0.5], 1, cfg, ev, lam, seed=3)
     assert not torch.equal(again.identity, res.identity)  # seed changes the runs
     with pytest.raises(AttributeError, match="MLPSweep.identity"):
@@ -527,6 +529,25 @@ def test_exactly_connected_every_argument_changes_the_result():
         st.exactly_connected(pairs, 2.6, kind="naive")
     with pytest.raises(ValueError, match="Hall"):
         st.exactly_connected({2.0: [dataclasses.replace(_pb(0.1, 1e-5, False), hall=None)]}, 2.6)
+
+
+def test_mlp_sweep_remaining_fraction_reads_the_view_over_trained_rates_only():
+    acc = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.5, 0.4]], dtype=F64)  # the last rate did not train
+    ident = torch.tensor([[1.0], [2.0], [1.0]], dtype=F64)
+    weight = torch.tensor([[0.1], [0.6], [0.05]], dtype=F64)
+    rand = torch.tensor([[1.2], [1.0], [9.0]], dtype=F64)
+    z = torch.zeros(3, 2, dtype=F64)
+    sw = st.MLPSweep(lrs=torch.tensor([0.1, 0.3, 1.0], dtype=F64), live=z + 1, train_loss=z, train_acc=acc,
+                     identity=ident, weight=weight, random=rand)
+    assert sw.remaining_fraction() == pytest.approx(0.3)  # max(0.1, 0.3); the untrained rate's 0.05 is ignored
+    assert sw.remaining_fraction("random") == pytest.approx(1.2)  # not 9.0 (untrained)
+    assert sw.remaining_fraction("identity") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="view"):
+        sw.remaining_fraction("functional")
+    with pytest.raises(ValueError, match="random"):
+        dataclasses.replace(sw, random=None).remaining_fraction("random")
+    untrained = dataclasses.replace(sw, train_acc=z)
+    assert math.isnan(untrained.remaining_fraction())
 
 
 def test_mlp_sweep_kills_units_every_argument_changes_the_result():

@@ -798,6 +798,31 @@ def test_manifold_sweep_zero_at_m_equal_M_and_agrees_with_hall():
         assert hall == bool(tab.values("functional", 9)[k] < 1e-10)
 
 
+def test_manifold_sweep_device_and_loss_chunks_keep_the_values(monkeypatch):
+    """``device`` moves the computation, not the draws: on the CPU it is the default's table exactly; the end losses
+    chunked over models (``_LOSS_ENTRIES``) equal the one-chunk losses; on CUDA (when present) every value agrees
+    within float64 rounding and the table comes back on the CPU."""
+    from lmcnb.papers.teacher_student import experiment
+
+    cfg = ts.TeacherStudent(d=5, M=2)
+    ref = cfg.manifold_sweep([2, 3, 6], 3, dead_prob=0.3, seed=2)
+    cpu = cfg.manifold_sweep([2, 3, 6], 3, dead_prob=0.3, seed=2, device="cpu")
+    for k in ("identity", "weight", "functional", "perm", "loss_a", "loss_b"):
+        assert torch.equal(getattr(ref, k), getattr(cpu, k)), k
+    monkeypatch.setattr(experiment, "_LOSS_BATCH", 1)  # too large for one batch:
+    monkeypatch.setattr(experiment, "_LOSS_ENTRIES", 1)  # one model per chunk
+    chunked = cfg.manifold_sweep([2, 3, 6], 3, dead_prob=0.3, seed=2)
+    for k in ("loss_a", "loss_b"):
+        assert torch.allclose(getattr(chunked, k), getattr(ref, k), rtol=0.0, atol=1e-14), k
+    with pytest.raises(TypeError, match="device"):
+        cfg.manifold_sweep([2], 1, device=3)
+    if torch.cuda.is_available():
+        gpu = cfg.manifold_sweep([2, 3, 6], 3, dead_prob=0.3, seed=2, device="cuda")
+        for k in ("identity", "weight", "functional", "perm", "loss_a", "loss_b"):
+            v = getattr(gpu, k)
+            assert v.device.type == "cpu" and torch.allclose(v, getattr(ref, k), rtol=1e-9, atol=1e-13), k
+
+
 def test_step_rule_and_output_init_change_the_run():
     """``step="constant"`` is ``η = c`` at every width (``c·m`` in gd_population's ``c/m`` rule); ``"c/m"`` is not;
     ``output_init="positive"`` flips the signs of the trained output weights, ``"mixed"`` keeps them."""

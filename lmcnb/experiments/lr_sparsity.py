@@ -40,7 +40,7 @@ from torch import Tensor
 from .. import diagnostics
 from ..data import Split
 from ..papers import teacher_student as ts
-from .._validate import check_int, check_real, check_tensor, moved_keywords
+from .._validate import check_choice, check_int, check_real, check_tensor, moved_keywords
 
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
@@ -699,6 +699,10 @@ class MLPSweep:
         train_loss, train_acc: on the evaluation inputs ``(L, 2P)``.
         identity, weight: train-loss barriers of the pairs without permutation (the identity) and with weight
             matching ``(L, P)``.
+        random: train-loss barriers after a uniformly random permutation of model b's hidden units ``(L, P)``
+            (:class:`lmcnb.matching.RandomMatching`, seed = the pair's index): the chance baseline a matcher must
+            beat, the measured negative control of "weight matching removes most of the barrier"; ``None`` for a
+            sweep built without it.
     """
 
     lrs: Tensor
@@ -707,6 +711,20 @@ class MLPSweep:
     train_acc: Tensor
     identity: Tensor
     weight: Tensor
+    random: Tensor | None = None
+
+    def remaining_fraction(self, view: str = "weight") -> float:
+        """Chapter 4's statistic of "weight matching removes most of the barrier": the largest ratio of a pair's
+        barrier under ``view`` (``"weight"``, ``"random"`` or ``"identity"``) to its identity barrier, over the pairs
+        at the rates where every run trained (:attr:`trained`); nan if no rate trained. ``view="random"`` is the
+        check's negative control (a random permutation leaves most of the barrier, or raises it)."""
+        view = check_choice("view", view, ("weight", "random", "identity"))
+        values = getattr(self, view)
+        if values is None:
+            raise ValueError("this sweep has no random-permutation barriers (MLPSweep.random is None)")
+        if not bool(self.trained.any()):
+            return math.nan
+        return float((values / self.identity)[self.trained].max())
 
     @property
     def trained(self) -> Tensor:
@@ -749,7 +767,8 @@ def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, con
                  evaluation: Split, lambdas: Tensor, seed: int = 0) -> MLPSweep:
     """Train MLPs ``in → width → classes`` at each learning rate (plain SGD under ``config``, a
     :class:`lmcnb.train.TrainConfig` whose ``lr`` is replaced per model) in one batched run, ``2·pairs`` seeds
-    per rate (seeds ``seed + 2·pairs·l + k``), then measure live units and identity / weight-matched barriers.
+    per rate (seeds ``seed + 2·pairs·l + k``), then measure live units and the identity, weight-matched and
+    randomly permuted barriers (``RandomMatching(seed=k)`` for the ``k``-th pair).
 
     Args:
         train: training data, :class:`lmcnb.data.Split` ``(x (n, ...), y (n,))`` (the old ``x``, ``y``).
@@ -774,18 +793,21 @@ def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, con
     inits = training.init_mlps((x[0].numel(), width, classes), len(seeds), seeds, device=x.device)
     nets, _ = training.train_mlps(inits, x, y, config, seeds=seeds, lrs=lr_t.repeat_interleave(n_per).tolist())
     live, loss, acc = (torch.zeros(L, n_per, dtype=F64) for _ in range(3))
-    identity, weight = torch.zeros(L, P, dtype=F64), torch.zeros(L, P, dtype=F64)
+    identity, weight, rand = (torch.zeros(L, P, dtype=F64) for _ in range(3))
     with torch.no_grad():
         for b, net in enumerate(nets):
             ev = barrier.evaluate(net, x_eval, y_eval)
             live[b // n_per, b % n_per] = float(diagnostics.active_units(net.features(x_eval)[0]))
             loss[b // n_per, b % n_per], acc[b // n_per, b % n_per] = ev.loss, ev.accuracy
-    matchers = {"identity": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0)}
     for b in range(0, len(nets), 2):
+        matchers = {"identity": matching.IdentityMatching(), "weight": matching.WeightMatching(seed=0),
+                    "random": matching.RandomMatching(seed=b // 2)}
         res = merge.compare(merge.Pair(nets[b], nets[b + 1]), matchers, lambdas, merge.Empirical(x_eval, y_eval))
         identity[b // n_per, (b % n_per) // 2] = res.outcomes["identity"].barrier
         weight[b // n_per, (b % n_per) // 2] = res.outcomes["weight"].barrier
-    return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, identity=identity, weight=weight)
+        rand[b // n_per, (b % n_per) // 2] = res.outcomes["random"].barrier
+    return MLPSweep(lrs=lr_t, live=live, train_loss=loss, train_acc=acc, identity=identity, weight=weight,
+                    random=rand)
 
 
 #: Names that moved out of this module (one result type per concept).

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from ..infra.budget import Workload
 
 __all__ = ["mlp_training", "mlp_forward", "conv_training", "conv_forward", "mlp_matching", "conv_matching", "ts_gd",
-           "quadratic_flops", "ts_barriers", "MATCH_REDUCED", "WM_REDUCED", "WM_EXPONENT", "ACT_TIMED_INPUTS",
-           "chapter01", "chapter02", "chapter04", "chapter06", "chapter07", "CHAPTERS"]
+           "quadratic_flops", "ts_barrier_paths", "ts_barrier_matchings", "MATCH_REDUCED", "WM_REDUCED", "WM_EXPONENT",
+           "ACT_TIMED_INPUTS", "chapter01", "chapter02", "chapter04", "chapter06", "chapter07", "CHAPTERS"]
 
 MNIST_TRAIN = 55_000  # data.mnist(): 60 000 training digits less the 5 000-image validation split
 CIFAR_TRAIN = 45_000  # data.cifar10(): 50 000 less the 5 000-image validation split
@@ -242,18 +242,61 @@ def quadratic_flops(make: Callable[[float, torch.device], Callable[[], Any]],
     return flops
 
 
-def ts_barriers(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
-    """The barriers of one pair of width-``size`` students (identity, weight-matched and functional-matched paths:
-    :meth:`lmcnb.papers.teacher_student.TeacherStudent.barriers`), on the CPU; random students (``m < M`` has
-    no minimum manifold to sample from; the cost depends on the shapes only)."""
+def _ts_pair(d: int, M: int, m: int, device: torch.device) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """A configuration and one pair of width-``m`` students on ``device``: two sampled global minima for ``m >= M``
+    (the structure of the matchings' cost matrices is that of solutions: near-ties within a type), random students
+    below (no minimum to sample; the paths' cost depends on the shapes only)."""
     from ..papers import teacher_student as ts
 
+    cfg = ts.TeacherStudent(d=d, M=M)
+    g = torch.Generator().manual_seed(m)
+    if m >= M:
+        Ws = cfg.sample_minima(m, 2, generator=g)
+    else:
+        Ws = ts.small_init(2, m, d, scale=1.0, generator=g)
+    return cfg, Ws[0].to(device), Ws[1].to(device)
+
+
+def ts_barrier_paths(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """The three interpolation paths of one pair's barriers (identity, weight-matched, functional-matched: the
+    path part of :meth:`lmcnb.papers.teacher_student.TeacherStudent.barriers`, 21 λ each, in its memory-bounded λ
+    chunks) on ``device``: the part that runs on the GPU when the pair is there (``barrier_sweep`` of students
+    trained on the GPU, ``manifold_sweep(device=...)``). Fixed permutations stand in for the matchers' (the cost
+    depends on the shapes only); the matchings are :func:`ts_barrier_matchings`."""
+    from ..papers.teacher_student import pairs
+
     def make(size: float, device: torch.device) -> Callable[[], Any]:
-        cfg = ts.TeacherStudent(d=d, M=M)
-        Ws = ts.small_init(2, int(size), d, scale=1.0, generator=torch.Generator().manual_seed(int(size)))
-        return lambda: cfg.barriers(Ws[0:1], Ws[1:2])
+        m = int(size)
+        cfg, W1, W2 = _ts_pair(d, M, m, device)
+        T, lam = cfg.teacher(device), cfg.lambdas(device)
+        perm = torch.arange(m - 1, -1, -1, device=device)
+
+        def step() -> None:
+            for W in (W2, W2.index_select(0, perm), W2.index_select(0, perm.roll(1))):
+                pairs._path_barrier(W1, W, T, lam, None, None, "gaussian")
+
+        return step
 
     return make
+
+
+def ts_barrier_matchings(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """The two matchings of one pair's barriers on the CPU (weight matching and functional matching: cost matrix
+    and exact assignment, :func:`lmcnb.papers.teacher_student.weight_match` / ``functional_match``), on a pair of
+    sampled minima (:func:`_ts_pair`): the CPU-side part of a pair's barriers wherever the paths run."""
+    from ..papers.teacher_student import pairs
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        _, W1, W2 = _ts_pair(d, M, int(size), torch.device("cpu"))
+        return lambda: (pairs.weight_match(W1, W2), pairs.functional_match(W1, W2))
+
+    return make
+
+
+@functools.lru_cache(maxsize=None)
+def _paths_flops(d: int, M: int) -> Callable[[float], float]:
+    """:func:`quadratic_flops` of :func:`ts_barrier_paths`'s step (``(L, m, d) × (d, m + M)`` products)."""
+    return quadratic_flops(ts_barrier_paths(d, M))
 
 
 @functools.lru_cache(maxsize=None)
@@ -303,10 +346,13 @@ def chapter01() -> list[Workload]:
 def chapter02() -> list[Workload]:
     """Chapter 2 (``02_double_descent``), paper profile, the GD training and the pair barriers: d = 8, M = 4;
     the core sweep (widths 2…12, 64 students, ≤ 40 000 steps), the tail (16…4096, 32 students), the
-    trained-output sweep (2 initialisations × widths 2…256 × 32 students), the paper-only cell (d = 32, M = 8
-    and d = 256, M = 16, widths up to 4096, 32 students, ≤ 100 000 steps); barriers (CPU: matchings) of every
-    pair, and the minimum-manifold sweep (widths 4…4096, 64 pairs). Not counted: the Hall-criterion draws and
-    the sparse-manifold sweep (small widths)."""
+    trained-output sweep (2 initialisations × widths 2…256 × 32 students, ≤ 40 000 steps); the barriers of every
+    pair (core 32, tail 16, trained outputs 2 × 16 pairs per width) and the minimum-manifold sweep (widths 4…4096,
+    64 pairs), each pair as its three paths on the GPU (:func:`ts_barrier_paths`; the GD solutions are on the GPU
+    already, the sampled minima go there by ``manifold_sweep(device=S.device)``) and its two matchings on the CPU
+    (:func:`ts_barrier_matchings`, the exponent measured between widths 512 and 1024). Not counted: the
+    Hall-criterion draws and the sparse-manifold sweeps (widths ≤ 64). The large-model grid (d = 32, M = 8 and
+    d = 256, M = 16) is the ``full`` profile's, not the paper profile's, and is not counted."""
     out: list[Workload] = []
     gd, fl = ts_gd, _gd_flops
     core, tail = [2, 3, 4, 5, 6, 7, 8, 10, 12], [16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096]
@@ -315,32 +361,39 @@ def chapter02() -> list[Workload]:
     trained = [2, 3, 4, 5, 6, 8, 12, 16, 32, 64, 128, 256]
     out += _per_width("GD trained output (2 inits x 32 students)", lambda m: gd(8, 4, 32, train_output=True),
                       trained, 2 * 4000, 256, lambda m: fl(8, 4, 32, True))
-    for d, M in [(32, 8), (256, 16)]:
-        widths = [M // 2, M, M + 1, 2 * M, 3 * M, 8 * M, 64 * M, 4096]
-        out += _per_width(f"GD paper-only d={d} M={M} (32 students)", lambda m, d=d, M=M: gd(d, M, 32), widths,
-                          10_000, 256, lambda m, d=d, M=M: fl(d, M, 32))
-    out += _per_width("barriers core (32 pairs)", lambda m: ts_barriers(8, 4), core, 32, MATCH_REDUCED,
-                      on_gpu=False, exponent=None)
-    out += _per_width("barriers tail (16 pairs)", lambda m: ts_barriers(8, 4), tail, 16, MATCH_REDUCED,
-                      on_gpu=False, exponent=None)
+    paths = _paths_flops(8, 4)
     manifold = [4, 5, 6, 8, 12, 16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096]
-    out += _per_width("barriers manifold sweep (64 pairs)", lambda m: ts_barriers(8, 4), manifold, 64, MATCH_REDUCED,
-                      on_gpu=False, exponent=None)
+    for name, widths, count in (("core (32 pairs)", core, 32), ("tail (16 pairs)", tail, 16),
+                                ("trained output (2 x 16 pairs)", trained, 32),
+                                ("manifold sweep (64 pairs)", manifold, 64)):
+        out += _per_width(f"barrier paths {name}", lambda m: ts_barrier_paths(8, 4), widths, count, 256,
+                          lambda m: paths)
+        out += _per_width(f"matchings {name}", lambda m: ts_barrier_matchings(8, 4), widths, count, MATCH_REDUCED,
+                          on_gpu=False, exponent=None)
     return out
 
 
 def chapter04() -> list[Workload]:
-    """Chapter 4 (``04_learning_rate_sparsity``), paper profile: the GD learning-rate sweeps (15 values of c ×
-    10 seeds at widths 16, 32, 64, 128, 512; ``max(60 000, 625 m)`` steps), SGD on 16 384 samples (12 c × 10
-    seeds = 120 students of width 32, batches 1, 8, 32, 128, about 60 000 steps each, as stacked-MLP steps), and
-    the MNIST learning-rate sweep (9 rates × 6 networks 784-512-10, batch 32, 30 epochs; 27 pairs × 2 matchers
-    × 11 λ on 10 000 inputs; 27 weight matchings). Not counted: the single-run sharpness checks and the
-    trained-output runs (4 students)."""
+    """Chapter 4 (``04_learning_rate_sparsity``), paper profile (the notebook's ``choose(...)`` values): the GD
+    learning-rate sweeps (15 values of c × 10 seeds at widths 16 and 32, × 6 seeds at 64, 128 and 256;
+    ``max(60 000, 625 m)`` steps each) and the one-run predictions of c* per width; the trained-output runs
+    (2 c × 2 seeds at m = 32, 400 000 steps); SGD on 16 384 samples (12 c × 10 seeds = 120 students of width 32,
+    batches 1, 8, 32, 128, ``max(3, 60 000 b / 16 384)`` epochs, as stacked-MLP steps); and the MNIST
+    learning-rate sweep (9 rates × 6 networks 784-512-10, batch 32, 30 epochs; 27 pairs × 3 matchers (identity,
+    weight matching, random permutation) × 11 λ on 10 000 inputs; 27 weight matchings). Every GD run is counted at
+    its step limit (runs that converge or diverge stop early). Not counted: the single-run sharpness checks
+    (power iterations), the Hall-criterion pairs and the barrier section at m = 32."""
     out: list[Workload] = []
-    for m in [16, 32, 64, 128, 512]:
+    cs, seeds, wide = 15, 10, 6
+    for m in [16, 32, 64, 128, 256]:
         steps = max(60_000, 625 * m)
-        out.append(Workload(f"GD c-sweep m={m} (150 students)", ts_gd(8, 4, 150), m, min(m, 128), steps / 10,
-                            flops=_gd_flops(8, 4, 150)))
+        students = cs * (seeds if m <= 32 else wide)
+        out.append(Workload(f"GD c-sweep m={m} ({students} students)", ts_gd(8, 4, students), m, min(m, 128),
+                            steps / 10, flops=_gd_flops(8, 4, students)))
+        out.append(Workload(f"GD prediction m={m} (1 student)", ts_gd(8, 4, 1), m, min(m, 128), steps / 10,
+                            flops=_gd_flops(8, 4, 1)))
+    out.append(Workload("GD trained outputs m=32 (4 students)", ts_gd(8, 4, 4, train_output=True), 32, 32,
+                        400_000 / 10, flops=_gd_flops(8, 4, 4, True)))
     for b in [1, 8, 32, 128]:
         steps = max(3, 60_000 * b // 16_384) * math.ceil(16_384 / b)
         out.append(Workload(f"SGD batch {b} (120 students, width 32)",
@@ -348,7 +401,8 @@ def chapter04() -> list[Workload]:
     arch = (lambda h: (784, h, 10))
     out.append(Workload("MNIST lr sweep: train 54 nets, width 512", mlp_training(arch, 54, 32, momentum=0.0), 512,
                         128, 30 * math.ceil(MNIST_TRAIN / 32)))
-    out.append(Workload("MNIST lr sweep: 54 curves x 11 lambdas", mlp_forward(arch, 10_000), 512, 128, 54 * 11))
+    out.append(Workload("MNIST lr sweep: 27 pairs x 3 curves x 11 lambdas", mlp_forward(arch, 10_000), 512, 128,
+                        27 * 3 * 11))
     out.append(Workload("MNIST lr sweep: weight matching", mlp_matching(arch, "weight"), 512, 512, 27,
                         on_gpu=False, exponent=None))
     return out

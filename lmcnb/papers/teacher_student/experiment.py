@@ -377,28 +377,46 @@ class TeacherStudent:
                             for _ in range(n)])
 
     def manifold_sweep(self, widths: int | Sequence[int], n_pairs: int, *, dead_prob: float = 0.0,
-                       split: str = "equal", seed: int = 0) -> BarrierTable:
+                       split: str = "equal", seed: int = 0, device: torch.device | str | None = None
+                       ) -> BarrierTable:
         """The training-free view: ``n_pairs`` pairs of independent minima sampled from the minimum manifold at
         every width (``m >= M``; :func:`sample_minimum` with ``dead_prob`` and ``split``), and their barriers.
         Width ``m`` draws from ``torch.Generator().manual_seed(1_000_003 · m + seed)``; the table's seeds number
-        the draws ``(2k, 2k + 1)``."""
+        the draws ``(2k, 2k + 1)``. The minima are always drawn on the CPU (the same draws on every machine);
+        ``device`` is where their barriers and losses are computed (default CPU; e.g. ``"cuda"`` in the paper
+        profile, where the paths at ``m = 4096`` cost minutes per pair on one CPU thread). The table's tensors
+        are on the CPU either way."""
         ws = _check_int_list("widths", widths, self.M)
         n_pairs = check_int("n_pairs", n_pairs, 1)
         seed = check_int("seed", seed, 0)
+        dev = _device(device)
         rows, vals, losses = [], {k: [] for k in BARRIER_KINDS}, []
-        T = self.teacher()
+        T = self.teacher(dev)
         for w in ws:
             g = torch.Generator().manual_seed(1_000_003 * w + seed)
-            Ws = self.sample_minima(w, 2 * n_pairs, generator=g, dead_prob=dead_prob, split=split)
+            Ws = self.sample_minima(w, 2 * n_pairs, generator=g, dead_prob=dead_prob, split=split).to(dev)
             pb = self.barriers(Ws[0::2], Ws[1::2])
             for k in BARRIER_KINDS:
-                vals[k].append(getattr(pb, k))
-            losses.append(population_loss(Ws, T, inputs=self.inputs).reshape(n_pairs, 2))
+                vals[k].append(getattr(pb, k).cpu())
+            # the ends' losses: one batch if its kernels fit _LOSS_BATCH entries (32 MB), else chunks of at most
+            # _LOSS_ENTRIES (8 MB: below glibc's mmap threshold, so the temporaries are not fresh page-faulting
+            # maps; one batch of 16 kernels at m = 1024 cost 16 s of system time; 2 n_pairs kernels at once would
+            # need 17 GB at m = 4096, 64 pairs)
+            entries = w * (w + self.M)
+            per = len(Ws) if len(Ws) * entries <= _LOSS_BATCH else max(1, _LOSS_ENTRIES // entries)
+            L_w = torch.cat([population_loss(Ws[i:i + per], T, inputs=self.inputs) for i in range(0, len(Ws), per)])
+            losses.append(L_w.cpu().reshape(n_pairs, 2))
             rows.extend((w, 2 * k, 2 * k + 1) for k in range(n_pairs))
         L = torch.cat(losses)
         return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
                             seeds_b=tuple(r[2] for r in rows), **{k: torch.cat(v) for k, v in vals.items()},
                             loss_a=L[:, 0], loss_b=L[:, 1], converged=torch.ones(L.shape[0], dtype=torch.bool))
+
+
+#: Kernel entries of the sampled minima's end losses in :meth:`TeacherStudent.manifold_sweep`: computed in one batch
+#: up to ``_LOSS_BATCH`` entries (32 MB of float64), otherwise in chunks of at most ``_LOSS_ENTRIES`` (8 MB).
+_LOSS_BATCH = 1 << 22
+_LOSS_ENTRIES = 1 << 20
 
 
 def _device(device: object) -> torch.device:

@@ -56,8 +56,11 @@ def _check_samples(samples: object, d: int, device: torch.device) -> tuple[Tenso
     return X, y
 
 
-def _empirical_loss(W: Tensor, a: Tensor, s: Tensor, X: Tensor, y: Tensor, chunk: int = 1 << 22) -> Tensor:
-    """``(1/n) Σ_n (s Σ_i a_i σ(w_i·x_n) − y_n)²`` for every model, ``(B,)``, in sample chunks of bounded memory."""
+def _empirical_loss(W: Tensor, a: Tensor, s: Tensor, X: Tensor, y: Tensor, chunk: int = 1 << 20) -> Tensor:
+    """``(1/n) Σ_n (s Σ_i a_i σ(w_i·x_n) − y_n)²`` for every model, ``(B,)``, in sample chunks of bounded memory
+    (``chunk`` entries of ``(B, n, m)``: 8 MB of float64, below glibc's 32 MB mmap threshold, so the temporaries
+    come from the heap; at ``1 << 22`` each was a fresh mmap and its page faults doubled the CPU time of chapter 3's
+    finite-sample runs)."""
     B, m, _ = W.shape
     step = max(1, chunk // (B * m))
     total = torch.zeros(B, dtype=F64, device=W.device)
