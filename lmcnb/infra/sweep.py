@@ -90,8 +90,8 @@ import torch
 from . import profiles, runlog
 from .._validate import check_bool
 
-__all__ = ["CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
-           "expand_grid", "parse_engine", "run_grid"]
+__all__ = ["RUNNER", "CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
+           "expand_grid", "parse_engine", "run_grid", "runner_settings"]
 
 MAGIC = b"LMCNBSW1"
 _HEADER = struct.Struct("<8s32sQ")  # magic, sha256(payload), len(payload)
@@ -284,6 +284,44 @@ def default_cache_dir() -> Path | None:
     """
     env = os.environ.get(CACHE_ENV, "")
     return Path(env) if env.strip() else None
+
+
+class _Runner:
+    """Type of :data:`RUNNER` (a singleton sentinel)."""
+
+    _instance: _Runner | None = None
+
+    def __new__(cls) -> _Runner:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "sweep.RUNNER"
+
+    def __reduce__(self) -> str:  # pickles as the module attribute, so it stays the singleton in workers
+        return "RUNNER"
+
+
+#: Default of the ``cache_dir`` and ``executor`` arguments of the chapters' sweep pipelines (e.g.
+#: ``TeacherStudent.barrier_sweep``): "whatever the headless runner says", resolved by :func:`runner_settings` to
+#: :func:`default_cache_dir` and :func:`default_executor`. Under ``make paper`` (``tools/run_chapters.py`` sets
+#: ``$LMCNB_CACHE_DIR`` and ``$LMCNB_ENGINE``) the sweeps are then cached and resumable without any argument in the
+#: notebook; in CI, the quick profile and tests (variables unset) they compute everything, here, as before.
+#: Pass ``cache_dir=None`` / ``executor=None`` explicitly for no cache / this process whatever the environment.
+RUNNER = _Runner()
+
+
+def runner_settings(cache_dir: Any = RUNNER, executor: Any = RUNNER) -> tuple[Path | str | os.PathLike[str] | None,
+                                                                                Any]:
+    """``(cache_dir, executor)`` with each :data:`RUNNER` replaced by the runner's setting:
+    :func:`default_cache_dir` (``$LMCNB_CACHE_DIR``, else None) and :func:`default_executor` (``$LMCNB_ENGINE``,
+    else None); any other value is returned as given (run_grid validates it)."""
+    if cache_dir is RUNNER:
+        cache_dir = default_cache_dir()
+    if executor is RUNNER:
+        executor = default_executor()
+    return cache_dir, executor
 
 
 def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]],

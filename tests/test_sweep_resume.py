@@ -1,0 +1,281 @@
+"""The chapters' sweep pipelines go through lmcnb.sweep.run_grid (issue 18, item 4): at toy sizes, a cached run
+equals the uncached one, a second run is all cache hits, an executor changes nothing, the runner's settings
+($LMCNB_CACHE_DIR, $LMCNB_ENGINE) are the defaults, and a run killed mid-sweep (SIGKILL, as a Colab disconnect)
+resumes losslessly, computing only the missing configurations."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmcnb import sweep
+from lmcnb import teacher_student as ts
+from lmcnb.infra import runlog
+from lmcnb.papers.teacher_student import experiment
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a toy model: four padded width groups ([2], [20], [50], [120]), a few hundred GD steps each
+TOY = ts.TeacherStudent(d=4, M=2, steps=300, tol=1e-6, n_lambdas=5)
+WIDTHS = [2, 20, 50, 120]
+MANIFOLD = ts.TeacherStudent(d=4, M=2, n_lambdas=5)
+
+
+def assert_tables_equal(t1: ts.BarrierTable, t2: ts.BarrierTable) -> None:
+    """Every field of two barrier tables (and of their solutions) equal, bit for bit."""
+    for f in fields(ts.BarrierTable):
+        a, b = getattr(t1, f.name), getattr(t2, f.name)
+        if f.name == "solutions":
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert_solutions_equal(a, b)
+        elif isinstance(a, torch.Tensor):
+            assert a.dtype == b.dtype and a.device == b.device and torch.equal(a, b), f.name
+        else:
+            assert a == b, f.name
+
+
+def assert_solutions_equal(s1: ts.Solutions, s2: ts.Solutions) -> None:
+    for f in fields(ts.Solutions):
+        a, b = getattr(s1, f.name), getattr(s2, f.name)
+        if isinstance(a, torch.Tensor):
+            assert a.dtype == b.dtype and torch.equal(a, b), f.name
+        elif f.name in ("W", "a"):
+            assert len(a) == len(b) and all(x.dtype == y.dtype and torch.equal(x, y) for x, y in zip(a, b)), f.name
+        else:
+            assert a == b, f.name
+
+
+def sweep_records(log: Path, namespace: str) -> list[tuple[int, int, int, bool, str]]:
+    return [(r["configs"], r["hits"], r["misses"], r["cache"], r["engine"]) for r in runlog.read(log)
+            if r["kind"] == "sweep" and r["namespace"] == namespace]
+
+
+@pytest.fixture
+def no_runner(monkeypatch):
+    """Neither the runner's cache nor its engine, whatever the calling environment says."""
+    monkeypatch.delenv(sweep.CACHE_ENV, raising=False)
+    monkeypatch.delenv(sweep.ENGINE_ENV, raising=False)
+
+
+@pytest.fixture(scope="module")
+def reference() -> ts.BarrierTable:
+    """The toy barrier sweep as it was computed before run_grid: pair_table(train(widths, seeds))."""
+    return TOY.pair_table(TOY.train(WIDTHS, [3, 4, 5, 6]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TeacherStudent.barrier_sweep (chapters 2 and 3)
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_barrier_sweep_is_the_batched_training_and_pair_table_bit_for_bit(reference, no_runner):
+    tab = TOY.barrier_sweep(WIDTHS, 2, first_seed=3)
+    assert_tables_equal(tab, reference)
+    # the order of the widths is the caller's, not the groups' (the table is width-major in that order)
+    rev = TOY.barrier_sweep(WIDTHS[::-1], 2, first_seed=3)
+    assert rev.widths == tuple(w for w in WIDTHS[::-1] for _ in range(2))
+    assert torch.equal(rev.perm, torch.cat([reference.values("perm", w) for w in WIDTHS[::-1]]))
+    # negative control: other seeds give another table
+    other = TOY.barrier_sweep(WIDTHS, 2, first_seed=0)
+    assert not torch.equal(other.identity, reference.identity)
+
+
+def test_barrier_sweep_cached_equals_uncached_and_the_rerun_is_all_hits(reference, tmp_path, monkeypatch, no_runner):
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    cache = tmp_path / "cache"
+    first = TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=cache)
+    assert_tables_equal(first, reference)
+    assert len(list(cache.glob("*.pt"))) == 4  # one file per padded width group
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a cache hit must not recompute")
+
+    monkeypatch.setattr(experiment, "_barrier_group", boom)
+    again = TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=cache)
+    assert_tables_equal(again, reference)
+    # no cache: computed (and here it fails, proving cache_dir=None bypasses the files)
+    with pytest.raises(AssertionError, match="must not recompute"):
+        TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=None)
+    # another model (any field) is another key: computed, not read from the other model's files
+    with pytest.raises(AssertionError, match="must not recompute"):
+        ts.TeacherStudent(d=4, M=2, steps=301, tol=1e-6, n_lambdas=5).barrier_sweep(
+            WIDTHS, 2, first_seed=3, cache_dir=cache)
+    ns = experiment.BARRIER_SWEEP_NAMESPACE
+    assert sweep_records(log, ns)[:2] == [(4, 0, 4, True, "serial"), (4, 4, 0, True, "serial")]
+
+
+def test_barrier_sweep_on_an_executor_gives_the_same_table(reference, tmp_path, monkeypatch, no_runner):
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        tab = TOY.barrier_sweep(WIDTHS, 2, first_seed=3, executor=ex, cache_dir=tmp_path / "cache")
+    assert_tables_equal(tab, reference)
+    assert sweep_records(log, experiment.BARRIER_SWEEP_NAMESPACE) == [(4, 0, 4, True, "ThreadPoolExecutor")]
+    # the unit of work is module level and picklable (what a process or Dask worker receives)
+    fn = pickle.loads(pickle.dumps(experiment._barrier_group))
+    assert fn is experiment._barrier_group
+
+
+def test_barrier_sweep_on_spawned_processes_gives_the_same_table(reference, tmp_path, no_runner):
+    import multiprocessing
+
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        tab = TOY.barrier_sweep(WIDTHS[:2], 2, first_seed=3, executor=ex)
+    assert_tables_equal(tab, TOY.pair_table(TOY.train(WIDTHS[:2], [3, 4, 5, 6])))
+
+
+def test_barrier_sweep_defaults_to_the_runners_cache_and_engine(reference, tmp_path, monkeypatch, no_runner):
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    monkeypatch.setenv(sweep.CACHE_ENV, str(tmp_path / "runner-cache"))
+    tab = TOY.barrier_sweep(WIDTHS[:2], 2, first_seed=3)
+    assert len(list((tmp_path / "runner-cache").glob("*.pt"))) == 2
+    assert_tables_equal(tab, TOY.pair_table(TOY.train(WIDTHS[:2], [3, 4, 5, 6])))
+    TOY.barrier_sweep(WIDTHS[:2], 2, first_seed=3, cache_dir=None)  # explicit None: no cache whatever the env
+    assert sweep_records(log, experiment.BARRIER_SWEEP_NAMESPACE) == [(2, 0, 2, True, "serial"),
+                                                                       (2, 0, 2, False, "serial")]
+    bad = "processes:0"
+    monkeypatch.setenv(sweep.ENGINE_ENV, bad)
+    with pytest.raises(ValueError, match="LMCNB_ENGINE"):  # the engine is read from the environment ...
+        TOY.barrier_sweep([2], 1)
+    TOY.barrier_sweep([2], 1, executor=None)  # ... unless one is given
+
+
+def test_sweep_runner_settings_resolves_only_the_sentinel(tmp_path, monkeypatch, no_runner):
+    assert sweep.runner_settings() == (None, None)
+    monkeypatch.setenv(sweep.CACHE_ENV, str(tmp_path))
+    assert sweep.runner_settings() == (tmp_path, None)
+    assert sweep.runner_settings(None, None) == (None, None)
+    assert sweep.runner_settings("elsewhere") == ("elsewhere", None)
+    assert repr(sweep.RUNNER) == "sweep.RUNNER" and pickle.loads(pickle.dumps(sweep.RUNNER)) is sweep.RUNNER
+
+
+def test_barrier_sweep_progress_bar_in_paper_only(tmp_path, capfd, monkeypatch, no_runner):
+    pytest.importorskip("tqdm")
+    from lmcnb import profiles
+
+    before = profiles._current
+    try:
+        profiles.setup(profile="paper", threads=torch.get_num_threads(), verbose=False)
+        capfd.readouterr()
+        TOY.barrier_sweep([2], 1)
+        assert experiment.BARRIER_SWEEP_NAMESPACE in capfd.readouterr().err
+        TOY.barrier_sweep([2], 1, progress=False)
+        assert capfd.readouterr().err == ""
+        with pytest.raises(TypeError, match="progress"):
+            TOY.barrier_sweep([2], 1, progress="yes")
+    finally:
+        profiles._current = before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TeacherStudent.manifold_sweep (chapters 2 and 3)
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_manifold_sweep_cached_equals_uncached_and_the_rerun_is_all_hits(tmp_path, monkeypatch, no_runner):
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    kw = dict(dead_prob=0.3, split="dirichlet", seed=2)
+    plain = MANIFOLD.manifold_sweep([2, 3, 6], 3, **kw)
+    cached = MANIFOLD.manifold_sweep([2, 3, 6], 3, **kw, cache_dir=tmp_path / "c")
+    assert_tables_equal(cached, plain)
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        hit = MANIFOLD.manifold_sweep([2, 3, 6], 3, **kw, cache_dir=tmp_path / "c", executor=ex)
+    assert_tables_equal(hit, plain)
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        assert_tables_equal(MANIFOLD.manifold_sweep([2, 3, 6], 3, **kw, executor=ex), plain)
+    ns = experiment.MANIFOLD_SWEEP_NAMESPACE
+    assert sweep_records(log, ns) == [(3, 0, 3, False, "serial"), (3, 0, 3, True, "serial"),
+                                      (3, 3, 0, True, "ThreadPoolExecutor"), (3, 0, 3, False, "ThreadPoolExecutor")]
+    # every argument is in the key: another dead_prob is computed afresh and differs
+    other = MANIFOLD.manifold_sweep([2, 3, 6], 3, dead_prob=0.0, split="dirichlet", seed=2, cache_dir=tmp_path / "c")
+    assert sweep_records(log, ns)[-1] == (3, 0, 3, True, "serial")
+    assert not torch.equal(other.perm, plain.perm)
+    with pytest.raises(ValueError, match="output='fixed'"):
+        ts.TeacherStudent(d=4, M=2, output="trained").manifold_sweep([3], 1, cache_dir=tmp_path / "c")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Interrupted mid-sweep (SIGKILL, as a Colab disconnect), then resumed
+# ---------------------------------------------------------------------------------------------------------------
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from lmcnb import teacher_student as ts
+    from lmcnb.papers.teacher_student import experiment
+
+    real, calls = experiment._barrier_group, []
+
+    def slow_second(*args, **kwargs):  # the second group computes, then hangs until the parent kills us
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(600)
+        return out
+
+    experiment._barrier_group = slow_second
+    model = ts.TeacherStudent(d=4, M=2, steps=300, tol=1e-6, n_lambdas=5)
+    model.barrier_sweep([2, 20, 50, 120], 2, first_seed=3, cache_dir=sys.argv[1])
+    print("finished")
+""")
+
+
+def test_a_killed_barrier_sweep_resumes_losslessly(reference, tmp_path, monkeypatch, no_runner):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop(sweep.CACHE_ENV, None)
+    env.pop(sweep.ENGINE_ENV, None)
+    env.pop(runlog.ENV, None)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(cache)], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(cache.glob("*.pt")):
+            assert child.poll() is None, child.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "no cache file within 240 s"
+            time.sleep(0.05)
+        time.sleep(0.5)  # well into the second group (which hangs after computing, before its file is written)
+        child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL and b"finished" not in out
+    files = list(cache.glob("*.pt"))
+    assert len(files) == 1, "killed mid-sweep: exactly the first group is stored"
+
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    computed = []
+    real = experiment._barrier_group
+
+    def counting(model, widths, seeds, **kwargs):
+        computed.append(list(widths))
+        return real(model, widths, seeds, **kwargs)
+
+    monkeypatch.setattr(experiment, "_barrier_group", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweep.CorruptCacheWarning)  # no corrupt or torn file is ever read
+        resumed = TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=cache)
+    assert_tables_equal(resumed, reference)  # equal to an uninterrupted run
+    assert computed == [[20], [50], [120]], "the rerun computes only the missing groups"
+    assert sweep_records(log, experiment.BARRIER_SWEEP_NAMESPACE) == [(4, 1, 3, True, "serial")]
+    assert len(list(cache.glob("*.pt"))) == 4
+    computed.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweep.CorruptCacheWarning)
+        assert_tables_equal(TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=cache), reference)
+    assert computed == []
