@@ -279,3 +279,114 @@ def test_a_killed_barrier_sweep_resumes_losslessly(reference, tmp_path, monkeypa
         warnings.simplefilter("error", sweep.CorruptCacheWarning)
         assert_tables_equal(TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=cache), reference)
     assert computed == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapter 3's SGD sweeps and chapter 4's learning-rate sweeps: one configuration per call
+# ---------------------------------------------------------------------------------------------------------------
+
+def assert_dataclasses_equal(a, b) -> None:
+    assert type(a) is type(b)
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, torch.Tensor):
+            assert x.dtype == y.dtype and x.device == y.device and torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0)), \
+                f.name
+        elif isinstance(x, ts.BarrierTable):
+            assert_tables_equal(x, y)
+        else:
+            assert x == y, f.name
+
+
+def cached_twice(call, tmp_path, monkeypatch, namespace: str, *, fresh):
+    """``call(cache_dir=..., executor=...)`` uncached, cached (a miss), cached again (a hit, on a thread pool) and
+    after ``fresh`` changes the call's content (a miss): the four results and the run log's records."""
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    cache = tmp_path / "cache"
+    plain = call(cache_dir=None, executor=None)
+    cached = call(cache_dir=cache, executor=None)
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        hit = call(cache_dir=cache, executor=ex)
+    other = fresh(cache_dir=cache, executor=None)
+    assert sweep_records(log, namespace) == [(1, 0, 1, False, "serial"), (1, 0, 1, True, "serial"),
+                                             (1, 1, 0, True, "ThreadPoolExecutor"), (1, 0, 1, True, "serial")]
+    return plain, cached, hit, other
+
+
+@pytest.mark.parametrize("train_output", [False, True])
+def test_gd_lr_sweep_cached_equals_uncached_and_the_rerun_is_a_hit(tmp_path, monkeypatch, no_runner, train_output):
+    from lmcnb import stability as st
+
+    T = ts.orthonormal_teacher(4, 2)
+    gd = ts.GD(steps=200, tol=0.0, train_output=train_output)
+    plain, cached, hit, other = cached_twice(
+        lambda **kw: st.gd_lr_sweep(T, 6, [1.0, 2.0], [3, 5], gd, **kw), tmp_path, monkeypatch,
+        st.LR_SWEEP_NAMESPACE,
+        fresh=lambda **kw: st.gd_lr_sweep(T, 6, [1.0, 2.0], [3, 5], gd, init_scale=0.2, **kw))
+    assert_dataclasses_equal(cached, plain)
+    assert_dataclasses_equal(hit, plain)
+    assert (plain.a is not None) == train_output
+    assert not torch.equal(other.W, plain.W)  # init_scale is in the key
+    # the teacher's content is in the key: a rotated teacher is computed afresh
+    log = tmp_path / "log"
+    st.gd_lr_sweep(T.flip(0), 6, [1.0, 2.0], [3, 5], gd, cache_dir=tmp_path / "cache")
+    assert sweep_records(log, st.LR_SWEEP_NAMESPACE)[-1][1:3] == (0, 1)
+
+
+def test_sgd_lr_sweep_cached_equals_uncached_and_the_samples_are_in_the_key(tmp_path, monkeypatch, no_runner):
+    from lmcnb import stability as st
+    from lmcnb.data import teacher_student_data
+
+    T = ts.orthonormal_teacher(4, 2)
+    samples = teacher_student_data(T, 64, torch.Generator().manual_seed(5))
+    moved = teacher_student_data(T, 64, torch.Generator().manual_seed(6))
+    schedule = ts.SGD(batch_size=8, epochs=3, tol=1e-10)
+    plain, cached, hit, other = cached_twice(
+        lambda **kw: st.sgd_lr_sweep(T, 5, [0.5, 1.0], [2, 3], samples, schedule, data_seed=7, **kw), tmp_path,
+        monkeypatch, st.LR_SWEEP_NAMESPACE,
+        fresh=lambda **kw: st.sgd_lr_sweep(T, 5, [0.5, 1.0], [2, 3], moved, schedule, data_seed=7, **kw))
+    assert_dataclasses_equal(cached, plain)
+    assert_dataclasses_equal(hit, plain)
+    assert not torch.equal(other.W, plain.W)
+
+
+def test_mlp_lr_sweep_cached_equals_uncached_and_the_rerun_is_a_hit(tmp_path, monkeypatch, no_runner):
+    from lmcnb import stability as st
+    from lmcnb import train
+    from lmcnb.data import Split
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    tr, ev = Split(x, y), Split(x[:32], y[:32])
+    cfg = train.TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.0)
+    lam = torch.linspace(0, 1, 5)
+    plain, cached, hit, other = cached_twice(
+        lambda **kw: st.mlp_lr_sweep(tr, 8, [0.05, 0.5], 1, cfg, ev, lam, **kw), tmp_path, monkeypatch,
+        st.LR_SWEEP_NAMESPACE,
+        fresh=lambda **kw: st.mlp_lr_sweep(tr, 8, [0.05, 0.5], 1, train.TrainConfig(
+            epochs=2, batch_size=16, lr=0.1, momentum=0.5), ev, lam, **kw))  # the config is in the key
+    assert_dataclasses_equal(cached, plain)
+    assert_dataclasses_equal(hit, plain)
+    assert not torch.equal(other.identity, plain.identity)
+
+
+@pytest.mark.parametrize("name", ["sgd_barrier_sweep", "finite_sample_sweep"])
+def test_sgd_sweeps_of_chapter3_cached_equal_uncached(tmp_path, monkeypatch, no_runner, name):
+    from lmcnb import rates
+
+    fn = getattr(rates, name)
+    cfg = ts.TeacherStudent(d=4, M=2, n_lambdas=5)
+    sch = ts.SGD(c=0.5, batch_size=8, epochs=2)
+    plain, cached, hit, other = cached_twice(
+        lambda **kw: fn(cfg, [4, 6], 1, sch, n_samples=32, **kw), tmp_path, monkeypatch, rates.SGD_SWEEP_NAMESPACE,
+        fresh=lambda **kw: fn(cfg, [4, 6], 1, sch, n_samples=32, data_seed=1, **kw))
+    if name == "sgd_barrier_sweep":
+        assert_tables_equal(cached, plain)
+        assert_tables_equal(hit, plain)
+        assert not torch.equal(other.perm, plain.perm)
+    else:
+        assert_dataclasses_equal(cached, plain)
+        assert_dataclasses_equal(hit, plain)
+        assert not torch.equal(other.training.perm, plain.training.perm)
