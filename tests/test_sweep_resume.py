@@ -390,3 +390,52 @@ def test_sgd_sweeps_of_chapter3_cached_equal_uncached(tmp_path, monkeypatch, no_
         assert_dataclasses_equal(cached, plain)
         assert_dataclasses_equal(hit, plain)
         assert not torch.equal(other.training.perm, plain.training.perm)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapter 1's width sweep: one configuration per width
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_chapter1_width_barriers_cached_equal_uncached_and_reruns_are_hits(tmp_path, monkeypatch, no_runner):
+    import numpy as np
+
+    from lmcnb import matching, merge, train
+    from lmcnb.experiments import mlp_widths
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 6, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
+    xe, ye = x[:48], y[:48]
+    cfg = train.TrainConfig(epochs=2, batch_size=16, lr=0.05, momentum=0.9)
+    lam = torch.linspace(0, 1, 5)
+    args = (x, y, xe, ye, cfg, lam, [4, 8, 12], 2, 2)
+
+    # the notebook's former loop, written out: the reference
+    def old(width):
+        seeds = [0, 1, 2, 3]
+        nets, _ = train.train_mlps(train.init_mlps((6, width, width, 3), 4, seeds), x, y, cfg, seeds=seeds)
+        out = []
+        for a, b in zip(nets[::2], nets[1::2]):
+            got = merge.compare(merge.Pair(a, b), {"identity": matching.IdentityMatching(),
+                                                   "matched": matching.WeightMatching(seed=0)},
+                                lam, merge.Empirical(xe, ye)).outcomes
+            out.append((got["identity"].barrier, got["matched"].barrier))
+        return np.median(np.array(out), axis=0)
+
+    reference = np.array([old(w) for w in [4, 8, 12]])
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    plain = mlp_widths.width_barriers(*args)
+    assert plain.shape == (3, 2) and np.array_equal(plain, reference)
+    cached = mlp_widths.width_barriers(*args, cache_dir=tmp_path / "c")
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        hit = mlp_widths.width_barriers(*args, cache_dir=tmp_path / "c", executor=ex)
+    assert np.array_equal(cached, reference) and np.array_equal(hit, reference)
+    # the data's content is in the key: other labels are computed afresh and differ
+    other = mlp_widths.width_barriers(x, 2 - y, xe, 2 - ye, *args[4:], cache_dir=tmp_path / "c")
+    assert not np.array_equal(other, reference)
+    assert sweep_records(log, mlp_widths.WIDTH_NAMESPACE) == [
+        (3, 0, 3, False, "serial"), (3, 0, 3, True, "serial"), (3, 3, 0, True, "ThreadPoolExecutor"),
+        (3, 0, 3, True, "serial")]
+    with pytest.raises(TypeError, match="widths"):
+        mlp_widths.width_barriers(x, y, xe, ye, cfg, lam, 4, 2, 2)

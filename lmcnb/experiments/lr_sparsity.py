@@ -337,8 +337,8 @@ def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence
     T = check_tensor("T", T, ndim=2, dtype=F64)
     _check_schedule(schedule, ts.GD, "GD(steps=20_000, tol=1e-10, check_every=100)")
     init_scale = check_real("init_scale", init_scale, 0.0, low_open=True)
-    key = {"sweep": "gd", "teacher": _digest(T), "m": m, "cs": c.tolist(), "seeds": seeds,
-           "schedule": _schedule_key(schedule), "init_scale": init_scale}
+    key = {"sweep": "gd", "teacher": _sweep.tensor_digest(T), "m": m, "cs": c.tolist(), "seeds": seeds,
+           "schedule": _sweep.dataclass_key(schedule), "init_scale": init_scale}
     return _cached_lr_sweep(functools.partial(_gd_lr_sweep, T, m, c, seeds, schedule, init_scale), key, T.device,
                             cache_dir, executor)
 
@@ -389,8 +389,9 @@ def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequenc
     data_seed = check_int("data_seed", data_seed, 0)
     if not isinstance(samples, Split):
         raise TypeError(f"samples must be an lmcnb.data.Split (x, y), got {type(samples).__name__}")
-    key = {"sweep": "sgd", "teacher": _digest(T), "m": m, "cs": c.tolist(), "seeds": seeds,
-           "samples": [_digest(samples.x), _digest(samples.y)], "schedule": _schedule_key(schedule),
+    key = {"sweep": "sgd", "teacher": _sweep.tensor_digest(T), "m": m, "cs": c.tolist(), "seeds": seeds,
+           "samples": [_sweep.tensor_digest(samples.x), _sweep.tensor_digest(samples.y)],
+           "schedule": _sweep.dataclass_key(schedule),
            "data_seed": data_seed, "init_scale": init_scale}
     return _cached_lr_sweep(functools.partial(_sgd_lr_sweep, T, m, c, seeds, samples, schedule, data_seed,
                                               init_scale), key, T.device, cache_dir, executor)
@@ -411,24 +412,7 @@ def _sgd_lr_sweep(T: Tensor, m: int, c: Tensor, seeds: list[int], samples: Split
 LR_SWEEP_NAMESPACE = "ch04-lr-sweep-v1"
 
 
-def _digest(t: Tensor) -> str:
-    """Content key of a tensor: dtype, shape and the SHA-256 of its bytes (on the CPU), e.g. a teacher or samples."""
-    flat = t.detach().to("cpu").contiguous().reshape(-1)
-    return f"{flat.dtype}{list(t.shape)}:" + hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
-
-
-def _schedule_key(schedule: object) -> dict[str, Any]:
-    """A schedule dataclass (:class:`lmcnb.teacher_student.GD` / ``SGD``, a ``TrainConfig``) as JSON: its type and
-    fields, a tensor field by :func:`_digest`."""
-    out: dict[str, Any] = {"type": type(schedule).__name__}
-    for f in fields(schedule):
-        v = getattr(schedule, f.name)
-        out[f.name] = _digest(v) if isinstance(v, Tensor) else v if v is None or isinstance(v, (bool, int, float,
-                                                                                                 str)) else repr(v)
-    return out
-
-
-def _run_and_store(compute: Callable[[], Any], **key: Any) -> dict[str, Any]:
+def _run_and_store(compute: Callable[[], Any], /, **key: Any) -> dict[str, Any]:
     """The unit of work of the cached sweeps: ``compute()`` (a partial of a module-level function, picklable)
     as a dict of its dataclass fields, tensors moved to the CPU (what the sweep cache stores). ``key`` is the
     configuration; it only names the result."""
@@ -868,10 +852,11 @@ def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, con
     P = check_int("pairs", pairs, 1)
     width = check_int("width", width, 1)
     seed = check_int("seed", seed, 0)
-    key = {"sweep": "mlp", "train": [_digest(train.x), _digest(train.y)],
-           "evaluation": [_digest(evaluation.x), _digest(evaluation.y)], "width": width, "lrs": lr_t.tolist(),
-           "pairs": P, "config": _schedule_key(config) if hasattr(config, "__dataclass_fields__") else repr(config),
-           "lambdas": _digest(torch.as_tensor(lambdas)), "seed": seed}
+    digest = _sweep.tensor_digest
+    key = {"sweep": "mlp", "train": [digest(train.x), digest(train.y)],
+           "evaluation": [digest(evaluation.x), digest(evaluation.y)], "width": width, "lrs": lr_t.tolist(),
+           "pairs": P, "config": _sweep.dataclass_key(config),
+           "lambdas": _sweep.tensor_digest(torch.as_tensor(lambdas)), "seed": seed}
     cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
     [(_, stored)] = _sweep.run_grid(
         functools.partial(_run_and_store, functools.partial(_mlp_lr_sweep, train, width, lr_t, P, config, evaluation,

@@ -91,7 +91,7 @@ from . import profiles, runlog
 from .._validate import check_bool
 
 __all__ = ["RUNNER", "CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
-           "expand_grid", "parse_engine", "run_grid", "runner_settings"]
+           "dataclass_key", "expand_grid", "parse_engine", "run_grid", "runner_settings", "tensor_digest"]
 
 MAGIC = b"LMCNBSW1"
 _HEADER = struct.Struct("<8s32sQ")  # magic, sha256(payload), len(payload)
@@ -186,6 +186,40 @@ def expand_grid(grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]]) -> li
                 raise TypeError(f"grid[{i}] must be a configuration dict, got {type(config).__name__}")
         return list(grid)
     raise TypeError(f"grid must be a list of dicts or a dict of lists, got {type(grid).__name__}")
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """Content key of a tensor for a configuration: ``"<dtype>[<shape>]:<SHA-256 of its bytes>"`` (read on the
+    CPU), e.g. a teacher, a training set or a λ grid that a sweep's function receives bound (``functools.partial``)
+    rather than in its JSON configuration. Equal for equal contents on any device; any changed entry, dtype or
+    shape changes it."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"tensor_digest needs a torch.Tensor, got {type(t).__name__}")
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    digest = hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
+    return f"{str(flat.dtype).removeprefix('torch.')}{list(t.shape)}:{digest}"
+
+
+def dataclass_key(obj: Any) -> dict[str, Any] | str:
+    """A configuration object as JSON for a sweep key: a dataclass as ``{"type": its class name, field: value}``
+    (a tensor field by :func:`tensor_digest`, a nested dataclass recursively, any other non-JSON value by its
+    ``repr``); anything else by its ``repr``. Two schedules with equal fields share a key."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return repr(obj)
+    out: dict[str, Any] = {"type": type(obj).__name__}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, torch.Tensor):
+            out[f.name] = tensor_digest(v)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out[f.name] = dataclass_key(v)
+        elif v is None or isinstance(v, (bool, int, str)) or (isinstance(v, float) and math.isfinite(v)):
+            out[f.name] = v
+        else:
+            out[f.name] = repr(v)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
