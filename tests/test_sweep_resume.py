@@ -439,3 +439,27 @@ def test_chapter1_width_barriers_cached_equal_uncached_and_reruns_are_hits(tmp_p
         (3, 0, 3, True, "serial")]
     with pytest.raises(TypeError, match="widths"):
         mlp_widths.width_barriers(x, y, xe, ye, cfg, lam, 4, 2, 2)
+
+
+def test_tensor_digest_and_dataclass_key_are_content_keys():
+    from lmcnb import train
+
+    t = torch.arange(6, dtype=torch.float64).reshape(2, 3)
+    d = sweep.tensor_digest(t)
+    assert d.startswith("float64[2, 3]:") and d == sweep.tensor_digest(t.clone())
+    assert d == sweep.tensor_digest(t.T.contiguous().T)  # layout does not matter, content does
+    assert d != sweep.tensor_digest(t.reshape(3, 2))  # shape
+    assert d != sweep.tensor_digest(t.float())  # dtype
+    bumped = t.clone()
+    bumped[1, 2] += 1e-12
+    assert d != sweep.tensor_digest(bumped)  # any entry
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        sweep.tensor_digest([1.0])
+    key = sweep.dataclass_key(train.TrainConfig(epochs=2, lr=0.1))
+    assert key["type"] == "TrainConfig" and key["lr"] == 0.1 and key["epochs"] == 2
+    assert key != sweep.dataclass_key(train.TrainConfig(epochs=2, lr=0.2))
+    assert sweep.config_key({"k": key}) == sweep.config_key({"k": sweep.dataclass_key(train.TrainConfig(epochs=2,
+                                                                                                       lr=0.1))})
+    gd = sweep.dataclass_key(ts.GD(c=torch.tensor([1.0, 2.0], dtype=torch.float64), steps=3))
+    assert gd["c"] == sweep.tensor_digest(torch.tensor([1.0, 2.0], dtype=torch.float64)) and gd["steps"] == 3
+    assert sweep.dataclass_key("plain") == "'plain'"
