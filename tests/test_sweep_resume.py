@@ -463,3 +463,56 @@ def test_tensor_digest_and_dataclass_key_are_content_keys():
     gd = sweep.dataclass_key(ts.GD(c=torch.tensor([1.0, 2.0], dtype=torch.float64), steps=3))
     assert gd["c"] == sweep.tensor_digest(torch.tensor([1.0, 2.0], dtype=torch.float64)) and gd["steps"] == 3
     assert sweep.dataclass_key("plain") == "'plain'"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chapter 5a's SGD pair trajectories: one configuration per call, the generator's state carried through
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_sgd_pair_trajectory_cached_equals_uncached_and_leaves_the_generator_in_the_same_state(
+        tmp_path, monkeypatch, no_runner):
+    import numpy as np
+
+    from lmcnb import meanfield
+    from lmcnb.experiments import ot_rates
+
+    def setup():
+        g = torch.Generator().manual_seed(0)
+        teacher = meanfield.tanh_teacher(2, [1.0, -0.5], g)
+        x = torch.randn(64, 2, generator=g, dtype=torch.float64)
+        theta = meanfield.init_neurons((2, 2), 8, 2, g, b_std=0.5)
+        return g, teacher, x, theta
+
+    def run(**kw):
+        g, teacher, x, theta = setup()
+        traj = ot_rates.sgd_pair_trajectory(theta, teacher, x, 40, 0.5, 8, g, 2, **kw)
+        return traj, torch.randn(3, generator=g)  # what the caller draws next
+
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    (plain, after), (cached, after_c) = run(cache_dir=None), run(cache_dir=tmp_path / "c")
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        hit, after_h = run(cache_dir=tmp_path / "c", executor=ex)
+    # the reference: the computation itself on the caller's generator (no run_grid round trip)
+    g, teacher, x, theta = setup()
+    ref = ot_rates._sgd_pair_trajectory(theta, teacher, x, 40, 0.5, 8, g, 2, "tanh")
+    ref_after = torch.randn(3, generator=g)
+    for got, nxt in ((plain, after), (cached, after_c), (hit, after_h)):
+        for f in fields(ref):
+            a, b = getattr(got, f.name), getattr(ref, f.name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+        assert torch.equal(nxt, ref_after), "the generator must end where the SGD left it, cache hit or not"
+    assert sweep_records(log, ot_rates.TRAJECTORY_NAMESPACE) == [
+        (1, 0, 1, False, "serial"), (1, 0, 1, True, "serial"), (1, 1, 0, True, "ThreadPoolExecutor")]
+    # the generator's state is in the key: a different state is computed afresh and differs
+    g, teacher, x, theta = setup()
+    torch.randn(1, generator=g)
+    moved = ot_rates.sgd_pair_trajectory(theta, teacher, x, 40, 0.5, 8, g, 2, cache_dir=tmp_path / "c")
+    assert sweep_records(log, ot_rates.TRAJECTORY_NAMESPACE)[-1] == (1, 0, 1, True, "serial")
+    assert not np.array_equal(moved.w2, ref.w2)
+    # a plain callable cannot be keyed: computed here (runner default), refused with an explicit cache
+    g, teacher, x, theta = setup()
+    plain_fn = ot_rates.sgd_pair_trajectory(theta, lambda z: teacher(z), x, 40, 0.5, 8, g, 2)
+    assert np.array_equal(plain_fn.w2, ref.w2)
+    with pytest.raises(TypeError, match="dataclass target"):
+        ot_rates.sgd_pair_trajectory(theta, lambda z: teacher(z), x, 40, 0.5, 8, g, 2, cache_dir=tmp_path / "c")

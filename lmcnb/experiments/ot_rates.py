@@ -19,15 +19,20 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._validate import RenamedKeys, check_bool, check_generator, check_int, check_real, check_tensor
 from .. import merge
+from ..infra import sweep as _sweep
 from ..barrier import linear_baseline
 from ..data import Split
 from ..diagnostics import approximate_dimension
@@ -484,7 +489,8 @@ _TRAJ_FIELDS = ("ot_barrier", "identity_barrier", "ot_error", "w2", "identity_di
 
 def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                         steps: int, lr: float, batch_size: int, generator: torch.Generator, checkpoints: int = 1,
-                        activation: str = "tanh") -> PairTrajectory:
+                        activation: str = "tanh", *, cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                        executor: Any = _sweep.RUNNER) -> PairTrajectory:
     """Train ``P`` pairs of mean-field networks by independent online SGD and measure them along the way.
 
     Each network follows :func:`lmcnb.meanfield.sgd` (its own fresh inputs at every step); after every
@@ -500,6 +506,15 @@ def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], to
             ``T = lr · steps`` in the mean-field time.
         generator: the only source of randomness (SGD inputs). checkpoints: ``K ≥ 1`` equally spaced
             measurements, the last one after all ``steps``. activation: ``"tanh"`` or ``"relu"``.
+        cache_dir, executor: the call is one configuration of :func:`lmcnb.infra.sweep.run_grid`
+            (:data:`TRAJECTORY_NAMESPACE`; keyed by the contents of ``theta``, ``x``, ``target``'s fields, the
+            recipe and the generator's state), so a chapter that calls it per width resumes from ``cache_dir``;
+            ``generator`` ends in the state the SGD leaves it in, cache hit or not, so later draws from it are the
+            same. Both default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+            ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here.
+            Only a dataclass ``target`` (e.g. :func:`lmcnb.meanfield.tanh_teacher`) on a CPU generator can be
+            keyed: with any other the trajectory is computed here without a cache (an explicit ``cache_dir``
+            or ``executor`` then raises ``TypeError``).
 
     Returns:
         :class:`PairTrajectory` with ``steps = (steps/K, 2 steps/K, …, steps)``.
@@ -512,6 +527,49 @@ def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], to
         raise ValueError(f"steps = {steps} must be a multiple of checkpoints = {checkpoints}")
     check_generator("generator", generator)
     x = check_tensor("x", x, ndim=2)
+    if not callable(target):
+        raise TypeError(f"target must be callable x (n, d) -> y (n,), got {type(target).__name__}")
+    lr, batch_size = check_real("lr", lr, 0.0, low_open=True), check_int("batch_size", batch_size, 1)
+    keyable = dataclasses.is_dataclass(target) and not isinstance(target, type) and generator.device.type == "cpu"
+    explicit = cache_dir is not _sweep.RUNNER or executor is not _sweep.RUNNER
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    if not keyable:
+        if explicit and (cache_dir is not None or executor is not None):
+            raise TypeError("sgd_pair_trajectory can cache or send to an executor only a dataclass target (e.g. "
+                            "meanfield.tanh_teacher) with a CPU generator; pass cache_dir=None, executor=None")
+        return _sgd_pair_trajectory(theta, target, x, steps, lr, batch_size, generator, checkpoints, activation)
+    digest = _sweep.tensor_digest
+    key = {"theta": digest(theta), "target": _sweep.dataclass_key(target), "x": digest(x), "steps": steps,
+           "lr": lr, "batch_size": batch_size, "generator": digest(generator.get_state()),
+           "checkpoints": checkpoints, "activation": activation}
+    fn = functools.partial(_trajectory_unit, theta, target, x, generator.get_state())
+    [(_, stored)] = _sweep.run_grid(fn, [key], cache_dir=cache_dir, namespace=TRAJECTORY_NAMESPACE, progress=False,
+                                    executor=executor)
+    generator.set_state(stored["generator"])
+    return PairTrajectory(**{f: stored[f].numpy() for f in ("steps", *_TRAJ_FIELDS)})
+
+
+#: Key namespace of :func:`sgd_pair_trajectory`'s sweep cache; change the version whenever what it computes changes.
+TRAJECTORY_NAMESPACE = "ch05a-sgd-pair-trajectory-v1"
+
+
+def _trajectory_unit(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                     state: torch.Tensor, /, *, steps: int, lr: float, batch_size: int, checkpoints: int,
+                     activation: str, **content: Any) -> dict[str, torch.Tensor]:
+    """One configuration of :func:`sgd_pair_trajectory`: the run on a CPU generator in ``state``; returns the
+    trajectory's arrays as CPU tensors and the generator's final ``state`` (module level, picklable)."""
+    g = torch.Generator()
+    g.set_state(state)
+    traj = _sgd_pair_trajectory(theta, target, x, steps, lr, batch_size, g, checkpoints, activation)
+    return {"generator": g.get_state(),
+            **{f.name: torch.from_numpy(np.ascontiguousarray(getattr(traj, f.name)))
+               for f in dataclasses.fields(traj)}}
+
+
+def _sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                         steps: int, lr: float, batch_size: int, generator: torch.Generator, checkpoints: int,
+                         activation: str) -> PairTrajectory:
+    """The computation of :func:`sgd_pair_trajectory` (arguments validated)."""
     y = target(x)
     chunk = steps // checkpoints
     ts = torch.linspace(0, 1, 11, dtype=torch.float64)  # the grid of mse_barrier and interpolation_error
