@@ -516,3 +516,44 @@ def test_sgd_pair_trajectory_cached_equals_uncached_and_leaves_the_generator_in_
     assert np.array_equal(plain_fn.w2, ref.w2)
     with pytest.raises(TypeError, match="dataclass target"):
         ot_rates.sgd_pair_trajectory(theta, lambda z: teacher(z), x, 40, 0.5, 8, g, 2, cache_dir=tmp_path / "c")
+
+
+@pytest.mark.parametrize("which", ["gaussian", "uniform", "subspace", "subsample"])
+def test_wasserstein_tables_cached_equal_uncached(tmp_path, monkeypatch, no_runner, which):
+    import numpy as np
+
+    from lmcnb.experiments import ot_rates
+
+    samplers = {"gaussian": ot_rates.gaussian_sampler(3), "uniform": ot_rates.uniform_sampler(3),
+                "subspace": ot_rates.subspace_sampler(4, 2, 0.1)}
+    cloud = torch.randn(40, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def call(seed=0, **kw):
+        if which == "subsample":
+            return ot_rates.subsample_wasserstein(cloud, [4, 8], 3, seed=seed, **kw)
+        return ot_rates.two_sample_wasserstein(samplers[which], [4, 8], 3, seed=seed, **kw)
+
+    # the computation itself (no run_grid round trip) is the reference
+    ref = (ot_rates._subsample_wasserstein(cloud, [4, 8], 3, 2.0, 0) if which == "subsample" else
+           ot_rates._two_sample_wasserstein(samplers[which], [4, 8], 3, 2.0, 0))
+    plain, cached, hit, other = cached_twice(lambda **kw: call(**kw), tmp_path, monkeypatch,
+                                             ot_rates.WASSERSTEIN_NAMESPACE, fresh=lambda **kw: call(seed=1, **kw))
+    for got in (plain, cached, hit):
+        assert got.dtype == np.float64 and got.shape == (2, 3) and np.array_equal(got, ref)
+    assert not np.array_equal(other, ref)
+
+
+def test_samplers_are_keyed_by_their_fields_and_plain_callables_are_not_cached(tmp_path, no_runner):
+    import numpy as np
+
+    from lmcnb.experiments import ot_rates
+
+    assert sweep.dataclass_key(ot_rates.gaussian_sampler(3)) != sweep.dataclass_key(ot_rates.gaussian_sampler(3, 2.0))
+    assert sweep.dataclass_key(ot_rates.subspace_sampler(4, 2, 0.1)) != \
+        sweep.dataclass_key(ot_rates.subspace_sampler(4, 2, 0.1, seed=1))  # another frame U
+    s = ot_rates.gaussian_sampler(3)
+    ref = ot_rates.two_sample_wasserstein(s, [4], 2, cache_dir=None)
+    assert np.array_equal(ot_rates.two_sample_wasserstein(lambda m, g: s(m, g), [4], 2), ref)  # computed here
+    with pytest.raises(TypeError, match="dataclass sampler"):
+        ot_rates.two_sample_wasserstein(lambda m, g: s(m, g), [4], 2, cache_dir=tmp_path)
+    assert pickle.loads(pickle.dumps(ot_rates.subspace_sampler(4, 2, 0.1))).U.shape == (4, 2)

@@ -41,7 +41,8 @@ from ..models import MLP
 from ..papers import meanfield
 from ..transport import cost_matrix, hungarian, is_permutation_plan, ot_plan, wasserstein
 
-__all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
+__all__ = ["GaussianSampler", "UniformSampler", "SubspaceSampler", "gaussian_sampler", "uniform_sampler",
+           "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
            "FIG2_SPACES", "matcher_barriers", "birkhoff_statistics", "identity_cost_ratio", "WidthNeeded", "width_needed", "LayerwiseErrors",
            "layerwise_errors", "subsample_wasserstein", "PairTrajectory", "sgd_pair_trajectory"]
 
@@ -57,20 +58,63 @@ def _check_sizes(ms: object) -> list[int]:
 # Empirical rates (Ferbach et al. §5: the m^{-1/d} engine, its lower bound and low-dimensional supports)
 # ----------------------------------------------------------------------------------------------------------
 
-def gaussian_sampler(d: int, scale: float = 1.0):
+@dataclass(frozen=True)
+class GaussianSampler:
+    """``sampler(m, g)``: ``m`` draws of ``N(0, scale² I_d)``, ``(m, d)`` float64 (:func:`gaussian_sampler`). A
+    dataclass, so a sweep can key it by its fields and send it to a worker."""
+
+    d: int
+    scale: float = 1.0
+
+    def __call__(self, m: int, g: torch.Generator) -> torch.Tensor:
+        return self.scale * torch.randn(m, self.d, generator=g, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class UniformSampler:
+    """``sampler(m, g)``: ``m`` draws of the uniform measure on ``[0, 1]^d`` (:func:`uniform_sampler`)."""
+
+    d: int
+
+    def __call__(self, m: int, g: torch.Generator) -> torch.Tensor:
+        return torch.rand(m, self.d, generator=g, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class SubspaceSampler:
+    """``sampler(m, g)``: ``m`` draws of ``U z + η ξ`` (:func:`subspace_sampler`); ``U`` ``(d, k)`` is the
+    orthonormal frame drawn from ``seed`` on construction."""
+
+    d: int
+    k: int
+    eta: float
+    seed: int = 0
+    U: torch.Tensor = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        frame = torch.randn(self.d, self.k, generator=torch.Generator().manual_seed(self.seed), dtype=torch.float64)
+        U, _ = torch.linalg.qr(frame)
+        object.__setattr__(self, "U", U)
+
+    def __call__(self, m: int, g: torch.Generator) -> torch.Tensor:
+        z = torch.randn(m, self.k, generator=g, dtype=torch.float64) @ self.U.T
+        return z + self.eta * torch.randn(m, self.d, generator=g, dtype=torch.float64) if self.eta > 0 else z
+
+
+def gaussian_sampler(d: int, scale: float = 1.0) -> GaussianSampler:
     """Sampler of ``N(0, scale² I_d)`` (a density on R^d: W_2 rate m^{-1/d} for d ≥ 5)."""
     d = check_int("d", d, 1)
     scale = check_real("scale", scale, 0.0, low_open=True)
-    return lambda m, g: scale * torch.randn(m, d, generator=g, dtype=torch.float64)
+    return GaussianSampler(d, scale)
 
 
-def uniform_sampler(d: int):
+def uniform_sampler(d: int) -> UniformSampler:
     """Sampler of the uniform measure on ``[0, 1]^d`` (a bounded density: the lower bound applies)."""
     d = check_int("d", d, 1)
-    return lambda m, g: torch.rand(m, d, generator=g, dtype=torch.float64)
+    return UniformSampler(d)
 
 
-def subspace_sampler(d: int, k: int, eta: float, seed: int = 0):
+def subspace_sampler(d: int, k: int, eta: float, seed: int = 0) -> SubspaceSampler:
     """Sampler of ``w = U z + η ξ``: ``U`` a fixed random orthonormal ``(d, k)`` frame, ``z ~ N(0, I_k)``,
     ``ξ ~ N(0, I_d)`` (Ferbach et al. Assumption 8 shape: a measure η-close to a k-dimensional subspace).
 
@@ -83,16 +127,37 @@ def subspace_sampler(d: int, k: int, eta: float, seed: int = 0):
         raise ValueError(f"k must be <= d, got k={k}, d={d}")
     eta = check_real("eta", eta, 0.0)
     seed = check_int("seed", seed, 0)
-    frame = torch.randn(d, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    U, _ = torch.linalg.qr(frame)
-
-    def sample(m: int, g: torch.Generator) -> torch.Tensor:
-        z = torch.randn(m, k, generator=g, dtype=torch.float64) @ U.T
-        return z + eta * torch.randn(m, d, generator=g, dtype=torch.float64) if eta > 0 else z
-    return sample
+    return SubspaceSampler(d, k, eta, seed)
 
 
-def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) -> np.ndarray:
+#: Key namespace of the sweep cache of :func:`two_sample_wasserstein` and :func:`subsample_wasserstein`.
+WASSERSTEIN_NAMESPACE = "ch05a-wasserstein-v1"
+
+
+def _wasserstein_unit(compute: Callable[[], np.ndarray], /, **key: Any) -> torch.Tensor:
+    """A cached Wasserstein table: ``compute()`` (a partial of a module-level function) as a CPU tensor."""
+    return torch.from_numpy(np.ascontiguousarray(compute()))
+
+
+def _cached_table(compute: Callable[[], np.ndarray], key: dict[str, Any] | None, cache_dir: Any,
+                  executor: Any) -> np.ndarray:
+    """``compute()`` as the one configuration ``key`` of :func:`lmcnb.infra.sweep.run_grid` (``key`` None: the
+    inputs cannot be keyed; computed here, an explicit cache or executor refused)."""
+    explicit = cache_dir is not _sweep.RUNNER or executor is not _sweep.RUNNER
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    if key is None:
+        if explicit and (cache_dir is not None or executor is not None):
+            raise TypeError("only a dataclass sampler (gaussian_sampler, uniform_sampler, subspace_sampler, or your "
+                            "own dataclass) can be cached or sent to an executor; pass cache_dir=None, executor=None")
+        return compute()
+    [(_, stored)] = _sweep.run_grid(functools.partial(_wasserstein_unit, compute), [key], cache_dir=cache_dir,
+                                    namespace=WASSERSTEIN_NAMESPACE, progress=False, executor=executor)
+    return stored.numpy()
+
+
+def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0, *,
+                           cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                           executor: Any = _sweep.RUNNER) -> np.ndarray:
     """``W_p(μ̂_m, ν̂_m)`` between two independent ``m``-point samples of the same measure, for each ``m``.
 
     Ferbach et al. bound the matched distance of two networks' neurons by this quantity
@@ -105,6 +170,12 @@ def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) 
         reps: independent repetitions per size (``≥ 1``).
         p: order ``≥ 1``.
         seed: seeds one ``torch.Generator`` for all draws (results are deterministic in it).
+        cache_dir, executor: the call is one configuration of :func:`lmcnb.infra.sweep.run_grid`
+            (:data:`WASSERSTEIN_NAMESPACE`, keyed by the sampler's fields and the arguments), so a chapter that
+            calls it per setting resumes from ``cache_dir``. Both default to the headless runner's settings
+            (:data:`lmcnb.infra.sweep.RUNNER`: ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick
+            profile); None: no cache / here. Only a dataclass sampler (the three above) can be keyed: any other
+            callable is computed here (an explicit ``cache_dir`` or ``executor`` then raises ``TypeError``).
 
     Returns:
         ``W`` ``(K, reps)`` float64 array.
@@ -114,7 +185,17 @@ def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) 
     ms = _check_sizes(ms)
     reps = check_int("reps", reps, 1)
     p = check_real("p", p, 1)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    seed = check_int("seed", seed, 0)
+    key = None
+    if dataclasses.is_dataclass(sampler) and not isinstance(sampler, type):
+        key = {"two_sample": _sweep.dataclass_key(sampler), "ms": ms, "reps": reps, "p": p, "seed": seed}
+    return _cached_table(functools.partial(_two_sample_wasserstein, sampler, ms, reps, p, seed), key, cache_dir,
+                         executor)
+
+
+def _two_sample_wasserstein(sampler, ms: list[int], reps: int, p: float, seed: int) -> np.ndarray:
+    """The computation of :func:`two_sample_wasserstein` (arguments validated)."""
+    g = torch.Generator().manual_seed(seed)
     out = np.empty((len(ms), reps))
     for i, m in enumerate(ms):
         for r in range(reps):
@@ -423,7 +504,9 @@ def identity_cost_ratio(X: torch.Tensor, Y: torch.Tensor, p: float = 2) -> float
 # Theorem 3.1: independently trained mean-field networks along their trajectory, and the i.i.d. reference
 # ----------------------------------------------------------------------------------------------------------
 
-def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed: int = 0) -> np.ndarray:
+def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed: int = 0, *,
+                          cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                          executor: Any = _sweep.RUNNER) -> np.ndarray:
     """``W_p`` between two *disjoint* uniformly random ``m``-point subsamples of one cloud, for each ``m``.
 
     When ``cloud`` holds ``n`` (nearly) i.i.d. draws of a measure ``ρ`` (e.g. the neurons of one very wide
@@ -435,6 +518,7 @@ def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed
         cloud: points ``(n, D)``. ms: subsample sizes ``(K,)``, each with ``2 m ≤ n``.
         reps: independent pairs of subsamples per size (``≥ 1``). p: order ``≥ 1``.
         seed: seeds the random subsets (deterministic in it).
+        cache_dir, executor: as in :func:`two_sample_wasserstein` (keyed by the cloud's content).
 
     Returns:
         ``W`` ``(K, reps)`` float64 array.
@@ -446,7 +530,16 @@ def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed
         raise ValueError(f"two disjoint subsamples of m = {max(ms)} need 2 m <= n points, cloud has n = {n}")
     reps = check_int("reps", reps, 1)
     p = check_real("p", p, 1)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    seed = check_int("seed", seed, 0)
+    key = {"subsample": _sweep.tensor_digest(cloud), "ms": ms, "reps": reps, "p": p, "seed": seed}
+    return _cached_table(functools.partial(_subsample_wasserstein, cloud, ms, reps, p, seed), key, cache_dir,
+                         executor)
+
+
+def _subsample_wasserstein(cloud: torch.Tensor, ms: list[int], reps: int, p: float, seed: int) -> np.ndarray:
+    """The computation of :func:`subsample_wasserstein` (arguments validated)."""
+    n = cloud.shape[0]
+    g = torch.Generator().manual_seed(seed)
     out = np.empty((len(ms), reps))
     for i, m in enumerate(ms):
         for r in range(reps):
