@@ -557,3 +557,37 @@ def test_samplers_are_keyed_by_their_fields_and_plain_callables_are_not_cached(t
     with pytest.raises(TypeError, match="dataclass sampler"):
         ot_rates.two_sample_wasserstein(lambda m, g: s(m, g), [4], 2, cache_dir=tmp_path)
     assert pickle.loads(pickle.dumps(ot_rates.subspace_sampler(4, 2, 0.1))).U.shape == (4, 2)
+
+
+def test_chapter5b_training_cached_equals_train_mlps_and_the_rerun_is_a_hit(tmp_path, monkeypatch, no_runner):
+    from lmcnb import train
+    from lmcnb.experiments import ot_rates
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    cfg = train.TrainConfig(epochs=2, batch_size=16, lr=0.1, momentum=0.9)
+    seeds = [0, 1, 2, 3]
+    lrs = [0.01, 0.01, 0.1, 0.1]
+
+    def inits():
+        return train.init_mlps((5, 6, 6, 2), 4, seeds, init="lecun_normal")
+
+    ref, ref_hist = train.train_mlps(inits(), x, y, cfg, seeds=seeds, lrs=lrs)
+
+    def call(rates=lrs, **kw):
+        return ot_rates.train_mlps_resumable(inits(), x, y, cfg, seeds=seeds, lrs=rates, **kw)
+
+    rng = torch.get_rng_state()
+    plain, cached, hit, other = cached_twice(call, tmp_path, monkeypatch, ot_rates.TRAINING_NAMESPACE,
+                                             fresh=lambda **kw: call(rates=[0.02, 0.02, 0.1, 0.1], **kw))
+    assert torch.equal(torch.get_rng_state(), rng), "rebuilding the networks must not draw from the global RNG"
+    for nets, hist in (plain, cached, hit):
+        assert len(nets) == 4 and torch.equal(hist.loss, ref_hist.loss) and torch.equal(hist.lr, ref_hist.lr)
+        for a, b in zip(nets, ref):
+            assert a.widths == b.widths and a.training == b.training
+            sa, sb = a.state_dict(), b.state_dict()
+            assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(other[0][0].state_dict()["layers.0.weight"], ref[0].state_dict()["layers.0.weight"])
+    with pytest.raises(TypeError, match="MLP"):
+        ot_rates.train_mlps_resumable([], x, y, cfg, seeds=[])

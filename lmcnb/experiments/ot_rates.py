@@ -683,3 +683,60 @@ def _sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], t
         rows["identity_distance"].append((a - b).pow(2).sum(-1).mean(-1).sqrt().numpy())
         rows["endpoint_mse"].append(mse.amax(-1).numpy())
     return PairTrajectory(np.arange(1, checkpoints + 1) * chunk, *(np.stack(rows[f]) for f in _TRAJ_FIELDS))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 5b's batched MNIST training, resumable
+# ----------------------------------------------------------------------------------------------------------
+
+#: Key namespace of :func:`train_mlps_resumable`'s sweep cache.
+TRAINING_NAMESPACE = "ch05b-train-mlps-v1"
+
+
+def _training_unit(models: list[MLP], x: torch.Tensor, y: torch.Tensor, config: Any, seeds: list[int],
+                   lrs: list[float] | None, /, **content: Any) -> dict[str, Any]:
+    """One configuration of :func:`train_mlps_resumable`: the batched run, as the trained models' architectures
+    and CPU state dicts and the history (module level, picklable)."""
+    from .. import train as training
+
+    nets, history = training.train_mlps(models, x, y, config, seeds=seeds, lrs=lrs)
+    return {"nets": [{"widths": list(n.widths), "bias": n.bias,
+                      "state": {k: v.detach().cpu() for k, v in n.state_dict().items()}} for n in nets],
+            "loss": history.loss.cpu(), "lr": history.lr.cpu()}
+
+
+def train_mlps_resumable(models: list[MLP], x: torch.Tensor, y: torch.Tensor, config: Any,
+                         seeds: list[int], lrs: list[float] | None = None, *,
+                         cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                         executor: Any = _sweep.RUNNER) -> tuple[list[MLP], Any]:
+    """:func:`lmcnb.train.train_mlps` ``(models, x, y, config, seeds=seeds, lrs=lrs)`` (one batched run of every
+    model) as one configuration of :func:`lmcnb.infra.sweep.run_grid` (:data:`TRAINING_NAMESPACE`, keyed by the
+    initial models' parameters, the data, ``config``'s fields, the seeds and the rates), so a paper run that
+    is interrupted after the training resumes without retraining.
+
+    Returns ``(nets, history)`` as :func:`lmcnb.train.train_mlps` does: the trained MLPs on ``x``'s device
+    (bit-identical parameters, from the cache or not) and its :class:`lmcnb.train.TrainHistory`. ``cache_dir``,
+    ``executor``: default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+    ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here."""
+    from .. import train as training
+
+    if not isinstance(models, (list, tuple)) or not all(isinstance(m, MLP) for m in models) or not models:
+        raise TypeError("models must be a non-empty list of lmcnb.models.MLP (e.g. train.init_mlps(...))")
+    seeds = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    rates = None if lrs is None else [check_real(f"lrs[{i}]", v, 0.0, low_open=True) for i, v in enumerate(lrs)]
+    digest = _sweep.tensor_digest
+    key = {"models": [{k: digest(v) for k, v in m.state_dict().items()} for m in models],
+           "data": [digest(x), digest(y)], "config": _sweep.dataclass_key(config), "seeds": seeds, "lrs": rates}
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    fn = functools.partial(_training_unit, list(models), x, y, config, seeds, None if lrs is None else list(lrs))
+    [(_, stored)] = _sweep.run_grid(fn, [key], cache_dir=cache_dir, namespace=TRAINING_NAMESPACE, progress=False,
+                                    executor=executor)
+    nets = []
+    for spec in stored["nets"]:
+        w = spec["widths"]
+        with torch.device("meta"):  # no draw from torch's global RNG (as lmcnb.train.unstack)
+            net = MLP(w[0], w[1:-1], w[-1], bias=spec["bias"], dtype=next(iter(spec["state"].values())).dtype)
+        net = net.to_empty(device=x.device)
+        net.load_state_dict(spec["state"])
+        nets.append(net)
+    return nets, training.TrainHistory(loss=stored["loss"], lr=stored["lr"])
