@@ -591,3 +591,20 @@ def test_chapter5b_training_cached_equals_train_mlps_and_the_rerun_is_a_hit(tmp_
     assert not torch.equal(other[0][0].state_dict()["layers.0.weight"], ref[0].state_dict()["layers.0.weight"])
     with pytest.raises(TypeError, match="MLP"):
         ot_rates.train_mlps_resumable([], x, y, cfg, seeds=[])
+
+
+def test_barrier_sweep_on_a_dask_local_cluster_of_processes(reference, tmp_path, monkeypatch, no_runner):
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 3}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None, silence_logs=40) as lc, distributed.Client(lc) as client:
+            ex = client.get_executor()
+            tab = TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=tmp_path / "cache", executor=ex)
+            again = TOY.barrier_sweep(WIDTHS, 2, first_seed=3, cache_dir=tmp_path / "cache", executor=ex)
+    assert_tables_equal(tab, reference)
+    assert_tables_equal(again, reference)
+    records = sweep_records(log, experiment.BARRIER_SWEEP_NAMESPACE)
+    assert [r[:4] for r in records] == [(4, 0, 4, True), (4, 4, 0, True)]
