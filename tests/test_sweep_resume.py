@@ -608,3 +608,47 @@ def test_barrier_sweep_on_a_dask_local_cluster_of_processes(reference, tmp_path,
     assert_tables_equal(again, reference)
     records = sweep_records(log, experiment.BARRIER_SWEEP_NAMESPACE)
     assert [r[:4] for r in records] == [(4, 0, 4, True), (4, 4, 0, True)]
+
+
+@pytest.mark.parametrize("match_data", [False, True])
+def test_chapter5b_init_pair_errors_equal_the_loop_and_cache(tmp_path, monkeypatch, no_runner, match_data):
+    import numpy as np
+
+    from lmcnb import matching, train
+    from lmcnb.experiments import ot_rates
+
+    matchers = {"OT": matching.OTMatching(), "identity": matching.IdentityMatching()}
+    depth = 2 if match_data else 1
+    ref = []  # the notebook's former loop
+    for m in [4, 8]:
+        row = []
+        for s in range(2):
+            a, b = train.init_mlps((2, *([m] * depth), 1), 2, [50 + 2 * s, 51 + 2 * s], bias=False,
+                                   init="kaiming_normal", dtype=torch.float64)
+            g = torch.Generator().manual_seed(s)
+            x = torch.randn(30, 2, generator=g, dtype=torch.float64)
+            xm = torch.randn(30, 2, generator=g, dtype=torch.float64)
+            row.append({k: ot_rates.layerwise_errors(a, matching.align(a, b, mt, xm if match_data else None)[0], x)
+                        for k, mt in matchers.items()})
+        ref.append(row)
+
+    def call(seed_base=50, **kw):
+        return ot_rates.init_pair_errors(2, depth, [4, 8], 2, matchers, n_x=30, seed_base=seed_base,
+                                         match_data=match_data, **kw)
+
+    log = tmp_path / "log"
+    monkeypatch.setenv(runlog.ENV, str(log))
+    outs = [call(), call(cache_dir=tmp_path / "c"), call(cache_dir=tmp_path / "c")]
+    for out in outs:
+        for row, ref_row in zip(out, ref, strict=True):
+            for lays, ref_lays in zip(row, ref_row, strict=True):
+                for k in matchers:
+                    for f in fields(ref_lays[k]):
+                        got, want = getattr(lays[k], f.name), getattr(ref_lays[k], f.name)
+                        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), f.name
+    other = call(seed_base=60, cache_dir=tmp_path / "c")
+    assert not np.array_equal(other[0][0]["OT"].error, ref[0][0]["OT"].error)
+    assert sweep_records(log, ot_rates.INIT_ERRORS_NAMESPACE) == [
+        (2, 0, 2, False, "serial"), (2, 0, 2, True, "serial"), (2, 2, 0, True, "serial"), (2, 0, 2, True, "serial")]
+    with pytest.raises(TypeError, match="matchers"):
+        ot_rates.init_pair_errors(2, 1, [4], 1, {}, n_x=4, seed_base=0)

@@ -740,3 +740,81 @@ def train_mlps_resumable(models: list[MLP], x: torch.Tensor, y: torch.Tensor, co
         net.load_state_dict(spec["state"])
         nets.append(net)
     return nets, training.TrainHistory(loss=stored["loss"], lr=stored["lr"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 5b's pairs at initialisation across widths, resumable
+# ----------------------------------------------------------------------------------------------------------
+
+#: Key namespace of :func:`init_pair_errors`'s sweep cache.
+INIT_ERRORS_NAMESPACE = "ch05b-init-pair-errors-v1"
+
+
+def init_pair_width(in_dim: int, depth: int, width: int, pairs: int, matchers: Mapping[str, Callable[..., object]],
+                    n_x: int, seed_base: int, match_data: bool) -> list[dict[str, LayerwiseErrors]]:
+    """One width of :func:`init_pair_errors`: for pair ``s < pairs`` the bias-free float64 MLPs
+    ``(in_dim, width × depth, 1)`` of seeds ``seed_base + 2s``, ``seed_base + 2s + 1`` at their Kaiming-normal
+    initialisation (:func:`lmcnb.train.init_mlps`), inputs ``x (n_x, in_dim)`` from ``manual_seed(s)`` (then, if
+    ``match_data``, the matching inputs, a second draw of that generator), and for every matcher the
+    :func:`layerwise_errors` of ``a`` and the aligned ``b`` (:func:`lmcnb.matching.align`) on ``x``."""
+    from .. import matching
+    from .. import train as training
+
+    out = []
+    for s in range(pairs):
+        a, b = training.init_mlps((in_dim, *([width] * depth), 1), 2, [seed_base + 2 * s, seed_base + 2 * s + 1],
+                                  bias=False, init="kaiming_normal", dtype=torch.float64)
+        g = torch.Generator().manual_seed(s)
+        x = torch.randn(n_x, in_dim, generator=g, dtype=torch.float64)
+        x_match = torch.randn(n_x, in_dim, generator=g, dtype=torch.float64) if match_data else None
+        row = {}
+        for k, mt in matchers.items():
+            b_k = matching.align(a, b, mt, x_match)[0] if match_data else matching.align(a, b, mt)[0]
+            row[k] = layerwise_errors(a, b_k, x)
+        out.append(row)
+    return out
+
+
+def _init_errors_unit(matchers: dict[str, Callable[..., object]], /, *, in_dim: int, depth: int, width: int,
+                      pairs: int, n_x: int, seed_base: int, match_data: bool,
+                      **content: Any) -> list[dict[str, dict[str, torch.Tensor]]]:
+    """:func:`init_pair_width` as a sweep configuration: every :class:`LayerwiseErrors` as CPU tensors."""
+    rows = init_pair_width(in_dim, depth, width, pairs, matchers, n_x, seed_base, match_data)
+    return [{k: {f.name: torch.from_numpy(np.ascontiguousarray(getattr(v, f.name))) for f in dataclasses.fields(v)}
+             for k, v in row.items()} for row in rows]
+
+
+def init_pair_errors(in_dim: int, depth: int, widths, pairs: int, matchers: Mapping[str, Callable[..., object]], *,
+                     n_x: int, seed_base: int, match_data: bool = False,
+                     cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER,
+                     progress: bool = True) -> list[list[dict[str, LayerwiseErrors]]]:
+    """Chapter 5b's pairs at initialisation: ``[width][pair][matcher name] -> LayerwiseErrors`` for every width
+    (:func:`init_pair_width`), one configuration of :func:`lmcnb.infra.sweep.run_grid` per width
+    (:data:`INIT_ERRORS_NAMESPACE`; the key holds the arguments and the matchers' fields), so an interrupted
+    paper run resumes with the missing widths.
+
+    Args:
+        in_dim: input dimension ``m0``. depth: hidden layers. widths: hidden widths. pairs: pairs per width.
+        matchers: name -> matcher (dataclasses such as :class:`lmcnb.matching.OTMatching`).
+        n_x: inputs per pair. seed_base: pair ``s`` uses seeds ``seed_base + 2s``, ``seed_base + 2s + 1``.
+        match_data: give the matchers their own inputs (a second draw of the pair's generator).
+        cache_dir, executor: default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+            ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here.
+        progress: a progress bar over the widths in the paper profile (never in quick).
+    """
+    in_dim, depth, pairs = check_int("in_dim", in_dim, 1), check_int("depth", depth, 1), check_int("pairs", pairs, 1)
+    n_x, seed_base = check_int("n_x", n_x, 1), check_int("seed_base", seed_base, 0)
+    ws = _check_sizes(widths)
+    check_bool("match_data", match_data)
+    check_bool("progress", progress)
+    if not isinstance(matchers, Mapping) or not matchers or not all(callable(m) for m in matchers.values()):
+        raise TypeError("matchers must be a non-empty mapping of names to matchers (e.g. matching.OTMatching())")
+    names = [str(k) for k in matchers]
+    grid = [{"in_dim": in_dim, "depth": depth, "width": w, "pairs": pairs, "n_x": n_x, "seed_base": seed_base,
+             "match_data": match_data, "matchers": {k: _sweep.dataclass_key(matchers[k]) for k in names}}
+            for w in ws]
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    rows = _sweep.run_grid(functools.partial(_init_errors_unit, dict(matchers)), grid, cache_dir=cache_dir,
+                           namespace=INIT_ERRORS_NAMESPACE, progress=progress, executor=executor)
+    return [[{k: LayerwiseErrors(**{f: t.numpy() for f, t in v.items()}) for k, v in row.items()} for row in pairs_]
+            for _, pairs_ in rows]
