@@ -298,9 +298,10 @@ def assert_dataclasses_equal(a, b) -> None:
             assert x == y, f.name
 
 
-def cached_twice(call, tmp_path, monkeypatch, namespace: str, *, fresh):
+def cached_twice(call, tmp_path, monkeypatch, namespace: str, *, fresh, direct: bool = False):
     """``call(cache_dir=..., executor=...)`` uncached, cached (a miss), cached again (a hit, on a thread pool) and
-    after ``fresh`` changes the call's content (a miss): the four results and the run log's records."""
+    after ``fresh`` changes the call's content (a miss): the four results, checking the run log's records
+    (``direct``: the uncached call bypasses run_grid, so it files none)."""
     log = tmp_path / "log"
     monkeypatch.setenv(runlog.ENV, str(log))
     cache = tmp_path / "cache"
@@ -309,8 +310,9 @@ def cached_twice(call, tmp_path, monkeypatch, namespace: str, *, fresh):
     with cf.ThreadPoolExecutor(max_workers=1) as ex:
         hit = call(cache_dir=cache, executor=ex)
     other = fresh(cache_dir=cache, executor=None)
-    assert sweep_records(log, namespace) == [(1, 0, 1, False, "serial"), (1, 0, 1, True, "serial"),
-                                             (1, 1, 0, True, "ThreadPoolExecutor"), (1, 0, 1, True, "serial")]
+    expected = [(1, 0, 1, False, "serial"), (1, 0, 1, True, "serial"), (1, 1, 0, True, "ThreadPoolExecutor"),
+                (1, 0, 1, True, "serial")]
+    assert sweep_records(log, namespace) == (expected[1:] if direct else expected)
     return plain, cached, hit, other
 
 
@@ -652,3 +654,38 @@ def test_chapter5b_init_pair_errors_equal_the_loop_and_cache(tmp_path, monkeypat
         (2, 0, 2, False, "serial"), (2, 0, 2, True, "serial"), (2, 2, 0, True, "serial"), (2, 0, 2, True, "serial")]
     with pytest.raises(TypeError, match="matchers"):
         ot_rates.init_pair_errors(2, 1, [4], 1, {}, n_x=4, seed_base=0)
+
+
+def test_chapter5b_matcher_barriers_cached_equal_direct(tmp_path, monkeypatch, no_runner):
+    import numpy as np
+
+    from lmcnb import matching, merge, train
+    from lmcnb.data import Split
+    from lmcnb.experiments import ot_rates
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 5, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    tr, val, te = Split(x[:40], y[:40]), Split(x[40:60], y[40:60]), Split(x[60:], y[60:])
+    nets, _ = train.train_mlps(train.init_mlps((5, 8, 8, 3), 2, [0, 1]), tr.x, tr.y,
+                               train.TrainConfig(epochs=2, batch_size=8, lr=0.05), seeds=[0, 1])
+    m3 = {"identity": matching.IdentityMatching(), "Euclidean WM": matching.OTMatching(),
+          "Σ-weighted WM": matching.CovarianceWeightedMatching(), "activation matching": matching.ActivationMatching()}
+    lam = torch.linspace(0, 1, 3)
+
+    def call(lambdas=lam, **kw):
+        return ot_rates.matcher_barriers(merge.Pair(*nets), m3, te, data=tr.x, lambdas=lambdas, calibration=val, **kw)
+
+    def same(r1, r2):
+        assert r1.keys() == r2.keys()
+        for k in r1:
+            assert type(r1[k]) is type(r2[k]) and np.array_equal(r1[k], r2[k]), k
+
+    ref = ot_rates._matcher_barriers(merge.Pair(*nets), m3, te, tr.x, lam, val, dict(ot_rates.FIG2_SPACES))
+    plain, cached, hit, other = cached_twice(call, tmp_path, monkeypatch, ot_rates.MATCHER_BARRIERS_NAMESPACE,
+                                             fresh=lambda **kw: call(lambdas=torch.linspace(0, 1, 5), **kw),
+                                             direct=True)
+    for r in (plain, cached, hit):
+        same(r, ref)
+    same(call(), ref)  # runner default without the runner: computed here directly
+    assert other.keys() == ref.keys()

@@ -263,7 +263,8 @@ FIG2_SPACES = {"Euclidean WM": "euclidean", "Σ-weighted WM": "covariance", "act
 
 def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., object]], evaluation: Split, *,
                      data: torch.Tensor, lambdas: torch.Tensor, calibration: Split | None = None,
-                     spaces: Mapping[str, str] | None = None) -> dict:
+                     spaces: Mapping[str, str] | None = None,
+                     cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER) -> dict:
     """One pair of Ferbach et al.'s Fig. 2 grid: every matcher's barriers and the dimension of its space.
 
     ``b`` is aligned to ``a`` by each matcher (on ``data``), the path ``θ_λ`` is evaluated on ``evaluation``
@@ -278,6 +279,12 @@ def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., obje
         calibration: held-out split for per-λ temperature calibration, or None (no calibrated metrics).
         spaces: matcher name → key of :func:`matching_dimensions` (default :data:`FIG2_SPACES`, matchers not in
             it get no dimension).
+        cache_dir, executor: with either set, the call is one configuration of :func:`lmcnb.infra.sweep.run_grid`
+            (:data:`MATCHER_BARRIERS_NAMESPACE`, keyed by the two networks' parameters, the matchers' fields,
+            the splits' and inputs' contents, ``lambdas`` and ``spaces``), so a chapter calling it per pair
+            resumes from ``cache_dir``. Both default to the headless runner's settings
+            (:data:`lmcnb.infra.sweep.RUNNER`: ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick
+            profile, where the row is computed here directly); None: no cache / here.
 
     Returns:
         ``{"acc", "loss"}`` (means over the two endpoints; with ``calibration`` also ``"cal"``, the calibrated
@@ -291,6 +298,42 @@ def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., obje
     unknown = set(spaces) - set(matchers)
     if unknown:
         raise ValueError(f"spaces name matchers that are not given: {sorted(unknown)}")
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    if cache_dir is None and executor is None:
+        return _matcher_barriers(pair, matchers, evaluation, data, lambdas, calibration, spaces)
+    digest = _sweep.tensor_digest
+    key = {"pair": [{k: digest(v) for k, v in m.state_dict().items()} for m in (pair.model_a, pair.model_b)],
+           "matchers": {str(k): _sweep.dataclass_key(m) for k, m in matchers.items()},
+           "evaluation": [digest(evaluation.x), digest(evaluation.y)], "data": digest(data),
+           "lambdas": digest(torch.as_tensor(lambdas)),
+           "calibration": None if calibration is None else [digest(calibration.x), digest(calibration.y)],
+           "spaces": {str(k): str(v) for k, v in spaces.items()}}
+    fn = functools.partial(_matcher_barriers_unit, pair, dict(matchers), evaluation, data, lambdas, calibration,
+                           spaces)
+    [(_, stored)] = _sweep.run_grid(fn, [key], cache_dir=cache_dir, namespace=MATCHER_BARRIERS_NAMESPACE,
+                                    progress=False, executor=executor)
+    return {(tuple(k) if isinstance(k, list) else k): (v.numpy() if isinstance(v, torch.Tensor) else v)
+            for k, v in stored}
+
+
+#: Key namespace of :func:`matcher_barriers`'s sweep cache.
+MATCHER_BARRIERS_NAMESPACE = "ch05b-matcher-barriers-v1"
+
+
+def _matcher_barriers_unit(pair: merge.Pair, matchers: dict, evaluation: Split, data: torch.Tensor,
+                           lambdas: torch.Tensor, calibration: Split | None, spaces: dict, /,
+                           **content: Any) -> list[tuple[Any, Any]]:
+    """:func:`matcher_barriers` as a sweep configuration: the row as ``(key, value)`` items with the arrays as
+    CPU tensors (what the cache stores; module level, picklable)."""
+    row = _matcher_barriers(pair, matchers, evaluation, data, lambdas, calibration, spaces)
+    return [(k, torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v)
+            for k, v in row.items()]
+
+
+def _matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., object]], evaluation: Split,
+                      data: torch.Tensor, lambdas: torch.Tensor, calibration: Split | None,
+                      spaces: dict[str, str]) -> dict:
+    """The computation of :func:`matcher_barriers` (arguments validated)."""
     repairs = [] if calibration is None else [merge.CalibrateTemperature(calibration)]
     res = merge.compare(pair, matchers, lambdas, merge.Empirical(evaluation.x, evaluation.y), data=data,
                         repairs=repairs)
