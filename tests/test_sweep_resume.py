@@ -689,3 +689,40 @@ def test_chapter5b_matcher_barriers_cached_equal_direct(tmp_path, monkeypatch, n
         same(r, ref)
     same(call(), ref)  # runner default without the runner: computed here directly
     assert other.keys() == ref.keys()
+
+
+def test_the_per_width_pipelines_show_a_progress_bar_in_paper_only_and_take_an_executor(tmp_path, capfd, no_runner):
+    pytest.importorskip("tqdm")
+    import numpy as np
+
+    from lmcnb import matching, profiles, train
+    from lmcnb.experiments import mlp_widths, ot_rates
+
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    cfg = train.TrainConfig(epochs=1, batch_size=8, lr=0.05)
+    lam = torch.linspace(0, 1, 3)
+    calls = {
+        experiment.MANIFOLD_SWEEP_NAMESPACE: lambda **kw: MANIFOLD.manifold_sweep([2, 3], 1, **kw).perm,
+        mlp_widths.WIDTH_NAMESPACE: lambda **kw: mlp_widths.width_barriers(x, y, x, y, cfg, lam, [2, 4], 1, 1, **kw),
+        ot_rates.INIT_ERRORS_NAMESPACE: lambda **kw: np.stack([
+            r["OT"].error for row in ot_rates.init_pair_errors(2, 1, [4, 8], 1, {"OT": matching.OTMatching()},
+                                                                 n_x=8, seed_base=0, **kw) for r in row]),
+    }
+    before = profiles._current
+    try:
+        profiles.setup(profile="paper", threads=torch.get_num_threads(), verbose=False)
+        capfd.readouterr()
+        for namespace, call in calls.items():
+            ref = call()
+            assert namespace in capfd.readouterr().err, namespace
+            quiet = call(progress=False)
+            assert capfd.readouterr().err == "", namespace
+            with cf.ThreadPoolExecutor(max_workers=2) as ex:
+                remote = call(progress=False, executor=ex)
+            for got in (quiet, remote):
+                assert np.array_equal(np.asarray(got), np.asarray(ref)), namespace
+            with pytest.raises(TypeError, match="progress"):
+                call(progress="yes")
+    finally:
+        profiles._current = before
