@@ -726,3 +726,90 @@ def test_the_per_width_pipelines_show_a_progress_bar_in_paper_only_and_take_an_e
                 call(progress="yes")
     finally:
         profiles._current = before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A chapter run by the headless runner (make paper), killed mid-sweep, rerun: the chapter's own call, without any
+# cache argument, resumes from the runner's cache ($LMCNB_CACHE_DIR, read through sweep.RUNNER)
+# ---------------------------------------------------------------------------------------------------------------
+
+CHAPTER_CELLS = [
+    "import os, time\nimport lmcnb\nfrom lmcnb import teacher_student as ts\n"
+    "from lmcnb.papers.teacher_student import experiment\nS = lmcnb.setup(seed=0)",
+    # instrumentation of the interrupted run only: the second group hangs after computing, before its file exists
+    "if os.environ.get('HANG_SECOND') == '1':\n"
+    "    real, done = experiment._barrier_group, []\n"
+    "    def hang(*a, **k):\n"
+    "        out = real(*a, **k)\n"
+    "        done.append(1)\n"
+    "        if len(done) == 2:\n"
+    "            time.sleep(600)\n"
+    "        return out\n"
+    "    experiment._barrier_group = hang\n"
+    "else:\n"
+    "    real = experiment._barrier_group\n"
+    "    def count(model, widths, seeds, **k):\n"
+    "        with open(os.environ['COUNTER_FILE'], 'a') as fh:\n"
+    "            fh.write(f'{widths}\\n')\n"
+    "        return real(model, widths, seeds, **k)\n"
+    "    experiment._barrier_group = count",
+    "model = ts.TeacherStudent(d=4, M=2, steps=300, tol=1e-6, n_lambdas=5)\n"
+    "tab = model.barrier_sweep([2, 20, 50, 120], 2, first_seed=3)  # no cache argument: the runner's\n"
+    "print(tab.perm.tolist(), tab.identity.tolist())",
+]
+
+
+def test_a_chapter_killed_mid_sweep_under_the_runner_resumes_losslessly(reference, tmp_path):
+    import json
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = new_notebook(cells=[new_code_cell(c) for c in CHAPTER_CELLS],
+                      metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}})
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"cell-{i:02d}"
+    nbformat.write(nb, book / "02_tiny.ipynb")
+    out, cache, counter = tmp_path / "out", tmp_path / "cache", tmp_path / "computed.txt"
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", sweep.CACHE_ENV, sweep.ENGINE_ENV)}
+    env.update(PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), COUNTER_FILE=str(counter),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(REPO / "tools" / "run_chapters.py"), "--profile", "quick", "--out", str(out),
+           "--cache", str(cache), str(book / "02_tiny.ipynb")]
+    runner = subprocess.Popen(cmd, env={**env, "HANG_SECOND": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(cache.glob("*.pt")):
+            assert runner.poll() is None, "the runner ended before the first cache file"
+            assert time.monotonic() < deadline, "no cache file within 300 s"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.killpg(runner.pid, signal.SIGKILL)  # the runner and its kernel: a lost Colab runtime
+        runner.wait(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert len(list(cache.glob("*.pt"))) == 1
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert counter.read_text().split("\n")[:-1] == ["[20]", "[50]", "[120]"], "only the missing groups computed"
+    entry = json.loads((out / "summary.json").read_text())["02_tiny"]
+    assert (entry["sweeps"], entry["cache_hits"], entry["cache_misses"]) == (1, 1, 3)
+    assert len(list(cache.glob("*.pt"))) == 4 and not list(cache.glob(".tmp-*"))
+    # an uninterrupted run of the same chapter in the same (pinned) kernel environment, with its own cache
+    whole = subprocess.run([*cmd[:4], "--out", str(tmp_path / "whole"), "--cache", str(tmp_path / "cache2"),
+                            cmd[-1]], env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    def printed(folder: Path) -> str:
+        return "".join(nbformat.read(folder / "02_tiny.ipynb", as_version=4).cells[2].outputs[0]["text"])
+
+    assert printed(out) == printed(tmp_path / "whole"), "the resumed chapter equals an uninterrupted run"
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())["02_tiny"]["cache_misses"] == 4
+    # the kernel's environment is pinned (tools/repro.env), this process's is not: equal up to float rounding
+    perm = [float(v) for v in printed(out).split("]")[0].strip("[").split(",")]
+    assert torch.allclose(torch.tensor(perm, dtype=torch.float64), reference.perm, rtol=1e-9, atol=1e-15)
