@@ -31,7 +31,6 @@ Groups of functions (all float64, all randomness from explicit seeds):
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
