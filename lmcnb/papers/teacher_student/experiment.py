@@ -1,9 +1,8 @@
 """The formal model of chapters 2–4 as one configuration (TeacherStudent) and its tables."""
 from __future__ import annotations
 
-import os
-
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
