@@ -21,8 +21,9 @@ For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_score
   chapter continues); the exit status is then 1 and the summary printed last lists every failed check (and
   every check whose negative control passed); in the quick profile a failed check stops the chapter, as in CI;
 - ``$LMCNB_CACHE_DIR`` is set to ``OUT/cache`` (or ``--cache``): sweeps that pass
-  ``cache_dir=lmcnb.sweep.default_cache_dir()`` store each configuration's result as soon as it is computed, so
-  rerunning the same command after an interruption recomputes only what is missing;
+  ``cache_dir=lmcnb.sweep.default_cache_dir()`` (chapters 6, 7), and the chapters' sweep pipelines whose
+  ``cache_dir`` defaults to ``lmcnb.sweep.RUNNER`` (chapters 1–5b), store each configuration's result as soon as it
+  is computed, so rerunning the same command after an interruption recomputes only what is missing;
 - before anything runs it prints each chapter's paper-profile **budget** (notebook metadata ``lmcnb.paper_estimate``,
   a text, and ``lmcnb.paper_gpu_minutes``, a number: GPU-minutes on one A100/H100-class GPU) and the total;
   ``--dry-run`` (``make paper DRY_RUN=1``) prints only that; a chapter without a number counts as "not estimated";

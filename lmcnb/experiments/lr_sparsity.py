@@ -30,9 +30,12 @@ Groups of functions (all float64, all randomness from explicit seeds):
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,6 +44,7 @@ from .. import diagnostics
 from ..data import Split
 from ..papers import teacher_student as ts
 from .._validate import check_choice, check_int, check_real, check_tensor, moved_keywords
+from ..infra import sweep as _sweep
 
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
@@ -298,7 +302,8 @@ _GD_SWEEP_KEYWORDS = {k: f"schedule=ts.GD({k}=…) (gd_lr_sweep's old defaults: 
 
 @moved_keywords(_GD_SWEEP_KEYWORDS)
 def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], schedule: ts.GD, *,
-                init_scale: float = 0.1) -> LRSweep:
+                init_scale: float = 0.1, cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                executor: Any = _sweep.RUNNER) -> LRSweep:
     """Full-batch GD on the exact population loss for every ``(c, seed)``, ``η = c/m``, in one batched run
     on ``T``'s device.
 
@@ -316,6 +321,11 @@ def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence
             ``threads``, …); its ``c`` is replaced by each ``c`` of ``cs``. The old keywords ``steps``, ``tol``
             (old default ``1e-10``), ``check_every`` (old default ``100``) and ``threads`` moved there.
         init_scale: initial row scale.
+        cache_dir, executor: the sweep is one configuration of :func:`lmcnb.infra.sweep.run_grid` (one width:
+            every ``(c, seed)`` in one batch, keyed by the teacher's and the schedule's content,
+            :data:`LR_SWEEP_NAMESPACE`), so a chapter calling it once per width resumes, width by width, from
+            ``cache_dir``. Both default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+            ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here.
 
     Returns:
         :class:`LRSweep` with ``W (C, S, m, d)``.
@@ -325,7 +335,16 @@ def gd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence
     seeds = _check_seeds(seeds)
     T = check_tensor("T", T, ndim=2, dtype=F64)
     _check_schedule(schedule, ts.GD, "GD(steps=20_000, tol=1e-10, check_every=100)")
-    W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
+    init_scale = check_real("init_scale", init_scale, 0.0, low_open=True)
+    key = {"sweep": "gd", "teacher": _sweep.tensor_digest(T), "m": m, "cs": c.tolist(), "seeds": seeds,
+           "schedule": _sweep.dataclass_key(schedule), "init_scale": init_scale}
+    return _cached_lr_sweep(functools.partial(_gd_lr_sweep, T, m, c, seeds, schedule, init_scale), key, T.device,
+                            cache_dir, executor)
+
+
+def _gd_lr_sweep(T: Tensor, m: int, c: Tensor, seeds: list[int], schedule: ts.GD, init_scale: float) -> LRSweep:
+    """The computation of :func:`gd_lr_sweep` (arguments validated)."""
+    W0 = _initial(m, T.shape[1], seeds, len(c), init_scale, T.device)
     per_model = replace(schedule, c=c.repeat_interleave(len(seeds)).to(T.device))
     if schedule.train_output:
         a0 = _initial_outputs(m, T.shape[1], seeds, len(c), init_scale, T.device)
@@ -344,7 +363,8 @@ _SGD_SWEEP_KEYWORDS = {
 
 @moved_keywords(_SGD_SWEEP_KEYWORDS)
 def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequence[int], samples: Split,
-                 schedule: ts.SGD, *, data_seed: int = 0, init_scale: float = 0.1) -> LRSweep:
+                 schedule: ts.SGD, *, data_seed: int = 0, init_scale: float = 0.1,
+                 cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER) -> LRSweep:
     """Minibatch SGD (:meth:`lmcnb.teacher_student.SGD.run`) on ``samples`` for every ``(c, seed)``, ``η = c/m``,
     same initialisations as :func:`gd_lr_sweep`; ``data_seed`` seeds the generator (on ``T``'s device) of the
     sample orders. ``final_loss`` is the empirical loss.
@@ -355,6 +375,7 @@ def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequenc
         schedule: the :class:`lmcnb.teacher_student.SGD` schedule (``batch_size``, ``epochs``, ``tol`` (old
             default ``1e-10``), ``threads``, …); its ``c`` is replaced by each ``c`` of ``cs``.
         data_seed: seed of the sample orders (``>= 0``).
+        cache_dir, executor: as in :func:`gd_lr_sweep` (the key includes the samples' content).
     """
     m = check_int("m", m, 1)
     c = _check_cs(cs)
@@ -363,11 +384,55 @@ def sgd_lr_sweep(T: Tensor, m: int, cs: Sequence[float] | Tensor, seeds: Sequenc
     _check_schedule(schedule, ts.SGD, "SGD(batch_size=32, epochs=100, tol=1e-10)")
     if schedule.train_output:
         raise ValueError("sgd_lr_sweep trains the seed model (a = 1 fixed); trained outputs: gd_lr_sweep")
-    W0 = _initial(m, T.shape[1], seeds, len(c), check_real("init_scale", init_scale, 0.0, low_open=True), T.device)
-    g = torch.Generator(device=T.device).manual_seed(check_int("data_seed", data_seed, 0))
+    init_scale = check_real("init_scale", init_scale, 0.0, low_open=True)
+    data_seed = check_int("data_seed", data_seed, 0)
+    if not isinstance(samples, Split):
+        raise TypeError(f"samples must be an lmcnb.data.Split (x, y), got {type(samples).__name__}")
+    key = {"sweep": "sgd", "teacher": _sweep.tensor_digest(T), "m": m, "cs": c.tolist(), "seeds": seeds,
+           "samples": [_sweep.tensor_digest(samples.x), _sweep.tensor_digest(samples.y)],
+           "schedule": _sweep.dataclass_key(schedule),
+           "data_seed": data_seed, "init_scale": init_scale}
+    return _cached_lr_sweep(functools.partial(_sgd_lr_sweep, T, m, c, seeds, samples, schedule, data_seed,
+                                              init_scale), key, T.device, cache_dir, executor)
+
+
+def _sgd_lr_sweep(T: Tensor, m: int, c: Tensor, seeds: list[int], samples: Split, schedule: ts.SGD, data_seed: int,
+                  init_scale: float) -> LRSweep:
+    """The computation of :func:`sgd_lr_sweep` (arguments validated)."""
+    W0 = _initial(m, T.shape[1], seeds, len(c), init_scale, T.device)
+    g = torch.Generator(device=T.device).manual_seed(data_seed)
     per_model = replace(schedule, c=c.repeat_interleave(len(seeds)).to(T.device))
     res = per_model.run(samples, W0, generator=g)
     return _summarise(c, seeds, m, res.W, res.diverged, res.final_loss)
+
+
+#: Key namespace of the sweep cache of :func:`gd_lr_sweep`, :func:`sgd_lr_sweep` and :func:`mlp_lr_sweep`
+#: (:func:`lmcnb.infra.sweep.run_grid`): change the version whenever what they compute changes.
+LR_SWEEP_NAMESPACE = "ch04-lr-sweep-v1"
+
+
+def _run_and_store(compute: Callable[[], Any], /, **key: Any) -> dict[str, Any]:
+    """The unit of work of the cached sweeps: ``compute()`` (a partial of a module-level function, picklable)
+    as a dict of its dataclass fields, tensors moved to the CPU (what the sweep cache stores). ``key`` is the
+    configuration; it only names the result."""
+    result = compute()
+    return {"type": type(result).__name__,
+            **{f.name: (v.cpu() if isinstance(v, Tensor) else list(v) if isinstance(v, tuple) else v)
+               for f in fields(result) for v in [getattr(result, f.name)]}}
+
+
+def _cached_lr_sweep(compute: Callable[[], LRSweep], key: dict[str, Any], device: torch.device, cache_dir: Any,
+                     executor: Any) -> LRSweep:
+    """``compute()`` as the one configuration ``key`` of :func:`lmcnb.infra.sweep.run_grid`; the sweep's ``W`` and
+    ``a`` back on ``device`` (where they were computed), the rest on the CPU."""
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    [(_, stored)] = _sweep.run_grid(functools.partial(_run_and_store, compute), [key], cache_dir=cache_dir,
+                                    namespace=LR_SWEEP_NAMESPACE, progress=False, executor=executor)
+    out = {k: v for k, v in stored.items() if k != "type"}
+    out["seeds"] = tuple(out["seeds"])
+    out["W"] = out["W"].to(device)
+    out["a"] = None if out["a"] is None else out["a"].to(device)
+    return LRSweep(**out)
 
 
 @dataclass(frozen=True)
@@ -764,7 +829,8 @@ _MLP_SWEEP_KEYWORDS = {**{k: "train=lmcnb.data.Split(x, y)" for k in ("x", "y")}
 
 @moved_keywords(_MLP_SWEEP_KEYWORDS)
 def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, config: object,
-                 evaluation: Split, lambdas: Tensor, seed: int = 0) -> MLPSweep:
+                 evaluation: Split, lambdas: Tensor, seed: int = 0, *,
+                 cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER) -> MLPSweep:
     """Train MLPs ``in → width → classes`` at each learning rate (plain SGD under ``config``, a
     :class:`lmcnb.train.TrainConfig` whose ``lr`` is replaced per model) in one batched run, ``2·pairs`` seeds
     per rate (seeds ``seed + 2·pairs·l + k``), then measure live units and the identity, weight-matched and
@@ -775,18 +841,36 @@ def mlp_lr_sweep(train: Split, width: int, lrs: Sequence[float], pairs: int, con
         width: hidden width. lrs: increasing learning rates. pairs: pairs per rate.
         evaluation: the :class:`lmcnb.data.Split` on which live units, losses and barriers are measured (the
             old ``x_eval``, ``y_eval``). lambdas: path grid. seed: first seed (``>= 0``).
+        cache_dir, executor: as in :func:`gd_lr_sweep`: the whole sweep is one configuration (one batched run),
+            keyed by the data's content, ``config`` and the arguments.
     """
-    from .. import barrier, matching, merge
-    from .. import train as training
-
     for name, split in (("train", train), ("evaluation", evaluation)):
         if not isinstance(split, Split):
             raise TypeError(f"{name} must be an lmcnb.data.Split (x, y), got {type(split).__name__}")
-    x, y, x_eval, y_eval = train.x, train.y, evaluation.x, evaluation.y
     lr_t = _check_cs(list(lrs) if not isinstance(lrs, Tensor) else lrs)
     P = check_int("pairs", pairs, 1)
     width = check_int("width", width, 1)
     seed = check_int("seed", seed, 0)
+    digest = _sweep.tensor_digest
+    key = {"sweep": "mlp", "train": [digest(train.x), digest(train.y)],
+           "evaluation": [digest(evaluation.x), digest(evaluation.y)], "width": width, "lrs": lr_t.tolist(),
+           "pairs": P, "config": _sweep.dataclass_key(config),
+           "lambdas": _sweep.tensor_digest(torch.as_tensor(lambdas)), "seed": seed}
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    [(_, stored)] = _sweep.run_grid(
+        functools.partial(_run_and_store, functools.partial(_mlp_lr_sweep, train, width, lr_t, P, config, evaluation,
+                                                            lambdas, seed)),
+        [key], cache_dir=cache_dir, namespace=LR_SWEEP_NAMESPACE, progress=False, executor=executor)
+    return MLPSweep(**{k: v for k, v in stored.items() if k != "type"})
+
+
+def _mlp_lr_sweep(train: Split, width: int, lr_t: Tensor, P: int, config: object, evaluation: Split,
+                  lambdas: Tensor, seed: int) -> MLPSweep:
+    """The computation of :func:`mlp_lr_sweep` (arguments validated)."""
+    from .. import barrier, matching, merge
+    from .. import train as training
+
+    x, y, x_eval, y_eval = train.x, train.y, evaluation.x, evaluation.y
     L, n_per = len(lr_t), 2 * P
     seeds = [seed + i for i in range(L * n_per)]
     classes = int(y.max()) + 1

@@ -19,15 +19,20 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._validate import RenamedKeys, check_bool, check_generator, check_int, check_real, check_tensor
 from .. import merge
+from ..infra import sweep as _sweep
 from ..barrier import linear_baseline
 from ..data import Split
 from ..diagnostics import approximate_dimension
@@ -36,7 +41,8 @@ from ..models import MLP
 from ..papers import meanfield
 from ..transport import cost_matrix, hungarian, is_permutation_plan, ot_plan, wasserstein
 
-__all__ = ["gaussian_sampler", "uniform_sampler", "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
+__all__ = ["GaussianSampler", "UniformSampler", "SubspaceSampler", "gaussian_sampler", "uniform_sampler",
+           "subspace_sampler", "two_sample_wasserstein", "matching_dimensions",
            "FIG2_SPACES", "matcher_barriers", "birkhoff_statistics", "identity_cost_ratio", "WidthNeeded", "width_needed", "LayerwiseErrors",
            "layerwise_errors", "subsample_wasserstein", "PairTrajectory", "sgd_pair_trajectory"]
 
@@ -52,20 +58,63 @@ def _check_sizes(ms: object) -> list[int]:
 # Empirical rates (Ferbach et al. §5: the m^{-1/d} engine, its lower bound and low-dimensional supports)
 # ----------------------------------------------------------------------------------------------------------
 
-def gaussian_sampler(d: int, scale: float = 1.0):
+@dataclass(frozen=True)
+class GaussianSampler:
+    """``sampler(m, g)``: ``m`` draws of ``N(0, scale² I_d)``, ``(m, d)`` float64 (:func:`gaussian_sampler`). A
+    dataclass, so a sweep can key it by its fields and send it to a worker."""
+
+    d: int
+    scale: float = 1.0
+
+    def __call__(self, m: int, g: torch.Generator) -> torch.Tensor:
+        return self.scale * torch.randn(m, self.d, generator=g, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class UniformSampler:
+    """``sampler(m, g)``: ``m`` draws of the uniform measure on ``[0, 1]^d`` (:func:`uniform_sampler`)."""
+
+    d: int
+
+    def __call__(self, m: int, g: torch.Generator) -> torch.Tensor:
+        return torch.rand(m, self.d, generator=g, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class SubspaceSampler:
+    """``sampler(m, g)``: ``m`` draws of ``U z + η ξ`` (:func:`subspace_sampler`); ``U`` ``(d, k)`` is the
+    orthonormal frame drawn from ``seed`` on construction."""
+
+    d: int
+    k: int
+    eta: float
+    seed: int = 0
+    U: torch.Tensor = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        frame = torch.randn(self.d, self.k, generator=torch.Generator().manual_seed(self.seed), dtype=torch.float64)
+        U, _ = torch.linalg.qr(frame)
+        object.__setattr__(self, "U", U)
+
+    def __call__(self, m: int, g: torch.Generator) -> torch.Tensor:
+        z = torch.randn(m, self.k, generator=g, dtype=torch.float64) @ self.U.T
+        return z + self.eta * torch.randn(m, self.d, generator=g, dtype=torch.float64) if self.eta > 0 else z
+
+
+def gaussian_sampler(d: int, scale: float = 1.0) -> GaussianSampler:
     """Sampler of ``N(0, scale² I_d)`` (a density on R^d: W_2 rate m^{-1/d} for d ≥ 5)."""
     d = check_int("d", d, 1)
     scale = check_real("scale", scale, 0.0, low_open=True)
-    return lambda m, g: scale * torch.randn(m, d, generator=g, dtype=torch.float64)
+    return GaussianSampler(d, scale)
 
 
-def uniform_sampler(d: int):
+def uniform_sampler(d: int) -> UniformSampler:
     """Sampler of the uniform measure on ``[0, 1]^d`` (a bounded density: the lower bound applies)."""
     d = check_int("d", d, 1)
-    return lambda m, g: torch.rand(m, d, generator=g, dtype=torch.float64)
+    return UniformSampler(d)
 
 
-def subspace_sampler(d: int, k: int, eta: float, seed: int = 0):
+def subspace_sampler(d: int, k: int, eta: float, seed: int = 0) -> SubspaceSampler:
     """Sampler of ``w = U z + η ξ``: ``U`` a fixed random orthonormal ``(d, k)`` frame, ``z ~ N(0, I_k)``,
     ``ξ ~ N(0, I_d)`` (Ferbach et al. Assumption 8 shape: a measure η-close to a k-dimensional subspace).
 
@@ -78,16 +127,37 @@ def subspace_sampler(d: int, k: int, eta: float, seed: int = 0):
         raise ValueError(f"k must be <= d, got k={k}, d={d}")
     eta = check_real("eta", eta, 0.0)
     seed = check_int("seed", seed, 0)
-    frame = torch.randn(d, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    U, _ = torch.linalg.qr(frame)
-
-    def sample(m: int, g: torch.Generator) -> torch.Tensor:
-        z = torch.randn(m, k, generator=g, dtype=torch.float64) @ U.T
-        return z + eta * torch.randn(m, d, generator=g, dtype=torch.float64) if eta > 0 else z
-    return sample
+    return SubspaceSampler(d, k, eta, seed)
 
 
-def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) -> np.ndarray:
+#: Key namespace of the sweep cache of :func:`two_sample_wasserstein` and :func:`subsample_wasserstein`.
+WASSERSTEIN_NAMESPACE = "ch05a-wasserstein-v1"
+
+
+def _wasserstein_unit(compute: Callable[[], np.ndarray], /, **key: Any) -> torch.Tensor:
+    """A cached Wasserstein table: ``compute()`` (a partial of a module-level function) as a CPU tensor."""
+    return torch.from_numpy(np.ascontiguousarray(compute()))
+
+
+def _cached_table(compute: Callable[[], np.ndarray], key: dict[str, Any] | None, cache_dir: Any,
+                  executor: Any) -> np.ndarray:
+    """``compute()`` as the one configuration ``key`` of :func:`lmcnb.infra.sweep.run_grid` (``key`` None: the
+    inputs cannot be keyed; computed here, an explicit cache or executor refused)."""
+    explicit = cache_dir is not _sweep.RUNNER or executor is not _sweep.RUNNER
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    if key is None:
+        if explicit and (cache_dir is not None or executor is not None):
+            raise TypeError("only a dataclass sampler (gaussian_sampler, uniform_sampler, subspace_sampler, or your "
+                            "own dataclass) can be cached or sent to an executor; pass cache_dir=None, executor=None")
+        return compute()
+    [(_, stored)] = _sweep.run_grid(functools.partial(_wasserstein_unit, compute), [key], cache_dir=cache_dir,
+                                    namespace=WASSERSTEIN_NAMESPACE, progress=False, executor=executor)
+    return stored.numpy()
+
+
+def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0, *,
+                           cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                           executor: Any = _sweep.RUNNER) -> np.ndarray:
     """``W_p(μ̂_m, ν̂_m)`` between two independent ``m``-point samples of the same measure, for each ``m``.
 
     Ferbach et al. bound the matched distance of two networks' neurons by this quantity
@@ -100,6 +170,12 @@ def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) 
         reps: independent repetitions per size (``≥ 1``).
         p: order ``≥ 1``.
         seed: seeds one ``torch.Generator`` for all draws (results are deterministic in it).
+        cache_dir, executor: the call is one configuration of :func:`lmcnb.infra.sweep.run_grid`
+            (:data:`WASSERSTEIN_NAMESPACE`, keyed by the sampler's fields and the arguments), so a chapter that
+            calls it per setting resumes from ``cache_dir``. Both default to the headless runner's settings
+            (:data:`lmcnb.infra.sweep.RUNNER`: ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick
+            profile); None: no cache / here. Only a dataclass sampler (the three above) can be keyed: any other
+            callable is computed here (an explicit ``cache_dir`` or ``executor`` then raises ``TypeError``).
 
     Returns:
         ``W`` ``(K, reps)`` float64 array.
@@ -109,7 +185,17 @@ def two_sample_wasserstein(sampler, ms, reps: int, p: float = 2, seed: int = 0) 
     ms = _check_sizes(ms)
     reps = check_int("reps", reps, 1)
     p = check_real("p", p, 1)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    seed = check_int("seed", seed, 0)
+    key = None
+    if dataclasses.is_dataclass(sampler) and not isinstance(sampler, type):
+        key = {"two_sample": _sweep.dataclass_key(sampler), "ms": ms, "reps": reps, "p": p, "seed": seed}
+    return _cached_table(functools.partial(_two_sample_wasserstein, sampler, ms, reps, p, seed), key, cache_dir,
+                         executor)
+
+
+def _two_sample_wasserstein(sampler, ms: list[int], reps: int, p: float, seed: int) -> np.ndarray:
+    """The computation of :func:`two_sample_wasserstein` (arguments validated)."""
+    g = torch.Generator().manual_seed(seed)
     out = np.empty((len(ms), reps))
     for i, m in enumerate(ms):
         for r in range(reps):
@@ -177,7 +263,8 @@ FIG2_SPACES = {"Euclidean WM": "euclidean", "Σ-weighted WM": "covariance", "act
 
 def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., object]], evaluation: Split, *,
                      data: torch.Tensor, lambdas: torch.Tensor, calibration: Split | None = None,
-                     spaces: Mapping[str, str] | None = None) -> dict:
+                     spaces: Mapping[str, str] | None = None,
+                     cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER) -> dict:
     """One pair of Ferbach et al.'s Fig. 2 grid: every matcher's barriers and the dimension of its space.
 
     ``b`` is aligned to ``a`` by each matcher (on ``data``), the path ``θ_λ`` is evaluated on ``evaluation``
@@ -192,6 +279,12 @@ def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., obje
         calibration: held-out split for per-λ temperature calibration, or None (no calibrated metrics).
         spaces: matcher name → key of :func:`matching_dimensions` (default :data:`FIG2_SPACES`, matchers not in
             it get no dimension).
+        cache_dir, executor: with either set, the call is one configuration of :func:`lmcnb.infra.sweep.run_grid`
+            (:data:`MATCHER_BARRIERS_NAMESPACE`, keyed by the two networks' parameters, the matchers' fields,
+            the splits' and inputs' contents, ``lambdas`` and ``spaces``), so a chapter calling it per pair
+            resumes from ``cache_dir``. Both default to the headless runner's settings
+            (:data:`lmcnb.infra.sweep.RUNNER`: ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick
+            profile, where the row is computed here directly); None: no cache / here.
 
     Returns:
         ``{"acc", "loss"}`` (means over the two endpoints; with ``calibration`` also ``"cal"``, the calibrated
@@ -205,6 +298,42 @@ def matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., obje
     unknown = set(spaces) - set(matchers)
     if unknown:
         raise ValueError(f"spaces name matchers that are not given: {sorted(unknown)}")
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    if cache_dir is None and executor is None:
+        return _matcher_barriers(pair, matchers, evaluation, data, lambdas, calibration, spaces)
+    digest = _sweep.tensor_digest
+    key = {"pair": [{k: digest(v) for k, v in m.state_dict().items()} for m in (pair.model_a, pair.model_b)],
+           "matchers": {str(k): _sweep.dataclass_key(m) for k, m in matchers.items()},
+           "evaluation": [digest(evaluation.x), digest(evaluation.y)], "data": digest(data),
+           "lambdas": digest(torch.as_tensor(lambdas)),
+           "calibration": None if calibration is None else [digest(calibration.x), digest(calibration.y)],
+           "spaces": {str(k): str(v) for k, v in spaces.items()}}
+    fn = functools.partial(_matcher_barriers_unit, pair, dict(matchers), evaluation, data, lambdas, calibration,
+                           spaces)
+    [(_, stored)] = _sweep.run_grid(fn, [key], cache_dir=cache_dir, namespace=MATCHER_BARRIERS_NAMESPACE,
+                                    progress=False, executor=executor)
+    return {(tuple(k) if isinstance(k, list) else k): (v.numpy() if isinstance(v, torch.Tensor) else v)
+            for k, v in stored}
+
+
+#: Key namespace of :func:`matcher_barriers`'s sweep cache.
+MATCHER_BARRIERS_NAMESPACE = "ch05b-matcher-barriers-v1"
+
+
+def _matcher_barriers_unit(pair: merge.Pair, matchers: dict, evaluation: Split, data: torch.Tensor,
+                           lambdas: torch.Tensor, calibration: Split | None, spaces: dict, /,
+                           **content: Any) -> list[tuple[Any, Any]]:
+    """:func:`matcher_barriers` as a sweep configuration: the row as ``(key, value)`` items with the arrays as
+    CPU tensors (what the cache stores; module level, picklable)."""
+    row = _matcher_barriers(pair, matchers, evaluation, data, lambdas, calibration, spaces)
+    return [(k, torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v)
+            for k, v in row.items()]
+
+
+def _matcher_barriers(pair: merge.Pair, matchers: Mapping[str, Callable[..., object]], evaluation: Split,
+                      data: torch.Tensor, lambdas: torch.Tensor, calibration: Split | None,
+                      spaces: dict[str, str]) -> dict:
+    """The computation of :func:`matcher_barriers` (arguments validated)."""
     repairs = [] if calibration is None else [merge.CalibrateTemperature(calibration)]
     res = merge.compare(pair, matchers, lambdas, merge.Empirical(evaluation.x, evaluation.y), data=data,
                         repairs=repairs)
@@ -418,7 +547,9 @@ def identity_cost_ratio(X: torch.Tensor, Y: torch.Tensor, p: float = 2) -> float
 # Theorem 3.1: independently trained mean-field networks along their trajectory, and the i.i.d. reference
 # ----------------------------------------------------------------------------------------------------------
 
-def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed: int = 0) -> np.ndarray:
+def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed: int = 0, *,
+                          cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                          executor: Any = _sweep.RUNNER) -> np.ndarray:
     """``W_p`` between two *disjoint* uniformly random ``m``-point subsamples of one cloud, for each ``m``.
 
     When ``cloud`` holds ``n`` (nearly) i.i.d. draws of a measure ``ρ`` (e.g. the neurons of one very wide
@@ -430,6 +561,7 @@ def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed
         cloud: points ``(n, D)``. ms: subsample sizes ``(K,)``, each with ``2 m ≤ n``.
         reps: independent pairs of subsamples per size (``≥ 1``). p: order ``≥ 1``.
         seed: seeds the random subsets (deterministic in it).
+        cache_dir, executor: as in :func:`two_sample_wasserstein` (keyed by the cloud's content).
 
     Returns:
         ``W`` ``(K, reps)`` float64 array.
@@ -441,7 +573,16 @@ def subsample_wasserstein(cloud: torch.Tensor, ms, reps: int, p: float = 2, seed
         raise ValueError(f"two disjoint subsamples of m = {max(ms)} need 2 m <= n points, cloud has n = {n}")
     reps = check_int("reps", reps, 1)
     p = check_real("p", p, 1)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    seed = check_int("seed", seed, 0)
+    key = {"subsample": _sweep.tensor_digest(cloud), "ms": ms, "reps": reps, "p": p, "seed": seed}
+    return _cached_table(functools.partial(_subsample_wasserstein, cloud, ms, reps, p, seed), key, cache_dir,
+                         executor)
+
+
+def _subsample_wasserstein(cloud: torch.Tensor, ms: list[int], reps: int, p: float, seed: int) -> np.ndarray:
+    """The computation of :func:`subsample_wasserstein` (arguments validated)."""
+    n = cloud.shape[0]
+    g = torch.Generator().manual_seed(seed)
     out = np.empty((len(ms), reps))
     for i, m in enumerate(ms):
         for r in range(reps):
@@ -484,7 +625,8 @@ _TRAJ_FIELDS = ("ot_barrier", "identity_barrier", "ot_error", "w2", "identity_di
 
 def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                         steps: int, lr: float, batch_size: int, generator: torch.Generator, checkpoints: int = 1,
-                        activation: str = "tanh") -> PairTrajectory:
+                        activation: str = "tanh", *, cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                        executor: Any = _sweep.RUNNER) -> PairTrajectory:
     """Train ``P`` pairs of mean-field networks by independent online SGD and measure them along the way.
 
     Each network follows :func:`lmcnb.meanfield.sgd` (its own fresh inputs at every step); after every
@@ -500,6 +642,15 @@ def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], to
             ``T = lr · steps`` in the mean-field time.
         generator: the only source of randomness (SGD inputs). checkpoints: ``K ≥ 1`` equally spaced
             measurements, the last one after all ``steps``. activation: ``"tanh"`` or ``"relu"``.
+        cache_dir, executor: the call is one configuration of :func:`lmcnb.infra.sweep.run_grid`
+            (:data:`TRAJECTORY_NAMESPACE`; keyed by the contents of ``theta``, ``x``, ``target``'s fields, the
+            recipe and the generator's state), so a chapter that calls it per width resumes from ``cache_dir``;
+            ``generator`` ends in the state the SGD leaves it in, cache hit or not, so later draws from it are the
+            same. Both default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+            ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here.
+            Only a dataclass ``target`` (e.g. :func:`lmcnb.meanfield.tanh_teacher`) on a CPU generator can be
+            keyed: with any other the trajectory is computed here without a cache (an explicit ``cache_dir``
+            or ``executor`` then raises ``TypeError``).
 
     Returns:
         :class:`PairTrajectory` with ``steps = (steps/K, 2 steps/K, …, steps)``.
@@ -512,6 +663,49 @@ def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], to
         raise ValueError(f"steps = {steps} must be a multiple of checkpoints = {checkpoints}")
     check_generator("generator", generator)
     x = check_tensor("x", x, ndim=2)
+    if not callable(target):
+        raise TypeError(f"target must be callable x (n, d) -> y (n,), got {type(target).__name__}")
+    lr, batch_size = check_real("lr", lr, 0.0, low_open=True), check_int("batch_size", batch_size, 1)
+    keyable = dataclasses.is_dataclass(target) and not isinstance(target, type) and generator.device.type == "cpu"
+    explicit = cache_dir is not _sweep.RUNNER or executor is not _sweep.RUNNER
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    if not keyable:
+        if explicit and (cache_dir is not None or executor is not None):
+            raise TypeError("sgd_pair_trajectory can cache or send to an executor only a dataclass target (e.g. "
+                            "meanfield.tanh_teacher) with a CPU generator; pass cache_dir=None, executor=None")
+        return _sgd_pair_trajectory(theta, target, x, steps, lr, batch_size, generator, checkpoints, activation)
+    digest = _sweep.tensor_digest
+    key = {"theta": digest(theta), "target": _sweep.dataclass_key(target), "x": digest(x), "steps": steps,
+           "lr": lr, "batch_size": batch_size, "generator": digest(generator.get_state()),
+           "checkpoints": checkpoints, "activation": activation}
+    fn = functools.partial(_trajectory_unit, theta, target, x, generator.get_state())
+    [(_, stored)] = _sweep.run_grid(fn, [key], cache_dir=cache_dir, namespace=TRAJECTORY_NAMESPACE, progress=False,
+                                    executor=executor)
+    generator.set_state(stored["generator"])
+    return PairTrajectory(**{f: stored[f].numpy() for f in ("steps", *_TRAJ_FIELDS)})
+
+
+#: Key namespace of :func:`sgd_pair_trajectory`'s sweep cache; change the version whenever what it computes changes.
+TRAJECTORY_NAMESPACE = "ch05a-sgd-pair-trajectory-v1"
+
+
+def _trajectory_unit(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                     state: torch.Tensor, /, *, steps: int, lr: float, batch_size: int, checkpoints: int,
+                     activation: str, **content: Any) -> dict[str, torch.Tensor]:
+    """One configuration of :func:`sgd_pair_trajectory`: the run on a CPU generator in ``state``; returns the
+    trajectory's arrays as CPU tensors and the generator's final ``state`` (module level, picklable)."""
+    g = torch.Generator()
+    g.set_state(state)
+    traj = _sgd_pair_trajectory(theta, target, x, steps, lr, batch_size, g, checkpoints, activation)
+    return {"generator": g.get_state(),
+            **{f.name: torch.from_numpy(np.ascontiguousarray(getattr(traj, f.name)))
+               for f in dataclasses.fields(traj)}}
+
+
+def _sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                         steps: int, lr: float, batch_size: int, generator: torch.Generator, checkpoints: int,
+                         activation: str) -> PairTrajectory:
+    """The computation of :func:`sgd_pair_trajectory` (arguments validated)."""
     y = target(x)
     chunk = steps // checkpoints
     ts = torch.linspace(0, 1, 11, dtype=torch.float64)  # the grid of mse_barrier and interpolation_error
@@ -532,3 +726,138 @@ def sgd_pair_trajectory(theta: torch.Tensor, target: Callable[[torch.Tensor], to
         rows["identity_distance"].append((a - b).pow(2).sum(-1).mean(-1).sqrt().numpy())
         rows["endpoint_mse"].append(mse.amax(-1).numpy())
     return PairTrajectory(np.arange(1, checkpoints + 1) * chunk, *(np.stack(rows[f]) for f in _TRAJ_FIELDS))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 5b's batched MNIST training, resumable
+# ----------------------------------------------------------------------------------------------------------
+
+#: Key namespace of :func:`train_mlps_resumable`'s sweep cache.
+TRAINING_NAMESPACE = "ch05b-train-mlps-v1"
+
+
+def _training_unit(models: list[MLP], x: torch.Tensor, y: torch.Tensor, config: Any, seeds: list[int],
+                   lrs: list[float] | None, /, **content: Any) -> dict[str, Any]:
+    """One configuration of :func:`train_mlps_resumable`: the batched run, as the trained models' architectures
+    and CPU state dicts and the history (module level, picklable)."""
+    from .. import train as training
+
+    nets, history = training.train_mlps(models, x, y, config, seeds=seeds, lrs=lrs)
+    return {"nets": [{"widths": list(n.widths), "bias": n.bias,
+                      "state": {k: v.detach().cpu() for k, v in n.state_dict().items()}} for n in nets],
+            "loss": history.loss.cpu(), "lr": history.lr.cpu()}
+
+
+def train_mlps_resumable(models: list[MLP], x: torch.Tensor, y: torch.Tensor, config: Any,
+                         seeds: list[int], lrs: list[float] | None = None, *,
+                         cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                         executor: Any = _sweep.RUNNER) -> tuple[list[MLP], Any]:
+    """:func:`lmcnb.train.train_mlps` ``(models, x, y, config, seeds=seeds, lrs=lrs)`` (one batched run of every
+    model) as one configuration of :func:`lmcnb.infra.sweep.run_grid` (:data:`TRAINING_NAMESPACE`, keyed by the
+    initial models' parameters, the data, ``config``'s fields, the seeds and the rates), so a paper run that
+    is interrupted after the training resumes without retraining.
+
+    Returns ``(nets, history)`` as :func:`lmcnb.train.train_mlps` does: the trained MLPs on ``x``'s device
+    (bit-identical parameters, from the cache or not) and its :class:`lmcnb.train.TrainHistory`. ``cache_dir``,
+    ``executor``: default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+    ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here."""
+    from .. import train as training
+
+    if not isinstance(models, (list, tuple)) or not all(isinstance(m, MLP) for m in models) or not models:
+        raise TypeError("models must be a non-empty list of lmcnb.models.MLP (e.g. train.init_mlps(...))")
+    seeds = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    rates = None if lrs is None else [check_real(f"lrs[{i}]", v, 0.0, low_open=True) for i, v in enumerate(lrs)]
+    digest = _sweep.tensor_digest
+    key = {"models": [{k: digest(v) for k, v in m.state_dict().items()} for m in models],
+           "data": [digest(x), digest(y)], "config": _sweep.dataclass_key(config), "seeds": seeds, "lrs": rates}
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    fn = functools.partial(_training_unit, list(models), x, y, config, seeds, None if lrs is None else list(lrs))
+    [(_, stored)] = _sweep.run_grid(fn, [key], cache_dir=cache_dir, namespace=TRAINING_NAMESPACE, progress=False,
+                                    executor=executor)
+    nets = []
+    for spec in stored["nets"]:
+        w = spec["widths"]
+        with torch.device("meta"):  # no draw from torch's global RNG (as lmcnb.train.unstack)
+            net = MLP(w[0], w[1:-1], w[-1], bias=spec["bias"], dtype=next(iter(spec["state"].values())).dtype)
+        net = net.to_empty(device=x.device)
+        net.load_state_dict(spec["state"])
+        nets.append(net)
+    return nets, training.TrainHistory(loss=stored["loss"], lr=stored["lr"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chapter 5b's pairs at initialisation across widths, resumable
+# ----------------------------------------------------------------------------------------------------------
+
+#: Key namespace of :func:`init_pair_errors`'s sweep cache.
+INIT_ERRORS_NAMESPACE = "ch05b-init-pair-errors-v1"
+
+
+def init_pair_width(in_dim: int, depth: int, width: int, pairs: int, matchers: Mapping[str, Callable[..., object]],
+                    n_x: int, seed_base: int, match_data: bool) -> list[dict[str, LayerwiseErrors]]:
+    """One width of :func:`init_pair_errors`: for pair ``s < pairs`` the bias-free float64 MLPs
+    ``(in_dim, width × depth, 1)`` of seeds ``seed_base + 2s``, ``seed_base + 2s + 1`` at their Kaiming-normal
+    initialisation (:func:`lmcnb.train.init_mlps`), inputs ``x (n_x, in_dim)`` from ``manual_seed(s)`` (then, if
+    ``match_data``, the matching inputs, a second draw of that generator), and for every matcher the
+    :func:`layerwise_errors` of ``a`` and the aligned ``b`` (:func:`lmcnb.matching.align`) on ``x``."""
+    from .. import matching
+    from .. import train as training
+
+    out = []
+    for s in range(pairs):
+        a, b = training.init_mlps((in_dim, *([width] * depth), 1), 2, [seed_base + 2 * s, seed_base + 2 * s + 1],
+                                  bias=False, init="kaiming_normal", dtype=torch.float64)
+        g = torch.Generator().manual_seed(s)
+        x = torch.randn(n_x, in_dim, generator=g, dtype=torch.float64)
+        x_match = torch.randn(n_x, in_dim, generator=g, dtype=torch.float64) if match_data else None
+        row = {}
+        for k, mt in matchers.items():
+            b_k = matching.align(a, b, mt, x_match)[0] if match_data else matching.align(a, b, mt)[0]
+            row[k] = layerwise_errors(a, b_k, x)
+        out.append(row)
+    return out
+
+
+def _init_errors_unit(matchers: dict[str, Callable[..., object]], /, *, in_dim: int, depth: int, width: int,
+                      pairs: int, n_x: int, seed_base: int, match_data: bool,
+                      **content: Any) -> list[dict[str, dict[str, torch.Tensor]]]:
+    """:func:`init_pair_width` as a sweep configuration: every :class:`LayerwiseErrors` as CPU tensors."""
+    rows = init_pair_width(in_dim, depth, width, pairs, matchers, n_x, seed_base, match_data)
+    return [{k: {f.name: torch.from_numpy(np.ascontiguousarray(getattr(v, f.name))) for f in dataclasses.fields(v)}
+             for k, v in row.items()} for row in rows]
+
+
+def init_pair_errors(in_dim: int, depth: int, widths, pairs: int, matchers: Mapping[str, Callable[..., object]], *,
+                     n_x: int, seed_base: int, match_data: bool = False,
+                     cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER,
+                     progress: bool = True) -> list[list[dict[str, LayerwiseErrors]]]:
+    """Chapter 5b's pairs at initialisation: ``[width][pair][matcher name] -> LayerwiseErrors`` for every width
+    (:func:`init_pair_width`), one configuration of :func:`lmcnb.infra.sweep.run_grid` per width
+    (:data:`INIT_ERRORS_NAMESPACE`; the key holds the arguments and the matchers' fields), so an interrupted
+    paper run resumes with the missing widths.
+
+    Args:
+        in_dim: input dimension ``m0``. depth: hidden layers. widths: hidden widths. pairs: pairs per width.
+        matchers: name -> matcher (dataclasses such as :class:`lmcnb.matching.OTMatching`).
+        n_x: inputs per pair. seed_base: pair ``s`` uses seeds ``seed_base + 2s``, ``seed_base + 2s + 1``.
+        match_data: give the matchers their own inputs (a second draw of the pair's generator).
+        cache_dir, executor: default to the headless runner's settings (:data:`lmcnb.infra.sweep.RUNNER`:
+            ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``; unset in CI and the quick profile); None: no cache / here.
+        progress: a progress bar over the widths in the paper profile (never in quick).
+    """
+    in_dim, depth, pairs = check_int("in_dim", in_dim, 1), check_int("depth", depth, 1), check_int("pairs", pairs, 1)
+    n_x, seed_base = check_int("n_x", n_x, 1), check_int("seed_base", seed_base, 0)
+    ws = _check_sizes(widths)
+    check_bool("match_data", match_data)
+    check_bool("progress", progress)
+    if not isinstance(matchers, Mapping) or not matchers or not all(callable(m) for m in matchers.values()):
+        raise TypeError("matchers must be a non-empty mapping of names to matchers (e.g. matching.OTMatching())")
+    names = [str(k) for k in matchers]
+    grid = [{"in_dim": in_dim, "depth": depth, "width": w, "pairs": pairs, "n_x": n_x, "seed_base": seed_base,
+             "match_data": match_data, "matchers": {k: _sweep.dataclass_key(matchers[k]) for k in names}}
+            for w in ws]
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    rows = _sweep.run_grid(functools.partial(_init_errors_unit, dict(matchers)), grid, cache_dir=cache_dir,
+                           namespace=INIT_ERRORS_NAMESPACE, progress=progress, executor=executor)
+    return [[{k: LayerwiseErrors(**{f: t.numpy() for f, t in v.items()}) for k, v in row.items()} for row in pairs_]
+            for _, pairs_ in rows]

@@ -28,8 +28,11 @@ upper end of the slope's bootstrap interval is ``≤ bound``, *fails* when its l
 """
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +41,7 @@ from torch import Tensor
 from ..papers import teacher_student as ts
 from .._validate import check_choice, check_int, check_real, moved_keywords
 from .. import fit as _fit
+from ..infra import sweep as _sweep
 from ..data import Split, teacher_student_data
 from ..papers.teacher_student._inputs import _check_f64
 from . import ot_rates
@@ -171,10 +175,42 @@ def training_barriers(W1: Tensor, W2: Tensor, perms: dict[str, Tensor], samples:
     return out
 
 
+#: Key namespace of the sweep cache of :func:`sgd_barrier_sweep` and :func:`finite_sample_sweep`
+#: (:func:`lmcnb.infra.sweep.run_grid`): change the version whenever what they compute changes.
+SGD_SWEEP_NAMESPACE = "ch03-sgd-sweep-v1"
+
+
+def _table_fields(table: ts.BarrierTable | None) -> dict[str, Any] | None:
+    """A :class:`~lmcnb.teacher_student.BarrierTable` without solutions as plain data (what the cache stores)."""
+    if table is None:
+        return None
+    if table.solutions is not None:
+        raise ValueError("a table with solutions is not stored by the SGD sweeps")
+    return {f.name: (list(v) if isinstance(v, tuple) else v) for f in fields(table) if f.name != "solutions"
+            for v in [getattr(table, f.name)]}
+
+
+def _table_from(stored: dict[str, Any] | None) -> ts.BarrierTable | None:
+    if stored is None:
+        return None
+    return ts.BarrierTable(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in stored.items()})
+
+
+def _sgd_unit(model: dict[str, Any], widths: list[int], n_pairs: int, schedule: dict[str, Any], n_samples: int,
+              data_seed: int, first_seed: int, training: bool, *, device: str) -> dict[str, Any]:
+    """One configuration of :func:`sgd_barrier_sweep` / :func:`finite_sample_sweep` (every width of the call: the
+    finite-sample runs train all widths in one batch), from JSON values: ``{"population": ..., "training": ...}``
+    tables as plain data on the CPU. Module level, so an executor's worker can run it."""
+    out = _sgd_pairs_compute(ts.TeacherStudent(**model), widths, n_pairs, ts.SGD(**schedule), n_samples, data_seed,
+                             first_seed, torch.device(device), training)
+    return {"population": _table_fields(out.population), "training": _table_fields(out.training)}
+
+
 def _sgd_pairs(model: ts.TeacherStudent, widths: object, n_pairs: object, schedule: object, n_samples: object,
-               data_seed: object, first_seed: object, device: object, training: bool) -> FiniteSampleTables:
+               data_seed: object, first_seed: object, device: object, training: bool, cache_dir: Any = _sweep.RUNNER,
+               executor: Any = _sweep.RUNNER) -> FiniteSampleTables:
     """The runs of :func:`sgd_barrier_sweep` / :func:`finite_sample_sweep` (``training``: also the training-loss
-    table; otherwise ``training`` is ``None``)."""
+    table; otherwise ``training`` is ``None``), as one configuration of :func:`lmcnb.infra.sweep.run_grid`."""
     if not isinstance(model, ts.TeacherStudent):
         raise TypeError(f"model must be a TeacherStudent, got {type(model).__name__}")
     if model.trained_output:
@@ -187,9 +223,20 @@ def _sgd_pairs(model: ts.TeacherStudent, widths: object, n_pairs: object, schedu
     ws = _int_list("widths", widths)
     n_pairs = check_int("n_pairs", n_pairs, 1)
     n_samples = check_int("n_samples", n_samples, 1)
-    c = schedule.c
     data_seed, first_seed = check_int("data_seed", data_seed, 0), check_int("first_seed", first_seed, 0)
     dev = torch.device("cpu") if device is None else torch.device(device)
+    config = {"model": asdict(model), "widths": ws, "n_pairs": n_pairs, "schedule": asdict(schedule),
+              "n_samples": n_samples, "data_seed": data_seed, "first_seed": first_seed, "training": training}
+    cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+    [(_, stored)] = _sweep.run_grid(functools.partial(_sgd_unit, device=str(dev)), [config], cache_dir=cache_dir,
+                                    namespace=SGD_SWEEP_NAMESPACE, progress=False, executor=executor)
+    return FiniteSampleTables(population=_table_from(stored["population"]), training=_table_from(stored["training"]))
+
+
+def _sgd_pairs_compute(model: ts.TeacherStudent, ws: list[int], n_pairs: int, schedule: ts.SGD, n_samples: int,
+                       data_seed: int, first_seed: int, dev: torch.device, training: bool) -> FiniteSampleTables:
+    """The computation of :func:`_sgd_pairs` (arguments validated)."""
+    c = schedule.c
     T = model.teacher(dev)
     train = teacher_student_data(model.teacher(), n_samples, torch.Generator().manual_seed(data_seed),
                                  inputs=model.inputs).to(dev)
@@ -237,7 +284,9 @@ def _sgd_pairs(model: ts.TeacherStudent, widths: object, n_pairs: object, schedu
 @moved_keywords(_SGD_SWEEP_KEYWORDS)
 def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, schedule: ts.SGD, *,
                       n_samples: int, data_seed: int = 0, first_seed: int = 0,
-                      device: torch.device | str | None = None) -> ts.BarrierTable:
+                      device: torch.device | str | None = None,
+                      cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                      executor: Any = _sweep.RUNNER) -> ts.BarrierTable:
     """Barriers modulo permutation of minibatch-SGD solutions trained on finite samples of the teacher.
 
     One training set ``x_1, …, x_n ~ N(0, I_d)`` (or the sphere, ``model.inputs``), ``y = f*(x)``, drawn from
@@ -257,29 +306,39 @@ def sgd_barrier_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: 
         n_samples: training-set size ``n``. data_seed, first_seed: seeds (``>= 0``).
         device: where to train (default CPU); the data, initialisations and sample orders are drawn on the CPU
             and moved there, so results do not depend on the device's random number generator.
+        cache_dir, executor: the call is one configuration of :func:`lmcnb.infra.sweep.run_grid` (keyed by the
+            model's and the schedule's fields and the arguments, :data:`SGD_SWEEP_NAMESPACE`), so a chapter that
+            calls it per setting resumes from ``cache_dir``. Both default to the headless runner's settings
+            (:data:`lmcnb.infra.sweep.RUNNER`: ``$LMCNB_CACHE_DIR``, ``$LMCNB_ENGINE``, unset in CI and the quick
+            profile); None: no cache / here.
 
     Returns:
         :class:`lmcnb.teacher_student.BarrierTable`, one row per (width, pair), widths in the given order;
         ``converged`` is "both ends reached empirical loss ``< tol``" (all ``False`` for ``tol = 0``).
     """
-    return _sgd_pairs(model, widths, n_pairs, schedule, n_samples, data_seed, first_seed, device, False).population
+    return _sgd_pairs(model, widths, n_pairs, schedule, n_samples, data_seed, first_seed, device, False,
+                      cache_dir, executor).population
 
 
 def finite_sample_sweep(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, schedule: ts.SGD, *,
                         n_samples: int, data_seed: int = 0, first_seed: int = 0,
-                        device: torch.device | str | None = None) -> FiniteSampleTables:
+                        device: torch.device | str | None = None,
+                        cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER,
+                        executor: Any = _sweep.RUNNER) -> FiniteSampleTables:
     """:func:`sgd_barrier_sweep` (same arguments, same initialisations and data) with, in addition, the barriers of
     the **training loss** ``L_n`` along the same paths (:func:`training_barriers`; the permutations are those of the population
     matchers) and the ends' training losses — the barrier of the loss SGD minimised, whose ends are its minima
     even where ``n`` samples do not pin the teacher down (then the ends' population loss stays ``> 0``).
     All widths train in one zero-padded batch (``widths``; cheaper than one run per width at small ``m``), with
     the sample orders from ``torch.Generator().manual_seed(first_seed)``, so its runs are not bit-identical to
-    :func:`sgd_barrier_sweep`'s (which seeds each width's orders separately).
+    :func:`sgd_barrier_sweep`'s (which seeds each width's orders separately). ``cache_dir``, ``executor``: as
+    there (one configuration per call).
 
     Returns:
         :class:`FiniteSampleTables` (``population``: as :func:`sgd_barrier_sweep`; ``training``).
     """
-    return _sgd_pairs(model, widths, n_pairs, schedule, n_samples, data_seed, first_seed, device, True)
+    return _sgd_pairs(model, widths, n_pairs, schedule, n_samples, data_seed, first_seed, device, True, cache_dir,
+                      executor)
 
 
 def _int_list(name: str, values: object) -> list[int]:

@@ -90,8 +90,8 @@ import torch
 from . import profiles, runlog
 from .._validate import check_bool
 
-__all__ = ["CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
-           "expand_grid", "parse_engine", "run_grid"]
+__all__ = ["RUNNER", "CorruptCacheWarning", "Engine", "config_key", "default_cache_dir", "default_executor",
+           "dataclass_key", "expand_grid", "parse_engine", "run_grid", "runner_settings", "tensor_digest"]
 
 MAGIC = b"LMCNBSW1"
 _HEADER = struct.Struct("<8s32sQ")  # magic, sha256(payload), len(payload)
@@ -186,6 +186,40 @@ def expand_grid(grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]]) -> li
                 raise TypeError(f"grid[{i}] must be a configuration dict, got {type(config).__name__}")
         return list(grid)
     raise TypeError(f"grid must be a list of dicts or a dict of lists, got {type(grid).__name__}")
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """Content key of a tensor for a configuration: ``"<dtype>[<shape>]:<SHA-256 of its bytes>"`` (read on the
+    CPU), e.g. a teacher, a training set or a λ grid that a sweep's function receives bound (``functools.partial``)
+    rather than in its JSON configuration. Equal for equal contents on any device; any changed entry, dtype or
+    shape changes it."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"tensor_digest needs a torch.Tensor, got {type(t).__name__}")
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    digest = hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
+    return f"{str(flat.dtype).removeprefix('torch.')}{list(t.shape)}:{digest}"
+
+
+def dataclass_key(obj: Any) -> dict[str, Any] | str:
+    """A configuration object as JSON for a sweep key: a dataclass as ``{"type": its class name, field: value}``
+    (a tensor field by :func:`tensor_digest`, a nested dataclass recursively, any other non-JSON value by its
+    ``repr``); anything else by its ``repr``. Two schedules with equal fields share a key."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return repr(obj)
+    out: dict[str, Any] = {"type": type(obj).__name__}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, torch.Tensor):
+            out[f.name] = tensor_digest(v)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out[f.name] = dataclass_key(v)
+        elif v is None or isinstance(v, (bool, int, str)) or (isinstance(v, float) and math.isfinite(v)):
+            out[f.name] = v
+        else:
+            out[f.name] = repr(v)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -284,6 +318,44 @@ def default_cache_dir() -> Path | None:
     """
     env = os.environ.get(CACHE_ENV, "")
     return Path(env) if env.strip() else None
+
+
+class _Runner:
+    """Type of :data:`RUNNER` (a singleton sentinel)."""
+
+    _instance: _Runner | None = None
+
+    def __new__(cls) -> _Runner:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "sweep.RUNNER"
+
+    def __reduce__(self) -> str:  # pickles as the module attribute, so it stays the singleton in workers
+        return "RUNNER"
+
+
+#: Default of the ``cache_dir`` and ``executor`` arguments of the chapters' sweep pipelines (e.g.
+#: ``TeacherStudent.barrier_sweep``): "whatever the headless runner says", resolved by :func:`runner_settings` to
+#: :func:`default_cache_dir` and :func:`default_executor`. Under ``make paper`` (``tools/run_chapters.py`` sets
+#: ``$LMCNB_CACHE_DIR`` and ``$LMCNB_ENGINE``) the sweeps are then cached and resumable without any argument in the
+#: notebook; in CI, the quick profile and tests (variables unset) they compute everything, here, as before.
+#: Pass ``cache_dir=None`` / ``executor=None`` explicitly for no cache / this process whatever the environment.
+RUNNER = _Runner()
+
+
+def runner_settings(cache_dir: Any = RUNNER, executor: Any = RUNNER) -> tuple[Path | str | os.PathLike[str] | None,
+                                                                                Any]:
+    """``(cache_dir, executor)`` with each :data:`RUNNER` replaced by the runner's setting:
+    :func:`default_cache_dir` (``$LMCNB_CACHE_DIR``, else None) and :func:`default_executor` (``$LMCNB_ENGINE``,
+    else None); any other value is returned as given (run_grid validates it)."""
+    if cache_dir is RUNNER:
+        cache_dir = default_cache_dir()
+    if executor is RUNNER:
+        executor = default_executor()
+    return cache_dir, executor
 
 
 def run_grid(fn: Callable[..., Any], grid: dict[str, Sequence[Any]] | Sequence[dict[str, Any]],

@@ -1,13 +1,17 @@
 """The formal model of chapters 2–4 as one configuration (TeacherStudent) and its tables."""
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..._validate import check_choice, check_int, check_real
+from ..._validate import check_bool, check_choice, check_int, check_real
+from ...infra import sweep as _sweep
 from ._inputs import F64, INPUTS, _check_f64
 from .kernel import Population, population_loss
 from .initialisation import orthonormal_teacher, pad_rows, small_init, small_output_init
@@ -357,13 +361,60 @@ class TeacherStudent:
                             converged=solutions.converged[ia_t] & solutions.converged[ib_t], solutions=solutions)
 
     def barrier_sweep(self, widths: int | Sequence[int], n_pairs: int, *, first_seed: int = 0,
-                      device: torch.device | str | None = None, threads: int | None = 1) -> BarrierTable:
+                      device: torch.device | str | None = None, threads: int | None = 1,
+                      cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER,
+                      progress: bool = True) -> BarrierTable:
         """Train seeds ``first_seed, …, first_seed + 2 n_pairs − 1`` at every width (:meth:`train`) and return the
-        barriers of the pairs ``(first_seed + 2k, first_seed + 2k + 1)`` (:meth:`pair_table`)."""
+        barriers of the pairs ``(first_seed + 2k, first_seed + 2k + 1)`` (:meth:`pair_table`).
+
+        The sweep runs through :func:`lmcnb.infra.sweep.run_grid`, one configuration per padded width group of
+        :meth:`train` (all seeds of the group's widths trained in one batch, then their pairs' barriers), so the
+        table is bit-identical to ``pair_table(train(widths, seeds))`` with or without a cache or an executor.
+        ``cache_dir``: a directory where every group's result is stored as soon as it is computed, keyed by the
+        model's fields, the group's widths and the seeds (:data:`BARRIER_SWEEP_NAMESPACE`), so an interrupted run
+        resumes with the missing groups; None: no cache. ``executor``: where the groups run (None: here, one after
+        another; any ``concurrent.futures``-style executor). Both default to :data:`lmcnb.infra.sweep.RUNNER`, the
+        headless runner's settings (:func:`lmcnb.infra.sweep.runner_settings`: ``$LMCNB_CACHE_DIR`` and
+        ``$LMCNB_ENGINE``, set by ``make paper``; unset in CI and the quick profile, so no cache and no executor).
+        ``progress``: a progress bar over the groups in the paper profile (never in quick). The table's
+        solutions are on ``device``; barriers and losses are on the CPU."""
         n_pairs = check_int("n_pairs", n_pairs, 1)
         first_seed = check_int("first_seed", first_seed, 0)
-        sol = self.train(widths, list(range(first_seed, first_seed + 2 * n_pairs)), device=device, threads=threads)
-        return self.pair_table(sol)
+        check_bool("progress", progress)
+        ws = _check_int_list("widths", widths, 1)
+        seeds = list(range(first_seed, first_seed + 2 * n_pairs))
+        dev = _device(device)
+        cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+        fn = functools.partial(_barrier_group, device=str(dev), threads=threads)
+        grid = [{"model": _model_config(self), "widths": group, "seeds": seeds} for group in _width_groups(ws)]
+        per_width: dict[int, dict[str, Any]] = {}
+        for config, result in _sweep.run_grid(fn, grid, cache_dir=cache_dir, namespace=BARRIER_SWEEP_NAMESPACE,
+                                               progress=progress, executor=executor):
+            for w, entry in zip(config["widths"], result):
+                per_width[w] = entry
+        order = list(dict.fromkeys(ws))
+        sol_cols: dict[str, list[Any]] = {k: [] for k in ("W", "a", "final_loss", "steps", "converged",
+                                                          "stationary", "diverged")}
+        for w in order:
+            for k in sol_cols:
+                sol_cols[k].extend(per_width[w][k])
+        sol = Solutions(model=self, W=tuple(W.to(dev) for W in sol_cols["W"]),
+                        a=tuple(a.to(dev) for a in sol_cols["a"]),
+                        widths=tuple(w for w in order for _ in seeds), seeds=tuple(s for _ in order for s in seeds),
+                        final_loss=torch.tensor(sol_cols["final_loss"], dtype=F64),
+                        steps=torch.tensor(sol_cols["steps"], dtype=torch.int64),
+                        converged=torch.tensor(sol_cols["converged"]),
+                        stationary=torch.tensor(sol_cols["stationary"]),
+                        diverged=torch.tensor(sol_cols["diverged"]))
+        pairs = [(seeds[2 * k], seeds[2 * k + 1]) for k in range(n_pairs)]
+        rows = [(w, sa, sb) for w in order for sa, sb in pairs]
+        idx = [(sol.index(w, sa), sol.index(w, sb)) for w, sa, sb in rows]
+        vals = {k: torch.stack([v for w in order for v in per_width[w][k]]) for k in BARRIER_KINDS}
+        ia_t, ib_t = torch.tensor([i for i, _ in idx]), torch.tensor([j for _, j in idx])
+        return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
+                            seeds_b=tuple(r[2] for r in rows), **vals,
+                            loss_a=sol.final_loss[ia_t], loss_b=sol.final_loss[ib_t],
+                            converged=sol.converged[ia_t] & sol.converged[ib_t], solutions=sol)
 
     def sample_minima(self, width: int, n: int, *, generator: torch.Generator, dead_prob: float = 0.0,
                       split: str = "equal") -> Tensor:
@@ -377,40 +428,115 @@ class TeacherStudent:
                             for _ in range(n)])
 
     def manifold_sweep(self, widths: int | Sequence[int], n_pairs: int, *, dead_prob: float = 0.0,
-                       split: str = "equal", seed: int = 0, device: torch.device | str | None = None
-                       ) -> BarrierTable:
+                       split: str = "equal", seed: int = 0, device: torch.device | str | None = None,
+                       cache_dir: str | os.PathLike[str] | None = _sweep.RUNNER, executor: Any = _sweep.RUNNER,
+                       progress: bool = True) -> BarrierTable:
         """The training-free view: ``n_pairs`` pairs of independent minima sampled from the minimum manifold at
         every width (``m >= M``; :func:`sample_minimum` with ``dead_prob`` and ``split``), and their barriers.
         Width ``m`` draws from ``torch.Generator().manual_seed(1_000_003 · m + seed)``; the table's seeds number
         the draws ``(2k, 2k + 1)``. The minima are always drawn on the CPU (the same draws on every machine);
         ``device`` is where their barriers and losses are computed (default CPU; e.g. ``"cuda"`` in the paper
         profile, where the paths at ``m = 4096`` cost minutes per pair on one CPU thread). The table's tensors
-        are on the CPU either way."""
+        are on the CPU either way.
+
+        One configuration of :func:`lmcnb.infra.sweep.run_grid` per width (:data:`MANIFOLD_SWEEP_NAMESPACE`), so
+        ``cache_dir`` (None: no cache), ``executor`` (None: here; both default to the runner's settings) and
+        ``progress`` act as in :meth:`barrier_sweep`, and the table is the same with or without them."""
         ws = _check_int_list("widths", widths, self.M)
         n_pairs = check_int("n_pairs", n_pairs, 1)
         seed = check_int("seed", seed, 0)
+        check_bool("progress", progress)
+        dead_prob = check_real("dead_prob", dead_prob, 0.0, 1.0)
         dev = _device(device)
-        rows, vals, losses = [], {k: [] for k in BARRIER_KINDS}, []
-        T = self.teacher(dev)
-        for w in ws:
-            g = torch.Generator().manual_seed(1_000_003 * w + seed)
-            Ws = self.sample_minima(w, 2 * n_pairs, generator=g, dead_prob=dead_prob, split=split).to(dev)
-            pb = self.barriers(Ws[0::2], Ws[1::2])
-            for k in BARRIER_KINDS:
-                vals[k].append(getattr(pb, k).cpu())
-            # the ends' losses: one batch if its kernels fit _LOSS_BATCH entries (32 MB), else chunks of at most
-            # _LOSS_ENTRIES (8 MB: below glibc's mmap threshold, so the temporaries are not fresh page-faulting
-            # maps; one batch of 16 kernels at m = 1024 cost 16 s of system time; 2 n_pairs kernels at once would
-            # need 17 GB at m = 4096, 64 pairs)
-            entries = w * (w + self.M)
-            per = len(Ws) if len(Ws) * entries <= _LOSS_BATCH else max(1, _LOSS_ENTRIES // entries)
-            L_w = torch.cat([population_loss(Ws[i:i + per], T, inputs=self.inputs) for i in range(0, len(Ws), per)])
-            losses.append(L_w.cpu().reshape(n_pairs, 2))
-            rows.extend((w, 2 * k, 2 * k + 1) for k in range(n_pairs))
-        L = torch.cat(losses)
+        if self.trained_output:
+            raise ValueError("the minimum manifold of sample_minimum is that of the fixed-output model "
+                             "(output='fixed')")
+        cache_dir, executor = _sweep.runner_settings(cache_dir, executor)
+        fn = functools.partial(_manifold_width, device=str(dev))
+        grid = [{"model": _model_config(self), "width": w, "n_pairs": n_pairs, "dead_prob": dead_prob,
+                 "split": split, "seed": seed} for w in ws]
+        results = [r for _, r in _sweep.run_grid(fn, grid, cache_dir=cache_dir, namespace=MANIFOLD_SWEEP_NAMESPACE,
+                                                 progress=progress, executor=executor)]
+        rows = [(w, 2 * k, 2 * k + 1) for w in ws for k in range(n_pairs)]
+        L = torch.cat([r["loss"] for r in results])
         return BarrierTable(widths=tuple(r[0] for r in rows), seeds_a=tuple(r[1] for r in rows),
-                            seeds_b=tuple(r[2] for r in rows), **{k: torch.cat(v) for k, v in vals.items()},
+                            seeds_b=tuple(r[2] for r in rows),
+                            **{k: torch.cat([r[k] for r in results]) for k in BARRIER_KINDS},
                             loss_a=L[:, 0], loss_b=L[:, 1], converged=torch.ones(L.shape[0], dtype=torch.bool))
+
+    def _manifold_width(self, width: int, n_pairs: int, dead_prob: float, split: str, seed: int,
+                        dev: torch.device) -> dict[str, Tensor]:
+        """One width of :meth:`manifold_sweep`: ``{kind: (n_pairs,)}`` barriers and ``loss (n_pairs, 2)``, CPU."""
+        w = width
+        T = self.teacher(dev)
+        g = torch.Generator().manual_seed(1_000_003 * w + seed)
+        Ws = self.sample_minima(w, 2 * n_pairs, generator=g, dead_prob=dead_prob, split=split).to(dev)
+        pb = self.barriers(Ws[0::2], Ws[1::2])
+        out = {k: getattr(pb, k).cpu() for k in BARRIER_KINDS}
+        # the ends' losses: one batch if its kernels fit _LOSS_BATCH entries (32 MB), else chunks of at most
+        # _LOSS_ENTRIES (8 MB: below glibc's mmap threshold, so the temporaries are not fresh page-faulting
+        # maps; one batch of 16 kernels at m = 1024 cost 16 s of system time; 2 n_pairs kernels at once would
+        # need 17 GB at m = 4096, 64 pairs)
+        entries = w * (w + self.M)
+        per = len(Ws) if len(Ws) * entries <= _LOSS_BATCH else max(1, _LOSS_ENTRIES // entries)
+        L_w = torch.cat([population_loss(Ws[i:i + per], T, inputs=self.inputs) for i in range(0, len(Ws), per)])
+        out["loss"] = L_w.cpu().reshape(n_pairs, 2)
+        return out
+
+
+#: Key namespaces of the sweep cache (:func:`lmcnb.infra.sweep.run_grid`) of :meth:`TeacherStudent.barrier_sweep`
+#: and :meth:`TeacherStudent.manifold_sweep`: change the version whenever what a configuration computes changes.
+BARRIER_SWEEP_NAMESPACE = "ts-barrier-sweep-v1"
+MANIFOLD_SWEEP_NAMESPACE = "ts-manifold-sweep-v1"
+
+
+def _model_config(model: TeacherStudent) -> dict[str, Any]:
+    """The fields of ``model`` as a JSON-serialisable dict (a sweep configuration); :func:`_model_from` inverts it."""
+    return asdict(model)
+
+
+def _model_from(config: dict[str, Any]) -> TeacherStudent:
+    if not isinstance(config, dict):
+        raise TypeError(f"model must be a dict of TeacherStudent fields, got {type(config).__name__}")
+    return TeacherStudent(**config)
+
+
+def _barrier_group(model: dict[str, Any], widths: list[int], seeds: list[int], *, device: str,
+                   threads: int | None) -> list[dict[str, list[Any]]]:
+    """One configuration of :meth:`TeacherStudent.barrier_sweep`: train every seed at the group's ``widths`` in one
+    padded batch (:meth:`TeacherStudent.train`) and measure the consecutive seed pairs (:meth:`~TeacherStudent.
+    barriers`). Returns, per width in ``widths`` order, ``{"W", "a": per-seed (m, d) / (m,) CPU tensors,
+    "final_loss", "steps", "converged", "stationary", "diverged": per-seed floats / ints / bools, kind: per-pair
+    scalar CPU tensors for every kind of BARRIER_KINDS}``. Module level and a function of JSON values (plus
+    where it runs), so an executor's worker can run it."""
+    ts = _model_from(model)
+    sol = ts.train(widths, seeds, device=device, threads=threads)
+    out = []
+    for w in widths:
+        entry: dict[str, list[Any]] = {k: [] for k in ("W", "a", "final_loss", "steps", "converged", "stationary",
+                                                       "diverged", *BARRIER_KINDS)}
+        for s in seeds:
+            b = sol.index(w, s)
+            entry["W"].append(sol.W[b].cpu())
+            entry["a"].append(sol.a[b].cpu())
+            entry["final_loss"].append(float(sol.final_loss[b]))
+            entry["steps"].append(int(sol.steps[b]))
+            for k in ("converged", "stationary", "diverged"):
+                entry[k].append(bool(getattr(sol, k)[b]))
+        for k in range(len(seeds) // 2):
+            ia, ib = sol.index(w, seeds[2 * k]), sol.index(w, seeds[2 * k + 1])
+            a1, a2 = (sol.a[ia], sol.a[ib]) if ts.trained_output else (None, None)
+            pb = ts.barriers(sol.W[ia], sol.W[ib], a1, a2)
+            for kind in BARRIER_KINDS:
+                entry[kind].append(getattr(pb, kind).cpu())
+        out.append(entry)
+    return out
+
+
+def _manifold_width(model: dict[str, Any], width: int, n_pairs: int, dead_prob: float, split: str, seed: int, *,
+                    device: str) -> dict[str, Tensor]:
+    """One configuration of :meth:`TeacherStudent.manifold_sweep` (module level, for an executor's workers)."""
+    return _model_from(model)._manifold_width(width, n_pairs, dead_prob, split, seed, torch.device(device))
 
 
 #: Kernel entries of the sampled minima's end losses in :meth:`TeacherStudent.manifold_sweep`: computed in one batch
