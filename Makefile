@@ -48,7 +48,7 @@ LAX_ENV := env $(shell $(PYTHON) tools/repro.py env --lax)
 NBVAL_OPTS := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book test outputs paper data bench mutation clean distclean print-run-env
+.PHONY: help venv book test outputs paper smoke data bench mutation clean distclean print-run-env
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# *//'
@@ -104,6 +104,14 @@ endif
 paper: $(STAMP)
 	env -u MPLBACKEND PYTHONHASHSEED=0 $(VPY) tools/run_chapters.py --profile $(PROFILE) --out $(OUT) \
 		$(if $(ENGINE),--engine $(ENGINE)) $(if $(DRY_RUN),--dry-run) $(CHAPTERS)
+
+# The smoke profile: the paper profile's code paths (every cell, paper-only ones included) at the chapters'
+# choose(..., smoke=...) toy sizes on CPU, reading a toy data root in the real MNIST/CIFAR-10 formats offline
+# (LMCNB_OFFLINE=1); verdicts recorded, not enforced; the summary lists every executed cell. Output in SMOKE_OUT.
+SMOKE_OUT ?= runs/smoke
+smoke: $(STAMP)
+	env -u MPLBACKEND PYTHONHASHSEED=0 OMP_NUM_THREADS=1 $(VPY) tools/run_chapters.py --profile smoke --toy-data \
+		--out $(SMOKE_OUT) $(CHAPTERS)
 
 # The datasets of the paper profile (full MNIST, CIFAR-10), checksummed, into the one data root: LMCNB_DATA_DIR
 # (environment or `make data LMCNB_DATA_DIR=DIR`; default ~/.cache/lmcnb/data). Standard library only, no venv

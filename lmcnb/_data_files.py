@@ -12,6 +12,10 @@ the machine that stages the data. The readers of these files are in :mod:`lmcnb.
   file atomically (a temporary file in the same folder, renamed only once verified). :func:`check` only verifies
   (no network). :func:`missing_file_error` is the one message a loader gives for an absent file: it names the file,
   the folder and the exact command to run where.
+- :data:`OFFLINE_ENV`: with ``LMCNB_OFFLINE=1`` nothing is downloaded (:func:`offline`): a missing file fails at
+  once with that message (``make data``) instead of trying the network, also under ``download=True`` (the smoke
+  profile in CI, a GPU machine without internet). :mod:`lmcnb._data_toy` writes a toy data root in the real
+  formats for such runs.
 """
 from __future__ import annotations
 
@@ -23,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DataFile", "FILES", "PAPER_DATASETS", "ChecksumError", "data_dir",
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "OFFLINE_ENV", "offline", "DataFile", "FILES", "PAPER_DATASETS", "ChecksumError", "data_dir",
            "verify", "check", "fetch", "missing_file_error"]
 
 #: The environment variable naming the data root.
 DATA_DIR_ENV = "LMCNB_DATA_DIR"
+#: ``LMCNB_OFFLINE=1``: never download; a missing file is an error naming ``make data`` (``0`` or unset: downloads
+#: are allowed where a caller asks for them).
+OFFLINE_ENV = "LMCNB_OFFLINE"
 #: The data root when ``$LMCNB_DATA_DIR`` is unset or empty.
 DEFAULT_DATA_DIR = "~/.cache/lmcnb/data"
 _CHUNK = 1 << 20
@@ -94,6 +101,15 @@ def data_dir() -> Path:
     an absolute path (a relative ``$LMCNB_DATA_DIR`` is taken relative to the current directory)."""
     value = os.environ.get(DATA_DIR_ENV, "").strip()
     return Path(value or DEFAULT_DATA_DIR).expanduser().absolute()
+
+
+def offline() -> bool:
+    """Whether ``$LMCNB_OFFLINE`` forbids downloads (``1``); unset, empty or ``0``: allowed. Any other value raises
+    ``ValueError`` (a typo must not silently allow the network)."""
+    value = os.environ.get(OFFLINE_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"${OFFLINE_ENV} must be 1 (no downloads) or 0/unset, got {value!r}")
+    return value == "1"
 
 
 def _check_root(root: object) -> Path:
@@ -214,9 +230,13 @@ def fetch(datasets: Sequence[str] = PAPER_DATASETS, root: str | os.PathLike | No
             verify(path, spec)
             status = "ok (already there)"
         except FileNotFoundError:
+            if offline():
+                raise missing_file_error(spec, root, offline=True) from None
             _download(spec, path, opener)
             status = "downloaded, checksums ok"
         except ChecksumError as exc:
+            if offline():
+                raise
             _download(spec, path, opener)
             status = f"replaced a wrong file ({exc}), checksums ok"
         if log is not None:
@@ -225,8 +245,10 @@ def fetch(datasets: Sequence[str] = PAPER_DATASETS, root: str | os.PathLike | No
     return paths
 
 
-def missing_file_error(spec: DataFile, root: str | os.PathLike, alternatives: str = "") -> FileNotFoundError:
-    """The error for a dataset file absent from ``root``: it names the file, the folder and the command to run."""
+def missing_file_error(spec: DataFile, root: str | os.PathLike, alternatives: str = "",
+                       offline: bool = False) -> FileNotFoundError:
+    """The error for a dataset file absent from ``root``: it names the file, the folder and the command to run
+    (``offline``: ``$LMCNB_OFFLINE=1`` is why nothing was downloaded)."""
     root = Path(root).expanduser().absolute()
     path = root / spec.path
     where = f"this machine's ${DATA_DIR_ENV} ({root})" if root == data_dir() else f"{root} on this machine"
@@ -234,5 +256,7 @@ def missing_file_error(spec: DataFile, root: str | os.PathLike, alternatives: st
         f"{spec.dataset} file {spec.name} is missing: expected {path} (folder {path.parent}, data root {root}). "
         f"Run `make data LMCNB_DATA_DIR=<dir>` (or `python3 tools/fetch_data.py --dir <dir>`) on a machine with "
         f"internet, then copy <dir> to {where}; `python3 tools/fetch_data.py --check --dir {root}` then verifies "
-        "the copy offline. With internet on this machine, call again with download=True instead."
+        "the copy offline. "
+        + (f"${OFFLINE_ENV}=1 is set, so nothing was downloaded (unset it to let download=True fetch the file)."
+           if offline else "With internet on this machine, call again with download=True instead.")
         + (f" {alternatives}" if alternatives else ""))

@@ -545,6 +545,8 @@ def _root_and_download(root: object, download: object) -> tuple[Path, bool]:
 
 
 def _download(dataset: str, root: Path, spec: _files.DataFile) -> None:
+    if _files.offline():  # LMCNB_OFFLINE=1: fail at once, naming `make data`, instead of trying the network
+        raise _files.missing_file_error(spec, root, _ALTERNATIVES, offline=True)
     try:
         _files.fetch([dataset], root)
     except (RuntimeError, OSError) as exc:

@@ -304,3 +304,22 @@ def test_scoreboard_renders_counts_coverage_links_and_controls(tmp_path):
     assert "<th>claim</th>" in page and 'class="verdict-fail"' in page and "verdict-negative" in page
     assert "<th></th>" not in page, "no index column"
     assert sb.unmatched_keys(records, {"Zhan et al. 2025": [{"records": ["01_a: zzz"], "id": "Z"}]}) == ["Z: 01_a: zzz"]
+
+
+def test_a_nan_margin_is_recorded_as_undefined_and_cannot_pass():
+    """A margin computed from an undefined statistic (``0.15 - nan``: a transition the grid never reaches, as
+    at the smoke profile's toy sizes) is recorded as None with the stated reason; such a check must fail."""
+    checks.chapter("99_test")
+    ev = checks.Evidence(threshold=0.15, margin=float("nan"), n=(1, "run"), control=("c", 1.0, False))
+    assert ev.margin is None and ev.why["margin"] == checks.UNDEFINED_MARGIN
+    r = checks.record("undefined statistic", float("nan"), "<= 0.15", False, source="s", status="derived",
+                      evidence=ev) if not checks.enforcing() else None
+    if r is not None:
+        assert r.margin is None and r.verdict == "FAIL"
+    with pytest.raises(ValueError, match="cannot pass"):
+        checks.record("undefined statistic", float("nan"), "<= 0.15", True, source="s", status="derived",
+                      evidence=ev)
+    with pytest.raises(ValueError, match="finite"):
+        checks.Evidence(margin=float("inf"))
+    with pytest.raises(ValueError, match="nan and why"):
+        checks.Evidence(margin=float("nan"), why={"margin": "x"})

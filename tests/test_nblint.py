@@ -10,7 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 import nblint
-from nblint import (CODE_WIDTH, COLAB, NBVAL_SKIP, SKIP_EXECUTION, colab_link, install_target, lint_backend, lint_check_chapter, lint_code_width,
+from nblint import (CODE_WIDTH, COLAB, NBVAL_SKIP, SKIP_EXECUTION, colab_link, install_target, lint_backend, lint_check_chapter, lint_choose_smoke, lint_code_width,
                     lint_colab_badge, lint_colab_install, lint_errors, lint_execution_counts, lint_has_assert,
                     lint_kernelspec, lint_lmcnb_references, lint_no_stderr, lint_notebook, lint_setup_cell,
                     lint_skip_tags, lint_trailing_semicolon, repository)
@@ -38,7 +38,7 @@ def good_notebook():
                  1, (), "remove-cell"),
             code("import lmcnb\nS = lmcnb.setup(seed=0)", 2, [stream("lmcnb: profile=quick\n")],
                  "nbval-ignore-output"),
-            code("x = 1 + 1\nprint(x)", 3, [stream("2\n")]),
+            code("x = 1 + 1\nn = lmcnb.profiles.choose(quick=1, paper=2, smoke=1)\nprint(x)", 3, [stream("2\n")]),
             code("lmcnb.profiles.require('paper')\nrun_paper_sweep()", None, (), SKIP_EXECUTION, NBVAL_SKIP),
             code("assert x == 2\nprint('measured 2 vs predicted 2: PASS')", 4, [stream("measured 2 vs predicted 2: PASS\n")]),
         ],
@@ -128,6 +128,20 @@ class TestLintsCatchProblems:
         nb = good_notebook()
         _cell(nb, "lmcnb.setup").source = "import lmcnb"
         assert lint_setup_cell(nb)
+
+    def test_choose_smoke(self):
+        """A chapter whose choose() call lacks smoke= fails (the smoke profile would raise there)."""
+        nb = good_notebook()
+        assert not lint_choose_smoke(nb) and not self.lint(nb)
+        cell = _cell(nb, "choose(")
+        cell.source = cell.source.replace(", smoke=1)", ")")
+        (problem,) = lint_choose_smoke(nb)
+        assert "without smoke=" in problem and "line 2" in problem
+        assert any("without smoke=" in p for p in self.lint(nb))
+        cell.source = "from lmcnb.profiles import choose\nk = choose(quick=[1], paper=[1, 2],\n           full=[4])"
+        assert len(lint_choose_smoke(nb)) == 1, "a bare choose() and full= only"
+        cell.source = "k = choose(quick=[1], paper=[1, 2], full=[4], smoke=[1])"
+        assert not lint_choose_smoke(nb)
 
     def test_check_chapter(self):
         nb = good_notebook()
@@ -245,7 +259,7 @@ RULES = {
     "colab_install": lambda nb: lint_colab_install(nb, URL, BRANCH),
     "colab_badge": lambda nb: lint_colab_badge(nb, URL, BRANCH, RELPATH),
     "check_chapter": lambda nb: lint_check_chapter(nb, "99_example"),
-    "lmcnb_references": lint_lmcnb_references, "code_width": lint_code_width,
+    "lmcnb_references": lint_lmcnb_references, "code_width": lint_code_width, "choose_smoke": lint_choose_smoke,
 }
 
 

@@ -148,3 +148,40 @@ def test_require_stops_a_cell_outside_its_profile() -> None:
         profiles.require("paper")
     with pytest.raises(ValueError):
         profiles.require("fast")
+
+
+def test_smoke_profile_takes_paper_paths_at_toy_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``smoke``: opt-in; ``choose`` needs its ``smoke=`` value (an error naming the call without one); paper-only
+    cells run; threads as in quick; check verdicts recorded, never enforced."""
+    monkeypatch.delenv("LMCNB_PROFILE", raising=False)
+    assert profiles.get_profile() != "smoke"
+    monkeypatch.setenv("LMCNB_PROFILE", "smoke")
+    assert profiles.get_profile() == "smoke"
+    assert profiles.choose(quick=1, paper=2, smoke=3, profile="smoke") == 3
+    assert profiles.choose(quick=1, paper=2, smoke=3, full=4, profile="smoke") == 3
+    for other, value in (("quick", 1), ("paper", 2), ("full", 4)):
+        assert profiles.choose(quick=1, paper=2, smoke=3, full=4, profile=other) == value
+    assert profiles.choose(quick=1, paper=2, smoke=None, profile="smoke") is None  # None is a value
+    with pytest.raises(ValueError, match=r"choose\(quick=1, paper=2\) at .*test_profiles.py:\d+ has no smoke="):
+        profiles.choose(quick=1, paper=2, profile="smoke")
+    assert profiles.choose(quick=1, paper=2, profile="paper") == 2  # smoke= is needed in smoke only
+    old = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        s = profiles.setup(seed=0, verbose=False)
+        assert s.profile == "smoke" and s.smoke and not s.quick and s.threads == 1
+        profiles.require("paper")  # the paper-only cells execute in smoke
+        with pytest.raises(RuntimeError, match="'quick' profile only"):
+            profiles.require("quick")
+        assert not checks.enforcing()
+        failed = checks.record("smoke never enforces", 1, "<= 0", False, source="t", status="derived",
+                               evidence=checks.Evidence(threshold=0, n=(1, "run"),
+                                                        control=("c", 2, True)))
+        assert failed.verdict == "FAIL" and failed.profile == "smoke" and failed.defect
+        profiles.setup(seed=0, profile="quick", verbose=False)
+        assert checks.enforcing()
+        with pytest.raises(RuntimeError, match="'paper' profile only"):
+            profiles.require("paper")
+    finally:
+        torch.set_num_threads(old)
+        profiles.setup(seed=0, profile="quick", verbose=False)

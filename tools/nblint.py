@@ -14,7 +14,8 @@ matplotlib backend; at least one executed ``assert``; a set-up cell tagged nbval
 together and guard paper-only cells with ``lmcnb.profiles.require("paper")``; one Colab-only install cell and an
 "open in Colab" badge that point at the one repository URL and branch configured in ``_config.yml``; a
 notebook with ``checks.record`` calls sets ``checks.chapter`` to its stem first; every ``lmcnb`` attribute and
-keyword a cell uses exists; every code line a reader sees fits the HTML book's code box (``CODE_WIDTH``
+keyword a cell uses exists; every ``choose(...)`` call states its ``smoke=`` size (the smoke profile runs every
+cell at toy sizes); every code line a reader sees fits the HTML book's code box (``CODE_WIDTH``
 characters, no horizontal scrollbar).
 
 ``tests/test_nblint.py`` shows each rule failing on a doctored notebook; ``tests/test_notebooks.py`` applies the
@@ -290,6 +291,27 @@ def lint_check_chapter(nb, stem: str) -> list[str]:
     return problems
 
 
+def _choose_calls(tree: ast.Module) -> list[ast.Call]:
+    """The ``choose(...)`` calls (``choose``, ``profiles.choose``, ``lmcnb.profiles.choose``) in a parsed cell."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
+        (isinstance(n.func, ast.Name) and n.func.id == "choose")
+        or (isinstance(n.func, ast.Attribute) and n.func.attr == "choose"))]
+
+
+def lint_choose_smoke(nb) -> list[str]:
+    """Every ``choose(...)`` call passes ``smoke=``: the smoke profile (``make smoke``, CI) runs every cell at the
+    toy size it names, and ``lmcnb.profiles.choose`` raises there without one."""
+    problems = []
+    for i, cell in enumerate(code_cells(nb), 1):
+        tree = _cell_tree(cell.source)
+        for call in _choose_calls(tree) if tree else []:
+            if not any(k.arg == "smoke" for k in call.keywords):
+                cid = cell.get("id", f"#{i}")
+                problems.append(f"cell {cid} line {call.lineno}: choose(...) without smoke=: give the toy size the "
+                                f"smoke profile runs ({ast.unparse(call)[:60]})")
+    return problems
+
+
 def _lmcnb_aliases(trees: list) -> dict[str, object]:
     """Names a notebook binds to ``lmcnb`` or its submodules (``import lmcnb``, ``from lmcnb import x as y``)."""
     import importlib
@@ -372,7 +394,8 @@ def lint_notebook(nb, relpath: str, url: str | None = None, branch: str | None =
     return (lint_kernelspec(nb) + lint_execution_counts(nb) + lint_no_stderr(nb) + lint_errors(nb)
             + lint_trailing_semicolon(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
             + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath)
-            + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb) + lint_code_width(nb))
+            + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb) + lint_code_width(nb)
+            + lint_choose_smoke(nb))
 
 
 def relative_path(path: Path | str, root: Path | str = ROOT) -> str:

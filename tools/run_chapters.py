@@ -4,6 +4,7 @@ Usage::
 
     python tools/run_chapters.py --profile paper --out runs/paper book/05_lmc_via_ot.ipynb ...
     python tools/run_chapters.py --profile quick --out /tmp/run book/*.ipynb
+    python tools/run_chapters.py --profile smoke --toy-data --out /tmp/smoke book/*.ipynb   # make smoke
 
 For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_scoreboard``, last):
 
@@ -11,6 +12,13 @@ For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_score
   the pinned reproducibility environment of ``tools/repro.env``, see :func:`kernel_env`); the working directory is
   ``OUT`` (data a chapter downloads to a relative folder lands in ``OUT/data``);
 - in the ``paper`` profile the paper-only cells (tagged ``skip-execution``) run too; in ``quick`` they are skipped;
+- ``smoke`` (``make smoke``, in CI) runs the paper profile's code paths, every cell included, at the toy sizes of
+  the chapters' ``choose(..., smoke=...)`` values, on CPU in minutes; with ``--toy-data`` the kernels read a toy
+  data root in the real on-disk formats written to ``OUT/toy-data`` (:mod:`lmcnb._data_toy`; ``$LMCNB_DATA_DIR``)
+  with ``$LMCNB_OFFLINE=1`` (a missing file fails at once naming ``make data``). Its verdicts are recorded and
+  listed, never enforced (toy sizes make them meaningless): only a failing cell makes the exit status 1;
+- every summary entry lists the executed code cells (``executed_cells``, a count, and ``executed_cell_ids``, in
+  order), so a run can be checked to have executed every cell;
 - ``OUT/<stem>.ipynb`` receives the executed notebook (also when a cell fails: then with the error, and the exit
   status is 1), ``OUT/figures/<stem>/<cell id>-<k>.png`` its figures, ``OUT/checks/<stem>.jsonl`` the records of
   its ``checks.record`` calls (the scoreboard run here reads ``OUT/checks`` via ``$LMCNB_CHECKS_DIR``), and
@@ -51,7 +59,10 @@ from refresh_outputs import SKIP_TAG, collect_records, execute, order_notebooks,
 
 from lmcnb.infra import runlog  # noqa: E402  (standard library only; the kernels' log of device and sweeps)
 
-PROFILES = ("quick", "paper", "full")  # full: the paper profile at the papers' own sizes (opt-in)
+PROFILES = ("quick", "paper", "full", "smoke")  # full: the papers' own sizes; smoke: paper code at toy sizes
+#: Profiles whose failed checks are listed but do not make the exit status 1 (their sizes are meaningless).
+UNENFORCED = ("smoke",)
+TOY_DATA = "toy-data"  # OUT/toy-data: the toy data root of --toy-data
 
 
 def extract_figures(nb, directory: Path) -> list[Path]:
@@ -86,9 +97,11 @@ def kernel_env(profile: str) -> dict[str, str]:
     return env
 
 
-def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engine: str | None = None) -> dict:
+def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engine: str | None = None,
+            extra_env: dict[str, str] | None = None) -> dict:
     """Run one chapter into ``out``; return its summary entry (``ok`` False when a cell failed). ``engine``
-    (when given) becomes the kernel's ``$LMCNB_ENGINE``, read by ``lmcnb.sweep.default_executor()``."""
+    (when given) becomes the kernel's ``$LMCNB_ENGINE``, read by ``lmcnb.sweep.default_executor()``;
+    ``extra_env`` is added to the kernel's environment last (``--toy-data``: the data root, offline)."""
     import nbformat
 
     stem = path.stem
@@ -97,6 +110,7 @@ def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engi
     env.update(LMCNB_CACHE_DIR=str(cache), LMCNB_CHECKS_DIR=str(out / "checks"))
     if engine is not None:
         env["LMCNB_ENGINE"] = engine
+    env.update(extra_env or {})
     entry: dict = {"chapter": stem, "profile": profile, "ok": False}
     with tempfile.TemporaryDirectory(prefix="lmcnb-results-") as tmp, \
             tempfile.TemporaryDirectory(prefix="lmcnb-runlog-") as log:
@@ -109,6 +123,8 @@ def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engi
         except Exception as exc:  # keep what ran: the notebook with its error, figures and records so far
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
         entry["wall_seconds"] = round(time.perf_counter() - start, 1)
+        entry["executed_cell_ids"] = executed_cell_ids(nb)
+        entry.setdefault("executed_cells", len(entry["executed_cell_ids"]))
         entry.update(runlog.summarise(runlog.read(log)))
         lines = collect_records(Path(tmp), stem, nb)
     nbformat.write(nb, out / f"{stem}.ipynb")
@@ -125,6 +141,13 @@ def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engi
     entry["defective_checks"] = [r["claim"] for r in records if r["passed"] is not None and r["control"]
                                  and r["control"]["passed"]]
     return entry
+
+
+def executed_cell_ids(nb) -> list[str]:
+    """The ids (``cell-<index>`` where a cell has none) of the code cells of ``nb`` that ran, in order: those with
+    an execution count (a failed run stops at the failing cell, which counts)."""
+    return [cell.get("id") or f"cell-{i:02d}" for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and cell.get("execution_count") is not None]
 
 
 def budget(paths: list[Path]) -> tuple[list[str], float, int]:
@@ -175,6 +198,10 @@ def print_summary(entries: list[dict]) -> None:
     for line in summary_lines(entries):
         print(line)
     print(f"  {'total':32s} {sum(e.get('wall_seconds', 0) for e in entries):8.1f}", flush=True)
+    print("executed cells (count: ids):")
+    for e in entries:
+        ids = e.get("executed_cell_ids", [])
+        print(f"  {e['chapter']:32s} {len(ids):3d}: {' '.join(ids)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed per cell (default: none in paper, 600 in quick)")
     parser.add_argument("--engine", help="where sweeps run: serial, processes:N or dask://HOST:PORT (sets "
                         "$LMCNB_ENGINE in the kernels; default: inherited, else serial)")
+    parser.add_argument("--toy-data", action="store_true",
+                        help="write a toy data root in the real formats to OUT/toy-data and run the kernels on it "
+                        "offline ($LMCNB_DATA_DIR, $LMCNB_OFFLINE=1); for the smoke profile")
     parser.add_argument("--dry-run", action="store_true",
                         help="print each chapter's paper-profile budget and the total, run nothing")
     args = parser.parse_args(argv)
@@ -217,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache).resolve() if args.cache else out / "cache"
-    timeout = args.timeout if args.timeout is not None else (600 if args.profile == "quick" else -1)
+    timeout = args.timeout if args.timeout is not None else (600 if args.profile in ("quick", "smoke") else -1)
+    extra_env: dict[str, str] = {}
+    if args.toy_data:
+        from lmcnb._data_toy import write_toy_root  # numpy: only when asked for
+
+        root = write_toy_root(out / TOY_DATA)
+        extra_env.update(LMCNB_DATA_DIR=str(root), LMCNB_OFFLINE="1")
+        print(f"toy data root (real formats, random images): {root}; kernels run with LMCNB_OFFLINE=1", flush=True)
     chapters, boards = order_notebooks([str(p) for p in paths], scoreboard=False)
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -225,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     for nb in chapters + boards:
         print(f"running {nb} ({args.profile}) -> {out}", flush=True)
-        entry = run_one(Path(nb), out, cache, args.profile, timeout, engine=args.engine)
+        entry = run_one(Path(nb), out, cache, args.profile, timeout, engine=args.engine, extra_env=extra_env)
         summary[entry["chapter"]] = entry
         write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         failures += [f"{entry['chapter']}: {c}" for c in entry["failed_checks"]]
@@ -238,11 +275,13 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             print(f"FAILED  {entry['chapter']}: {entry['error']} (partial notebook in {out})", file=sys.stderr)
     print_summary([summary[Path(nb).stem] for nb in chapters + boards])
+    enforced = args.profile not in UNENFORCED
     if failures:
-        print(f"{len(failures)} failed checks (recorded; the chapters continued):", file=sys.stderr)
+        note = "the chapters continued" if enforced else f"not enforced in the {args.profile} profile"
+        print(f"{len(failures)} failed checks (recorded; {note}):", file=sys.stderr)
         for line in failures:
             print(f"  FAIL {line}", file=sys.stderr)
-    return 1 if failed or failures else 0
+    return 1 if failed or (failures and enforced) else 0
 
 
 if __name__ == "__main__":

@@ -276,6 +276,23 @@ class CheckResult:
 
 _RESULTS: list[CheckResult] = []
 
+#: The reason :class:`Evidence` states for a nan ``margin`` (a margin computed from an undefined statistic, e.g.
+#: a transition the grid never reaches): the margin is recorded as None with it, and :func:`record` refuses such a
+#: check that *passes* (an undefined statistic cannot pass). Infinite margins stay errors.
+UNDEFINED_MARGIN = "undefined: the margin is nan (the measured statistic is undefined)"
+
+
+def _undefined(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.generic)):
+        if not (hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
+            return False
+        value = value.item()
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 #: The fields of :class:`Evidence`, in :class:`CheckResult` order.
 EVIDENCE_FIELDS = ("threshold", "margin", "paper", "n", "interval", "control")
 
@@ -304,13 +321,18 @@ class Evidence:
     why: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.why is None:  # no reasons, as in record(..., why=None) of the old form
+            object.__setattr__(self, "why", {})
+        if _undefined(self.margin):  # e.g. 0.15 - nan: the statistic is undefined (a crossing never reached)
+            if not isinstance(self.why, Mapping) or "margin" in self.why:
+                raise ValueError("Evidence: margin is nan and why['margin'] is given")
+            object.__setattr__(self, "margin", None)
+            object.__setattr__(self, "why", {**self.why, "margin": UNDEFINED_MARGIN})
         for name in ("threshold", "margin"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _num(getattr(self, name), name))
         for name, kind in _PARTS.items():
             object.__setattr__(self, name, _part(getattr(self, name), kind, name))
-        if self.why is None:  # no reasons, as in record(..., why=None) of the old form
-            object.__setattr__(self, "why", {})
         why = self.why
         if not isinstance(why, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                                    for k, v in why.items()):
@@ -456,6 +478,8 @@ def record(claim: str, measured: object, predicted: object, passed: bool | None,
     if margin is None:
         margin = auto_margin(measured, predicted, threshold)
     why = dict(evidence.why)
+    if passed and why.get("margin") == UNDEFINED_MARGIN:
+        raise ValueError(f"{claim!r}: passed=True, but its margin is nan (an undefined statistic cannot pass)")
     if paper is None and "paper" not in why and status != "confirmed":
         why["paper"] = DEFAULT_WHY["paper"]
     if interval is None and "interval" not in why:

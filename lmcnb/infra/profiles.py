@@ -1,8 +1,16 @@
-"""Profiles (``quick`` on CPU, ``paper`` on CUDA, opt-in ``full``), device choice, seeding and thread pinning.
+"""Profiles (``quick`` on CPU, ``paper`` on CUDA, opt-in ``full`` and ``smoke``), device choice, seeding and thread
+pinning.
 
 A chapter's first code cell calls :func:`setup` once; every later cell picks its sizes with
-:func:`choose` (``choose(quick=..., paper=...)``) so the same cells run at CPU size in CI and at paper size
-on a GPU. ``LMCNB_PROFILE=quick|paper|full`` overrides the automatic choice; any other value is an error.
+:func:`choose` (``choose(quick=..., paper=..., smoke=...)``) so the same cells run at CPU size in CI and at paper
+size on a GPU. ``LMCNB_PROFILE=quick|paper|full|smoke`` overrides the automatic choice; any other value is an error.
+
+``smoke`` is never chosen automatically either: it runs the ``paper`` profile's code paths (every branch a chapter
+takes when ``S.quick`` is False, and the paper-only cells: :func:`require` ``("paper")`` lets it through) at toy
+sizes, the ``smoke=`` value every :func:`choose` call must give, so that ``make smoke`` (``tools/run_chapters.py
+--profile smoke --toy-data``, in CI) executes every cell of every chapter on CPU in minutes. Its numbers mean
+nothing: :mod:`lmcnb.infra.checks` records its verdicts without enforcing them. Progress bars (:func:`progress`)
+are shown as in ``paper`` (the same code path; the runner keeps them out of its own output).
 
 ``full`` is never chosen automatically: it is the ``paper`` profile with the papers' own, full sizes where a
 chapter's ``paper`` size is cut to fit about one GPU-hour (e.g. Table 1 of Ito et al.: VGG-11 ×16 and
@@ -22,9 +30,10 @@ import torch
 
 from . import runlog
 
-PROFILES = ("quick", "paper", "full")
-#: Profiles that run the paper-only cells (``full`` is ``paper`` at the papers' full sizes).
-PAPER_PROFILES = ("paper", "full")
+PROFILES = ("quick", "paper", "full", "smoke")
+#: Profiles that run the paper-only cells and the paper code paths (``full`` is ``paper`` at the papers' full
+#: sizes, ``smoke`` is ``paper`` at toy sizes).
+PAPER_PROFILES = ("paper", "full", "smoke")
 ENV_VAR = "LMCNB_PROFILE"
 QUICK_THREADS = 2
 #: ``LMCNB_REPRO=strict`` (set by ``make test`` / ``make outputs`` from ``tools/repro.env``) makes :func:`setup`
@@ -45,6 +54,11 @@ class Setup:
     @property
     def quick(self) -> bool:
         return self.profile == "quick"
+
+    @property
+    def smoke(self) -> bool:
+        """The ``smoke`` profile: paper code paths at toy sizes (numbers meaningless, verdicts not enforced)."""
+        return self.profile == "smoke"
 
     def __str__(self) -> str:
         name = device_name(self.device)
@@ -175,7 +189,7 @@ def validate_profile(name: str) -> str:
 
 def get_profile() -> str:
     """The active profile: ``$LMCNB_PROFILE`` if set, else ``paper`` when CUDA is available, else ``quick``
-    (``full`` only when asked for)."""
+    (``full`` and ``smoke`` only when asked for)."""
     env = os.environ.get(ENV_VAR)
     if env is not None and env != "":
         return validate_profile(env.strip())
@@ -219,9 +233,9 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
 
     Args:
         seed: seed for ``random``, NumPy and torch.
-        profile: ``"quick"``, ``"paper"`` or ``"full"``; default :func:`get_profile`.
-        threads: torch intra-op threads; default in the quick profile ``$OMP_NUM_THREADS`` or 2 (the CI
-            machine has 2 cores), torch's own default in the paper profile.
+        profile: ``"quick"``, ``"paper"``, ``"full"`` or ``"smoke"``; default :func:`get_profile`.
+        threads: torch intra-op threads; default in the quick and smoke profiles ``$OMP_NUM_THREADS`` or 2 (the
+            CI machine has 2 cores), torch's own default in the paper and full profiles.
         deterministic: use deterministic cuDNN/cuBLAS algorithms on CUDA.
         verbose: print the one-line summary (chapters tag that cell ``nbval-ignore-output``).
     """
@@ -230,7 +244,7 @@ def setup(seed: int = 0, profile: str | None = None, threads: int | None = None,
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if threads is None:
-        threads = _quick_threads() if prof == "quick" else torch.get_num_threads()
+        threads = _quick_threads() if prof in ("quick", "smoke") else torch.get_num_threads()
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     torch.set_num_threads(threads)
@@ -259,20 +273,40 @@ def current() -> Setup:
 _UNSET: Any = object()
 
 
-def choose(quick: T, paper: T, profile: str | None = None, *, full: T = _UNSET) -> T:
-    """Pick the value for the active profile (or ``profile``): ``choose(quick=64, paper=4096)``.
+def _caller() -> str:
+    """``file:line`` of the code that called :func:`choose` (a notebook cell's is ``<ipython-input-…>`` or the
+    kernel's cell file), for error messages."""
+    frame = sys._getframe(2)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def choose(quick: T, paper: T, profile: str | None = None, *, smoke: T = _UNSET, full: T = _UNSET) -> T:
+    """Pick the value for the active profile (or ``profile``): ``choose(quick=64, paper=4096, smoke=8)``.
 
     ``full`` is the papers' own size for the opt-in ``full`` profile; without it ``full`` takes ``paper``:
-    ``choose(quick=(1,), paper=(1, 2, 4), full=(16,))``."""
+    ``choose(quick=(1,), paper=(1, 2, 4), smoke=(1,), full=(16,))``. ``smoke`` is the toy size of the ``smoke``
+    profile (the paper code path at a size that runs in seconds on CPU); it has no default: in the smoke profile
+    a call without it raises ``ValueError`` naming the call (``tools/nblint.py`` requires it in every chapter)."""
     prof = validate_profile(profile) if profile is not None else (current().profile)
     if prof == "quick":
         return quick
+    if prof == "smoke":
+        if smoke is _UNSET:
+            raise ValueError(f"choose(quick={_short(quick)}, paper={_short(paper)}) at {_caller()} has no smoke= "
+                             "value: the smoke profile runs the paper code path at toy sizes, so every choose() "
+                             "call states one (choose(quick=..., paper=..., smoke=...))")
+        return smoke
     return full if prof == "full" and full is not _UNSET else paper
 
 
 def require(profile: str) -> None:
     """Stop a paper-only cell outside its profile: raise ``RuntimeError`` unless the active profile is ``profile``
-    (``require("paper")`` also lets ``full`` through: it is the paper profile at full size).
+    (``require("paper")`` also lets ``full`` and ``smoke`` through: the paper profile at full and at toy size).
 
     Paper-only cells are tagged ``skip-execution`` and ``nbval-skip``, so the book build and CI never run them; a
     reader who runs a chapter top to bottom in Jupyter ignores tags, and this guard keeps such a cell from starting
@@ -287,7 +321,7 @@ def require(profile: str) -> None:
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:
-    """Wrap ``iterable`` in a tqdm progress bar in the paper and full profiles only (never in quick: stderr
+    """Wrap ``iterable`` in a tqdm progress bar in the paper, full and smoke profiles only (never in quick: stderr
     breaks nbval)."""
     if current().profile not in PAPER_PROFILES:
         return iterable
