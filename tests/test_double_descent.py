@@ -96,3 +96,62 @@ def test_median_ci_counts_zeros_and_uses_its_arguments():
             median_ci(w, **kw)
     with pytest.raises(ValueError):
         median_ci([1.0])
+
+
+# --- the trained-output step from the sharpness of balanced global minima ---------------------------------------
+
+def test_balanced_minimum_is_a_global_minimum_of_every_width_and_split():
+    import torch
+
+    from lmcnb.experiments.double_descent import balanced_minimum
+    from lmcnb.papers import teacher_student as ts
+
+    T = ts.orthonormal_teacher(8, 4)
+    for masses in (None, [0.5, 1, 1, 1, 0.5], [0.25, 0.5, 0.7, 0.1, 0.75, 0.5, 0.3, 0.9]):
+        W, a = balanced_minimum(T, masses)
+        assert torch.allclose(a, W.norm(dim=1))  # balanced: a_i = |w_i|
+        assert float(ts.population_loss(W[None], T, a=a[None])[0]) < 1e-20
+    W, a = balanced_minimum(T, [0.5, 1, 1, 1, 0.5])
+    assert W.shape == (5, 8) and torch.allclose(W[4], 0.5 ** 0.5 * T[0])  # neuron 4 serves teacher neuron 0
+    with pytest.raises(ValueError, match="sum to 1"):
+        balanced_minimum(T, [0.5, 1, 1, 1])
+    with pytest.raises(ValueError, match="positive"):
+        balanced_minimum(T, [1, 1, 1, 1, -0.0])
+    with pytest.raises(ValueError, match="teacher"):
+        balanced_minimum(T[0])
+
+
+def test_the_stable_step_depends_on_teacher_inputs_and_fraction_not_on_width():
+    from lmcnb.experiments.double_descent import balanced_minimum_sharpness, stable_trained_output_step
+    from lmcnb.papers import teacher_student as ts
+
+    T = ts.orthonormal_teacher(8, 4)
+    lam = balanced_minimum_sharpness(T)
+    assert lam == pytest.approx(4.5747, abs=1e-3)
+    assert balanced_minimum_sharpness(T, [0.5, 1, 1, 1, 0.5]) == pytest.approx(lam, rel=1e-9)  # width-free
+    eta = stable_trained_output_step(T)
+    assert eta == pytest.approx(0.85 * 2 / lam)
+    assert stable_trained_output_step(T, 0.5) == pytest.approx(eta * 0.5 / 0.85)
+    assert stable_trained_output_step(ts.orthonormal_teacher(8, 2)) > 1.4 * eta  # fewer teacher neurons: flatter
+    assert stable_trained_output_step(2 * T) < 0.5 * eta  # a larger teacher: sharper minima
+    assert stable_trained_output_step(T, inputs="sphere") == pytest.approx(8 * eta, rel=1e-6)  # R/d on the sphere
+    for bad in (0, 1, 1.5, True):
+        with pytest.raises(ValueError, match="fraction"):
+            stable_trained_output_step(T, bad)
+
+
+def test_the_stable_step_converges_at_a_paper_width_where_eta_025_does_not():
+    # m = 64 (chapter 2's widest trained-output paper width), positive output init, seed 0, 40 000 steps: the
+    # rule's step (0.372) reaches R < 1e-8 (measured: 34 200 steps), eta = 0.25 stops at R = 2.5e-8 (control)
+    from lmcnb.experiments.double_descent import stable_trained_output_step
+    from lmcnb.papers import teacher_student as ts
+
+    def run(eta):
+        model = ts.TeacherStudent(d=8, M=4, output="trained", c=eta, step="constant", output_init="positive",
+                                  steps=40_000, tol=1e-8)
+        return model.train([64], [0])
+
+    rule = run(stable_trained_output_step(ts.orthonormal_teacher(8, 4)))
+    assert bool(rule.converged[0]) and float(rule.final_loss[0]) < 1e-8
+    slow = run(0.25)
+    assert not bool(slow.converged[0]) and float(slow.final_loss[0]) > 1e-8
