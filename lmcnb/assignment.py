@@ -28,9 +28,10 @@ unit ``perm[i]`` of model b).
 """
 from __future__ import annotations
 
+import heapq
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable
@@ -39,9 +40,9 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import check_bool, check_int, check_tensor
+from ._validate import check_bool, check_choice, check_int, check_tensor
 
-__all__ = ["solve", "solve_warm", "solve_batch", "Duals", "have_compiled_solver", "assignment_value",
+__all__ = ["solve", "solve_warm", "solve_sparse", "solve_batch", "Duals", "have_compiled_solver", "assignment_value",
            "is_permutation_plan", "plan_to_permutation", "PLAN_TOL"]
 
 #: Default tolerance of :func:`is_permutation_plan`, relative to the size (total mass / n) of a plan's entries.
@@ -56,7 +57,8 @@ def _check_square(name: str, C: object) -> torch.Tensor:
 
 
 def solve(C: torch.Tensor, maximize: bool = False, *, reduced: bool = False) -> torch.Tensor:
-    """Exact LAP: ``perm = argmin_π Σ_i C[i, π(i)]`` (``argmax`` if ``maximize``) for a finite square ``C``.
+    """Exact LAP: ``perm = argmin_π Σ_i C[i, π(i)]`` (``argmax`` if ``maximize``) for a finite square ``C``
+    (NaN / ±inf entries raise ``ValueError``).
 
     Two exact strategies (both optimal; on ties or within float64 rounding they may pick different optima):
 
@@ -67,6 +69,7 @@ def solve(C: torch.Tensor, maximize: bool = False, *, reduced: bool = False) -> 
 
     Returns ``perm`` LongTensor ``(n,)`` on ``C``'s device.
     """
+    _check_finite("C", C)
     C = _check_square("C", C)
     check_bool("maximize", maximize)
     check_bool("reduced", reduced)
@@ -134,6 +137,34 @@ def plan_to_permutation(P: torch.Tensor, tol: float = PLAN_TOL) -> torch.Tensor:
 # Compiled shortest augmenting path with warm starts (numba when installed; plain Python kernels otherwise)
 # ---------------------------------------------------------------------------------------------------------------
 
+def _row_best(C: np.ndarray, v: np.ndarray, i: int, row4col: np.ndarray) -> tuple[float, int]:
+    """Row ``i``'s best reduced cost ``min_j (C_ij − v_j)`` and a column attaining it, ``(best, arg)``; among
+    equal bests a free column (``row4col[j] == −1``) wins over a taken one, else the first. ``arg = −1`` only if
+    the row has no entry below ``+inf`` (the public entry points reject non-finite costs before this runs)."""
+    n = C.shape[1]
+    best = math.inf
+    arg = -1
+    for j in range(n):
+        r = C[i, j] - v[j]
+        if r < best or (r == best and arg >= 0 and row4col[arg] != -1 and row4col[j] == -1):
+            best = r
+            arg = j
+    return best, arg
+
+
+def _jit_helper(fn: Callable) -> Callable:
+    """``fn`` compiled by numba when it is installed (so that the kernels compiled in :func:`_kernels` can call
+    it), else ``fn`` itself (the plain-Python kernels of the tests call it either way)."""
+    try:
+        import numba
+    except ImportError:
+        return fn
+    return numba.njit(cache=True, nogil=True)(fn)
+
+
+_row_best = _jit_helper(_row_best)
+
+
 def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarray, col4row: np.ndarray,
                  row4col: np.ndarray, max_steps: int) -> int:
     """Start of the solve; returns the number of rows left free for the shortest-path phase.
@@ -154,18 +185,12 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
     free = np.empty(n, np.int64)
     nfree = 0
     for i in range(n):
-        best = math.inf
-        arg = -1
-        for j in range(n):
-            r = C[i, j] - v[j]
-            if r < best or (r == best and row4col[arg] != -1 and row4col[j] == -1):  # ties: a free column
-                best = r
-                arg = j
+        best, arg = _row_best(C, v, i, row4col)
         j = proposal[i]
         if j < 0:
             j = arg
         col4row[i] = -1
-        if row4col[j] == -1 and C[i, j] - v[j] == best:
+        if j >= 0 and row4col[j] == -1 and C[i, j] - v[j] == best:
             col4row[i] = j
             row4col[j] = i
         else:
@@ -192,7 +217,7 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
             j2 = -1
             for j in range(n):
                 r = C[i, j] - v[j]
-                if r < umin or (r == umin and row4col[j1] != -1 and row4col[j] == -1):  # ties: a free column
+                if r < umin or (r == umin and j1 >= 0 and row4col[j1] != -1 and row4col[j] == -1):  # ties: free
                     usub = umin
                     j2 = j1
                     umin = r
@@ -302,21 +327,15 @@ def _sap_kernel(C: np.ndarray, u: np.ndarray, v: np.ndarray, col4row: np.ndarray
 def _kept_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray) -> int:
     """How many rows step 1 of :func:`_init_kernel` would keep matched (no side effects)."""
     n = C.shape[0]
-    taken = np.zeros(n, np.bool_)
+    owner = np.full(n, -1, np.int64)
     kept = 0
     for i in range(n):
-        best = math.inf
-        arg = -1
-        for j in range(n):
-            r = C[i, j] - v[j]
-            if r < best or (r == best and taken[arg] and not taken[j]):  # ties: a free column
-                best = r
-                arg = j
+        best, arg = _row_best(C, v, i, owner)
         j = proposal[i]
         if j < 0:
             j = arg
-        if not taken[j] and C[i, j] - v[j] == best:
-            taken[j] = True
+        if j >= 0 and owner[j] == -1 and C[i, j] - v[j] == best:
+            owner[j] = i
             kept += 1
     return kept
 
@@ -383,6 +402,18 @@ def _all_finite(C: torch.Tensor) -> bool:
     return bool(torch.isfinite(C.sum())) or bool(torch.isfinite(C).all())
 
 
+def _check_finite(name: str, C: object) -> None:
+    """Raise ``ValueError`` naming the count and the first position of NaN / ±inf entries of ``C`` (anything but
+    a non-empty floating tensor is left to the shape and type checks)."""
+    if not isinstance(C, torch.Tensor) or not C.is_floating_point() or C.numel() == 0 or _all_finite(C):
+        return
+    bad = ~torch.isfinite(C)
+    first = tuple(int(k) for k in torch.nonzero(bad)[0])
+    raise ValueError(f"{name} must be finite: {int(bad.sum())} NaN or infinite entries, the first "
+                     f"{name}[{', '.join(map(str, first))}] = {float(C[first])} (forbidden pairs need a large "
+                     f"finite cost)")
+
+
 def _float64_copy(C: torch.Tensor, maximize: bool) -> np.ndarray:
     """A row-major float64 CPU copy of ``C`` (negated if ``maximize``: the solver minimises)."""
     R = C.detach().to("cpu", torch.float64, memory_format=torch.contiguous_format, copy=True).numpy()
@@ -430,8 +461,7 @@ def solve_warm(C: torch.Tensor, maximize: bool = False, *, start: Duals | None =
     if not isinstance(C, torch.Tensor) or not C.is_floating_point() or C.ndim != 2 or C.shape[0] != C.shape[1] \
             or C.numel() == 0:
         C = _check_square("C", C)  # raises the standard message
-    if not _all_finite(C):
-        raise ValueError("C contains NaN or inf")
+    _check_finite("C", C)
     check_bool("maximize", maximize)
     n = C.shape[0]
     if start is not None:
@@ -453,29 +483,431 @@ def solve_warm(C: torch.Tensor, maximize: bool = False, *, start: Duals | None =
     return torch.as_tensor(duals.perm, dtype=torch.long, device=C.device), duals
 
 
-def solve_batch(C: torch.Tensor, maximize: bool = False, *, workers: int | None = None) -> torch.Tensor:
+#: ``solve_batch``'s methods: the dense compiled solver (:func:`solve_warm`) or the sparse one (:func:`solve_sparse`).
+BATCH_METHODS = ("dense", "sparse")
+
+
+def _solve_one(R: np.ndarray, method: str) -> np.ndarray:
+    """One minimisation matrix of a batch, by ``method`` (scipy when numba is not installed)."""
+    if _kernels() is None:
+        return linear_sum_assignment(R)[1].astype(np.int64)
+    if method == "sparse":
+        return _solve_sparse_min(R, SPARSE_K)[0]
+    return _solve_min(R, None, None)[0]
+
+
+def solve_batch(C: torch.Tensor, maximize: bool = False, *, workers: int | None = None, method: str = "dense",
+                processes: bool = False) -> torch.Tensor:
     """Exact LAPs of ``B`` independent matrices ``C`` ``(B, n, n)``: ``perm[b] = argmin_π Σ_i C[b, i, π(i)]``.
 
-    Each matrix is solved as :func:`solve_warm` without a start; ``workers`` threads (default: the CPU count)
-    share them through a :class:`concurrent.futures.ThreadPoolExecutor` (the compiled solver releases the GIL;
-    ``workers=1`` solves them one after another in the calling thread). A CUDA ``C`` is copied to the CPU (no
-    GPU solver is shipped: GPU LAP solvers lose to this one on single large matrices, and none was at hand to
-    test a batched one). Returns LongTensor ``(B, n)`` on ``C``'s device.
+    Each matrix is solved as :func:`solve_warm` without a start (``method="dense"``) or as :func:`solve_sparse`
+    (``method="sparse"``: candidate edges priced out against the dense matrix, much faster where the optimum
+    lives on few cheap edges per row, e.g. teacher–student functional costs; exact either way). ``workers``
+    (default: the CPU count) threads share them through a :class:`concurrent.futures.ThreadPoolExecutor` (the
+    compiled solvers release the GIL), or with ``processes=True`` as many worker processes (a
+    :class:`concurrent.futures.ProcessPoolExecutor`, forked where the platform allows: each matrix is pickled to
+    its worker, which pays off only when a solve costs much more than the copy); ``workers=1`` solves them one
+    after another in the calling thread. A CUDA ``C`` is copied to the CPU (no GPU solver is shipped: GPU LAP
+    solvers lose to this one on single large matrices, and none could be tested here). Returns LongTensor
+    ``(B, n)`` on ``C``'s device.
     """
+    _check_finite("C", C)
     C = check_tensor("C", C, ndim=3)
     if C.shape[1] != C.shape[2]:
         raise ValueError(f"C must be a batch of square matrices (B, n, n), got shape {tuple(C.shape)}")
     check_bool("maximize", maximize)
     workers = check_int("workers", workers, 1, allow_none=True)
+    method = check_choice("method", method, BATCH_METHODS)
+    check_bool("processes", processes)
     workers = workers or os.cpu_count() or 1
     mats = [_float64_copy(C[b], maximize) for b in range(C.shape[0])]
-    if _kernels() is None:
-        one = lambda R: linear_sum_assignment(R)[1].astype(np.int64)  # noqa: E731
-    else:
-        one = lambda R: _solve_min(R, None, None)[0]  # noqa: E731
     if workers == 1 or len(mats) <= 1:
-        perms = [one(R) for R in mats]
+        perms = [_solve_one(R, method) for R in mats]
+    elif processes:
+        import multiprocessing
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with ProcessPoolExecutor(max_workers=min(workers, len(mats)), mp_context=ctx) as pool:
+            perms = list(pool.map(_solve_one, mats, [method] * len(mats)))
     else:
         with ThreadPoolExecutor(max_workers=min(workers, len(mats))) as pool:
-            perms = list(pool.map(one, mats))
+            perms = list(pool.map(_solve_one, mats, [method] * len(mats)))
     return torch.as_tensor(np.stack(perms), dtype=torch.long, device=C.device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sparse shortest augmenting paths on candidate edges, with a dense pricing certificate (solve_sparse)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _sparse_sap_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray, v: np.ndarray,
+                       col4row: np.ndarray, row4col: np.ndarray) -> int:
+    """:func:`_sap_kernel` restricted to the candidate edges ``S`` (row ``i``'s columns are
+    ``indices[indptr[i]:indptr[i + 1]]``, costs read from the dense ``R``), Dijkstra with a binary heap (among
+    equal distances a free column first). Preconditions: ``R_ij − u_i − v_j ≥ 0`` on ``S``, matched edges in
+    ``S`` and tight. Returns the rows scanned, or ``−(1 + row)`` for the first free row without an augmenting
+    path inside ``S`` (the state is then as it was before that row)."""
+    n = R.shape[0]
+    spc = np.full(n, math.inf)
+    path = np.full(n, -1, np.int64)
+    SC = np.zeros(n, np.bool_)
+    touched = np.empty(n, np.int64)
+    srows = np.empty(n, np.int64)
+    scanned = 0
+    for cur in range(n):
+        if col4row[cur] != -1:
+            continue
+        ntouched = 0
+        nsr = 0
+        heap = [(0.0, 0, 0)]
+        heap.pop()
+        min_val = 0.0
+        i = cur
+        sink = -1
+        while sink == -1:
+            srows[nsr] = i
+            nsr += 1
+            scanned += 1
+            for e in range(indptr[i], indptr[i + 1]):
+                j = indices[e]
+                if SC[j]:
+                    continue
+                r = min_val + R[i, j] - u[i] - v[j]
+                if r < spc[j]:
+                    if spc[j] == math.inf:
+                        touched[ntouched] = j
+                        ntouched += 1
+                    spc[j] = r
+                    path[j] = i
+                    heapq.heappush(heap, (r, 0 if row4col[j] == -1 else 1, j))
+            j = -1
+            while len(heap) > 0:
+                d, _, jj = heapq.heappop(heap)
+                if not SC[jj] and d == spc[jj]:
+                    j = jj
+                    min_val = d
+                    break
+            if j < 0:
+                for t in range(ntouched):
+                    spc[touched[t]] = math.inf
+                    SC[touched[t]] = False
+                return -(1 + cur)
+            SC[j] = True
+            if row4col[j] == -1:
+                sink = j
+            else:
+                i = row4col[j]
+        u[cur] += min_val
+        for t in range(1, nsr):
+            i = srows[t]
+            u[i] += min_val - spc[col4row[i]]
+        for t in range(ntouched):
+            j = touched[t]
+            if SC[j]:
+                v[j] -= min_val - spc[j]
+        j = sink
+        while True:
+            i = path[j]
+            row4col[j] = i
+            k = col4row[i]
+            col4row[i] = j
+            j = k
+            if i == cur:
+                break
+        for t in range(ntouched):
+            spc[touched[t]] = math.inf
+            SC[touched[t]] = False
+    return scanned
+
+
+def _sparse_repair_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray, v: np.ndarray,
+                          col4row: np.ndarray, row4col: np.ndarray, tight_tol: float) -> int:
+    """Make ``(u, v)`` feasible on ``S`` exactly, ``u_i = min_{j ∈ S_i} (R_ij − v_j)``, free every row whose
+    matched edge is no longer tight within ``tight_tol`` relative to ``|R_ij| + |v_j| + |u_i|`` (float64 rounding
+    of the incremental dual updates), and give a free row its best column when that column is
+    free (a tight edge: the greedy start). Returns the number of free rows."""
+    n = R.shape[0]
+    free = 0
+    for i in range(n):
+        best = math.inf
+        arg = -1
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            r = R[i, j] - v[j]
+            if r < best or (r == best and arg >= 0 and row4col[arg] != -1 and row4col[j] == -1):
+                best = r
+                arg = j
+        u[i] = best
+        j = col4row[i]
+        if j >= 0 and R[i, j] - v[j] - best > tight_tol * (abs(R[i, j]) + abs(v[j]) + abs(best)):
+            col4row[i] = -1
+            row4col[j] = -1
+        if col4row[i] == -1 and arg >= 0 and row4col[arg] == -1:  # a free tight column: take it
+            col4row[i] = arg
+            row4col[arg] = i
+        if col4row[i] == -1:
+            free += 1
+    return free
+
+
+def _sparse_price_kernel(R: np.ndarray, u: np.ndarray, v: np.ndarray, mask: np.ndarray) -> int:
+    """Pricing: add to ``mask`` (the candidate set) every edge outside it with ``R_ij − v_j < u_i`` (negative
+    reduced cost: ``(u, v)`` not dual feasible there). Returns how many were added (0: the certificate holds)."""
+    n = R.shape[0]
+    added = 0
+    for i in range(n):
+        ui = u[i]
+        for j in range(n):
+            if R[i, j] - v[j] < ui and not mask[i, j]:
+                mask[i, j] = True
+                added += 1
+    return added
+
+
+def _mask_to_csr(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, indices)`` of a boolean ``(n, n)`` mask, columns in increasing order within a row."""
+    rows, cols = np.nonzero(mask)
+    indptr = np.zeros(mask.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=mask.shape[0]), out=indptr[1:])
+    return indptr, cols.astype(np.int64)
+
+
+def _keys_kernel(R: np.ndarray, w: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+    """``rows[i] = Σ_j R_ij w_j`` and ``cols[j] = Σ_i R_ij w_i``, each summed in one fixed order (identical rows or
+    columns of ``R`` give bit-identical keys)."""
+    n, m = R.shape
+    for j in range(m):
+        cols[j] = 0.0
+    for i in range(n):
+        acc = 0.0
+        wi = w[i]
+        for j in range(m):
+            x = R[i, j]
+            acc += x * w[j]
+            cols[j] += x * wi
+        rows[i] = acc
+
+
+def _classes_from_keys(R: np.ndarray, key: np.ndarray, axis: int) -> np.ndarray:
+    """``cls[i]``: the representative of the class of rows (``axis=0``) or columns (``axis=1``) of ``R`` exactly
+    identical to ``i``, grouped by ``key`` and verified entry by entry (a key collision only splits a class)."""
+    n = key.shape[0]
+    order = np.argsort(key, kind="stable")
+    cls = np.arange(n)
+    sk = key[order]
+    bounds = np.flatnonzero(np.diff(sk) != 0) + 1
+    for group in np.split(order, bounds):
+        if group.size < 2:
+            continue
+        reps: list[int] = []
+        for s in group:
+            line = R[s] if axis == 0 else R[:, s]
+            for r in reps:
+                if np.array_equal(line, R[r] if axis == 0 else R[:, r]):
+                    cls[s] = r
+                    break
+            else:
+                if len(reps) < 4:
+                    reps.append(int(s))
+    return cls
+
+
+def _insert(bufv: np.ndarray, bufj: np.ndarray, k: int, r: float, j: int) -> None:
+    """Insert ``(r, j)`` into the ascending buffer of the ``k`` smallest (its last entry is dropped)."""
+    t = k - 1
+    while t > 0 and bufv[t - 1] > r:
+        bufv[t] = bufv[t - 1]
+        bufj[t] = bufj[t - 1]
+        t -= 1
+    bufv[t] = r
+    bufj[t] = j
+
+
+_insert = _jit_helper(_insert)
+
+
+def _class_lists(cls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(size, start, mem)``: class ``c`` (its representative's index) has ``size[c]`` members
+    ``mem[start[c]:start[c] + size[c]]``."""
+    n = cls.shape[0]
+    size = np.zeros(n, np.int64)
+    for j in range(n):
+        size[cls[j]] += 1
+    start = np.zeros(n + 1, np.int64)
+    for j in range(n):
+        start[j + 1] = start[j] + size[j]
+    fill = start[:n].copy()
+    mem = np.empty(n, np.int64)
+    for j in range(n):
+        c = cls[j]
+        mem[fill[c]] = j
+        fill[c] += 1
+    return size, start, mem
+
+
+_class_lists = _jit_helper(_class_lists)
+
+
+def _candidate_kernel(red: np.ndarray, rowcls: np.ndarray, colcls: np.ndarray, k: int, mask: np.ndarray) -> None:
+    """Mark in ``mask`` each row's ``k`` smallest entries of ``red`` among representative columns
+    (``colcls[j] == j``) and each column's ``k`` smallest among representative rows; then a row (column) that
+    marked the representative of a class of identical columns (rows) gets ``k`` members of that class, a window
+    that moves with the row (column), so that a plateau such as the dead neurons is spread over the other side
+    instead of joining every row (or filling every row's ``k`` slots)."""
+    n = red.shape[0]
+    bufv = np.empty(k)
+    bufj = np.empty(k, np.int64)
+    cv = np.full((n, k), math.inf)
+    ci = np.full((n, k), -1, np.int64)
+    for i in range(n):
+        for t in range(k):
+            bufv[t] = math.inf
+            bufj[t] = -1
+        rep_row = rowcls[i] == i
+        for j in range(n):
+            r = red[i, j]
+            if colcls[j] == j and r < bufv[k - 1]:
+                _insert(bufv, bufj, k, r, j)
+            if rep_row and r < cv[j, k - 1]:
+                _insert(cv[j], ci[j], k, r, i)
+        for t in range(k):
+            if bufj[t] >= 0:
+                mask[i, bufj[t]] = True
+    for j in range(n):
+        for t in range(k):
+            if ci[j, t] >= 0:
+                mask[ci[j, t], j] = True
+    csize, cstart, cmem = _class_lists(colcls)
+    for i in range(n):
+        for c in range(n):
+            if csize[c] > 1 and mask[i, c]:
+                for t in range(min(k, csize[c])):
+                    mask[i, cmem[cstart[c] + (i * k + t) % csize[c]]] = True
+    rsize, rstart, rmem = _class_lists(rowcls)
+    for c in range(n):
+        if rsize[c] > 1:
+            for j in range(n):
+                if mask[c, j]:
+                    for t in range(min(k, rsize[c])):
+                        mask[rmem[rstart[c] + (j * k + t) % rsize[c]], j] = True
+
+
+def _candidate_mask(R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first candidate set and duals: ``u = `` row minima, ``v = `` column minima of ``R − u``; each row's
+    ``k`` smallest reduced costs and each column's ``k`` smallest, chosen among class representatives of
+    exactly identical columns (rows), a chosen representative bringing ``k`` members of its class, a different
+    window for each row (a plateau of identical columns such as dead neurons otherwise fills every row's ``k``
+    slots, or joins every row). Returns ``(mask, u, v)``."""
+    keys, cand = _kernels_extra()
+    n = R.shape[0]
+    u = R.min(1)
+    red = R - u[:, None]
+    v = red.min(0)
+    red -= v
+    rk, ck = np.empty(n), np.empty(n)
+    keys(red, np.random.default_rng(0).random(n) + 0.5, rk, ck)
+    rowcls, colcls = _classes_from_keys(red, rk, 0), _classes_from_keys(red, ck, 1)
+    mask = np.zeros((n, n), np.bool_)
+    cand(red, rowcls, colcls, min(k, n), mask)
+    return mask, u, v
+
+
+def _kernels_extra() -> tuple[Callable, Callable]:
+    if "keys" not in _KERNELS:
+        try:
+            import numba
+        except ImportError:
+            _KERNELS["keys"], _KERNELS["cand"] = _keys_kernel, _candidate_kernel
+        else:
+            jit = numba.njit(cache=True, nogil=True)
+            _KERNELS["keys"], _KERNELS["cand"] = jit(_keys_kernel), jit(_candidate_kernel)
+    return _KERNELS["keys"], _KERNELS["cand"]
+
+
+#: Candidate edges per row and per column in :func:`solve_sparse`'s first candidate set.
+SPARSE_K = 8
+#: Rounds (candidate growth, pricing, rounding repairs) after which :func:`solve_sparse` hands over to the dense
+#: compiled solver (a safety net: the rounds are bounded by the candidate set reaching the dense matrix anyway).
+SPARSE_MAX_ROUNDS = 64
+
+
+def _sparse_kernels() -> tuple[Callable, Callable, Callable] | None:
+    if "sparse" not in _KERNELS:
+        try:
+            import numba
+        except ImportError:
+            _KERNELS["sparse"] = _KERNELS["repair"] = _KERNELS["price"] = None
+        else:
+            jit = numba.njit(cache=True, nogil=True)
+            _KERNELS["sparse"], _KERNELS["repair"] = jit(_sparse_sap_kernel), jit(_sparse_repair_kernel)
+            _KERNELS["price"] = jit(_sparse_price_kernel)
+    if _KERNELS["sparse"] is None:
+        return None
+    return _KERNELS["sparse"], _KERNELS["repair"], _KERNELS["price"]
+
+
+def _solve_sparse_min(R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """:func:`solve_sparse` on the float64 minimisation matrix ``R``; ``(perm, v, rounds, candidates, scanned)``."""
+    sap, repair, price = _sparse_kernels()
+    n = R.shape[0]
+    mask, u, v = _candidate_mask(R, k)
+    tight_tol = 8 * np.finfo(np.float64).eps  # relative: rounding of the incremental dual updates only
+    col4row, row4col = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    rounds = scanned = 0
+    while True:
+        rounds += 1
+        if rounds > SPARSE_MAX_ROUNDS:  # never seen; the dense solver is exact on anything finite
+            perm, v, _, scanned, _ = _solve_min(R, None, None)
+            return perm, v, rounds, n * n, scanned
+        indptr, indices = _mask_to_csr(mask)
+        repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        status = sap(R, indptr, indices, u, v, col4row, row4col)
+        if status < 0:  # Hall's condition fails inside S: widen the rows of the failed search
+            # every row gets k more of its best columns under the current v (cheap, and it always grows S)
+            k = min(2 * k, n)
+            red = R - v[None, :]
+            top = np.argpartition(red, k - 1, axis=1)[:, :k] if k < n else None
+            if top is None:
+                mask[:] = True
+            else:
+                mask[np.repeat(np.arange(n), k), top.ravel()] = True
+            continue
+        scanned += status
+        repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        if (col4row < 0).any():
+            continue  # rounding freed a row: augment it again (no new edges needed)
+        if price(R, u, v, mask) == 0:
+            return col4row, v, rounds, int(indptr[-1]), scanned
+
+
+def solve_sparse(C: torch.Tensor, maximize: bool = False, *, k: int = SPARSE_K) -> tuple[torch.Tensor, Duals]:
+    """Exact LAP like :func:`solve_warm`, by shortest augmenting paths on a sparse candidate set priced out
+    against the dense matrix (column generation); the answer carries the same dual certificate.
+
+    1. ``u`` = row minima, ``v`` = column minima of ``C − u``; the candidate edges are each row's ``k`` and each
+       column's ``k`` smallest reduced costs, where a plateau of exactly identical columns (rows), such as the dead
+       neurons of a teacher–student functional cost (:func:`lmcnb.papers.teacher_student.functional_cost`), is
+       represented by one member and brings the whole class.
+    2. Dijkstra on the candidate edges only (a binary heap, a few edges per row: the few-types structure of the
+       teacher–student costs makes these searches short). When a free row has no augmenting path inside the set
+       (Hall's condition fails there), every row gets ``k`` more of its best columns (``k`` doubling).
+    3. Pricing: ``u_i = min_{j∈S_i}(C_ij − v_j)``; every edge outside the set with ``C_ij − u_i − v_j < 0`` joins it
+       and step 2 resumes from the current matching and duals. When none is left, ``(u, v)`` is dual feasible
+       on the whole matrix and the matched edges are tight (within ``8 eps (|C_ij| + |u_i| + |v_j|)`` per edge,
+       float64 rounding of the dual updates): the assignment is optimal, like scipy's (on ties it may be another optimum).
+
+    Worst case (no structure) the set grows to the dense matrix; it is never wrong, only slower.
+    ``Duals.augmented`` is the number of pricing rounds, ``Duals.scanned`` the rows scanned by the searches.
+    Without numba, scipy solves ``C`` (as :func:`solve_warm`). Returns ``(perm, duals)``.
+    """
+    _check_finite("C", C)
+    C = _check_square("C", C)
+    check_bool("maximize", maximize)
+    k = check_int("k", k, 1)
+    n = C.shape[0]
+    R = _float64_copy(C, maximize)
+    if _sparse_kernels() is None:
+        _, cols = linear_sum_assignment(R)
+        duals = Duals(cols.astype(np.int64), np.zeros(n), maximize, n, 0, False)
+    else:
+        cols, v, rounds, _, scanned = _solve_sparse_min(R, k)
+        duals = Duals(cols, v, maximize, rounds, scanned, False)
+    return torch.as_tensor(duals.perm, dtype=torch.long, device=C.device), duals

@@ -215,3 +215,45 @@ def test_solve_batch_errors():
         A.solve_batch(torch.full((2, 2, 2), float("nan")))
     with pytest.raises(ValueError, match="must be non-empty"):
         A.solve_batch(torch.zeros(0, 3, 3))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), -float("inf"), float("nan")])
+def test_every_entry_point_rejects_non_finite_costs_naming_the_entry(bad):
+    C = randn(4, 4, seed=3)
+    C[2, 1] = bad
+    for call in (lambda: A.solve(C), lambda: A.solve(C, reduced=True), lambda: A.solve_warm(C),
+                 lambda: A.solve_batch(torch.stack([randn(4, 4, seed=4), C])),
+                 lambda: A.solve_sparse(C)):
+        with pytest.raises(ValueError, match=r"C must be finite: 1 NaN or infinite entries, the first C\[(2, 1|1, 2, 1)\]"):
+            call()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_row_best_never_reads_index_minus_one(compiled):
+    """An infinite cost seen first used to compare ``row4col[-1]`` (the last column's owner): an all-infinite row
+    then reported column 0 as its best. The one helper of both kernels keeps ``arg = −1`` until a finite entry."""
+    fn = A._row_best
+    if not compiled:
+        fn = getattr(fn, "py_func", fn)
+    elif not hasattr(fn, "py_func"):
+        pytest.skip("numba is not installed")
+    C = np.array([[np.inf, np.inf, np.inf], [np.inf, 2.0, 2.0]])
+    v = np.zeros(3)
+    row4col = np.array([-1, -1, 0], np.int64)  # the last column is taken, the others free
+    assert fn(C, v, 0, row4col) == (np.inf, -1)
+    assert fn(C, v, 1, row4col) == (2.0, 1)
+    assert fn(C, v, 1, np.array([-1, 0, -1], np.int64)) == (2.0, 2)  # ties: the free column wins
+
+
+def test_kernels_share_the_row_argmin_and_keep_infinite_first_entries_exact(kernels):
+    """``_init_kernel`` and ``_kept_kernel`` agree on the rows they keep; a row starting with +inf (only reachable by
+    calling the kernels directly) is solved exactly."""
+    C = np.array([[np.inf, 1.0, 5.0], [2.0, np.inf, 1.0], [np.inf, 3.0, 0.5]])
+    init, sap, kept = A._kernels() if kernels == "compiled" else (A._init_kernel, A._sap_kernel, A._kept_kernel)
+    v, prop = np.zeros(3), np.full(3, -1, np.int64)
+    u, col4row, row4col = np.empty(3), np.empty(3, np.int64), np.empty(3, np.int64)
+    free = init(C, v, prop, u, col4row, row4col, 24)
+    assert kept(C, np.zeros(3), prop) == 2  # rows 0 and 1 keep their argmins; row 2's (column 2) is taken
+    assert sap(C, u, v, col4row, row4col) >= 0
+    rows, cols = linear_sum_assignment(C)
+    assert C[np.arange(3), col4row].sum() == C[rows, cols].sum()
