@@ -568,3 +568,17 @@ def test_mlp_sweep_kills_units_every_argument_changes_the_result():
     assert math.isnan(res[1]) and not ok
     with pytest.raises(ValueError, match="bool mask"):
         sw.kills_units(torch.ones(3, dtype=torch.bool))
+
+
+def test_gd_schedule_grows_with_width_above_its_floor():
+    g = st.gd_schedule(16, 20_000)
+    assert isinstance(g, ts.GD) and g.steps == 20_000 and g.tol == 1e-10 and g.check_every == 100
+    assert st.gd_schedule(64, 20_000).steps == 625 * 64
+    assert st.gd_schedule(64, 50_000).steps == 50_000
+    assert st.gd_schedule(64, 1, steps_per_width=10).steps == 640
+    assert st.gd_schedule(64, 1, steps_per_width=0).steps == 1
+    g = st.gd_schedule(8, 100, tol=1e-6, check_every=10)
+    assert g.tol == 1e-6 and g.check_every == 10
+    for bad in (dict(m=0, min_steps=1), dict(m=4, min_steps=0), dict(m=4, min_steps=1, steps_per_width=-1)):
+        with pytest.raises(ValueError):
+            st.gd_schedule(**bad)

@@ -132,6 +132,54 @@ def test_table_rate_reads_the_table():
         wr.table_rate(tab.to_frame())
 
 
+def test_table_rate_transform_applies_to_barriers_and_end_losses():
+    cfg = ts.TeacherStudent(d=4, M=2)
+    tab = cfg.manifold_sweep([4, 6, 8, 16, 32], 4, seed=1)
+    end = np.maximum(tab.loss_a.numpy(), tab.loss_b.numpy()).clip(0)
+    r = wr.table_rate(tab, transform=np.sqrt, min_widths=2, n_boot=100, loss_ratio=0.1)
+    ref = wr.rate_measurement(list(tab.widths), np.sqrt(tab.perm.numpy()), np.sqrt(end), min_widths=2, n_boot=100,
+                              loss_ratio=0.1)
+    assert r == ref
+    plain = wr.table_rate(tab, min_widths=2, n_boot=100)
+    assert r.range.centres != plain.range.centres
+    if r.fit is not None and plain.fit is not None:
+        assert r.fit.slope == pytest.approx(plain.fit.slope / 2, abs=0.35)  # sqrt halves a clean power law
+    with pytest.raises(TypeError, match="transform"):
+        wr.table_rate(tab, transform="sqrt")
+
+
+def _measurement(verdict: str, ci_high: float | None) -> wr.RateMeasurement:
+    import dataclasses
+
+    w, v, e = sweep({8: 1e-2, 16: 5e-3, 32: 2.5e-3, 64: 1.25e-3})
+    base = wr.rate_measurement(w, v, e, n_boot=50)
+    f = None if ci_high is None else dataclasses.replace(base.fit, ci_high=ci_high)
+    return dataclasses.replace(base, verdict=verdict, fit=f)
+
+
+def test_upper_ends_rounds_and_marks_missing_fits():
+    ms = {4: _measurement("holds", -0.61234), 8: _measurement("not established", None)}
+    assert wr.upper_ends(ms) == {4: -0.612, 8: "no fit"}
+    assert wr.upper_ends(ms, digits=2) == {4: -0.61, 8: "no fit"}
+    with pytest.raises(ValueError, match="non-empty"):
+        wr.upper_ends({})
+    with pytest.raises(TypeError, match="RateMeasurement"):
+        wr.upper_ends({4: 0.5})
+    with pytest.raises(ValueError, match="digits"):
+        wr.upper_ends(ms, digits=0)
+
+
+def test_joint_verdict_needs_every_key_to_hold_and_two_keys():
+    h, f, n = (_measurement(v, -0.6) for v in ("holds", "fails", "not established"))
+    assert wr.joint_verdict({4: h, 8: h}) == "consistent"
+    assert wr.joint_verdict({4: h}) == "inconclusive"  # one d cannot test "at every d"
+    assert wr.joint_verdict({4: h, 8: n}) == "inconclusive"
+    assert wr.joint_verdict({4: h, 8: f}) == "differs from paper"
+    assert wr.joint_verdict({4: f}) == "differs from paper"
+    with pytest.raises(ValueError, match="non-empty"):
+        wr.joint_verdict({})
+
+
 def test_random_teacher_is_unit_norm_not_orthogonal_and_used_by_the_loss():
     cfg = ts.TeacherStudent(d=6, M=3, teacher_kind="random", teacher_seed=4)
     T = cfg.teacher()

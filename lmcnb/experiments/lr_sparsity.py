@@ -48,7 +48,7 @@ from ..infra import sweep as _sweep
 
 __all__ = [
     "critical_c", "predict_critical_c", "minimum_with_live", "sharpness_vs_live",
-    "LRSweep", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
+    "LRSweep", "gd_schedule", "gd_lr_sweep", "sgd_lr_sweep", "solution_sharpness", "Transition", "observed_transition",
     "live_fraction_crossing", "dense_below", "onset_sparse", "diverges_within",
     "weight_match_rows", "pair_barriers", "hall_shuffled_types", "sweep_pair_barriers", "manifold_pair_barriers",
     "exactly_connected",
@@ -56,6 +56,17 @@ __all__ = [
 ]
 
 F64 = torch.float64
+
+
+def gd_schedule(m: int, min_steps: int, *, steps_per_width: int = 625, tol: float = 1e-10,
+                check_every: int = 100) -> ts.GD:
+    """The population-GD schedule of a learning-rate sweep at width ``m``: ``max(min_steps, steps_per_width · m)``
+    steps, stopping at ``R < tol``. With ``η = c/m`` the steps a run needs to converge grow like ``m`` (chapter 4:
+    625 per unit of width above its ``min_steps``)."""
+    m = check_int("m", m, 1)
+    min_steps = check_int("min_steps", min_steps, 1)
+    steps_per_width = check_int("steps_per_width", steps_per_width, 0)
+    return ts.GD(steps=max(min_steps, steps_per_width * m), tol=tol, check_every=check_every)
 
 
 def _check_cs(cs: object) -> Tensor:

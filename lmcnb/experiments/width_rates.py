@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -49,7 +49,7 @@ from . import ot_rates
 __all__ = ["DISTRIBUTIONS", "ot_rate_exponent", "iid_matching_sweep", "sgd_barrier_sweep", "RATE_VERDICTS",
            "sgd_step_constant", "FiniteSampleTables", "training_barriers",
            "finite_sample_sweep", "AsymptoticRange", "asymptotic_range", "RateMeasurement", "rate_measurement",
-           "table_rate"]
+           "table_rate", "upper_ends", "joint_verdict"]
 
 DISTRIBUTIONS = ("gaussian", "uniform")
 F64 = torch.float64
@@ -512,11 +512,49 @@ def rate_measurement(widths: object, values: object, end_loss: object, *, bound:
     return RateMeasurement(range=rng, fit=fit, bound=bound, verdict=verdict, local_slopes=local)
 
 
-def table_rate(table: ts.BarrierTable, kind: str = "perm", **kwargs) -> RateMeasurement:
+def table_rate(table: ts.BarrierTable, kind: str = "perm", *,
+               transform: Callable[[np.ndarray], np.ndarray] | None = None, **kwargs) -> RateMeasurement:
     """:func:`rate_measurement` of a :class:`lmcnb.teacher_student.BarrierTable`: the barriers of ``kind`` and, as
-    ``end_loss``, each pair's ``max(loss_a, loss_b)``; ``kwargs`` go to :func:`rate_measurement`."""
+    ``end_loss``, each pair's ``max(loss_a, loss_b)``; ``kwargs`` go to :func:`rate_measurement`.
+
+    ``transform`` (e.g. ``np.sqrt``: the rate of ``√B``, a distance-like scale) is applied elementwise to both the
+    barriers and the end losses before the fit (give ``loss_ratio`` on the transformed scale: ``√(R/B) ≤ 0.1`` is
+    ``R ≤ B/100``)."""
     if not isinstance(table, ts.BarrierTable):
         raise TypeError(f"table must be a teacher_student.BarrierTable, got {type(table).__name__}")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be a callable on arrays (e.g. np.sqrt) or None, got {transform!r}")
     end = torch.maximum(table.loss_a, table.loss_b).detach().cpu().clamp_min(0.0)  # rounding: R = -1e-17
-    return rate_measurement(list(table.widths), table.values(kind).detach().cpu(), end, **kwargs)
+    vals = table.values(kind).detach().cpu()
+    if transform is not None:
+        vals, end = transform(vals.numpy()), transform(end.numpy())
+    return rate_measurement(list(table.widths), vals, end, **kwargs)
 
+
+def _check_measurements(measurements: object) -> dict[Any, RateMeasurement]:
+    if not isinstance(measurements, Mapping) or not measurements:
+        raise ValueError(f"measurements must be a non-empty mapping (e.g. d -> RateMeasurement), got {measurements!r}")
+    bad = [k for k, v in measurements.items() if not isinstance(v, RateMeasurement)]
+    if bad:
+        raise TypeError(f"measurements must map to RateMeasurement values; not at keys {bad}")
+    return dict(measurements)
+
+
+def upper_ends(measurements: Mapping[Any, RateMeasurement], digits: int = 3) -> dict[Any, float | str]:
+    """The upper end of each measurement's slope interval (``fit.ci_high``), rounded to ``digits`` significant
+    digits, or ``"no fit"`` where the asymptotic range was too short to fit (chapter 3's finite-sample rows:
+    ``{d: RateMeasurement}`` → ``{d: upper end}``)."""
+    ms = _check_measurements(measurements)
+    digits = check_int("digits", digits, 1)
+    return {k: float(f"{m.fit.ci_high:.{digits}g}") if m.fit is not None else "no fit" for k, m in ms.items()}
+
+
+def joint_verdict(measurements: Mapping[Any, RateMeasurement]) -> str:
+    """One verdict for "the rate holds at every key" (every ``d`` of a finite-sample regime): ``"consistent"`` if
+    every measurement ``"holds"`` and there are at least two (one ``d`` cannot test "at every d"),
+    ``"differs from paper"`` if any ``"fails"``, else ``"inconclusive"``."""
+    ms = _check_measurements(measurements)
+    vs = {m.verdict for m in ms.values()}
+    if "fails" in vs:
+        return "differs from paper"
+    return "consistent" if len(ms) >= 2 and vs == {"holds"} else "inconclusive"
