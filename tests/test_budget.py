@@ -136,7 +136,7 @@ def test_every_workload_argument_changes_the_cost():
     assert budget.count_flops(pb.ts_barrier_paths(8, 5)(6, CPU)) > budget.count_flops(paths(6, CPU))  # M
     flops = pb.quadratic_flops(paths)
     assert flops(48) == pytest.approx(budget.count_flops(paths(48, CPU)), rel=1e-9)  # quadratic in m
-    wp, fp = pb.ts_barrier_matchings(8, 4)(6, CPU)()
+    wp, fp = pb.ts_match_assignments(8, 4)(6, CPU)()
     assert sorted(wp.tolist()) == sorted(fp.tolist()) == list(range(6))
     # the pair is two sampled minima (m >= M): every row a nonnegative multiple of a teacher direction, R = 0,
     # and the functional matching it times is optimal (no worse than the weight matching's pairing)
@@ -146,7 +146,16 @@ def test_every_workload_argument_changes_the_cost():
     assert int((W1 != 0).sum(1).max()) == 1
     C = pairs.functional_cost(W1, W2)
     assert float(C[torch.arange(6), fp].sum()) <= float(C[torch.arange(6), wp].sum()) + 1e-15
-    assert pb.ts_barrier_matchings(8, 3)(6, CPU)()[0].shape == (6,)
+    assert pb.ts_match_assignments(8, 3)(6, CPU)()[0].shape == (6,)
+    # the costs it solves are the ones ts_match_costs builds (functional, weight matching's squared distances),
+    # on the device it is given; their FLOPs (the Gram products) are quadratic in m and grow with d
+    Cf, Cw = pb.ts_match_costs(8, 4)(6, CPU)()
+    assert torch.allclose(Cf, C) and torch.allclose(Cw, torch.cdist(W1, W2) ** 2)
+    from lmcnb import assignment
+    assert torch.equal(fp, assignment.solve(Cf)) and torch.equal(wp, assignment.solve(Cw))
+    costs = pb.ts_match_costs(8, 4)
+    assert pb.quadratic_flops(costs)(48) == pytest.approx(budget.count_flops(costs(48, CPU)), rel=1e-9)
+    assert budget.count_flops(pb.ts_match_costs(9, 4)(16, CPU)) > budget.count_flops(costs(16, CPU))
     # augmentation: the crop-and-flip gather runs in the step (more operators, the same FLOPs)
     plain_conv = pb.conv_training("ResNet-20", 2)(0.25, CPU)
     augmented = pb.conv_training("ResNet-20", 2, augment=True)(0.25, CPU)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from ..infra.budget import Workload
 
 __all__ = ["mlp_training", "mlp_forward", "conv_training", "conv_forward", "mlp_matching", "conv_matching", "ts_gd",
-           "quadratic_flops", "ts_barrier_paths", "ts_barrier_matchings", "MATCH_REDUCED", "WM_REDUCED", "WM_EXPONENT",
+           "quadratic_flops", "ts_barrier_paths", "ts_match_costs", "ts_match_assignments", "MATCH_REDUCED",
+           "WM_REDUCED", "WM_EXPONENT",
            "ACT_TIMED_INPUTS", "chapter01", "chapter02", "chapter04", "chapter06", "chapter07", "CHAPTERS"]
 
 MNIST_TRAIN = 55_000  # data.mnist(): 60 000 training digits less the 5 000-image validation split
@@ -262,7 +263,7 @@ def ts_barrier_paths(d: int, M: int) -> Callable[[float, torch.device], Callable
     path part of :meth:`lmcnb.papers.teacher_student.TeacherStudent.barriers`, 21 λ each, in its memory-bounded λ
     chunks) on ``device``: the part that runs on the GPU when the pair is there (``barrier_sweep`` of students
     trained on the GPU, ``manifold_sweep(device=...)``). Fixed permutations stand in for the matchers' (the cost
-    depends on the shapes only); the matchings are :func:`ts_barrier_matchings`."""
+    depends on the shapes only); the matchings are :func:`ts_match_costs` and :func:`ts_match_assignments`."""
     from ..papers.teacher_student import pairs
 
     def make(size: float, device: torch.device) -> Callable[[], Any]:
@@ -280,17 +281,39 @@ def ts_barrier_paths(d: int, M: int) -> Callable[[float, torch.device], Callable
     return make
 
 
-def ts_barrier_matchings(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
-    """The two matchings of one pair's barriers on the CPU (weight matching and functional matching: cost matrix
-    and exact assignment, :func:`lmcnb.papers.teacher_student.weight_match` / ``functional_match``), on a pair of
-    sampled minima (:func:`_ts_pair`): the CPU-side part of a pair's barriers wherever the paths run."""
+def ts_match_costs(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """The cost matrices of one pair's two matchings on ``device``: :func:`lmcnb.papers.teacher_student.
+    functional_cost` (elementwise closed forms on the Gram matrix ``W1 W2ᵀ``) and weight matching's squared
+    distances (``torch.cdist``), on a pair of sampled minima (:func:`_ts_pair`). :func:`lmcnb.papers.
+    teacher_student.pair_barriers` builds them where the pair is, so on the GPU when the pair is there; only the
+    assignments (:func:`ts_match_assignments`) copy the matrices to the CPU."""
     from ..papers.teacher_student import pairs
 
     def make(size: float, device: torch.device) -> Callable[[], Any]:
-        _, W1, W2 = _ts_pair(d, M, int(size), torch.device("cpu"))
-        return lambda: (pairs.weight_match(W1, W2), pairs.functional_match(W1, W2))
+        _, W1, W2 = _ts_pair(d, M, int(size), device)
+        return lambda: (pairs.functional_cost(W1, W2), torch.cdist(W1, W2) ** 2)
 
     return make
+
+
+def ts_match_assignments(d: int, M: int) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """The two exact assignments of one pair's matchings on the CPU (:func:`lmcnb.assignment.solve` of the
+    functional and of the weight-matching cost, built untimed by :func:`ts_match_costs`): the CPU-side part of a
+    pair's barriers wherever the paths and the costs run (``solve`` copies a GPU matrix to the CPU: at
+    ``m = 4096`` 134 MB each, milliseconds over PCIe, not counted)."""
+    from .. import assignment
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        Cf, Cw = ts_match_costs(d, M)(size, torch.device("cpu"))()
+        return lambda: (assignment.solve(Cw), assignment.solve(Cf))
+
+    return make
+
+
+@functools.lru_cache(maxsize=None)
+def _match_cost_flops(d: int, M: int) -> Callable[[float], float]:
+    """:func:`quadratic_flops` of :func:`ts_match_costs`'s step (the ``(m, d) × (d, m)`` products)."""
+    return quadratic_flops(ts_match_costs(d, M))
 
 
 @functools.lru_cache(maxsize=None)
@@ -349,8 +372,9 @@ def chapter02() -> list[Workload]:
     trained-output sweep (2 initialisations × widths 2…256 × 32 students, ≤ 40 000 steps); the barriers of every
     pair (core 32, tail 16, trained outputs 2 × 16 pairs per width) and the minimum-manifold sweep (widths 4…4096,
     64 pairs), each pair as its three paths on the GPU (:func:`ts_barrier_paths`; the GD solutions are on the GPU
-    already, the sampled minima go there by ``manifold_sweep(device=S.device)``) and its two matchings on the CPU
-    (:func:`ts_barrier_matchings`, the exponent measured between widths 512 and 1024). Not counted: the
+    already, the sampled minima go there by ``manifold_sweep(device=S.device)``), its two matchings' cost matrices
+    where the pair is (:func:`ts_match_costs`, on the GPU) and their exact assignments on the CPU
+    (:func:`ts_match_assignments`, the exponent measured between widths 512 and 1024). Not counted: the
     Hall-criterion draws and the sparse-manifold sweeps (widths ≤ 64). The large-model grid (d = 32, M = 8 and
     d = 256, M = 16) is the ``full`` profile's, not the paper profile's, and is not counted."""
     out: list[Workload] = []
@@ -368,8 +392,10 @@ def chapter02() -> list[Workload]:
                                 ("manifold sweep (64 pairs)", manifold, 64)):
         out += _per_width(f"barrier paths {name}", lambda m: ts_barrier_paths(8, 4), widths, count, 256,
                           lambda m: paths)
-        out += _per_width(f"matchings {name}", lambda m: ts_barrier_matchings(8, 4), widths, count, MATCH_REDUCED,
-                          on_gpu=False, exponent=None)
+        out += _per_width(f"matching costs {name}", lambda m: ts_match_costs(8, 4), widths, count, 256,
+                          lambda m: _match_cost_flops(8, 4))
+        out += _per_width(f"assignments {name}", lambda m: ts_match_assignments(8, 4), widths, count,
+                          MATCH_REDUCED, on_gpu=False, exponent=None)
     return out
 
 
