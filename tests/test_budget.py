@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -174,9 +175,20 @@ def test_every_workload_argument_changes_the_cost():
         pb.conv_matching("LeNet")
 
 
+def test_iid_w2_is_one_exact_two_sample_distance_in_its_dimension():
+    from lmcnb.experiments import ot_rates
+
+    w = pb.iid_w2(3)(16, CPU)()
+    ref = ot_rates.two_sample_wasserstein(ot_rates.gaussian_sampler(3), [16], 1, p=2, seed=0, cache_dir=None,
+                                          executor=None)
+    assert np.allclose(w, ref) and w.shape == (1, 1)
+    assert not np.allclose(pb.iid_w2(8)(16, CPU)(), w)      # p
+    assert not np.allclose(pb.iid_w2(3)(32, CPU)(), w)      # size
+
+
 def test_the_chapters_list_their_paper_workloads():
-    assert set(pb.CHAPTERS) == {"01_lmc_and_permutations", "02_double_descent", "04_learning_rate_sparsity",
-                                "06_lewc", "07_real_data_deeper"}
+    assert set(pb.CHAPTERS) == {"01_lmc_and_permutations", "02_double_descent", "03_width_rate",
+                                "04_learning_rate_sparsity", "06_lewc", "07_real_data_deeper"}
     ch1 = pb.chapter01()
     assert sum(w.count for w in ch1 if w.name.startswith("train main pair")) == 50 * math.ceil(55_000 / 500)
     assert [w.paper_size for w in ch1 if w.name.startswith("width sweep: train")] == [32, 64, 128, 256, 1024,
@@ -186,7 +198,18 @@ def test_the_chapters_list_their_paper_workloads():
     assert not any("paper-only" in w.name or "d=32" in w.name for w in ch2)  # the large-model grid is `full`
     paths = [w for w in ch2 if w.name.startswith("barrier paths manifold")]
     assert [w.paper_size for w in paths][-1] == 4096 and all(w.on_gpu and w.count == 64 for w in paths)
-    assert all(not w.on_gpu and w.exponent is None for w in ch2 if w.name.startswith("matchings"))
+    assigns = [w for w in ch2 if w.name.startswith("assignments")]
+    costs = [w for w in ch2 if w.name.startswith("matching costs")]
+    assert len(assigns) == len(costs) == 9 + 10 + 12 + 15  # core, tail, trained outputs, manifold widths
+    assert all(not w.on_gpu and w.exponent is None for w in assigns) and all(w.on_gpu for w in costs)
+    ch3 = pb.chapter03()  # the notebook's paper sizes
+    gd3 = [w for w in ch3 if w.name.startswith("GD d=")]
+    assert {w.name.split(" (")[0] for w in gd3} == {"GD d=4", "GD d=8", "GD d=32"}
+    assert max(w.paper_size for w in gd3) == 2048 and {w.count for w in gd3} == {4000}
+    assert max(w.paper_size for w in ch3 if "sampled minima" in w.name) == 4096
+    iid = [w for w in ch3 if w.name.startswith("i.i.d.")]
+    assert len(iid) == 5 * 6 and all(not w.on_gpu and w.count == 16 for w in iid)
+    assert len([w for w in ch3 if w.name.startswith("SGD d=")]) == 5 * 6
     ch6 = pb.chapter06()  # the notebook's paper sizes: 1x-8x of the 512-unit MLP, 50 epochs, CONV_PAPER
     assert [w.paper_size for w in ch6 if w.name.startswith("MLP sweep: train")] == [512, 1024, 2048, 4096]
     assert {w.count for w in ch6 if w.name.startswith("MLP sweep: train")} == {50 * math.ceil(55_000 / 500)}

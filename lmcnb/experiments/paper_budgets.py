@@ -22,7 +22,8 @@ from ..infra.budget import Workload
 __all__ = ["mlp_training", "mlp_forward", "conv_training", "conv_forward", "mlp_matching", "conv_matching", "ts_gd",
            "quadratic_flops", "ts_barrier_paths", "ts_match_costs", "ts_match_assignments", "MATCH_REDUCED",
            "WM_REDUCED", "WM_EXPONENT",
-           "ACT_TIMED_INPUTS", "chapter01", "chapter02", "chapter04", "chapter06", "chapter07", "CHAPTERS"]
+           "ACT_TIMED_INPUTS", "iid_w2", "chapter01", "chapter02", "chapter03", "chapter04", "chapter06", "chapter07",
+           "CHAPTERS"]
 
 MNIST_TRAIN = 55_000  # data.mnist(): 60 000 training digits less the 5 000-image validation split
 CIFAR_TRAIN = 45_000  # data.cifar10(): 50 000 less the 5 000-image validation split
@@ -399,6 +400,78 @@ def chapter02() -> list[Workload]:
     return out
 
 
+def iid_w2(p: int) -> Callable[[float, torch.device], Callable[[], Any]]:
+    """One exact ``W_2`` between two independent ``m``-point ``N(0, I_p)`` clouds on the CPU
+    (:func:`lmcnb.experiments.ot_rates.two_sample_wasserstein`, one repetition: sampling, the ``m × m`` squared
+    distances and the assignment)."""
+    from . import ot_rates
+
+    sampler = ot_rates.gaussian_sampler(p)
+
+    def make(size: float, device: torch.device) -> Callable[[], Any]:
+        return lambda: ot_rates.two_sample_wasserstein(sampler, [int(size)], 1, p=2, seed=0, cache_dir=None,
+                                                       executor=None)
+
+    return make
+
+
+def _ts_pair_barriers(name: str, d: int, M: int, widths: Sequence[int], pairs: float) -> list[Workload]:
+    """The barriers of ``pairs`` pairs per width: three paths and the two matchings' costs on the GPU, the two
+    assignments on the CPU (as :func:`chapter02` counts them)."""
+    return (_per_width(f"barrier paths {name}", lambda m: ts_barrier_paths(d, M), widths, pairs, 256,
+                       lambda m: _paths_flops(d, M))
+            + _per_width(f"matching costs {name}", lambda m: ts_match_costs(d, M), widths, pairs, 256,
+                         lambda m: _match_cost_flops(d, M))
+            + _per_width(f"assignments {name}", lambda m: ts_match_assignments(d, M), widths, pairs, MATCH_REDUCED,
+                         on_gpu=False, exponent=None))
+
+
+def chapter03() -> list[Workload]:
+    """Chapter 3 (``03_width_rate``), paper profile (the notebook's ``choose(...)`` values), M = 4:
+
+    - the GD width sweep at d = 4, 8, 32: widths 8…2048, 16 pairs (32 students) per width, ≤ 40 000 steps, and
+      the pairs' barriers; its negative control (d = 8, 300 steps, 4 pairs);
+    - the training-free sweep of sampled global minima at d = 8: widths 8…4096, 32 pairs (barriers only);
+    - the i.i.d.-neuron OT rates: widths 64…2048, p = 2, 4, 8, 16, 32, 16 exact ``W_2`` each (CPU);
+    - the variants at d = 8, widths 8…256, 16 pairs: trained outputs with positive and with mixed-sign
+      initialisation (≤ 40 000 steps), a random unit-norm teacher and a fixed initial mass (≤ 40 000 steps);
+    - finite samples: SGD at batch 64 for 40 000 steps on n = 8 192 samples at d = 4, 8, 32 and on n = 256 d at
+      d = 4, 8 (d = 32 is shared), widths 8…256, 16 pairs, modelled as stacked-MLP steps (as chapter 4's SGD);
+      each pair's barriers twice (training samples and population, both counted as population paths); the control
+      (d = 8, 400 steps).
+
+    Every GD run is counted at its step limit. Not counted: bootstrap fits and figures."""
+    out: list[Workload] = []
+    widths = [8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+    for d in (4, 8, 32):
+        out += _per_width(f"GD d={d} (32 students)", lambda m, d=d: ts_gd(d, 4, 32), widths, 4000, 256,
+                          lambda m, d=d: _gd_flops(d, 4, 32))
+        out += _ts_pair_barriers(f"GD d={d} (16 pairs)", d, 4, widths, 16)
+    out += _per_width("GD control d=8 (8 students, 300 steps)", lambda m: ts_gd(8, 4, 8), widths, 30, 256,
+                      lambda m: _gd_flops(8, 4, 8))
+    out += _ts_pair_barriers("GD control (4 pairs)", 8, 4, widths, 4)
+    out += _ts_pair_barriers("sampled minima (32 pairs)", 8, 4, [8, 12, 16, 24, 32, 64, 128, 256, 512, 1024, 2048,
+                                                                 4096], 32)
+    for p in (2, 4, 8, 16, 32):
+        out += _per_width(f"i.i.d. W2 p={p} (16 pairs)", lambda m, p=p: iid_w2(p), [64, 128, 256, 512, 1024, 2048],
+                          16, MATCH_REDUCED, on_gpu=False, exponent=None)
+    var = [8, 16, 32, 64, 128, 256]
+    out += _per_width("GD variants, trained outputs (2 inits x 32 students)",
+                      lambda m: ts_gd(8, 4, 32, train_output=True), var, 2 * 4000, 256,
+                      lambda m: _gd_flops(8, 4, 32, True))
+    out += _per_width("GD variants, random teacher and fixed mass (2 x 32 students)", lambda m: ts_gd(8, 4, 32),
+                      var, 2 * 4000, 256, lambda m: _gd_flops(8, 4, 32))
+    out += _ts_pair_barriers("variants (4 x 16 pairs)", 8, 4, var, 64)
+    for d in (4, 8, 32, 4, 8):  # n = 8192 at d = 4, 8, 32; n = 256 d at d = 4, 8
+        out += _per_width(f"SGD d={d} (32 students, batch 64)",
+                          lambda m, d=d: mlp_training(lambda h, d=d: (d, h, 1), 32, 64, loss="mse", momentum=0.0),
+                          var, 40_000, 256)
+        out += _ts_pair_barriers(f"finite samples d={d} (2 x 16 pairs)", d, 4, var, 32)
+    out += _per_width("SGD control d=8 (32 students, 400 steps)",
+                      lambda m: mlp_training(lambda h: (8, h, 1), 32, 64, loss="mse", momentum=0.0), var, 400, 256)
+    return out
+
+
 def chapter04() -> list[Workload]:
     """Chapter 4 (``04_learning_rate_sparsity``), paper profile (the notebook's ``choose(...)`` values): the GD
     learning-rate sweeps (15 values of c × 10 seeds at widths 16 and 32, × 6 seeds at 64, 128 and 256;
@@ -562,5 +635,5 @@ def chapter07() -> list[Workload]:
 
 #: Chapter stem -> its workloads.
 CHAPTERS: dict[str, Callable[[], list[Workload]]] = {
-    "01_lmc_and_permutations": chapter01, "02_double_descent": chapter02,
+    "01_lmc_and_permutations": chapter01, "02_double_descent": chapter02, "03_width_rate": chapter03,
     "04_learning_rate_sparsity": chapter04, "06_lewc": chapter06, "07_real_data_deeper": chapter07}
