@@ -68,6 +68,17 @@ def test_paper_scale_fits_and_full_scale_is_table_1() -> None:
     assert cnn_merges.CONV_FULL.epochs == 200 and cnn_merges.CONV_FULL.weight_decays == (3e-3, 1e-4)
 
 
+def test_smoke_size_is_the_paper_recipe_at_toy_size() -> None:
+    """CONV_SMOKE (the smoke profile's CIFAR-10 cells): both architectures, the paper's recipe apart from sizes."""
+    smoke, paper = cnn_merges.CONV_SMOKE, cnn_merges.CONV_PAPER
+    assert {a for a, _ in smoke.multipliers} == {a for a, _ in paper.multipliers} == {"VGG-11", "ResNet-20"}
+    assert (smoke.weight_decays, smoke.seeds, smoke.lr, smoke.warmup, smoke.augment) == \
+        (paper.weight_decays, paper.seeds, paper.lr, paper.warmup, paper.augment)
+    assert smoke.config(3e-3).schedule == paper.config(3e-3).schedule == "warmup_cosine"
+    # a toy root's 600 training images: over a thousand times fewer FLOPs than the paper cell on CIFAR-10
+    assert smoke.flops(600, 5400, 11) * 1000 < paper.flops(45_000, 15_000, 11)
+
+
 def test_conv_sweep_rejects_bad_fields() -> None:
     with pytest.raises(ValueError, match="unknown architecture 'VGG-16'"):
         cnn_merges.ConvSweep(multipliers=(("VGG-16", 1.0),), epochs=1)

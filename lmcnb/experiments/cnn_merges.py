@@ -8,7 +8,8 @@ printed beside the paper's :data:`TABLE1`.
 - :class:`ConvSweep` — one configuration object (multipliers, epochs, weight decays, seeds, batch, learning rate,
   warm-up, BatchNorm images, augmentation) with :meth:`~ConvSweep.grid`, :meth:`~ConvSweep.config` and
   :meth:`~ConvSweep.flops`; :data:`CONV_PAPER` (a width trend that fits the chapter's GPU-hour) and
-  :data:`CONV_FULL` (Table 1's own size, the opt-in ``full`` profile).
+  :data:`CONV_FULL` (Table 1's own size, the opt-in ``full`` profile), :data:`CONV_SMOKE` (a toy size: the
+  ``smoke`` profile runs the paper cells' code at it on a CPU).
 - :func:`train_seeded` (one network of a pair: seeded construction, crop-and-flip augmentation
   :class:`RandomCropFlip`; chapter 7's CNN sweeps train with it too), :func:`table1_row` (one network, one
   weight decay: train the seeded pair, merge, measure), :func:`table1_sweep` (every row through
@@ -34,8 +35,8 @@ from ..merge import merge as merge_pipeline
 from ..train import TrainConfig
 
 __all__ = ["TABLE1", "SUSTAINED_TFLOPS", "CONV_ARCHS", "forward_flops", "gpu_hours", "ConvSweep", "CONV_PAPER",
-           "CONV_FULL", "GLOBAL_RNG_LOCK", "RandomCropFlip", "seeded_model", "train_seeded", "table1_row",
-           "table1_sweep", "table1_frame"]
+           "CONV_FULL", "CONV_SMOKE", "GLOBAL_RNG_LOCK", "RandomCropFlip", "seeded_model", "train_seeded",
+           "table1_row", "table1_sweep", "table1_frame"]
 
 #: Ito et al. 2026, Table 1 (notes §3, [S]): midpoint (λ = ½) barriers of the identity path and after weight
 #: matching, test split; accuracy barriers as fractions (0.519 % → 0.00519), loss barriers presumably after
@@ -193,6 +194,12 @@ CONV_PAPER = ConvSweep(multipliers=(("VGG-11", 0.5), ("VGG-11", 1.0), ("VGG-11",
                                     ("ResNet-20", 1.0), ("ResNet-20", 2.0)), epochs=10, weight_decays=(3e-3,))
 #: Table 1's own size (the ``full`` profile): VGG-11 ×16 and ResNet-20 ×32, 200 epochs, batch 128.
 CONV_FULL = ConvSweep(multipliers=(("VGG-11", 16.0), ("ResNet-20", 32.0)), epochs=200)
+#: The ``smoke`` profile's toy size of the same cells (chapters 6 and 7): both architectures at a tiny multiplier
+#: (VGG-11 ×1/16, ResNet-20 ×1/8), one epoch, batch 64, BatchNorm re-estimated on 64 images; the paper recipe
+#: otherwise (augmentation, warm-up + cosine, Table 1's weight decay 3e-3). Seconds on a CPU; its numbers mean
+#: nothing.
+CONV_SMOKE = ConvSweep(multipliers=(("VGG-11", 1 / 16), ("ResNet-20", 1 / 8)), epochs=1, weight_decays=(3e-3,),
+                       batch=64, bn_images=64)
 
 
 class RandomCropFlip(torch.nn.Module):
