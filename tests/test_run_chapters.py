@@ -172,3 +172,27 @@ def test_runner_prints_the_paper_budget_before_running(tmp_path):
     nbformat.write(nb, b)
     res = run(["--dry-run", "--out", str(out), str(b)], tmp_path / "counter", interrupt=False)
     assert res.returncode == 2 and "02_other.ipynb: metadata lmcnb.paper_gpu_minutes must be a number" in res.stderr
+
+
+def test_the_scoreboard_finds_its_claims_and_this_runs_times_in_out(tmp_path):
+    """The scoreboard's kernel starts in OUT and reads ``_claims.yml`` and ``_checks/_runtimes.json`` relative to
+    it: the runner stages a copy of the book's claim list and this run's chapter times there (without them the
+    scoreboard stopped with FileNotFoundError in ``make paper`` and ``make smoke``)."""
+    import run_chapters
+
+    from lmcnb.infra import scoreboard as sb
+
+    out = tmp_path / "out"
+    out.mkdir()
+    board = ROOT / "book" / "08_scoreboard.ipynb"
+    summary = {"01_tiny": {"ok": True, "wall_seconds": 3.5, "executed_cells": 4, "profile": "smoke"},
+               "02_broken": {"ok": False, "wall_seconds": 1.0, "executed_cells": 2, "profile": "smoke"},
+               "08_scoreboard": {"ok": True, "wall_seconds": 2.0, "executed_cells": 7, "profile": "smoke"}}
+    run_chapters.stage_scoreboard(out, board, summary)
+    assert (out / "_claims.yml").read_bytes() == (ROOT / "book" / "_claims.yml").read_bytes()
+    assert sb.load_claims(out / "_claims.yml") == sb.load_claims(ROOT / "book" / "_claims.yml")
+    times = sb.runtimes(out / "_checks" / "_runtimes.json")
+    assert times.to_dict("records") == [{"chapter": "01_tiny", "seconds": 3.5, "cells": 4, "profile": "smoke"}]
+    summary["01_tiny"]["wall_seconds"] = 5.0  # a second scoreboard run restages
+    run_chapters.stage_scoreboard(out, board, summary)
+    assert sb.runtimes(out / "_checks" / "_runtimes.json").seconds.tolist() == [5.0]

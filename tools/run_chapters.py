@@ -21,7 +21,9 @@ For GPU machines and Colab alike. For every notebook (the scoreboard, ``08_score
   order), so a run can be checked to have executed every cell;
 - ``OUT/<stem>.ipynb`` receives the executed notebook (also when a cell fails: then with the error, and the exit
   status is 1), ``OUT/figures/<stem>/<cell id>-<k>.png`` its figures, ``OUT/checks/<stem>.jsonl`` the records of
-  its ``checks.record`` calls (the scoreboard run here reads ``OUT/checks`` via ``$LMCNB_CHECKS_DIR``), and
+  its ``checks.record`` calls (the scoreboard run here reads ``OUT/checks`` via ``$LMCNB_CHECKS_DIR``, and, as its
+  kernel starts in ``OUT``, ``OUT/_claims.yml``, a copy of the book's, and ``OUT/_checks/_runtimes.json``, this
+  run's chapter times: :func:`stage_scoreboard`), and
   ``OUT/summary.json`` the run time, cell count and verdicts of every chapter run so far, with its wall time, the
   device :func:`lmcnb.setup` chose and the cache hits and misses of its sweeps (``sweep.run_grid`` calls), read
   from the kernel's run log (``$LMCNB_RUNLOG_DIR``, :mod:`lmcnb.infra.runlog`); they are printed at the end;
@@ -143,6 +145,20 @@ def run_one(path: Path, out: Path, cache: Path, profile: str, timeout: int, engi
     return entry
 
 
+def stage_scoreboard(out: Path, board: Path, summary: dict) -> None:
+    """Give the scoreboard ``board`` what it reads relative to its folder, in ``out`` (its kernel's folder): a
+    copy of the book's claim list ``_claims.yml`` (beside ``board``) and ``_checks/_runtimes.json``, the wall
+    time, executed cells and profile of each chapter of ``summary`` that ran through (this run's, not the stored
+    quick-profile times). Its records it reads from ``OUT/checks`` (``$LMCNB_CHECKS_DIR``)."""
+    claims = board.parent / "_claims.yml"
+    if claims.is_file():
+        write_atomic(out / "_claims.yml", claims.read_text(encoding="utf-8"))
+    times = {stem: {"seconds": e["wall_seconds"], "cells": e["executed_cells"], "profile": e["profile"]}
+             for stem, e in sorted(summary.items()) if e.get("ok") and stem != board.stem}
+    (out / "_checks").mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "_checks" / "_runtimes.json", json.dumps(times, indent=1) + "\n")
+
+
 def executed_cell_ids(nb) -> list[str]:
     """The ids (``cell-<index>`` where a cell has none) of the code cells of ``nb`` that ran, in order: those with
     an execution count (a failed run stops at the failing cell, which counts)."""
@@ -262,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     for nb in chapters + boards:
         print(f"running {nb} ({args.profile}) -> {out}", flush=True)
+        if nb in boards:
+            stage_scoreboard(out, Path(nb), summary)
         entry = run_one(Path(nb), out, cache, args.profile, timeout, engine=args.engine, extra_env=extra_env)
         summary[entry["chapter"]] = entry
         write_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
