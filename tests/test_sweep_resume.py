@@ -813,3 +813,75 @@ def test_a_chapter_killed_mid_sweep_under_the_runner_resumes_losslessly(referenc
     # the kernel's environment is pinned (tools/repro.env), this process's is not: equal up to float rounding
     perm = [float(v) for v in printed(out).split("]")[0].strip("[").split(",")]
     assert torch.allclose(torch.tensor(perm, dtype=torch.float64), reference.perm, rtol=1e-9, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A real chapter in the smoke profile (make smoke: toy data root, offline), killed mid-chapter while its
+# run_grid sweep is part-way, rerun: the same records as an uninterrupted run, the stored configuration a hit
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_smoke_run_killed_mid_chapter_resumes_losslessly(tmp_path):
+    """Chapter 7's first half (its MNIST MLP sweep, cell-08, two run_grid configurations at the smoke sizes, and
+    the checks on it) under ``run_chapters.py --profile smoke --toy-data``: SIGKILL of the runner and its kernel
+    once the first configuration is stored, rerun with the same cache: exactly one hit and one miss, and the
+    records and printed tables equal an uninterrupted run's (another cache). About 60 s on one core."""
+    import json
+
+    import nbformat
+
+    chapter = REPO / "book" / "07_real_data_deeper.ipynb"
+    nb = nbformat.read(chapter, as_version=4)
+    ids = [c.get("id") for c in nb.cells]
+    nb.cells = nb.cells[:ids.index("cell-13c") + 1]  # through the MLP half's last check; the CNN cells dropped
+    assert "cell-08" in [c.get("id") for c in nb.cells]
+    book = tmp_path / "book"
+    book.mkdir()
+    nbformat.write(nb, book / chapter.name)  # the same stem: checks.chapter() in the chapter must match it
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MPLBACKEND", sweep.CACHE_ENV, sweep.ENGINE_ENV, runlog.ENV, "LMCNB_PROFILE")}
+    env.update(PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
+               PYTHONHASHSEED="0")
+
+    def cmd(out: Path, cache: Path) -> list[str]:
+        return [sys.executable, str(REPO / "tools" / "run_chapters.py"), "--profile", "smoke", "--toy-data",
+                "--out", str(out), "--cache", str(cache), str(book / chapter.name)]
+
+    def results(out: Path) -> tuple[str, list[str]]:
+        """The chapter's records (JSON lines) and each cell's printed stdout (progress bars go to stderr)."""
+        ran = nbformat.read(out / chapter.name, as_version=4)
+        printed = ["".join(o.get("text", "") for o in c.outputs if o.get("name") == "stdout")
+                   for c in ran.cells if c.cell_type == "code"]
+        return (out / "checks" / f"{chapter.stem}.jsonl").read_text(), printed
+
+    whole = subprocess.run(cmd(tmp_path / "whole", tmp_path / "cache-whole"), env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())[chapter.stem]["cache_misses"] == 2
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    runner = subprocess.Popen(cmd(out, cache), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(cache.glob("*.pt")):
+            assert runner.poll() is None, "the runner ended before the sweep stored its first configuration"
+            assert time.monotonic() < deadline, "no cache file within 300 s"
+            time.sleep(0.05)
+        os.killpg(runner.pid, signal.SIGKILL)  # mid-chapter: the second configuration is being computed
+        runner.wait(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert len(list(cache.glob("*.pt"))) == 1, "killed part-way: one of the two configurations stored"
+    assert not (out / "checks" / f"{chapter.stem}.jsonl").exists(), "killed before the chapter's checks"
+
+    again = subprocess.run(cmd(out, cache), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    entry = json.loads((out / "summary.json").read_text())[chapter.stem]
+    assert (entry["sweeps"], entry["cache_hits"], entry["cache_misses"]) == (1, 1, 1)
+    assert entry["ok"] and entry["executed_cell_ids"] == [c.get("id") for c in nb.cells if c.cell_type == "code"]
+    assert len(list(cache.glob("*.pt"))) == 2 and not list(cache.glob(".tmp-*"))
+    records, printed = results(out)
+    assert records.count("\n") >= 8
+    assert (records, printed) == results(tmp_path / "whole"), "the resumed chapter equals an uninterrupted run"
