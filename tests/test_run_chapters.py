@@ -196,3 +196,19 @@ def test_the_scoreboard_finds_its_claims_and_this_runs_times_in_out(tmp_path):
     summary["01_tiny"]["wall_seconds"] = 5.0  # a second scoreboard run restages
     run_chapters.stage_scoreboard(out, board, summary)
     assert sb.runtimes(out / "_checks" / "_runtimes.json").seconds.tolist() == [5.0]
+
+
+def test_paper_and_smoke_kernels_drop_the_pinned_environments_verification(monkeypatch):
+    """Under ``make test`` (``LMCNB_REPRO=strict``, ``LMCNB_PROFILE=quick``) the smoke-book test starts the runner:
+    a paper or smoke kernel must not inherit ``LMCNB_REPRO``, whose check pins the quick profile (its set-up cell
+    would stop); the quick profile's kernels keep the pinned environment."""
+    import run_chapters
+
+    monkeypatch.setenv("LMCNB_REPRO", "strict")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SOME_SETTING", "kept")
+    for profile in ("paper", "full", "smoke"):
+        env = run_chapters.kernel_env(profile)
+        assert "LMCNB_REPRO" not in env and "MPLBACKEND" not in env
+        assert env["LMCNB_PROFILE"] == profile and env["SOME_SETTING"] == "kept"
+    assert run_chapters.kernel_env("quick")["LMCNB_REPRO"] in ("strict", "lax")

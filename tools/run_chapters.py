@@ -88,13 +88,15 @@ def extract_figures(nb, directory: Path) -> list[Path]:
 
 def kernel_env(profile: str) -> dict[str, str]:
     """The kernel's environment: in the quick profile the pinned reproducibility environment of ``make test``
-    (``tools/repro.env``, the same definition, strict where the host reproduces it, else lax); in the paper
-    profile this process's environment (a GPU run is not compared bit for bit, and its CPU threads are free)
-    without ``MPLBACKEND``. ``LMCNB_PROFILE`` is set to ``profile``."""
+    (``tools/repro.env``, the same definition, strict where the host reproduces it, else lax); in the paper and
+    other profiles this process's environment (a GPU run is not compared bit for bit, and its CPU threads are free)
+    without ``MPLBACKEND`` and without ``LMCNB_REPRO``: the pinned environment's verification (which a caller
+    such as ``make test`` may have set) pins ``LMCNB_PROFILE=quick``, so it would stop a paper or smoke kernel in
+    its set-up cell. ``LMCNB_PROFILE`` is set to ``profile``."""
     if profile == "quick":
         env = repro.apply(os.environ, "lax" if repro.host_problems() else "strict")
     else:
-        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+        env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "LMCNB_REPRO")}
     env["LMCNB_PROFILE"] = profile
     return env
 
