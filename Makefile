@@ -6,6 +6,7 @@
 #   make outputs   re-execute every chapter in the quick profile, store the outputs, regenerate the status page
 #                  (book/status.md and each chapter's at-a-glance box), then check them with nbval
 #   make paper     run chapters headless in the paper profile into OUT (default runs/paper), never into book/
+#   make smoke     every cell of every chapter at the smoke profile's toy sizes, offline on toy data (SMOKE_OUT)
 #   make data      download + checksum the paper profile's datasets into LMCNB_DATA_DIR (~/.cache/lmcnb/data)
 #   make bench     run the benchmarks (performance tables)
 #   make mutation  mutation testing of the toolkit modules with mutmut (MODULES=..., about 10 min on 2 cores)
@@ -51,7 +52,7 @@ NBVAL_OPTS := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 .PHONY: help venv book test outputs paper smoke data bench mutation clean distclean print-run-env
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# *//'
+	@sed -n '3,12p' Makefile | sed 's/^# *//'
 
 # --- environment -------------------------------------------------------------------------------------------------
 
