@@ -350,19 +350,26 @@ def have_compiled_solver() -> bool:
     return _kernels() is not None
 
 
-def _kernels() -> tuple[Callable, Callable, Callable] | None:
-    if "init" not in _KERNELS:
+def _compiled(names: tuple[str, ...], fns: tuple[Callable, ...], *, fallback: bool = False
+              ) -> tuple[Callable, ...] | None:
+    """The kernels ``fns``, kept in ``_KERNELS`` under ``names`` and compiled by numba on first use; without numba
+    ``None`` (the callers fall back to scipy) or, with ``fallback``, the plain-Python functions. Tests put
+    plain-Python kernels under the same names to run the solvers uncompiled."""
+    if names[0] not in _KERNELS:
         try:
             import numba
         except ImportError:
-            _KERNELS["init"] = _KERNELS["sap"] = _KERNELS["kept"] = None
+            _KERNELS.update({n: (f if fallback else None) for n, f in zip(names, fns)})
         else:
             jit = numba.njit(cache=True, nogil=True)
-            _KERNELS["init"], _KERNELS["sap"] = jit(_init_kernel), jit(_sap_kernel)
-            _KERNELS["kept"] = jit(_kept_kernel)
-    if _KERNELS["init"] is None:
+            _KERNELS.update({n: jit(f) for n, f in zip(names, fns)})
+    if _KERNELS[names[0]] is None:
         return None
-    return _KERNELS["init"], _KERNELS["sap"], _KERNELS["kept"]
+    return tuple(_KERNELS[n] for n in names)
+
+
+def _kernels() -> tuple[Callable, Callable, Callable] | None:
+    return _compiled(("init", "sap", "kept"), (_init_kernel, _sap_kernel, _kept_kernel))
 
 
 @dataclass(frozen=True, eq=False)
@@ -811,15 +818,7 @@ def _candidate_mask(R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _kernels_extra() -> tuple[Callable, Callable]:
-    if "keys" not in _KERNELS:
-        try:
-            import numba
-        except ImportError:
-            _KERNELS["keys"], _KERNELS["cand"] = _keys_kernel, _candidate_kernel
-        else:
-            jit = numba.njit(cache=True, nogil=True)
-            _KERNELS["keys"], _KERNELS["cand"] = jit(_keys_kernel), jit(_candidate_kernel)
-    return _KERNELS["keys"], _KERNELS["cand"]
+    return _compiled(("keys", "cand"), (_keys_kernel, _candidate_kernel), fallback=True)
 
 
 #: Candidate edges per row and per column in :func:`solve_sparse`'s first candidate set.
@@ -830,18 +829,7 @@ SPARSE_MAX_ROUNDS = 64
 
 
 def _sparse_kernels() -> tuple[Callable, Callable, Callable] | None:
-    if "sparse" not in _KERNELS:
-        try:
-            import numba
-        except ImportError:
-            _KERNELS["sparse"] = _KERNELS["repair"] = _KERNELS["price"] = None
-        else:
-            jit = numba.njit(cache=True, nogil=True)
-            _KERNELS["sparse"], _KERNELS["repair"] = jit(_sparse_sap_kernel), jit(_sparse_repair_kernel)
-            _KERNELS["price"] = jit(_sparse_price_kernel)
-    if _KERNELS["sparse"] is None:
-        return None
-    return _KERNELS["sparse"], _KERNELS["repair"], _KERNELS["price"]
+    return _compiled(("sparse", "repair", "price"), (_sparse_sap_kernel, _sparse_repair_kernel, _sparse_price_kernel))
 
 
 def _solve_sparse_min(R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:

@@ -259,3 +259,10 @@ def test_a_measured_exponent_is_the_local_growth_clamped_to_one_and_three(monkey
     assert budget.local_exponent(1.0, 1.0) == 1.0 and budget.local_exponent(1.0, 100.0) == 3.0
     with pytest.raises(ValueError, match="timings"):
         budget.local_exponent(0.0, 1.0)
+
+
+def test_the_split_matching_workload_names_its_new_home():
+    with pytest.raises(AttributeError, match="ts_match_costs .* ts_match_assignments"):
+        pb.ts_barrier_matchings  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pb.nope  # noqa: B018

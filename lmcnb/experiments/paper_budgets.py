@@ -637,3 +637,11 @@ def chapter07() -> list[Workload]:
 CHAPTERS: dict[str, Callable[[], list[Workload]]] = {
     "01_lmc_and_permutations": chapter01, "02_double_descent": chapter02, "03_width_rate": chapter03,
     "04_learning_rate_sparsity": chapter04, "06_lewc": chapter06, "07_real_data_deeper": chapter07}
+
+
+def __getattr__(name: str) -> object:
+    if name == "ts_barrier_matchings":
+        raise AttributeError("lmcnb.experiments.paper_budgets.ts_barrier_matchings was split into ts_match_costs "
+                             "(the two cost matrices, built where the pair is: the GPU) and ts_match_assignments "
+                             "(the two exact assignments, on the CPU)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
