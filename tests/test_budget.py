@@ -3,7 +3,11 @@ the arithmetic of every formula on fixed numbers (the timing is replaced by a st
 closed forms, and every argument of a workload changing its cost."""
 from __future__ import annotations
 
+import ast
+import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,8 @@ from lmcnb import train
 from lmcnb.experiments import cnn_merges
 from lmcnb.experiments import paper_budgets as pb
 from lmcnb.infra import budget
+
+ROOT = Path(__file__).resolve().parents[1]
 
 META = torch.device("meta")
 CPU = torch.device("cpu")
@@ -202,6 +208,10 @@ def test_the_chapters_list_their_paper_workloads():
     costs = [w for w in ch2 if w.name.startswith("matching costs")]
     assert len(assigns) == len(costs) == 9 + 10 + 12 + 15  # core, tail, trained outputs, manifold widths
     assert all(not w.on_gpu and w.exponent is None for w in assigns) and all(w.on_gpu for w in costs)
+    trained = [(w.paper_size, w.count) for w in ch2 if w.name.startswith("GD trained output")]
+    assert trained == [(16, 2 * 80_000 // 10), (64, 2 * 80_000 // 10), (256, 2 * 300_000 // 10)]  # 2 inits
+    assert [w.name.split(" (")[1] for w in ch2 if w.name.startswith("GD trained output")] == [
+        "2 inits x 256 students)", "2 inits x 64 students)", "2 inits x 64 students)"]
     ch3 = pb.chapter03()  # the notebook's paper sizes
     gd3 = [w for w in ch3 if w.name.startswith("GD d=")]
     assert {w.name.split(" (")[0] for w in gd3} == {"GD d=4", "GD d=8", "GD d=32"}
@@ -266,3 +276,12 @@ def test_the_split_matching_workload_names_its_new_home():
         pb.ts_barrier_matchings  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         pb.nope  # noqa: B018
+
+
+def test_chapter02_trained_output_caps_are_the_notebooks():
+    """The budget's step caps are the ones chapter 2's trained-output cell passes in the paper profile."""
+    nb = json.loads((ROOT / "book" / "02_double_descent.ipynb").read_text())
+    src = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code" and "P_tr = dict(" in
+                  "".join(c["source"]))
+    found = re.search(r"caps=choose\(quick=\{[^}]*\}, paper=(\{[^}]*\})", src)
+    assert found and ast.literal_eval(found.group(1)) == pb.TRAINED_OUTPUT_CAPS

@@ -155,3 +155,150 @@ def test_the_stable_step_converges_at_a_paper_width_where_eta_025_does_not():
     assert bool(rule.converged[0]) and float(rule.final_loss[0]) < 1e-8
     slow = run(0.25)
     assert not bool(slow.converged[0]) and float(slow.final_loss[0]) > 1e-8
+
+
+def _tiny(**kw):
+    from lmcnb.papers import teacher_student as ts
+    return ts.TeacherStudent(d=4, M=2, steps=400, tol=1e-10, **kw)
+
+
+def test_capped_sweeps_give_each_width_range_its_own_cap():
+    from lmcnb.experiments.double_descent import capped_barrier_sweeps
+    tabs = capped_barrier_sweeps(_tiny(), [3, 2, 5], 1, {3: 7, 8: 60}, progress=False)
+    assert [t.widths for t in tabs] == [(3, 2), (5,)]  # ranges (0, 3] and (3, 8], widths in the given order
+    assert [set(t.solutions.steps.tolist()) for t in tabs] == [{7}, {60}]  # each range's cap, not model.steps
+    one = capped_barrier_sweeps(_tiny(), [5], 1, {8: 60}, progress=False)[0]
+    assert np.allclose(one.perm.numpy(), tabs[1].perm.numpy())  # a range's sweep is the plain sweep
+    assert capped_barrier_sweeps(_tiny(), [2], 1, {1: 5, 2: 9}, progress=False)[0].solutions.steps.tolist() == [9, 9]
+
+
+def test_capped_sweeps_pass_the_model_pairs_and_sweep_keywords():
+    from lmcnb.experiments.double_descent import capped_barrier_sweeps
+    base = capped_barrier_sweeps(_tiny(), [3], 1, {4: 50}, progress=False)[0]
+    other_c = capped_barrier_sweeps(_tiny(c=1.0), [3], 1, {4: 50}, progress=False)[0]
+    assert not np.allclose(base.solutions.final_loss.numpy(), other_c.solutions.final_loss.numpy())
+    assert len(capped_barrier_sweeps(_tiny(), [3], 2, {4: 50}, progress=False)[0].perm) == 2
+    shifted = capped_barrier_sweeps(_tiny(), [3], 1, {4: 50}, first_seed=4, progress=False)[0]
+    assert shifted.seeds_a == (4,) and base.seeds_a == (0,)
+
+
+def test_capped_sweeps_reject_bad_caps_and_uncapped_widths():
+    from lmcnb.experiments.double_descent import capped_barrier_sweeps
+    with pytest.raises(ValueError, match=r"widths \[9\] lie above the largest capped width 8"):
+        capped_barrier_sweeps(_tiny(), [3, 9], 1, {8: 50})
+    for caps in ({}, [8, 50], {8: 0}, {0: 50}, {8: 2.5}, {True: 50}):
+        with pytest.raises(ValueError, match="caps"):
+            capped_barrier_sweeps(_tiny(), [3], 1, caps)
+    with pytest.raises(TypeError, match="TeacherStudent"):
+        capped_barrier_sweeps(object(), [3], 1, {8: 50})
+
+
+# --- mutation-testing follow-ups: every boundary, message and argument below changes the result -----------------
+
+def _boot_reference(groups, n_boot, ci, seed):
+    """The documented bootstrap: each width's pairs resampled with replacement from one NumPy generator."""
+    rng = np.random.default_rng(seed)
+    return [np.median(g[rng.integers(0, g.size, (n_boot, g.size))], axis=1) for g in groups], \
+        [(1 - ci) / 2, (1 + ci) / 2]
+
+
+def test_interior_peak_interval_is_the_percentile_interval_of_the_bootstrap():
+    v = _curve({5: 1.0, 6: 2.0, 8: 3.0, 12: 1.0}, n=5, spread=0.5, seed=4)
+    for ci, seed in ((0.95, 0), (0.8, 3)):
+        t = interior_peak(v, 5, 12, n_boot=300, ci=ci, seed=seed)
+        boot, q = _boot_reference([np.asarray(v[w]) for w in (5, 6, 8, 12)], 300, ci, seed)
+        b = np.stack(boot, axis=1)
+        ref = np.quantile(b[:, 1:3].max(axis=1) - np.maximum(b[:, 0], b[:, 3]), q)
+        assert (t.lo, t.hi) == pytest.approx(tuple(ref), abs=0, rel=1e-12)
+        assert (t.left, t.right, t.ci, t.n_boot) == (5, 12, ci, 300)
+    assert t.peak_width == 8  # the second interior width (the argmax is offset by the left end)
+    d = interior_peak(v, 5, 12)
+    assert (d.n_boot, (d.lo, d.hi)) == (2000, (interior_peak(v, 5, 12, n_boot=2000, seed=0).lo,
+                                               interior_peak(v, 5, 12, n_boot=2000, seed=0).hi))
+
+
+def test_interior_peak_ratio_and_boundaries():
+    flat0 = {5: [0.0, 0.0], 6: [1.0, 1.0], 8: [0.0, 0.0]}
+    assert interior_peak(flat0, 5, 8, n_boot=1).ratio == float("inf")  # both ends 0; n_boot = 1 is allowed
+    half = {5: [0.5, 0.5], 6: [1.0, 1.0], 8: [0.25, 0.25]}  # two pairs per width are enough
+    assert interior_peak(half, 5, 8, n_boot=5).ratio == pytest.approx(2.0)
+    for kw, msg in (({"ci": 0.0}, "ci must be a number in"), ({"ci": "0.5"}, "ci must be a number in"),
+                    ({"n_boot": "3"}, "n_boot must be a positive int"), ({"seed": -1}, "seed must be a non-negative")):
+        with pytest.raises(ValueError, match=msg):
+            interior_peak(half, 5, 8, **kw)
+    with pytest.raises(ValueError, match="need left < right, got 5, 5"):
+        interior_peak(half, 5, 5)
+    with pytest.raises(ValueError, match="width 7 is not in values"):
+        interior_peak(half, 5, 7)
+    with pytest.raises(ValueError, match=r"no width strictly inside \(5, 6\)"):
+        interior_peak(half, 5, 6)
+    with pytest.raises(ValueError, match="width 6 has 1 pair"):
+        interior_peak({**half, 6: [1.0]}, 5, 8)
+    with pytest.raises(ValueError, match="width 8 has non-finite"):
+        interior_peak({**half, 8: [0.1, float("nan")]}, 5, 8)
+
+
+def test_median_ci_interval_is_the_percentile_interval_of_the_bootstrap():
+    v = np.array([100.0, 0.0, 0.0])  # the first value must be resampled too
+    boot, q = _boot_reference([v], 400, 0.9, 2)
+    assert median_ci(v, n_boot=400, ci=0.9, seed=2) == pytest.approx((0.0, *np.quantile(boot[0], q)))
+    assert median_ci(v, n_boot=400, ci=0.9, seed=2)[2] == 100.0
+    assert median_ci(v) == median_ci(v, n_boot=2000, ci=0.95, seed=0)
+    assert median_ci([1.0, 3.0], n_boot=1)[0] == 2.0  # two values and one resample are allowed
+    for kw, msg in (({"n_boot": 1.5}, "n_boot must be a positive int"), ({"n_boot": "2"}, "n_boot must be"),
+                    ({"ci": 1.0}, "ci must be a number in"), ({"ci": 1.5}, "ci must be"), ({"ci": "a"}, "ci must")):
+        with pytest.raises(ValueError, match=msg):
+            median_ci(v, **kw)
+    with pytest.raises(ValueError, match="need at least two values, got 1"):
+        median_ci([1.0])
+
+
+def test_split_pairs_boundaries_belong_to_the_upper_band():
+    assert split_pairs([1e-12, 1e-2]) == (0, 1, 1)  # = zero is not a zero; = level is at the level
+    assert split_pairs([0.05, 0.1, 0.2], zero=0.1, level=0.1) == (1, 0, 2)  # zero = level is allowed
+    for zero, level in ((0.0, 0.1), (-1.0, 0.1), (0.2, 0.1)):
+        with pytest.raises(ValueError, match="need 0 < zero <= level"):
+            split_pairs([0.1], zero=zero, level=level)
+
+
+def test_balanced_minimum_validates_the_teacher_and_the_masses():
+    import torch
+
+    from lmcnb.experiments.double_descent import balanced_minimum, balanced_minimum_sharpness
+    from lmcnb.papers import teacher_student as ts
+
+    W, a = balanced_minimum(torch.eye(2, 3, dtype=torch.int64))  # an integer teacher is converted
+    assert W.dtype == a.dtype == torch.float64 and torch.equal(W, torch.eye(2, 3, dtype=torch.float64))
+    assert balanced_minimum(torch.eye(1, 3))[0].shape == (1, 3)  # M = 1
+    with pytest.raises(ValueError, match=r"\(M, d\) teacher, got shape \(0, 3\)"):
+        balanced_minimum(torch.zeros(0, 3))
+    T = ts.orthonormal_teacher(4, 2)
+    with pytest.raises(ValueError, match="masses must be at least M=2 positive"):
+        balanced_minimum(T, [[1.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="sum to 1"):
+        balanced_minimum(T, [1.0 + 1e-10, 1.0])
+    with pytest.raises(ValueError, match="sum to 1"):  # the sharpness builds its minimum from the masses
+        balanced_minimum_sharpness(T, [0.5, 1.0])
+    lam = balanced_minimum_sharpness(T)
+    assert balanced_minimum_sharpness(T.to(torch.float32)) == pytest.approx(lam, rel=1e-9)
+    assert abs(balanced_minimum_sharpness(T, n_iter=2, tol=1e-300) - lam) > 1e-6  # n_iter is used
+    assert abs(balanced_minimum_sharpness(T, tol=0.5) - lam) > 1e-6  # tol is used
+
+
+def test_stable_step_rejects_a_fraction_that_is_not_a_number():
+    from lmcnb.experiments.double_descent import stable_trained_output_step
+    from lmcnb.papers import teacher_student as ts
+
+    with pytest.raises(ValueError, match="fraction must be a number"):
+        stable_trained_output_step(ts.orthonormal_teacher(4, 2), "0.5")
+
+
+def test_capped_sweeps_name_the_bad_field_and_keep_width_one():
+    from lmcnb.experiments.double_descent import capped_barrier_sweeps
+    with pytest.raises(ValueError, match="every upper width must be"):
+        capped_barrier_sweeps(_tiny(), [3], 1, {0: 50})
+    with pytest.raises(ValueError, match="every steps must be"):
+        capped_barrier_sweeps(_tiny(), [3], 1, {8: 0})
+    with pytest.raises(TypeError, match="got object"):
+        capped_barrier_sweeps(object(), [3], 1, {8: 50})
+    assert capped_barrier_sweeps(_tiny(), [1], 1, {1: 5}, progress=False)[0].widths == (1,)

@@ -39,6 +39,8 @@ MODULES: dict[str, list[str]] = {
     "transport": ["tests/test_transport.py"],
     # test_barrier.py also tests merge's evaluate_path and barrier_modulo_permutation (their old home)
     "merge": ["tests/test_merge.py", "tests/test_barrier.py"],
+    # the teacher-student statistics and step rule that chapters 2-4 rely on (issue 15)
+    "experiments/double_descent": ["tests/test_double_descent.py"],
 }
 
 # CPU-time limit of one mutant: (tests' clean time + 1 s) * 2 * TIMEOUT_MULTIPLIER (mutmut's formula); an

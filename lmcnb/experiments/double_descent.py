@@ -10,18 +10,24 @@ band and the pairs at or above a level — exact zeros are counted, never skippe
 its global minima: every *balanced* global minimum (``a_i = |w_i|``) has the same sharpness, whatever the width
 and the split of the masses (:func:`balanced_minimum_sharpness`), so ``η = fraction · 2 / λ`` is one step for
 every width.
+:func:`capped_barrier_sweeps` runs a teacher–student width sweep with a step cap per width range (wide
+trained-output students need several times the steps of narrow ones).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from ..papers import teacher_student as ts
+
 __all__ = ["PeakTest", "interior_peak", "median_ci", "split_pairs", "balanced_minimum",
-           "balanced_minimum_sharpness", "stable_trained_output_step"]
+           "balanced_minimum_sharpness", "stable_trained_output_step", "capped_barrier_sweeps"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ def balanced_minimum(T: torch.Tensor, masses: Sequence[float] | None = None) -> 
         raise ValueError(f"masses must be at least M={M} positive numbers, got {masses!r}")
     types = torch.arange(mu.numel()) % M
     sums = torch.zeros(M, dtype=torch.float64).index_add_(0, types, mu)
-    if not torch.allclose(sums, torch.ones(M, dtype=torch.float64), atol=1e-12):
+    if not torch.allclose(sums, torch.ones(M, dtype=torch.float64), rtol=0.0, atol=1e-12):
         raise ValueError(f"the masses of each teacher neuron (i mod M) must sum to 1, got sums {sums.tolist()}")
     return mu.sqrt()[:, None] * T[types], mu.sqrt()
 
@@ -172,3 +178,37 @@ def stable_trained_output_step(T: torch.Tensor, fraction: float = 0.85, *, input
     if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction < 1:
         raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
     return float(fraction) * 2.0 / balanced_minimum_sharpness(T, inputs=inputs)
+
+
+def capped_barrier_sweeps(model: ts.TeacherStudent, widths: Sequence[int], n_pairs: int, caps: Mapping[int, int],
+                          **sweep_kwargs) -> list[ts.BarrierTable]:
+    """``model.barrier_sweep`` with a step cap per width range: ``caps`` maps an upper width to the ``steps`` of
+    the widths up to it (and above the next smaller key), e.g. ``{64: 80_000, 256: 300_000}``; one
+    :meth:`lmcnb.teacher_student.TeacherStudent.barrier_sweep` per range that holds a width, in ascending order,
+    each with ``dataclasses.replace(model, steps=cap)`` (a run still stops as soon as it converges or is
+    stationary). ``sweep_kwargs`` (``device``, ``first_seed``, …) go to every sweep.
+
+    Returns:
+        The :class:`lmcnb.teacher_student.BarrierTable` of each range that holds a width, ascending.
+    """
+    from ..papers import teacher_student as ts
+
+    if not isinstance(model, ts.TeacherStudent):
+        raise TypeError(f"model must be a teacher_student.TeacherStudent, got {type(model).__name__}")
+    if not isinstance(caps, Mapping) or not caps:
+        raise ValueError(f"caps must be a non-empty mapping upper width -> steps, got {caps!r}")
+    for upper, cap in caps.items():
+        for name, v in (("upper width", upper), ("steps", cap)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"caps: every {name} must be a positive integer, got {v!r} in {dict(caps)}")
+    ws = list(widths)
+    beyond = sorted({w for w in ws if w > max(caps)})
+    if beyond:
+        raise ValueError(f"widths {beyond} lie above the largest capped width {max(caps)}: give them a cap")
+    tables, low = [], 0
+    for upper in sorted(caps):
+        part = [w for w in ws if low < w <= upper]
+        if part:
+            tables.append(replace(model, steps=caps[upper]).barrier_sweep(part, n_pairs, **sweep_kwargs))
+        low = upper
+    return tables

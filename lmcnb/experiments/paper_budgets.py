@@ -367,10 +367,18 @@ def chapter01() -> list[Workload]:
     return out
 
 
+#: Chapter 2's step caps for the trained-output sweep in the paper profile (``P_tr["caps"]``, upper width -> steps;
+#: :func:`lmcnb.experiments.double_descent.capped_barrier_sweeps`): GD at the stability rule's step reaches
+#: ``R < 1e-8`` at m = 64 in 34 000 steps, at m = 128 in 73 000–74 000 and at m = 256 in 156 000–174 000 (positive
+#: initialisation) and 189 000–218 000 (mixed signs; seeds 0 and 1, measured on the CPU).
+TRAINED_OUTPUT_CAPS = {64: 80_000, 256: 300_000}
+
+
 def chapter02() -> list[Workload]:
     """Chapter 2 (``02_double_descent``), paper profile, the GD training and the pair barriers: d = 8, M = 4;
     the core sweep (widths 2…12, 64 students, ≤ 40 000 steps), the tail (16…4096, 32 students), the
-    trained-output sweep (2 initialisations × widths 2…256 × 32 students, ≤ 40 000 steps); the barriers of every
+    trained-output sweep (2 initialisations × widths 2…256 × 32 students, at most :data:`TRAINED_OUTPUT_CAPS` steps per width
+    range, one padded batch per width group as :meth:`TeacherStudent.train` runs it); the barriers of every
     pair (core 32, tail 16, trained outputs 2 × 16 pairs per width) and the minimum-manifold sweep (widths 4…4096,
     64 pairs), each pair as its three paths on the GPU (:func:`ts_barrier_paths`; the GD solutions are on the GPU
     already, the sampled minima go there by ``manifold_sweep(device=S.device)``), its two matchings' cost matrices
@@ -383,9 +391,17 @@ def chapter02() -> list[Workload]:
     core, tail = [2, 3, 4, 5, 6, 7, 8, 10, 12], [16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096]
     out += _per_width("GD core (64 students)", lambda m: gd(8, 4, 64), core, 4000, 256, lambda m: fl(8, 4, 64))
     out += _per_width("GD tail (32 students)", lambda m: gd(8, 4, 32), tail, 4000, 256, lambda m: fl(8, 4, 32))
+    from ..papers.teacher_student.experiment import _width_groups
+
     trained = [2, 3, 4, 5, 6, 8, 12, 16, 32, 64, 128, 256]
-    out += _per_width("GD trained output (2 inits x 32 students)", lambda m: gd(8, 4, 32, train_output=True),
-                      trained, 2 * 4000, 256, lambda m: fl(8, 4, 32, True))
+    low = 0
+    for upper, cap in sorted(TRAINED_OUTPUT_CAPS.items()):  # one sweep per capped width range
+        for group in _width_groups([m for m in trained if low < m <= upper]):  # one padded batch each
+            n = 32 * len(group)
+            out.append(Workload(f"GD trained output m={group[0]}..{group[-1]} (2 inits x {n} students)",
+                                gd(8, 4, n, train_output=True), paper_size=group[-1],
+                                reduced_size=min(group[-1], 256), count=2 * cap // 10, flops=fl(8, 4, n, True)))
+        low = upper
     paths = _paths_flops(8, 4)
     manifold = [4, 5, 6, 8, 12, 16, 24, 32, 64, 128, 256, 512, 1024, 2048, 4096]
     for name, widths, count in (("core (32 pairs)", core, 32), ("tail (16 pairs)", tail, 16),
