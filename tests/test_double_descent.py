@@ -243,7 +243,11 @@ def test_median_ci_interval_is_the_percentile_interval_of_the_bootstrap():
     boot, q = _boot_reference([v], 400, 0.9, 2)
     assert median_ci(v, n_boot=400, ci=0.9, seed=2) == pytest.approx((0.0, *np.quantile(boot[0], q)))
     assert median_ci(v, n_boot=400, ci=0.9, seed=2)[2] == 100.0
-    assert median_ci(v) == median_ci(v, n_boot=2000, ci=0.95, seed=0)
+    w = np.random.default_rng(5).standard_normal(25)  # continuous: every quantile level shows
+    boot, q = _boot_reference([w], 300, 0.8, 1)
+    assert median_ci(w, n_boot=300, ci=0.8, seed=1)[1:] == pytest.approx(tuple(np.quantile(boot[0], q)), rel=1e-12)
+    assert median_ci(w) == median_ci(w, n_boot=2000, ci=0.95, seed=0)
+    assert median_ci(w) != median_ci(w, seed=1)  # (n_boot 2000 vs 2001: the same order statistics)
     assert median_ci([1.0, 3.0], n_boot=1)[0] == 2.0  # two values and one resample are allowed
     for kw, msg in (({"n_boot": 1.5}, "n_boot must be a positive int"), ({"n_boot": "2"}, "n_boot must be"),
                     ({"ci": 1.0}, "ci must be a number in"), ({"ci": 1.5}, "ci must be"), ({"ci": "a"}, "ci must")):
