@@ -377,9 +377,9 @@ TRAINED_OUTPUT_CAPS = {64: 80_000, 256: 300_000}
 def chapter02() -> list[Workload]:
     """Chapter 2 (``02_double_descent``), paper profile, the GD training and the pair barriers: d = 8, M = 4;
     the core sweep (widths 2…12, 64 students, ≤ 40 000 steps), the tail (16…4096, 32 students), the
-    trained-output sweep (2 initialisations × widths 2…256 × 32 students, at most :data:`TRAINED_OUTPUT_CAPS` steps per width
-    range, one padded batch per width group as :meth:`TeacherStudent.train` runs it); the barriers of every
-    pair (core 32, tail 16, trained outputs 2 × 16 pairs per width) and the minimum-manifold sweep (widths 4…4096,
+    trained-output sweep (2 initialisations × widths 2…256 × 32 students, at most :data:`TRAINED_OUTPUT_CAPS`
+    steps per width range, one padded batch per width group as :meth:`TeacherStudent.train` runs it); the
+    barriers of every pair (core 32, tail 16, trained outputs 2 × 16 pairs per width) and the minimum-manifold sweep (widths 4…4096,
     64 pairs), each pair as its three paths on the GPU (:func:`ts_barrier_paths`; the GD solutions are on the GPU
     already, the sampled minima go there by ``manifold_sweep(device=S.device)``), its two matchings' cost matrices
     where the pair is (:func:`ts_match_costs`, on the GPU) and their exact assignments on the CPU
