@@ -165,6 +165,23 @@ def _jit_helper(fn: Callable) -> Callable:
 _row_best = _jit_helper(_row_best)
 
 
+def _augment(path: np.ndarray, row4col: np.ndarray, col4row: np.ndarray, sink: int, cur: int) -> None:
+    """Flip the alternating path that ends at the free column ``sink`` back to row ``cur`` (``path[j]``: the row
+    from which column ``j`` was reached): every row on it takes the column it reached, ``cur`` becomes matched."""
+    j = sink
+    while True:
+        i = path[j]
+        row4col[j] = i
+        k = col4row[i]
+        col4row[i] = j
+        j = k
+        if i == cur:
+            break
+
+
+_augment = _jit_helper(_augment)
+
+
 def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarray, col4row: np.ndarray,
                  row4col: np.ndarray, max_steps: int) -> int:
     """Start of the solve; returns the number of rows left free for the shortest-path phase.
@@ -312,15 +329,7 @@ def _sap_kernel(C: np.ndarray, u: np.ndarray, v: np.ndarray, col4row: np.ndarray
         for j in range(n):
             if SC[j]:
                 v[j] -= min_val - spc[j]
-        j = sink
-        while True:
-            i = path[j]
-            row4col[j] = i
-            k = col4row[i]
-            col4row[i] = j
-            j = k
-            if i == cur:
-                break
+        _augment(path, row4col, col4row, sink, cur)
     return scanned
 
 
@@ -610,15 +619,7 @@ def _sparse_sap_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u
             j = touched[t]
             if SC[j]:
                 v[j] -= min_val - spc[j]
-        j = sink
-        while True:
-            i = path[j]
-            row4col[j] = i
-            k = col4row[i]
-            col4row[i] = j
-            j = k
-            if i == cur:
-                break
+        _augment(path, row4col, col4row, sink, cur)
         for t in range(ntouched):
             spc[touched[t]] = math.inf
             SC[touched[t]] = False
