@@ -137,19 +137,82 @@ def plan_to_permutation(P: torch.Tensor, tol: float = PLAN_TOL) -> torch.Tensor:
 # Compiled shortest augmenting path with warm starts (numba when installed; plain Python kernels otherwise)
 # ---------------------------------------------------------------------------------------------------------------
 
+#: Columns per block of the row scans: a block is scanned entry by entry only if its minimum (four independent
+#: running minima, no loop-carried chain of compares) can change the scan's state; same results, ~2-3x faster.
+SCAN_BLOCK = 64
+
+
+def _block_min(C: np.ndarray, v: np.ndarray, i: int, j0: int, j1: int) -> float:
+    """``min_{j0 ≤ j < j1} (C_ij − v_j)`` (exact: a minimum does not round)."""
+    m0 = m1 = m2 = m3 = math.inf
+    j = j0
+    while j + 4 <= j1:
+        r0 = C[i, j] - v[j]
+        r1 = C[i, j + 1] - v[j + 1]
+        r2 = C[i, j + 2] - v[j + 2]
+        r3 = C[i, j + 3] - v[j + 3]
+        m0 = r0 if r0 < m0 else m0
+        m1 = r1 if r1 < m1 else m1
+        m2 = r2 if r2 < m2 else m2
+        m3 = r3 if r3 < m3 else m3
+        j += 4
+    while j < j1:
+        r0 = C[i, j] - v[j]
+        m0 = r0 if r0 < m0 else m0
+        j += 1
+    m0 = m0 if m0 < m1 else m1
+    m2 = m2 if m2 < m3 else m3
+    return m0 if m0 < m2 else m2
+
+
 def _row_best(C: np.ndarray, v: np.ndarray, i: int, row4col: np.ndarray) -> tuple[float, int]:
     """Row ``i``'s best reduced cost ``min_j (C_ij − v_j)`` and a column attaining it, ``(best, arg)``; among
     equal bests a free column (``row4col[j] == −1``) wins over a taken one, else the first. ``arg = −1`` only if
-    the row has no entry below ``+inf`` (the public entry points reject non-finite costs before this runs)."""
+    the row has no entry below ``+inf`` (the public entry points reject non-finite costs before this runs).
+
+    Blocks of :data:`SCAN_BLOCK` columns whose minimum can neither lower ``best`` nor tie it while ``arg`` is
+    taken are skipped: they cannot change ``(best, arg)`` in the entry-by-entry scan."""
     n = C.shape[1]
     best = math.inf
     arg = -1
-    for j in range(n):
-        r = C[i, j] - v[j]
-        if r < best or (r == best and arg >= 0 and row4col[arg] != -1 and row4col[j] == -1):
-            best = r
-            arg = j
+    for j0 in range(0, n, SCAN_BLOCK):
+        j1 = min(j0 + SCAN_BLOCK, n)
+        m = _block_min(C, v, i, j0, j1)
+        if not (m < best or (m == best and arg >= 0 and row4col[arg] != -1)):
+            continue
+        for j in range(j0, j1):
+            r = C[i, j] - v[j]
+            if r < best or (r == best and arg >= 0 and row4col[arg] != -1 and row4col[j] == -1):
+                best = r
+                arg = j
     return best, arg
+
+
+def _row_best_two(C: np.ndarray, v: np.ndarray, i: int, row4col: np.ndarray) -> tuple[float, int, float, int]:
+    """Row ``i``'s best and second-best reduced costs with their columns, ``(umin, j1, usub, j2)``, as the
+    augmenting row reduction of :func:`_init_kernel` bids: among equal bests a free column wins over a taken one
+    (the displaced one becomes the second best). Blocks whose minimum can change neither are skipped."""
+    n = C.shape[1]
+    umin = math.inf
+    usub = math.inf
+    j1 = -1
+    j2 = -1
+    for b0 in range(0, n, SCAN_BLOCK):
+        b1 = min(b0 + SCAN_BLOCK, n)
+        m = _block_min(C, v, i, b0, b1)
+        if not (m < usub or m == umin):
+            continue
+        for j in range(b0, b1):
+            r = C[i, j] - v[j]
+            if r < umin or (r == umin and j1 >= 0 and row4col[j1] != -1 and row4col[j] == -1):  # ties: free
+                usub = umin
+                j2 = j1
+                umin = r
+                j1 = j
+            elif r < usub:
+                usub = r
+                j2 = j
+    return umin, j1, usub, j2
 
 
 def _jit_helper(fn: Callable) -> Callable:
@@ -162,7 +225,9 @@ def _jit_helper(fn: Callable) -> Callable:
     return numba.njit(cache=True, nogil=True)(fn)
 
 
+_block_min = _jit_helper(_block_min)
 _row_best = _jit_helper(_row_best)
+_row_best_two = _jit_helper(_row_best_two)
 
 
 def _augment(path: np.ndarray, row4col: np.ndarray, col4row: np.ndarray, sink: int, cur: int) -> None:
@@ -228,20 +293,7 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
             steps += 1
             i = free[k]
             k += 1
-            umin = math.inf
-            usub = math.inf
-            j1 = -1
-            j2 = -1
-            for j in range(n):
-                r = C[i, j] - v[j]
-                if r < umin or (r == umin and j1 >= 0 and row4col[j1] != -1 and row4col[j] == -1):  # ties: free
-                    usub = umin
-                    j2 = j1
-                    umin = r
-                    j1 = j
-                elif r < usub:
-                    usub = r
-                    j2 = j
+            umin, j1, usub, j2 = _row_best_two(C, v, i, row4col)
             i0 = row4col[j1]
             lowered = umin < usub and usub < math.inf
             if lowered:
@@ -265,12 +317,7 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
         if j >= 0:
             u[i] = C[i, j] - v[j]
         else:
-            best = math.inf
-            for k in range(n):
-                r = C[i, k] - v[k]
-                if r < best:
-                    best = r
-            u[i] = best
+            u[i] = _block_min(C, v, i, 0, n)
     return nfree
 
 
@@ -333,11 +380,16 @@ def _sap_kernel(C: np.ndarray, u: np.ndarray, v: np.ndarray, col4row: np.ndarray
     return scanned
 
 
-def _kept_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray) -> int:
-    """How many rows step 1 of :func:`_init_kernel` would keep matched (no side effects)."""
+def _kept_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray) -> tuple[int, int]:
+    """How many rows step 1 of :func:`_init_kernel` would keep matched from the start ``(v, proposal)`` and from
+    the cold start (``v = 0``, row argmins), ``(kept_start, kept_cold)``, in one pass over the rows (the second
+    scan of a row reads it from cache); no side effects."""
     n = C.shape[0]
     owner = np.full(n, -1, np.int64)
+    owner_cold = np.full(n, -1, np.int64)
+    zeros = np.zeros(n)
     kept = 0
+    kept_cold = 0
     for i in range(n):
         best, arg = _row_best(C, v, i, owner)
         j = proposal[i]
@@ -346,7 +398,11 @@ def _kept_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray) -> int:
         if j >= 0 and owner[j] == -1 and C[i, j] - v[j] == best:
             owner[j] = i
             kept += 1
-    return kept
+        best, j = _row_best(C, zeros, i, owner_cold)
+        if j >= 0 and owner_cold[j] == -1:
+            owner_cold[j] = i
+            kept_cold += 1
+    return kept, kept_cold
 
 
 _KERNELS: dict[str, Any] = {}
@@ -447,7 +503,9 @@ def _solve_min(R: np.ndarray, v: np.ndarray | None, proposal: np.ndarray | None
     init, sap, kept = _kernels()
     n = R.shape[0]
     cold_v, cold_p = np.zeros(n), np.full(n, -1, np.int64)
-    warm = v is not None and kept(R, v.astype(np.float64), proposal.astype(np.int64)) > kept(R, cold_v, cold_p)
+    if v is not None:
+        kept_start, kept_cold = kept(R, v.astype(np.float64), proposal.astype(np.int64))
+    warm = v is not None and kept_start > kept_cold
     v = v.astype(np.float64, copy=True) if warm else cold_v
     proposal = proposal.astype(np.int64, copy=True) if warm else cold_p
     u, col4row, row4col = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)

@@ -253,7 +253,7 @@ def test_kernels_share_the_row_argmin_and_keep_infinite_first_entries_exact(kern
     v, prop = np.zeros(3), np.full(3, -1, np.int64)
     u, col4row, row4col = np.empty(3), np.empty(3, np.int64), np.empty(3, np.int64)
     free = init(C, v, prop, u, col4row, row4col, 24)
-    assert kept(C, np.zeros(3), prop) == 2  # rows 0 and 1 keep their argmins; row 2's (column 2) is taken
+    assert kept(C, np.zeros(3), prop) == (2, 2)  # rows 0 and 1 keep their argmins; row 2's (column 2) is taken
     assert sap(C, u, v, col4row, row4col) >= 0
     rows, cols = linear_sum_assignment(C)
     assert C[np.arange(3), col4row].sum() == C[rows, cols].sum()
