@@ -332,14 +332,20 @@ def _similarity(entries: list[tuple[str, int, torch.Tensor]], b: Mapping[str, to
 
 
 class _PCDState:
-    """PCD state: b kept permuted incrementally, and each group's similarity cached term by term.
+    """PCD state: each group's similarity cached term by term, in b's own (original) unit order.
 
-    ``terms[(p, key)] = B_front @ A_frontᵀ`` ``(n_p, n_p)`` is one tensor's contribution to group p's
-    similarity, transposed (rows are b's units in current order). When p changes by ``q`` its own terms are
-    re-indexed (``T.index_select(0, q)``, no product). The terms of the other groups r sharing those tensors
-    change only through the k units that q moves: if k ≤ n_p/2 they get the rank-k correction
-    ``ΔB_M A_Mᵀ`` over the moved slices M (``2 n_r² k·rest`` flops instead of ``2 n_r² n_p·rest``; exact up
-    to rounding), otherwise they are dropped and recomputed when needed.
+    ``terms[(p, key)]`` ``(n_p, n_p)`` is tensor ``key``'s contribution to ``S_pᵀ``: entry ``[j, i]`` is
+    ``⟨B̃[j], A[i]⟩`` over the other axes, where ``B̃`` is b's tensor with every *other* group's current
+    permutation applied and p's own axis left in b's order (rows: b's units, columns: a's units). So the LAP on
+    ``S_pᵀ = Σ_key terms[(p, key)]`` returns p's new permutation σ itself (a's unit ``i`` ↦ b's unit ``σ[i]``)
+    and a commit re-indexes no cached matrix and permutes no tensor of b. The terms of the other groups r that
+    share a tensor with p change only through the k positions of p's axis whose unit σ changes: if
+    k ≤ n_p/2 they get the rank-k correction ``ΔB_M A_Mᵀ`` over those slices M (``2 n_r² k·rest`` flops
+    instead of ``2 n_r² n_p·rest``; exact up to rounding), otherwise they are dropped and recomputed when needed.
+
+    The objective is tracked per tensor, ``contrib[key] = ⟨A, π(B)⟩`` (a float dot product of the tensors at
+    the start; then, at each commit of p, plus ``Σ_i terms[(p, key)][σ_i, i] − terms[(p, key)][π_i, i]``
+    summed in float64).
     """
 
     def __init__(self, problem: _WMProblem, start: Perms, solver: str = "scipy") -> None:
@@ -350,8 +356,9 @@ class _PCDState:
         self.warm_starts = 0  # compiled solves that started from the group's previous duals
         self.compiled = 0  # LAPs solved by lmcnb.assignment.solve_warm's compiled solver
         self.perms = {p: start[p].clone() for p in problem.names}
-        self.b = {k: _permuted(problem.b[k], problem.spec.axes_to_perm[k], self.perms) for k in problem.keys}
-        self.contrib = {k: _dot(problem.a_flat[k], self.b[k]) for k in problem.keys}
+        axes = problem.spec.axes_to_perm
+        self.contrib = {k: _dot(problem.a_flat[k], _permuted(problem.b[k], axes[k], self.perms))
+                        for k in problem.keys}
         self.terms: dict[tuple[str, str], torch.Tensor] = {}
         self.stale = set(problem.names)
         self.laps = 0
@@ -360,16 +367,22 @@ class _PCDState:
     def objective(self) -> float:
         return math.fsum(self.contrib.values())
 
-    def similarity(self, p: str) -> torch.Tensor:
-        """Group p's similarity ``S_p = Σ_t A_t B_tᵀ`` ``(n_p, n_p)`` (a transposed view of the cached sum)."""
+    def _term(self, p: str, key: str, axis: int, a_front: torch.Tensor) -> torch.Tensor:
+        """``terms[(p, key)]``, computed (one matrix product) if it is not cached."""
+        term = self.terms.get((p, key))
+        if term is None:
+            b = _permuted(self.problem.b[key], self.problem.spec.axes_to_perm[key], self.perms, skip=axis)
+            term = b.movedim(axis, 0).reshape(a_front.shape[0], -1) @ a_front.T
+            self.terms[(p, key)] = term
+        return term
+
+    def similarity_t(self, p: str) -> torch.Tensor:
+        """``S_pᵀ = Σ_t B̃_t A_tᵀ`` ``(n_p, n_p)``: rows b's units in b's order, columns a's units (a new tensor)."""
         S_T = None
         for key, axis, a_front in self.problem.entries[p]:
-            term = self.terms.get((p, key))
-            if term is None:
-                term = self.b[key].movedim(axis, 0).reshape(a_front.shape[0], -1) @ a_front.T
-                self.terms[(p, key)] = term
+            term = self._term(p, key, axis, a_front)
             S_T = term.clone() if S_T is None else S_T.add_(term)
-        return S_T.T
+        return S_T
 
     def update(self, p: str) -> bool:
         """Solve group ``p``'s LAP with the others fixed; keep it only if the objective strictly increases."""
@@ -377,69 +390,74 @@ class _PCDState:
         self.stale.discard(p)
         if not entries:
             return False
-        S = self.similarity(p)
-        q = self._lap(p, S)
+        S_T = self.similarity_t(p)
+        sigma = self._lap(p, S_T)
         self.laps += 1
-        if not float(S[torch.arange(q.numel()), q].double().sum()) > float(S.diagonal().double().sum()):
+        pi = self.perms[p].to(S_T.device)
+        units = torch.arange(sigma.numel(), device=S_T.device)
+        if not float(S_T[sigma, units].double().sum()) > float(S_T[pi, units].double().sum()):
             return False  # the current permutation is optimal (or tied) for this group
-        new_b = {key: self.b[key].index_select(axis, q) for key, axis, _ in entries}
-        new_contrib = {**self.contrib, **{k: _dot(self.problem.a_flat[k], t) for k, t in new_b.items()}}
+        gains = {key: float(self.terms[(p, key)][sigma, units].double().sum()
+                            - self.terms[(p, key)][pi, units].double().sum()) for key, _, _ in entries}
+        new_contrib = {**self.contrib, **{k: self.contrib[k] + g for k, g in gains.items()}}
         if not math.fsum(new_contrib.values()) > self.objective:
             return False
-        self._commit(p, q, new_b, new_contrib)
-        if p in self.duals:  # b's units of p are re-indexed by q: so are the rows of p's next ``S_pᵀ``
-            self.duals[p] = self.duals[p].permute_rows(q)
+        self._commit(p, pi, sigma)
+        self.contrib = new_contrib
         return True
 
-    def _lap(self, p: str, S: torch.Tensor) -> torch.Tensor:
-        """Group p's exact LAP (maximise ``S``): warm-started from p's previous duals with the ``"warm"`` solver
-        (``"auto"``: from :data:`WARM_MIN_N` units, when the compiled solver is installed), else scipy."""
-        n = S.shape[0]
+    def _lap(self, p: str, S_T: torch.Tensor) -> torch.Tensor:
+        """Group p's exact LAP (maximise ``S_p = S_Tᵀ``), returned as σ (a's unit ``i`` ↦ b's unit ``σ[i]``):
+        warm-started from p's previous duals with the ``"warm"`` solver (``"auto"``: from :data:`WARM_MIN_N`
+        units, when the compiled solver is installed), else scipy."""
+        n = S_T.shape[0]
         warm = self.solver == "warm" or (self.solver == "auto" and n >= WARM_MIN_N
                                          and assignment.have_compiled_solver())
         if not warm:
-            return _solve_lap(S)
-        # S is a transposed view of the cached S_pᵀ (rows: b's units, columns: a's): solve that contiguous
-        # matrix (no transposing copy) and invert its row → column map r to get q (a's unit i ↦ b's q[i]).
-        r, self.duals[p] = assignment.solve_warm(S.T, True, start=self.duals.get(p))
+            return _solve_lap(S_T.T)
+        # Solve the contiguous S_pᵀ (rows: b's units, in b's fixed order, so p's duals stay valid across
+        # commits) and invert its row → column map r to get σ.
+        r, self.duals[p] = assignment.solve_warm(S_T, True, start=self.duals.get(p))
         self.augmented += self.duals[p].augmented
         self.warm_starts += self.duals[p].warm
         self.compiled += assignment.have_compiled_solver()
         return torch.empty_like(r).scatter_(0, r, torch.arange(r.numel(), device=r.device))
 
-    def _commit(self, p: str, q: torch.Tensor, new_b: dict[str, torch.Tensor], new_contrib: dict[str, float]
-                ) -> None:
-        old_b = {key: self.b[key] for key in new_b}
-        self.b.update(new_b)
-        self.contrib = new_contrib
-        self.perms[p] = self.perms[p][q.to(self.perms[p].device)]
-        moved = torch.nonzero(q != torch.arange(q.numel(), device=q.device)).squeeze(1)
+    def _commit(self, p: str, old: torch.Tensor, new: torch.Tensor) -> None:
+        """p's permutation becomes ``new``: correct (or drop) the other groups' terms of p's tensors."""
+        moved = torch.nonzero(new != old).squeeze(1)
         for key, axis, _ in self.problem.entries[p]:
-            self.terms[(p, key)] = self.terms[(p, key)].index_select(0, q)
             for r in self.problem.key_groups[key]:
                 if r == p or (r, key) not in self.terms:
                     continue
-                if 2 * moved.numel() <= q.numel():
-                    self._correct_term(r, key, axis, moved, old_b[key], new_b[key])
+                if 2 * moved.numel() <= new.numel():
+                    self._correct_term(r, key, axis, old[moved], new[moved], moved)
                 else:
                     del self.terms[(r, key)]
+        self.perms[p] = new.to(self.perms[p].device)
         self.stale |= self.problem.neighbours[p]
 
-    def _correct_term(self, r: str, key: str, axis: int, moved: torch.Tensor, old: torch.Tensor,
-                      new: torch.Tensor) -> None:
-        """Add to ``terms[(r, key)]`` the change caused by the slices ``moved`` of ``key``'s ``axis`` (old → new)."""
-        axis_r = self.problem.spec.axes_to_perm[key].index(r)
-        n_r = old.shape[axis_r]
-        delta = new.index_select(axis, moved) - old.index_select(axis, moved)
-        a = self.problem.a_flat[key].view(old.shape).index_select(axis, moved)
+    def _correct_term(self, r: str, key: str, axis: int, old_units: torch.Tensor, new_units: torch.Tensor,
+                      moved: torch.Tensor) -> None:
+        """Add to ``terms[(r, key)]`` the change of b's slices at the positions ``moved`` of ``key``'s ``axis``
+        (p's), whose units go from ``old_units`` to ``new_units``; the remaining axes but r's stay permuted."""
+        axes = self.problem.spec.axes_to_perm[key]
+        axis_r = axes.index(r)
+        b = self.problem.b[key]
+        delta = b.index_select(axis, new_units) - b.index_select(axis, old_units)
+        delta = _permuted(delta, axes, self.perms, skip=(axis, axis_r))
+        a = self.problem.a_flat[key].view(b.shape).index_select(axis, moved)
+        n_r = b.shape[axis_r]
         self.terms[(r, key)].addmm_(delta.movedim(axis_r, 0).reshape(n_r, -1),
                                     a.movedim(axis_r, 0).reshape(n_r, -1).T)
 
 
-def _permuted(t: torch.Tensor, axes: tuple[str | None, ...], perms: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``t`` with every axis permuted by its permutation (``index_select``)."""
+def _permuted(t: torch.Tensor, axes: tuple[str | None, ...], perms: Mapping[str, torch.Tensor],
+              skip: int | tuple[int, ...] = ()) -> torch.Tensor:
+    """``t`` with every axis (but those in ``skip``) permuted by its permutation (``index_select``)."""
+    skip = (skip,) if isinstance(skip, int) else skip
     for axis, p in enumerate(axes):
-        if p is not None:
+        if p is not None and axis not in skip:
             t = t.index_select(axis, perms[p].to(t.device))
     return t
 
@@ -489,8 +507,8 @@ class WeightMatching(Matcher):
     - **several groups**: permutation coordinate descent (NP-hard in general, a local optimum): each sweep
       visits the groups in ``order``; a group's similarity ``S_p`` ``(n_p, n_p)`` is built from all its axes with
       the other groups' current permutations applied (one matrix product per axis), its LAP is solved and the
-      new permutation kept only if the objective, recomputed from the tensors, strictly increases, so
-      ``objective_history`` never decreases. A group whose neighbours (groups sharing a tensor) did not change since its last solve is
+      new permutation kept only if the objective strictly increases (tracked per tensor in float64 from the
+      cached similarity terms, see ``_PCDState``), so ``objective_history`` never decreases. A group whose neighbours (groups sharing a tensor) did not change since its last solve is
       skipped, its permutation being still optimal. It stops when a sweep improves the objective by at most
       ``tol · |objective|``, or when no group is left to re-solve (converged), or after ``max_sweeps``.
 
