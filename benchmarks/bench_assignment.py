@@ -10,7 +10,8 @@ compared:
    pair, PyTorch default init seeds 0 and 1; and a *trained-like* pair, b = a with its hidden units randomly
    permuted plus independent noise of the same scale): ``WeightMatching(solver="warm")`` vs
    ``WeightMatching(solver="scipy")``, the same coordinate descent (same visiting orders, caching and
-   skipping of unchanged groups) with a scipy solve per step.
+   skipping of unchanged groups) with a scipy solve per step, and git-re-basin's coordinate descent
+   (``bench_core.reference_weight_matching``: every similarity rebuilt, scipy per step, same visiting order).
 3. **A batch of teacher–student functional matchings** (:func:`lmcnb.teacher_student.functional_cost` of two
    near-converged students of width m on a teacher with M = 4 neurons in d = 8: every student neuron a positive
    multiple of a teacher direction plus 1e-3 noise, 10 % dead): ``lmcnb.assignment.solve_batch(C,
@@ -41,6 +42,8 @@ from lmcnb.matching import WeightMatching, weight_matching_objective
 from lmcnb.models import MLP
 from lmcnb.papers import teacher_student as ts
 from lmcnb.permutation import apply_perms, random_perms, spec_for
+
+from bench_core import reference_weight_matching  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 @dataclass(frozen=True)
@@ -116,23 +119,31 @@ def bench_pcd(sizes: Sizes) -> None:
     pairs = {"independent": _mlp(h, 1), "trained-like": _trained_like(a, 10)}
     rows = []
     for name, b in pairs.items():
+        sa, sb = a.state_dict(), b.state_dict()
+        (gr, _, gr_laps), wg, cg = timed(lambda: reference_weight_matching(spec_for(a), sa, sb, seed=0))
         ref, ws, cs = timed(lambda: WeightMatching(solver="scipy")(a, b))
         new, wl, cl = timed(lambda: WeightMatching(solver="warm")(a, b))
         same = all(torch.equal(ref.perms[p], new.perms[p]) for p in ref.perms)
-        obj_ref = weight_matching_objective(a, b, ref.perms)
-        obj_new = weight_matching_objective(a, b, new.perms)
-        rows.append([name, f"{ws:.3g} ({cs:.3g})", f"{wl:.3g} ({cl:.3g})", f"**{ws / wl:.1f}×** ({cs / cl:.1f}×)",
-                     f"{obj_ref:.6g} / {obj_new:.6g}", "equal" if same else "differ",
-                     f"{ref.info['laps']} / {new.info['laps']}", f"{new.info['warm_starts']}",
+        same_gr = all(torch.equal(gr[p], new.perms[p]) for p in ref.perms)
+        objs = [weight_matching_objective(a, b, perms) for perms in (gr, ref.perms, new.perms)]
+        rows.append([name, f"{wg:.3g} ({cg:.3g})", f"{ws:.3g} ({cs:.3g})", f"{wl:.3g} ({cl:.3g})",
+                     f"**{wg / wl:.1f}×** ({cg / cl:.1f}×)", f"**{ws / wl:.1f}×** ({cs / cl:.1f}×)",
+                     " / ".join(f"{v:.9g}" for v in objs),
+                     f"{'equal' if same_gr else 'differ'} / {'equal' if same else 'differ'}",
+                     f"{gr_laps} / {ref.info['laps']} / {new.info['laps']}", f"{new.info['warm_starts']}",
                      f"{ref.sweeps} / {new.sweeps}"])
-    table(f"2. Weight matching, MLP 784-{h}-{h}-{h}-10 (PCD, float32, order seed 0)",
-          ["pair", "scipy per step s wall (CPU)", "lmcnb s wall (CPU)", "speed-up wall (CPU)",
-           "WM objective scipy / lmcnb", "permutations", "LAPs", "warm starts used", "sweeps"], rows,
-          ['Both columns are `lmcnb.matching.WeightMatching` with the same coordinate descent; only the LAP '
-           'solver differs (`solver="scipy"`: scipy on the reduced cost from scratch at every step; '
-           '`solver="warm"`: the compiled solver, offered each group\'s previous duals, which it uses only when '
-           'they keep more rows than its cold start). The time outside the LAPs (similarity products, '
-           'incremental corrections, permuting b) is the same in both and bounds the speed-up.'])
+    table(f"2. Weight matching, MLP 784-{h}-{h}-{h}-10 (PCD, float32, order seed 0, torch threads "
+          f"{torch.get_num_threads()})",
+          ["pair", "git-re-basin PCD, scipy per step, s wall (CPU)", "lmcnb PCD, scipy per step, s wall (CPU)",
+           "lmcnb PCD, compiled LAP, s wall (CPU)", "speed-up vs git-re-basin wall (CPU)",
+           "speed-up vs lmcnb + scipy wall (CPU)", "WM objective git-re-basin / scipy / lmcnb",
+           "permutations vs git-re-basin / vs lmcnb + scipy", "LAPs", "warm starts used", "sweeps"], rows,
+          ["git-re-basin: `bench_core.reference_weight_matching`, the reference coordinate descent transcribed "
+           "statement by statement (every group's similarity rebuilt from the tensors, scipy's LAP, same visiting "
+           "order). lmcnb + scipy: `WeightMatching(solver=\"scipy\")`, lmcnb's coordinate descent (cached "
+           "similarity terms in b's original unit order, rank-k corrections, unchanged groups skipped) with a "
+           "scipy solve per step; lmcnb: the same with the compiled LAP (`solver=\"warm\"`), offered each "
+           "group's previous duals, used only when they keep more rows than the cold start."])
 
 
 def _student(m: int, teacher: torch.Tensor, seed: int) -> torch.Tensor:
@@ -181,13 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes (~20 s)")
     parser.add_argument("--only", choices=("dense", "pcd", "batch"), action="append",
                         help="run only these sections (repeatable; default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     sizes = QUICK if args.quick else FULL
     print(f"- machine: {platform.machine()}, {os.cpu_count()} cores; load average "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"- lmcnb {lmcnb.__version__}, torch {torch.__version__}, numpy {np.__version__}, scipy "
-          f"{scipy.__version__}; compiled solver: {assignment.have_compiled_solver()}; torch threads 1")
+          f"{scipy.__version__}; compiled solver: {assignment.have_compiled_solver()}; torch threads {args.threads}")
     if args.quick:
         print("- QUICK smoke run: small sizes; the numbers are not meaningful")
     _, w, _ = timed(lambda: assignment.solve_warm(torch.rand(4, 4, dtype=torch.float64)))
