@@ -377,7 +377,8 @@ class _PCDState:
         return term
 
     def similarity_t(self, p: str) -> torch.Tensor:
-        """``S_pᵀ = Σ_t B̃_t A_tᵀ`` ``(n_p, n_p)``: rows b's units in b's order, columns a's units (a new tensor)."""
+        """``S_pᵀ = Σ_t B̃_t A_tᵀ`` ``(n_p, n_p)``: rows b's units in b's order, columns a's units (a new
+        tensor)."""
         S_T = None
         for key, axis, a_front in self.problem.entries[p]:
             term = self._term(p, key, axis, a_front)
@@ -508,8 +509,9 @@ class WeightMatching(Matcher):
       visits the groups in ``order``; a group's similarity ``S_p`` ``(n_p, n_p)`` is built from all its axes with
       the other groups' current permutations applied (one matrix product per axis), its LAP is solved and the
       new permutation kept only if the objective strictly increases (tracked per tensor in float64 from the
-      cached similarity terms, see ``_PCDState``), so ``objective_history`` never decreases. A group whose neighbours (groups sharing a tensor) did not change since its last solve is
-      skipped, its permutation being still optimal. It stops when a sweep improves the objective by at most
+      cached similarity terms, see ``_PCDState``), so ``objective_history`` never decreases. A group whose
+      neighbours (groups sharing a tensor) did not change since its last solve is skipped, its permutation being
+      still optimal. It stops when a sweep improves the objective by at most
       ``tol · |objective|``, or when no group is left to re-solve (converged), or after ``max_sweeps``.
 
     Args:
