@@ -52,3 +52,11 @@ def pytest_runtest_setup(item):
     if dict(os.environ) != _SESSION_ENVIRON:
         os.environ.clear()
         os.environ.update(_SESSION_ENVIRON)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the CPU next to the summary (the part of a CI log that is kept): stored outputs are compared bit for
+    bit, and which kernels MKL, oneDNN and OpenBLAS pick depends on the CPU's vendor and model."""
+    import repro
+
+    terminalreporter.write_line(f"host: {repro.host_fingerprint()}")

@@ -46,6 +46,21 @@ def test_fmt():
     assert checks.fmt("text") == "text"
 
 
+def test_fmt_e_hides_rounding_noise_below_the_floor():
+    assert checks.fmt_e(6.6543e-06) == "6.65e-06"
+    assert checks.fmt_e(6.6543e-06, digits=1) == "6.7e-06"
+    assert checks.fmt_e(0.0) == "0.00e+00"
+    assert checks.fmt_e(8.88e-16, floor=1e-12) == checks.fmt_e(0.0, floor=1e-12) == "<1e-12"
+    assert checks.fmt_e(-3e-13, floor=1e-12) == "<1e-12"
+    assert checks.fmt_e(1e-12, floor=1e-12) == "1.00e-12"
+    assert checks.fmt_e(np.float64(2.5e-3), floor=1e-12) == "2.50e-03"
+    assert checks.fmt_e(torch.tensor(1.5)) == "1.50e+00"
+    assert checks.fmt_e(float("inf"), floor=1.0) == "inf"
+    for bad in (dict(floor=-1.0), dict(floor=float("nan")), dict(digits=-1), dict(digits=1.5), dict(digits=True)):
+        with pytest.raises(ValueError):
+            checks.fmt_e(1.0, **bad)
+
+
 def test_record_prints_and_writes_jsonl_with_evidence(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LMCNB_RESULTS_DIR", str(tmp_path))
     checks.chapter("02_b")
@@ -323,3 +338,22 @@ def test_a_nan_margin_is_recorded_as_undefined_and_cannot_pass():
         checks.Evidence(margin=float("inf"))
     with pytest.raises(ValueError, match="nan and why"):
         checks.Evidence(margin=float("nan"), why={"margin": "x"})
+
+
+def test_repr_rounds_every_float_and_the_record_keeps_full_precision():
+    """A cell ending with ``checks.record(...)`` stores this repr: no raw float repr may reach it (GUIDE §4)."""
+    r = make(threshold=0.5, margin=1.0701346296815462, why={},
+             interval=checks.Interval(0.00038261044733013395, 0.004012097734709219, 0.95, "bootstrap"))
+    text = repr(r)
+    assert "threshold=0.5, margin=1.07, " in text
+    assert "interval=Interval(lo=0.000383, hi=0.00401, level=0.95, method='bootstrap')" in text
+    assert "n=Sample(count=3, unit='seeds')" in text and "cell='cell-05')" in text
+    assert text.startswith("CheckResult(claim='c', measured='0.1', predicted='<= 1', passed=True, ")
+    assert [f.split("=", 1)[0] for f in text[len("CheckResult("):].split(", ") if "=" in f][:4] == [
+        "claim", "measured", "predicted", "passed"]
+    assert r.to_dict()["margin"] == 1.0701346296815462
+    assert r.to_dict()["interval"]["lo"] == 0.00038261044733013395
+    # two records that differ only past the third significant digit print the same
+    assert repr(make(margin=1.0701400071015528, threshold=0.5, why={},
+                     interval=checks.Interval(0.000382610, 0.0040121, 0.95, "bootstrap"))) == text
+    assert repr(make(margin=1.08, threshold=0.5, why={}, interval=r.interval)) != text

@@ -12,7 +12,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 import nblint
 from nblint import (CODE_WIDTH, COLAB, NBVAL_SKIP, SKIP_EXECUTION, colab_link, install_target, lint_backend, lint_check_chapter, lint_choose_smoke, lint_code_width,
                     lint_colab_badge, lint_colab_install, lint_errors, lint_execution_counts, lint_has_assert,
-                    lint_kernelspec, lint_lmcnb_references, lint_no_stderr, lint_notebook, lint_setup_cell,
+                    lint_kernelspec, lint_lmcnb_references, lint_no_stderr, lint_notebook, lint_raw_floats,
+                    lint_setup_cell,
                     lint_skip_tags, lint_trailing_semicolon, repository)
 
 
@@ -103,6 +104,24 @@ class TestLintsCatchProblems:
         assert lint_trailing_semicolon(nb)
         _cell(nb, "plt.plot").source = "s = 'a;b'\nprint(s)"
         assert not lint_trailing_semicolon(nb)
+
+    def test_raw_floats(self):
+        for text in ("margin=1.0701346296815462, paper=None", "lo = -0.0003826104\n", "x = 1.2345678e-05",
+                     "np.float64(0.5)"):
+            nb = good_notebook()
+            _cell(nb, "print(x)").outputs = [new_output("stream", name="stdout", text=text)]
+            assert lint_raw_floats(nb), text
+        nb = good_notebook()
+        _cell(nb, "print(x)").outputs = [new_output("execute_result", data={"text/plain": "margin=1.0701346"},
+                                                    execution_count=3)]
+        assert lint_raw_floats(nb), "an echoed result is compared too"
+        for text in ("margin=1.07, 2.65e-05, 0.000383, cell-1234567.5, v1.2345678.9", "12345678.5"):
+            nb = good_notebook()
+            _cell(nb, "print(x)").outputs = [new_output("stream", name="stdout", text=text)]
+            assert not lint_raw_floats(nb), text
+        nb = good_notebook()
+        _cell(nb, "S = lmcnb.setup").outputs = [new_output("stream", name="stdout", text="took 12.3456789 s")]
+        assert not lint_raw_floats(nb), "an nbval-ignore-output cell is not compared"
 
     def test_backend(self):
         for src in ("import matplotlib\nmatplotlib.use('Agg')", "import os\nos.environ['MPLBACKEND'] = 'Agg'",
@@ -254,7 +273,7 @@ class TestLintsCatchProblems:
 URL, BRANCH = repository()
 RULES = {
     "kernelspec": lint_kernelspec, "execution_counts": lint_execution_counts, "no_stderr": lint_no_stderr,
-    "errors": lint_errors, "trailing_semicolon": lint_trailing_semicolon, "backend": lint_backend,
+    "errors": lint_errors, "trailing_semicolon": lint_trailing_semicolon, "backend": lint_backend, "raw_floats": lint_raw_floats,
     "has_assert": lint_has_assert, "setup_cell": lint_setup_cell, "skip_tags": lint_skip_tags,
     "colab_install": lambda nb: lint_colab_install(nb, URL, BRANCH),
     "colab_badge": lambda nb: lint_colab_badge(nb, URL, BRANCH, RELPATH),

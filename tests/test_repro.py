@@ -249,3 +249,13 @@ def test_stored_outputs_were_produced_in_the_pinned_environment(path):
     missing = [w for w in want if w not in line]
     assert not missing, (f"{path.name}: stored outputs were not produced in the pinned environment "
                          f"(set-up line {line!r} lacks {missing}); refresh them with `make outputs`")
+
+
+def test_the_host_fingerprint_names_vendor_model_and_family():
+    intel = ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+             "model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\nflags\t\t: fpu avx2\n")
+    line = repro.host_fingerprint(intel)
+    assert line.startswith("GenuineIntel Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz (family 6, model 143), ")
+    assert line.endswith(f", {repro.host_description()}, {os.cpu_count()} CPUs")
+    assert repro.host_fingerprint("").startswith("unknown CPU, ")
+    assert repro.host_fingerprint("vendor_id : AuthenticAMD\n").startswith("AuthenticAMD, ")

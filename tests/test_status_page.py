@@ -66,3 +66,11 @@ def test_paper_estimate_from_notebook_metadata(tmp_path):
     nb["metadata"]["lmcnb"] = {"paper_estimate": "12 GPU-minutes"}
     path.write_text(json.dumps(nb), encoding="utf-8")
     assert "| all PASS | 12 GPU-minutes |" in status_page.generate(book, checks_dir)[book / "status.md"]
+
+
+def test_the_box_counts_reported_findings_apart_from_the_asserted_checks():
+    row = dict(n=25, passed=13, failed=0)
+    assert status_page.box_checks(row) == "25 checks: 13 asserted, all PASS; 12 reported"
+    assert status_page.box_checks(dict(n=13, passed=11, failed=2)) == "13 checks: 13 asserted, 2 FAIL"
+    assert status_page.box_checks(dict(n=3, passed=0, failed=0)) == "3 checks: 0 asserted, none; 3 reported"
+    assert status_page.box_checks(dict(n=0, passed=0, failed=0)) == "no recorded checks"

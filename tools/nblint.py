@@ -124,6 +124,29 @@ def lint_errors(nb) -> list[str]:
     return problems
 
 
+#: A raw float repr (seven or more decimals, ``1.0701346296815462``) or a numpy scalar repr in a stored output.
+_RAW_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{7,}(?:e[-+]?\d+)?(?![\w.])|\bnp\.float(?:16|32|64)\(")
+
+
+def lint_raw_floats(nb) -> list[str]:
+    """No stored output compared by nbval shows a raw float repr: its last digits differ between CPU kernels, so
+    the chapter would reproduce only on the machine that stored it (GUIDE §4: print ``f"{x:.3g}"``; a
+    :class:`lmcnb.infra.checks.CheckResult` echo rounds itself). Cells tagged ``nbval-ignore-output`` are not
+    compared and not linted."""
+    problems = []
+    for i, cell in enumerate(code_cells(nb), 1):
+        if "nbval-ignore-output" in tags(cell):
+            continue
+        for out in cell.get("outputs", []):
+            text = out.get("text") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain")
+            text = "".join(text) if isinstance(text, list) else (text or "")
+            hit = _RAW_FLOAT.search(text)
+            if hit:
+                problems.append(f"code cell {i} stores a raw float repr {hit.group()!r} "
+                                f"(…{text[max(0, hit.start() - 40):hit.start()]!r}): print it rounded")
+    return problems
+
+
 _SEMICOLON = re.compile(r";\s*(#[^\n]*)?$")
 
 
@@ -392,7 +415,7 @@ def lint_notebook(nb, relpath: str, url: str | None = None, branch: str | None =
     if url is None or branch is None:
         url, branch = repository()
     return (lint_kernelspec(nb) + lint_execution_counts(nb) + lint_no_stderr(nb) + lint_errors(nb)
-            + lint_trailing_semicolon(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
+            + lint_trailing_semicolon(nb) + lint_raw_floats(nb) + lint_backend(nb) + lint_has_assert(nb) + lint_setup_cell(nb)
             + lint_skip_tags(nb) + lint_colab_install(nb, url, branch) + lint_colab_badge(nb, url, branch, relpath)
             + lint_check_chapter(nb, Path(relpath).stem) + lint_lmcnb_references(nb) + lint_code_width(nb)
             + lint_choose_smoke(nb))

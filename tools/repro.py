@@ -107,6 +107,33 @@ def env_args(mode: str = "strict") -> list[str]:
     return [a for name in unsets for a in ("-u", name)] + [f"{k}={v}" for k, v in sets.items()]
 
 
+def _cpuinfo(key: str, text: str | None = None) -> str | None:
+    """The first ``key : value`` of ``text`` (default: ``/proc/cpuinfo``; None if absent or unreadable)."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == key:
+            return value.strip()
+    return None
+
+
+def host_fingerprint(cpuinfo: str | None = None) -> str:
+    """One line naming this machine's CPU: vendor, model name, family/model, widest vector extension, CPU count
+    (``AuthenticAMD AMD EPYC (family 25, model 17), x86_64/avx512, 2 CPUs``); ``cpuinfo`` replaces
+    ``/proc/cpuinfo`` (for tests). Which kernels a library picks depends on the vendor too (MKL dispatches Intel
+    and other CPUs differently), so a test log names it."""
+    vendor, name = _cpuinfo("vendor_id", cpuinfo), _cpuinfo("model name", cpuinfo)
+    family, model = _cpuinfo("cpu family", cpuinfo), _cpuinfo("model", cpuinfo)
+    cpu = " ".join(x for x in (vendor, name) if x) or "unknown CPU"
+    if family is not None and model is not None:
+        cpu += f" (family {family}, model {model})"
+    return f"{cpu}, {host_description()}, {os.cpu_count()} CPUs"
+
+
 def _cpu_flags() -> set[str] | None:
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")

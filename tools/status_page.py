@@ -125,9 +125,20 @@ def status_page(rows: list[dict], runtimes_present: bool) -> str:
     return "\n".join(lines)
 
 
+def box_checks(row: dict) -> str:
+    """The box's count of checks: asserted ones with their verdict, reported ones apart (a reported finding is
+    not a PASS), e.g. ``25 checks: 13 asserted, all PASS; 12 reported``."""
+    if not row["n"]:
+        return "no recorded checks"
+    asserted = row["passed"] + row["failed"]
+    reported = row["n"] - asserted
+    line = f"{row['n']} checks: {asserted} asserted, {verdict(row) if asserted else 'none'}"
+    return line + (f"; {reported} reported" if reported else "")
+
+
 def box(row: dict) -> str:
     what = row["verifies"] or "its chapter's claims"
-    checks_line = f"{row['n']} checks, {verdict(row)}" if row["n"] else "no recorded checks"
+    checks_line = box_checks(row)
     return (f"{BOX_START}\n:::{{admonition}} At a glance\n:class: tip\n"
             f"**Verifies** {what} ({checks_line}). "
             f"**Run time:** quick profile {row['quick_box']}; paper profile {row['paper']}.\n"

@@ -97,6 +97,36 @@ def fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def fmt_e(value: object, floor: float = 0.0, digits: int = 2) -> str:
+    """``value`` in scientific notation with ``digits`` decimals (``"6.65e-06"``); ``|value| < floor`` as
+    ``"<floor"`` (``"<1e-12"``).
+
+    For tables of barriers: a barrier below ``floor`` is float64 rounding noise (an exact zero up to the order
+    of evaluation), whose digits differ between CPU kernels, so a stored output must not show them.
+
+    Raises ``ValueError`` for a negative ``floor`` or ``digits``."""
+    if not floor >= 0:
+        raise ValueError(f"floor must be >= 0, got {floor!r}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be an integer >= 0, got {digits!r}")
+    x = float(value.item() if hasattr(value, "item") else value)
+    if math.isfinite(x) and abs(x) < floor:
+        return f"<{floor:g}"
+    return f"{x:.{digits}e}"
+
+
+def rounded_repr(obj: object) -> str:
+    """``Name(field=value, …)`` of a dataclass instance, like the generated repr but with every float field
+    rounded by :func:`fmt` (nested records use their own repr).
+
+    A chapter cell that ends with :func:`record` shows this repr as its stored output, which strict nbval compares
+    across machines: a raw float repr (``margin=1.0701346296815462``) exposes last-bit differences between CPU
+    kernels, so the display rounds (GUIDE §4); :meth:`CheckResult.to_dict` and the JSON line keep full precision."""
+    parts = ", ".join(f"{f.name}={fmt(v) if isinstance(v, float) else repr(v)}"
+                      for f in fields(obj) if f.repr for v in [getattr(obj, f.name)])
+    return f"{type(obj).__name__}({parts})"
+
+
 def _num(value: object, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.generic)) and not (
             hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
@@ -186,6 +216,8 @@ class Interval:
     def __str__(self) -> str:
         return f"[{fmt(self.lo)}, {fmt(self.hi)}] ({fmt(self.level * 100)} %, {self.method})"
 
+    __repr__ = rounded_repr
+
 
 _PARTS = {"control": Control, "paper": Paper, "n": Sample, "interval": Interval}
 
@@ -269,6 +301,8 @@ class CheckResult:
         control = f" ({self.control})" if self.control is not None else ""
         verdict = self.verdict if self.asserted else f"{self.verdict} (reported)"
         return f"{self.claim}: measured {self.measured} vs predicted {self.predicted}{control}: {verdict}"
+
+    __repr__ = rounded_repr
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,10 +20,25 @@ if TYPE_CHECKING:
 # Arc-cosine kernel
 # ---------------------------------------------------------------------------------------------------------------
 
+def _angle(t: Tensor, sin: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+    """``φ = arccos t`` for ``t ∈ [−1, 1]``, computed as ``atan2(sin φ, t)`` with ``sin φ = √((1 − t)(1 + t))``
+    (pass ``sin`` if it is at hand); same value as ``torch.arccos`` to about one ulp, same shape as ``t``.
+
+    Why not ``torch.arccos``: torch's MKL build evaluates ``arccos`` (like ``exp``, ``log``, ``sin``) in MKL's
+    vector math library, whose code path follows the CPU's vendor (it changed with ``MKL_CBWR`` on an Intel
+    AVX-512 host and not on an AMD EPYC one), and gradient descent amplifies last-bit differences; ``atan2`` is an
+    ATen kernel, fixed by the pinned ``ATEN_CPU_CAPABILITY`` on every x86-64 CPU (README, "Which machines
+    reproduce the stored outputs")."""
+    if sin is None:
+        sin = ((1.0 - t) * (1.0 + t)).sqrt()
+    return torch.atan2(sin, t, out=out)
+
+
 def _j_value(t: Tensor) -> Tensor:
     """``J(t) = sin φ + (π − φ) cos φ`` with ``t = cos φ ∈ [−1, 1]``; ``sin φ = √((1 − t)(1 + t))`` is accurate
     near ``t = ±1`` (``1 − t`` is exact there), so ``sin φ − φ cos φ = O(φ³)`` stays consistent."""
-    return ((1.0 - t) * (1.0 + t)).sqrt() + (math.pi - torch.arccos(t)) * t
+    sin = ((1.0 - t) * (1.0 + t)).sqrt()
+    return sin + (math.pi - _angle(t, sin)) * t
 
 
 class _JPrime(torch.autograd.Function):
@@ -37,7 +52,7 @@ class _JPrime(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t: Tensor) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(t)
-        return math.pi - torch.arccos(t)
+        return math.pi - _angle(t)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
@@ -268,8 +283,8 @@ def _pieces(W: Tensor, a: Tensor, s: Tensor, teacher: _Teacher, with_loss: bool,
     i.e. ``q_i = s² Σ_k a_k ∇_u K(w_i, w_k) − s Σ_j a*_j ∇_u K(w_i, w*_j)``; then ``∇_{w_i} R = 2 a_i q_i`` on live
     rows and ``∂R/∂a_i = 2 w_i·q_i``. Returns ``q (B, m, d)`` (meaningless on zero rows: mask them), the live-row
     mask ``(B, m)`` and, if ``with_loss``, ``R (B,)`` from ``K_ik = |w_i||v_k| (sin φ_ik + (π − φ_ik) cos φ_ik)/(2π)``.
-    ``sin φ = √((1 − t)(1 + t))`` and ``φ = arccos t`` come from the same ``t = cos φ``, so their rounding errors
-    cancel for (nearly) parallel rows.
+    ``sin φ = √((1 − t)(1 + t))`` and ``φ = arccos t = atan2(sin φ, t)`` (:func:`_angle`) come from the same
+    ``t = cos φ``, so their rounding errors cancel for (nearly) parallel rows.
     """
     ws = _Workspace() if ws is None else ws
     B, m, d = W.shape
@@ -283,7 +298,7 @@ def _pieces(W: Tensor, a: Tensor, s: Tensor, teacher: _Teacher, with_loss: bool,
     sin = torch.mul(t, -1.0, out=ws.get("sin", shape, W)).add_(1.0)
     phi = torch.add(t, 1.0, out=ws.get("phi", shape, W))
     sin.mul_(phi).sqrt_()
-    phi = torch.arccos(t, out=phi)
+    phi = _angle(t, sin, out=phi)
     cV = cn[:, :, None] * v_unit
     q = torch.baddbmm(0.5 * cV.sum(1, keepdim=True), phi, cV, alpha=-1.0 / TWO_PI)
     q.addcmul_(torch.bmm(sin, cn[:, :, None]), unit, value=1.0 / TWO_PI)
