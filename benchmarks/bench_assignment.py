@@ -1,7 +1,7 @@
 """Assignment at paper scale: lmcnb's compiled exact LAP against scipy, timed in the same run.
 
 Run ``.venv/bin/python benchmarks/bench_assignment.py [--quick]`` (``make bench`` runs only ``bench_core.py``).
-Three tables, each against ``scipy.optimize.linear_sum_assignment`` per solve, objectives and permutations
+Four tables, each against ``scipy.optimize.linear_sum_assignment`` per solve, objectives and permutations
 compared:
 
 1. **Dense single solves** of uniform random ``n × n`` float64 matrices: :func:`lmcnb.assignment.solve_warm`
@@ -17,6 +17,9 @@ compared:
    multiple of a teacher direction plus 1e-3 noise, 10 % dead): ``lmcnb.assignment.solve_batch(C,
    method="sparse")`` (thread pool, all cores) vs a Python loop of ``assignment.solve(C, reduced=True)`` (what ``FunctionalMatching``
    runs). The batch is solved in chunks of 8 matrices (memory); building the costs is not timed.
+4. **Functional matching by neuron type** on pairs of exact minima (sampled from the minimum manifold):
+   ``teacher_student.functional_match`` (``match_by_type`` first: Hall's condition on neuron types, no ``m × m``
+   matrix) vs ``functional_cost`` and ``assignment.solve`` per pair, objectives compared.
 
 Every case runs once (the sizes are large); wall-clock and process-CPU seconds are reported. On a shared
 machine wall times include other processes' load: the CPU column is the single-threaded cost.
@@ -187,10 +190,37 @@ def bench_batch(sizes: Sizes) -> None:
            "is the check."])
 
 
+def bench_by_type(sizes: Sizes) -> None:
+    """Pairs of exact minima (sampled from 𝓜: Dirichlet masses, 10 % dead, M = 4, d = 8) at width m: functional
+    matching by neuron type first (``functional_match``, default) against the cost matrix and a solve per pair."""
+    m, B = sizes.ts_width, sizes.batch
+    g = torch.Generator().manual_seed(0)
+    pairs = [(ts.sample_minimum(m, 4, 8, g, dead_prob=0.1, split="dirichlet"),
+              ts.sample_minimum(m, 4, 8, g, dead_prob=0.1, split="dirichlet")) for _ in range(B)]
+    ref, loop_w, loop_c = timed(lambda: [assignment.solve(ts.functional_cost(W1, W2), reduced=True)
+                                         for W1, W2 in pairs])
+    new, fast_w, fast_c = timed(lambda: [ts.functional_match(W1, W2) for W1, W2 in pairs])
+    by_type = sum(ts.match_by_type(W1, W2) is not None for W1, W2 in pairs)
+    max_diff = 0.0
+    for (W1, W2), p_ref, p_new in zip(pairs, ref, new):
+        v_ref, v_new = float(ts.pair_costs(W1, W2[p_ref]).sum()), float(ts.pair_costs(W1, W2[p_new]).sum())
+        max_diff = max(max_diff, abs(v_new - v_ref) / float((W1 * W1).sum() + (W2 * W2).sum()))
+    table(f"4. Functional matching of {B} pairs of exact minima by neuron type, m = {m}",
+          ["cost matrix + solve per pair, s wall (CPU)", "functional_match (by type first), s wall (CPU)",
+           "speed-up wall (CPU)", "pairs by type", "max objective diff / Σ|w|²"],
+          [[f"{loop_w:.3g} ({loop_c:.3g})", f"{fast_w:.3g} ({fast_c:.3g})",
+            f"**{loop_w / fast_w:.0f}×** ({loop_c / fast_c:.0f}×)", f"{by_type} / {B}", f"{max_diff:.0e}"]],
+          ["lmcnb: `teacher_student.functional_match` (`match_by_type`: neurons grouped by direction, Hall's "
+           "condition checked, same-type rows paired, the excess with dead rows; accepted only if every pair's "
+           "cost is at most EXACT_PAIR_TOL (|w|² + |w'|²)); the reference builds `functional_cost` (m × m) and "
+           "runs `assignment.solve(C, reduced=True)` per pair (what `FunctionalMatching(by_type=False)` runs). "
+           "Timed including the cost matrix, which the shortcut never builds."])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes (~20 s)")
-    parser.add_argument("--only", choices=("dense", "pcd", "batch"), action="append",
+    parser.add_argument("--only", choices=("dense", "pcd", "batch", "bytype"), action="append",
                         help="run only these sections (repeatable; default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
@@ -207,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     _, w, _ = timed(lambda: assignment.solve_warm(torch.rand(4, 4, dtype=torch.float64)))
     print(f"- first compiled call (numba compile or cache load): {w:.1f} s")
     start = time.perf_counter()
-    for section in args.only or ["dense", "pcd", "batch"]:
-        {"dense": bench_dense, "pcd": bench_pcd, "batch": bench_batch}[section](sizes)
+    for section in args.only or ["dense", "pcd", "batch", "bytype"]:
+        {"dense": bench_dense, "pcd": bench_pcd, "batch": bench_batch, "bytype": bench_by_type}[section](sizes)
         sys.stdout.flush()
     print(f"\nTotal {time.perf_counter() - start:.0f} s; load average "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())} at the end.")

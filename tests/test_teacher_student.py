@@ -491,6 +491,78 @@ def test_functional_match_finds_the_hidden_permutation():
     assert float(ts.barrier_linear(M1, M2.index_select(0, ts.functional_match(M1, M2)), T)) < 1e-14
 
 
+def test_match_by_type_is_an_optimum_exactly_when_hall_holds_and_functional_match_uses_it():
+    """By type: a permutation iff Hall's criterion holds, with the assignment's optimal objective (0) and a zero
+    barrier; ``functional_match`` returns it (``by_type=False``: the solver, the same objective)."""
+    from lmcnb import assignment
+
+    d, M = 6, 3
+    T = ts.orthonormal_teacher(d, M)
+    g = gen(81)
+    found = 0
+    for trial in range(45):
+        m = 3 + trial % 12
+        r = (0.0, 0.3, 0.5)[trial % 3]
+        W1 = ts.sample_minimum(m, M, d, g, dead_prob=r, split="dirichlet")
+        W2 = ts.sample_minimum(m, M, d, g, dead_prob=r)
+        p = ts.match_by_type(W1, W2)
+        assert (p is not None) == ts.hall_lmc_criterion(W1, W2, T), trial
+        C = ts.functional_cost(W1, W2)
+        q = ts.functional_match(W1, W2, by_type=False)
+        assert q.tolist() == assignment.solve(C).tolist()
+        if p is None:
+            assert ts.functional_match(W1, W2).tolist() == q.tolist()
+            continue
+        found += 1
+        assert p.dtype == torch.int64 and sorted(p.tolist()) == list(range(m))
+        assert ts.functional_match(W1, W2).tolist() == p.tolist()
+        rows = torch.arange(m)
+        assert abs(float(C[rows, p].sum()) - float(C[rows, q].sum())) <= 1e-14
+        assert float(ts.barrier_linear(W1, W2.index_select(0, p), T)) < 1e-14
+        torch.testing.assert_close(ts.pair_costs(W1, W2.index_select(0, p)), C[rows, p], rtol=0, atol=1e-15)
+    assert 10 <= found <= 40
+
+
+def test_match_by_type_arguments_change_the_result():
+    T = ts.orthonormal_teacher(5, 4)
+    W1 = ts.sample_minimum(8, 4, 5, gen(82), dead_prob=0.3)
+    W2 = W1[torch.randperm(8, generator=gen(83))]
+    assert ts.match_by_type(W1, W2) is not None
+    assert ts.match_by_type(W1, W2, max_types=3) is None  # four types present
+    assert ts.match_by_type(W1, W2, max_types=4) is not None
+    # turn every live row of W2 by a sine of about 1e-7 (a cost of ~1e-15 |w|^2: still exact to EXACT_PAIR_TOL)
+    live = W2.norm(dim=1) > 0
+    bent = W2 + 1e-7 * torch.where(live[:, None], W2.norm(dim=1, keepdim=True), 0.0) * torch.roll(T, 1, 0)[
+        torch.arange(8) % 4].flip(1)
+    assert ts.match_by_type(W1, bent) is None  # tol 1e-8: no row of W1 shares a type with a row of W2
+    p = ts.match_by_type(W1, bent, tol=1e-6)
+    assert p is not None and float(ts.barrier_linear(W1, bent.index_select(0, p), T)) < 1e-12
+    # turned by 1e-3, the rows are one type at tol 1e-2, but the pairs cost ~1e-7 |w|^2: not exact, so None
+    far = W2 + 1e-3 * torch.where(live[:, None], W2.norm(dim=1, keepdim=True), 0.0) * torch.roll(T, 1, 0)[
+        torch.arange(8) % 4].flip(1)
+    assert ts.match_by_type(W1, far, tol=1e-2) is None
+    with pytest.raises(ValueError, match="same shape"):
+        ts.match_by_type(W1, W2[:7])
+    with pytest.raises(ValueError):
+        ts.match_by_type(W1, W2, tol=1.0)
+    with pytest.raises(ValueError):
+        ts.match_by_type(W1, W2, max_types=0)
+    with pytest.raises(TypeError, match="by_type"):
+        ts.functional_match(W1, W2, by_type=1)
+
+
+def test_functional_matching_matcher_reports_which_path_ran():
+    W1 = ts.sample_minimum(8, 4, 5, gen(84), dead_prob=0.3)
+    W2 = W1[torch.randperm(8, generator=gen(85))]
+    a, b = ts.to_module(W1), ts.to_module(W2)
+    fast, slow = ts.FunctionalMatching()(a, b), ts.FunctionalMatching(by_type=False)(a, b)
+    assert fast.info["by_type"] is True and slow.info["by_type"] is False
+    assert abs(fast.objective_history[-1] - slow.objective_history[-1]) <= 1e-14 and abs(fast.objective_history[-1]) <= 1e-14
+    assert fast.info["identity_cost"] == pytest.approx(slow.info["identity_cost"], rel=1e-12, abs=1e-15)
+    with pytest.raises(TypeError, match="by_type"):
+        ts.FunctionalMatching(by_type="yes")
+
+
 def test_interpolation_loss_and_barrier_match_direct_computation():
     T = ts.orthonormal_teacher(5, 2)
     W1, W2 = torch.randn(2, 3, 4, 5, generator=gen(55), dtype=F64)

@@ -30,7 +30,8 @@ Groups of functions, one module each:
   minibatch SGD on an :class:`lmcnb.data.Split`; function form :func:`sgd_samples`);
 - ``manifold``, the global-minimum manifold ``𝓜`` (notes §1.2) and the exact LMC criterion (notes §2.4):
   :func:`sample_minimum`, :func:`neuron_types`, :func:`hall_lmc_criterion`;
-- ``pairs``, one pair of solutions: :func:`functional_cost`, :func:`functional_match`, :func:`interpolation_loss`,
+- ``pairs``, one pair of solutions: :func:`functional_cost`, :func:`functional_match` (by neuron type first,
+  :func:`match_by_type`, when Hall's condition allows it; :func:`pair_costs`), :func:`interpolation_loss`,
   :func:`barrier_linear` (``θ_λ = (1 − λ) W_1 + λ W_2``);
 - ``kernel`` also, stability: :func:`sharpness_population` (top Hessian eigenvalue, notes T3);
 - ``experiment``, **the formal model of chapters 2–4** as one configuration: :class:`TeacherStudent` (``d, M, output, init_scale,
@@ -58,8 +59,9 @@ from .initialisation import orthonormal_teacher, pad_rows, small_init, small_out
 from .gd import GD, GDResult, gd_population
 from .sgd import SGD, SGDResult, sgd_samples
 from .manifold import hall_lmc_criterion, neuron_types, sample_minimum
-from .pairs import (BARRIER_KINDS, OUTPUTS, FunctionalMatching, PairBarriers, barrier_linear, functional_cost,
-                    functional_match, interpolation_loss, pair_barriers, weight_match)
+from .pairs import (BARRIER_KINDS, EXACT_PAIR_TOL, OUTPUTS, FunctionalMatching, PairBarriers, barrier_linear,
+                    functional_cost, functional_match, interpolation_loss, match_by_type, pair_barriers, pair_costs,
+                    weight_match)
 from .experiment import BarrierTable, Solutions, TeacherStudent
 from .views import (MATCH_KINDS, PairMatching, PopulationLoss, StudentTensors, from_module, from_modules, to_module,
                     to_modules)
@@ -69,7 +71,7 @@ __all__ = [
     "orthonormal_teacher", "small_init", "small_output_init", "pad_rows",
     "GD", "GDResult", "gd_population", "SGD", "SGDResult", "sgd_samples",
     "sample_minimum", "neuron_types", "hall_lmc_criterion",
-    "functional_cost", "functional_match", "interpolation_loss", "barrier_linear", "FunctionalMatching",
+    "functional_cost", "functional_match", "match_by_type", "pair_costs", "EXACT_PAIR_TOL", "interpolation_loss", "barrier_linear", "FunctionalMatching",
     "sharpness_population",
     "weight_match", "PairBarriers", "pair_barriers",
     "TeacherStudent", "Solutions", "BarrierTable", "OUTPUTS", "BARRIER_KINDS",

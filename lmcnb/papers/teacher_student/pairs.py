@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..._validate import check_choice, check_real
+from ..._validate import check_choice, check_int, check_real
 from ...barrier import check_lambdas, check_path_lambdas, linear_baseline
 from ._inputs import F64, INPUTS, _check_device, _check_f64, _check_teacher, _check_weights
 from ... import assignment
@@ -47,19 +47,37 @@ def functional_cost(W1: Tensor, W2: Tensor, inputs: str = "gaussian", *, a1: Ten
     # everything from the Gram matrix w·w' (memory (m1, m2), not (m1, m2, d)): u·w = ½(|w|² + w·w'), etc.
     G = W1 @ W2.T
     sq1, sq2 = (W1 * W1).sum(1)[:, None], (W2 * W2).sum(1)[None, :]
+    if a1 is None:
+        return factor * _midpoint_cost(G, sq1, sq2)
+    return factor * _midpoint_cost(G, sq1, sq2, a1[:, None], a2[None, :])
+
+
+def _midpoint_cost(G: Tensor, sq1: Tensor, sq2: Tensor, b1: Tensor | None = None, b2: Tensor | None = None
+                   ) -> Tensor:
+    """:func:`functional_cost` (Gaussian inputs) from ``G = w·w'``, ``sq1 = |w|²``, ``sq2 = |w'|²`` and output
+    weights ``b1``, ``b2`` (None: ``a = 1``), all broadcast together: ``(m1, 1)`` against ``(1, m2)`` gives the
+    matrix, ``(m,)`` against ``(m,)`` the cost of each row pair (:func:`pair_costs`)."""
     nw, nw2 = sq1.sqrt(), sq2.sqrt()
     nu = (0.25 * (sq1 + 2.0 * G + sq2)).clamp_min(0.0).sqrt()
     k_uw = _kernel_from(0.5 * (sq1 + G), nu, nw)
     k_uw2 = _kernel_from(0.5 * (G + sq2), nu, nw2)
     k_ww2 = _kernel_from(G, nw, nw2)
-    if a1 is None:
-        c = 0.5 * nu ** 2 + 0.125 * nw ** 2 + 0.125 * nw2 ** 2 - k_uw - k_uw2 + 0.5 * k_ww2
-    else:
-        b1, b2 = a1[:, None], a2[None, :]
-        am = 0.5 * (b1 + b2)
-        c = (0.5 * am ** 2 * nu ** 2 + 0.125 * (b1 * nw) ** 2 + 0.125 * (b2 * nw2) ** 2
-             - am * b1 * k_uw - am * b2 * k_uw2 + 0.5 * b1 * b2 * k_ww2)
-    return factor * c
+    if b1 is None:
+        return 0.5 * nu ** 2 + 0.125 * nw ** 2 + 0.125 * nw2 ** 2 - k_uw - k_uw2 + 0.5 * k_ww2
+    am = 0.5 * (b1 + b2)
+    return (0.5 * am ** 2 * nu ** 2 + 0.125 * (b1 * nw) ** 2 + 0.125 * (b2 * nw2) ** 2
+            - am * b1 * k_uw - am * b2 * k_uw2 + 0.5 * b1 * b2 * k_ww2)
+
+
+def pair_costs(W1: Tensor, W2: Tensor) -> Tensor:
+    """``c(w_i, w'_i)`` of :func:`functional_cost` (Gaussian inputs, ``a = 1``) for the row pairs ``i`` of two
+    ``(m, d)`` float64 matrices, ``(m,)``: the diagonal of ``functional_cost(W1, W2)`` without the matrix."""
+    W1 = _check_f64("W1", W1, (2,))
+    W2 = _check_f64("W2", W2, (2,))
+    _check_device(("W1", "W2"), (W1, W2))
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    return _midpoint_cost((W1 * W2).sum(1), (W1 * W1).sum(1), (W2 * W2).sum(1))
 
 
 def _check_output_pair(a1: object, a2: object, shape1: tuple[int, ...], shape2: tuple[int, ...],
@@ -70,10 +88,111 @@ def _check_output_pair(a1: object, a2: object, shape1: tuple[int, ...], shape2: 
     return _check_weights("a1", a1, shape1, device), _check_weights("a2", a2, shape2, device)
 
 
-def functional_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None) -> Tensor:
+#: A row pair interpolates exactly when its cost is at most this times ``|w|² + |w'|²`` (:func:`match_by_type`):
+#: compatible pairs cost ``~1e-16 |w|²`` in float64 (:func:`functional_cost`), a misaligned pair with sine ``s`` of
+#: its angle about ``s² |w| |w'| / 10``.
+EXACT_PAIR_TOL = 1e-12
+
+
+def _direction_classes(U: Tensor, tol: float, max_types: int) -> Tensor | None:
+    """Class labels ``(L,)`` of unit rows ``U (L, d)``: rows within sine ``tol`` of a class's first row (and on its
+    side) share its label, in order of first appearance; None if more than ``max_types`` classes."""
+    labels = torch.full((U.shape[0],), -1, dtype=torch.int64, device=U.device)
+    k = 0
+    while True:
+        free = torch.nonzero(labels < 0)
+        if free.numel() == 0:
+            return labels
+        if k == max_types:
+            return None
+        r = U[int(free[0, 0])]
+        proj = U @ r
+        resid = (U - proj[:, None] * r).norm(dim=1)  # the sine, computed directly (no cancellation)
+        labels[(labels < 0) & (proj > 0) & (resid <= tol)] = k
+        k += 1
+
+
+def match_by_type(W1: Tensor, W2: Tensor, *, tol: float = 1e-8, max_types: int = 64) -> Tensor | None:
+    """A permutation ``p`` ``(m,)`` of zero functional cost built from neuron types, or None if this shortcut finds
+    none (then solve the assignment: :func:`functional_match` does).
+
+    Rows of ``W1`` and ``W2`` are grouped into *types*: exactly zero rows are dead, live rows share a type when
+    their directions agree to a sine of ``tol`` (at most ``max_types`` types, else None). A type-``j`` row
+    interpolates exactly with a type-``j`` or a dead row (ReLU is positively homogeneous), so a permutation
+    pairing only such rows exists iff Hall's condition holds (:func:`hall_lmc_criterion`, here without the
+    teacher): ``Σ_j (n1_j − n2_j)⁺ <= z2`` and ``Σ_j (n2_j − n1_j)⁺ <= z1``. Then ``p`` pairs same-type rows first,
+    the excess of a type with dead rows of the other network, and dead rows with dead rows; it is returned only
+    if every pair's cost is at most :data:`EXACT_PAIR_TOL` ``(|w_i|² + |w'_{p[i]}|²)`` (:func:`pair_costs`). The
+    costs are ``>= 0``, so its objective is within ``EXACT_PAIR_TOL Σ_i (|w_i|² + |w'_i|²)`` of the minimum: on
+    exact minima (sampled from 𝓜) the minimum 0 up to rounding, an optimum of the assignment on
+    :func:`functional_cost`, possibly another one among its ties. ``O(m d · types)``: no ``m × m`` matrix.
+
+    Args:
+        W1, W2: ``(m, d)`` float64 (fixed output weights ``a = 1``; fold positive trained ones into the rows).
+        tol: sine of the angle within which two directions are one type, in ``[0, 1)``.
+        max_types: the most types this shortcut handles (``>= 1``).
+
+    Returns:
+        int64 ``(m,)`` on the CPU (``W2.index_select(0, p)`` is aligned with ``W1``), or None.
+    """
+    W1 = _check_f64("W1", W1, (2,))
+    W2 = _check_f64("W2", W2, (2,))
+    _check_device(("W1", "W2"), (W1, W2))
+    if W1.shape != W2.shape:
+        raise ValueError(f"W1 and W2 must have the same shape (m, d), got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    tol = check_real("tol", tol, 0.0, 1.0)
+    if tol == 1.0:
+        raise ValueError("tol must be < 1 (a sine of 1 would make every pair of directions one type)")
+    max_types = check_int("max_types", max_types, 1)
+    m = W1.shape[0]
+    n1, n2 = W1.norm(dim=1), W2.norm(dim=1)
+    live = torch.cat([n1 > 0, n2 > 0])
+    rows, norms = torch.cat([W1, W2]), torch.cat([n1, n2])
+    labels = _direction_classes(rows[live] / norms[live, None], tol, max_types)
+    if labels is None:
+        return None
+    types = torch.full((2 * m,), -1, dtype=torch.int64, device=W1.device)
+    types[live] = labels
+    t1, t2 = types[:m].cpu(), types[m:].cpu()
+    dead2 = torch.nonzero(t2 < 0)[:, 0].tolist()
+    excess2: list[int] = []
+    p = torch.empty(m, dtype=torch.int64)
+    for j in range(int(labels.max()) + 1 if labels.numel() else 0):
+        a, b = torch.nonzero(t1 == j)[:, 0].tolist(), torch.nonzero(t2 == j)[:, 0].tolist()
+        k = min(len(a), len(b))
+        if len(a) - k > len(dead2):
+            return None  # Hall fails: too few dead rows in W2 for W1's excess of type j
+        p[a[:k]] = torch.tensor(b[:k], dtype=torch.int64)
+        if len(a) > k:
+            p[a[k:]] = torch.tensor(dead2[:len(a) - k], dtype=torch.int64)
+            del dead2[:len(a) - k]
+        excess2 += b[k:]
+    dead1 = torch.nonzero(t1 < 0)[:, 0].tolist()
+    if len(excess2) > len(dead1):
+        return None  # Hall fails: too few dead rows in W1 for W2's excess
+    if dead1:
+        p[dead1] = torch.tensor(excess2 + dead2, dtype=torch.int64)
+    cost = pair_costs(W1, W2.index_select(0, p.to(W2.device)))
+    scale = n1 ** 2 + n2.index_select(0, p.to(W2.device)) ** 2
+    if not bool((cost <= EXACT_PAIR_TOL * scale).all()):
+        return None
+    return p
+
+
+def functional_match(W1: Tensor, W2: Tensor, *, a1: Tensor | None = None, a2: Tensor | None = None,
+                     by_type: bool = True) -> Tensor:
     """Permutation ``p`` ``(m,)`` minimising ``Σ_i c_{i, p[i]}`` (:func:`functional_cost`, Hungarian algorithm);
     ``W2.index_select(0, p)`` (and ``a2[p]``) is aligned with ``W1`` (lmcnb's convention: the permutation applies
-    to model b). ``a1``, ``a2``: output weights of the trained-output variant (both or neither)."""
+    to model b). ``a1``, ``a2``: output weights of the trained-output variant (both or neither). ``by_type``: with
+    fixed outputs, first try :func:`match_by_type` (exact minima with few neuron types: no ``m × m`` problem; an
+    optimum of the same assignment, possibly another one among ties) and solve the assignment only if it finds
+    nothing; False: always solve."""
+    if not isinstance(by_type, bool):
+        raise TypeError(f"by_type must be a bool, got {type(by_type).__name__}")
+    if by_type and a1 is None and a2 is None:
+        p = match_by_type(W1, W2)
+        if p is not None:
+            return p
     C = functional_cost(W1, W2, a1=a1, a2=a2)
     if W1.shape[0] != W2.shape[0]:
         raise ValueError(f"W1 and W2 must have the same width, got {W1.shape[0]} and {W2.shape[0]}")
@@ -292,10 +411,17 @@ class FunctionalMatching(Matcher):
     (:func:`lmcnb.teacher_student.functional_cost`). It is 0 for compatible pairs (same teacher direction, or
     a dead neuron), which weight matching cannot tell apart from orthogonal pairs. With ``output="trained"``
     every output weight must be positive and is folded into its row (``a_i σ(w_i·x) = σ(a_i w_i·x)``); the cost
-    is then that of the folded representation.
+    is then that of the folded representation. ``by_type`` (default True): first try :func:`match_by_type` on the
+    (folded) rows, which needs no ``m × m`` cost matrix and returns an optimum of the same assignment (possibly
+    another one among ties; ``info["by_type"]`` says which path ran); False: always solve the assignment.
     """
 
     name: ClassVar[str] = "functional_matching"
+    by_type: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.by_type, bool):
+            raise TypeError(f"FunctionalMatching: by_type must be a bool, got {type(self.by_type).__name__}")
 
     def _match(self, model_a, model_b, spec, sizes, data) -> MatchResult:
         for arg, model in (("model_a", model_a), ("model_b", model_b)):
@@ -307,6 +433,12 @@ class FunctionalMatching(Matcher):
             if model.fc1.weight.dtype != torch.float64:
                 raise TypeError(f"FunctionalMatching needs float64 models, {arg} is {model.fc1.weight.dtype}")
         W_a, W_b = _folded_rows(model_a, "model_a"), _folded_rows(model_b, "model_b")
+        perm = match_by_type(W_a, W_b) if self.by_type and W_a.shape == W_b.shape else None
+        if perm is not None:
+            cost = float(pair_costs(W_a, W_b.index_select(0, perm.to(W_b.device))).sum())
+            return MatchResult({"P_0": perm.to(W_b.device)}, self.name, [cost], 1, True,
+                               info={"exact": True, "identity_cost": float(pair_costs(W_a, W_b).sum()),
+                                     "by_type": True}, sense="min")
         C = functional_cost(W_a, W_b)
         if not isinstance(C, torch.Tensor) or C.shape != (W_a.shape[0], W_b.shape[0]):
             raise RuntimeError(f"functional_cost returned {type(C).__name__} of shape "
@@ -314,4 +446,5 @@ class FunctionalMatching(Matcher):
         perm = assignment.solve(C, reduced=True).to(W_b.device)
         cost = float(C[torch.arange(C.shape[0]), perm.to(C.device)].sum())
         return MatchResult({"P_0": perm}, self.name, [cost], 1, True,
-                           info={"exact": True, "identity_cost": float(C.diagonal().sum())}, sense="min")
+                           info={"exact": True, "identity_cost": float(C.diagonal().sum()), "by_type": False},
+                           sense="min")
