@@ -145,8 +145,8 @@ def bench_pcd(sizes: Sizes) -> None:
            "statement by statement (every group's similarity rebuilt from the tensors, scipy's LAP, same visiting "
            "order). lmcnb + scipy: `WeightMatching(solver=\"scipy\")`, lmcnb's coordinate descent (cached "
            "similarity terms in b's original unit order, rank-k corrections, unchanged groups skipped) with a "
-           "scipy solve per step; lmcnb: the same with the compiled LAP (`solver=\"warm\"`), offered each "
-           "group's previous duals, used only when they keep more rows than the cold start."])
+           "scipy solve per step; lmcnb: the same with the compiled LAP (`solver=\"warm\"`): each re-solve of a "
+           "group on the candidate edges its previous duals select, priced against the dense matrix."])
 
 
 def _student(m: int, teacher: torch.Tensor, seed: int) -> torch.Tensor:

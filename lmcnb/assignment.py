@@ -10,18 +10,18 @@ At paper scale (thousands of units) two more entry points use one compiled short
 (Jonker–Volgenant / Crouse, the algorithm of ``scipy.optimize.linear_sum_assignment``, compiled with numba):
 
 - :func:`solve_warm` returns the optimal column potentials with the permutation (:class:`Duals`) and accepts
-  them back for the next, slightly different matrix: every row whose old column is still its best under the old
-  potentials keeps it, only the other rows are re-augmented (weight-matching coordinate descent re-solves each
-  layer this way);
+  them back for the next, slightly different matrix: the re-solve runs on the candidate edges those potentials
+  select (each row's few best columns and its old one), priced against the dense matrix until the certificate
+  holds everywhere (weight-matching coordinate descent re-solves each layer this way);
 - :func:`solve_batch` solves many independent matrices of the same size in a thread pool (the compiled solver
   releases the GIL).
 
 Without numba both fall back to scipy (exact, no warm start, no threads). Square matrices only. Measured
 (``benchmarks/bench_assignment.py``): on PCD's similarity matrices the compiled solve is several times faster than
-scipy, on uniform random dense matrices it is as fast as scipy (the last few free rows dominate both), and the old
-duals rarely beat the cold Jonker–Volgenant start in coordinate descent (every entry of a layer's matrix changes
-when a neighbour's permutation does, and optimal duals are degenerate), so ``solve_warm`` uses a start only when
-it keeps more rows matched.
+scipy, on uniform random dense matrices it is as fast as scipy (the last few free rows dominate both); a dense
+solve from the old duals is no faster than the cold Jonker–Volgenant start in coordinate descent (every entry of
+a layer's matrix changes when a neighbour's permutation does, and optimal duals are degenerate), but the columns
+they rank first per row hold the new optimum, which the candidate-edge re-solve exploits.
 
 Convention: ``perm`` ``(n,)`` pairs row ``i`` with column ``perm[i]`` (for matchers: unit ``i`` of model a with
 unit ``perm[i]`` of model b).
@@ -494,14 +494,32 @@ def _float64_copy(C: torch.Tensor, maximize: bool) -> np.ndarray:
     return R
 
 
+def _min_matrix(C: torch.Tensor, maximize: bool) -> np.ndarray:
+    """A row-major CPU matrix the kernels read for ``min``: ``C`` itself when it is a contiguous float32/float64
+    CPU tensor and ``not maximize`` (read only, no copy), ``−C`` in ``C``'s dtype (exact) when ``maximize``, a
+    float64 copy for any other dtype or device. The kernels compute in float64 either way (``C_ij − v_j`` with
+    float64 ``v``), so the solve is the same as on a float64 copy."""
+    C = C.detach()
+    if C.device.type != "cpu" or C.dtype not in (torch.float32, torch.float64):
+        return _float64_copy(C, maximize)
+    if maximize:
+        return torch.neg(C, out=torch.empty(C.shape, dtype=C.dtype)).numpy()
+    return C.contiguous().numpy()
+
+
 def _solve_min(R: np.ndarray, v: np.ndarray | None, proposal: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
-    """Compiled solve of ``min`` on the float64 matrix ``R``; returns ``(perm, v, augmented, scanned, warm)``.
+    """Compiled solve of ``min`` on the matrix ``R`` (float32 or float64, computed in float64); returns
+    ``(perm, v, augmented, scanned, warm)``.
 
-    With a start ``(v, proposal)`` it is used only if it keeps more rows matched in step 1 of
-    :func:`_init_kernel` than the cold start (``v = 0``, row argmins); ``warm`` says which one ran."""
+    With a start ``(v, proposal)``: a re-solve on the candidate edges that the start's potentials select
+    (:func:`_solve_warm_sparse_min`), ``warm = True``. Without one (or without the warm kernels): the dense solve
+    from the cold start (``v = 0``, row argmins)."""
     init, sap, kept = _kernels()
     n = R.shape[0]
+    if v is not None and _warm_kernels() is not None:
+        perm, v_new, freed, scanned = _solve_warm_sparse_min(R, v, proposal)
+        return perm, v_new, freed, scanned, True
     cold_v, cold_p = np.zeros(n), np.full(n, -1, np.int64)
     if v is not None:
         kept_start, kept_cold = kept(R, v.astype(np.float64), proposal.astype(np.int64))
@@ -522,10 +540,14 @@ def solve_warm(C: torch.Tensor, maximize: bool = False, *, start: Duals | None =
 
     ``start`` (the :class:`Duals` of an earlier solve of the same sense and size, rows and columns in this
     matrix's order, see :meth:`Duals.permute_rows`): its potentials ``v`` are kept, ``u_i = min_j (C_ij − v_j)`` makes
-    them dual feasible for the new ``C``, every row whose old column is still tight keeps it, and only the
-    other rows are augmented (``Duals.augmented``). Without a start: ``v = 0``, each row proposes its best
-    column, the first row to claim a column keeps it, and the rest are augmented. Either way the result is an
-    optimal assignment (the certificate is exact up to float64 rounding); on ties it may differ from scipy's.
+    them dual feasible for the new ``C``, every row whose old column is still tight keeps it, and the other rows
+    (``Duals.augmented``) are augmented on candidate edges, each row's :data:`WARM_K` best columns under ``v`` and
+    its old one, with pricing against the dense matrix (:func:`_solve_warm_sparse_min`; the old columns form a
+    perfect matching inside the candidates, so an augmenting path always exists there). Without a start: ``v = 0``,
+    each row proposes its best column, the first row to claim a column keeps it, and the rest are augmented.
+    Either way the result is an optimal assignment (the certificate is exact up to float64 rounding); on ties it
+    may differ from scipy's. A float32 or float64 CPU ``C`` is read in place (negated copy if ``maximize``), the
+    arithmetic is float64.
 
     Without numba (:func:`have_compiled_solver`), scipy solves ``C`` and the returned ``Duals`` carry
     ``v = None`` semantics as zeros with ``augmented = n`` (a later start then only proposes the permutation).
@@ -546,7 +568,7 @@ def solve_warm(C: torch.Tensor, maximize: bool = False, *, start: Duals | None =
                              f"maximize={maximize}")
         if start.v.shape != (n,) or start.perm.shape != (n,):
             raise ValueError(f"start is for {start.v.shape[0]} columns, C has {n}")
-    R = _float64_copy(C, maximize)
+    R = _min_matrix(C, maximize)
     if _kernels() is None:
         _, cols = linear_sum_assignment(R)
         duals = Duals(cols.astype(np.int64), np.zeros(n), maximize, n, 0, False)
@@ -687,8 +709,10 @@ def _sparse_sap_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u
 def _sparse_repair_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray, v: np.ndarray,
                           col4row: np.ndarray, row4col: np.ndarray, tight_tol: float) -> int:
     """Make ``(u, v)`` feasible on ``S`` exactly, ``u_i = min_{j ∈ S_i} (R_ij − v_j)``, free every row whose
-    matched edge is no longer tight within ``tight_tol`` relative to ``|R_ij| + |v_j| + |u_i|`` (float64 rounding
-    of the incremental dual updates), and give a free row its best column when that column is
+    matched edge is no longer tight within ``tight_tol`` relative to ``|R_ij| + |v_j| + |R_ik| + |v_k|``, ``k`` the
+    row's best column (float64 rounding of both reduced costs and of the incremental dual updates; measured
+    relative to the matched edge alone, a best column of much larger magnitude freed the row after every
+    augmentation, forever), and give a free row its best column when that column is
     free (a tight edge: the greedy start). Returns the number of free rows."""
     n = R.shape[0]
     free = 0
@@ -703,7 +727,8 @@ def _sparse_repair_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray
                 arg = j
         u[i] = best
         j = col4row[i]
-        if j >= 0 and R[i, j] - v[j] - best > tight_tol * (abs(R[i, j]) + abs(v[j]) + abs(best)):
+        if j >= 0 and R[i, j] - v[j] - best > tight_tol * (abs(R[i, j]) + abs(v[j]) + abs(R[i, arg])
+                                                          + abs(v[arg])):
             col4row[i] = -1
             row4col[j] = -1
         if col4row[i] == -1 and arg >= 0 and row4col[arg] == -1:  # a free tight column: take it
@@ -958,3 +983,171 @@ def solve_sparse(C: torch.Tensor, maximize: bool = False, *, k: int = SPARSE_K) 
         cols, v, rounds, _, scanned = _solve_sparse_min(R, k)
         duals = Duals(cols, v, maximize, rounds, scanned, False)
     return torch.as_tensor(duals.perm, dtype=torch.long, device=C.device), duals
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Warm re-solves on candidate edges chosen by the previous duals (solve_warm with a start)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Candidate columns per row (besides its proposal) in a warm re-solve of :func:`solve_warm`.
+WARM_K = 8
+
+
+def _warm_candidates_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, k: int, indices: np.ndarray,
+                            floor: np.ndarray) -> None:
+    """Row ``i``'s ``k`` smallest ``C_ij − v_j`` and its proposal into ``indices[i(k+1) : (i+1)(k+1)]`` (the
+    proposal may repeat one of them); ``floor[i]`` = the ``k``-th smallest, a lower bound of ``C_ij − v_j`` on
+    every column left out. Two passes over a row: the minima of its blocks of :data:`SCAN_BLOCK` columns, then
+    entry by entry only the blocks whose minimum is at most the ``k``-th smallest block minimum (``k`` blocks
+    hold an entry at most that, so no other block holds one of the ``k`` smallest)."""
+    n = C.shape[0]
+    nblocks = (n + SCAN_BLOCK - 1) // SCAN_BLOCK
+    bmin = np.empty(nblocks)
+    kb = min(k, nblocks)
+    topb = np.empty(kb)
+    topj = np.empty(kb, np.int64)
+    bufv = np.empty(k)
+    bufj = np.empty(k, np.int64)
+    for i in range(n):
+        for t in range(kb):
+            topb[t] = math.inf
+            topj[t] = -1
+        for b in range(nblocks):
+            m = _block_min(C, v, i, b * SCAN_BLOCK, min((b + 1) * SCAN_BLOCK, n))
+            bmin[b] = m
+            if m < topb[kb - 1]:
+                _insert(topb, topj, kb, m, b)
+        bound = topb[kb - 1] if kb == k else math.inf
+        for t in range(k):
+            bufv[t] = math.inf
+            bufj[t] = -1
+        for b in range(nblocks):
+            if bmin[b] > bound or not bmin[b] < bufv[k - 1]:
+                continue
+            for j in range(b * SCAN_BLOCK, min((b + 1) * SCAN_BLOCK, n)):
+                r = C[i, j] - v[j]
+                if r < bufv[k - 1]:
+                    _insert(bufv, bufj, k, r, j)
+        floor[i] = bufv[k - 1]
+        base = i * (k + 1)
+        for t in range(k):
+            indices[base + t] = bufj[t]
+        indices[base + k] = proposal[i]
+
+
+def _warm_price_kernel(C: np.ndarray, u: np.ndarray, v: np.ndarray, floor: np.ndarray, indptr: np.ndarray,
+                       indices: np.ndarray, out_i: np.ndarray, out_j: np.ndarray, priced: np.ndarray) -> int:
+    """Pricing of the rows whose ``u_i`` exceeds ``floor[i]`` (the others are dual feasible off the candidate
+    set: ``v`` only decreases during the solve, so ``C_ij − v_j ≥ floor[i] ≥ u_i`` there): every column outside
+    the set with ``C_ij − v_j < u_i`` is written to ``(out_i, out_j)`` while capacity lasts, ``priced[i]`` marks
+    the rows scanned. Returns the number of such edges (more than the capacity: call again with more room)."""
+    n = C.shape[0]
+    cap = out_i.shape[0]
+    count = 0
+    for i in range(n):
+        ui = u[i]
+        priced[i] = ui > floor[i]
+        if not priced[i]:
+            continue
+        for j0 in range(0, n, SCAN_BLOCK):
+            j1 = min(j0 + SCAN_BLOCK, n)
+            if not _block_min(C, v, i, j0, j1) < ui:
+                continue
+            for j in range(j0, j1):
+                if C[i, j] - v[j] < ui:
+                    inside = False
+                    for e in range(indptr[i], indptr[i + 1]):
+                        if indices[e] == j:
+                            inside = True
+                            break
+                    if not inside:
+                        if count < cap:
+                            out_i[count] = i
+                            out_j[count] = j
+                        count += 1
+    return count
+
+
+def _warm_merge_kernel(indptr: np.ndarray, indices: np.ndarray, out_i: np.ndarray, out_j: np.ndarray, count: int,
+                       new_indptr: np.ndarray, new_indices: np.ndarray) -> None:
+    """The CSR candidate set ``(indptr, indices)`` with the ``count`` edges ``(out_i, out_j)`` appended to their
+    rows, into ``(new_indptr, new_indices)``."""
+    n = indptr.shape[0] - 1
+    extra = np.zeros(n, np.int64)
+    for t in range(count):
+        extra[out_i[t]] += 1
+    new_indptr[0] = 0
+    for i in range(n):
+        new_indptr[i + 1] = new_indptr[i] + indptr[i + 1] - indptr[i] + extra[i]
+    fill = np.empty(n, np.int64)
+    for i in range(n):
+        s = new_indptr[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            new_indices[s] = indices[e]
+            s += 1
+        fill[i] = s
+    for t in range(count):
+        i = out_i[t]
+        new_indices[fill[i]] = out_j[t]
+        fill[i] += 1
+
+
+def _warm_kernels() -> tuple[Callable, Callable, Callable] | None:
+    return _compiled(("wcand", "wprice", "wmerge"), (_warm_candidates_kernel, _warm_price_kernel, _warm_merge_kernel))
+
+
+def _solve_warm_sparse_min(R: np.ndarray, v: np.ndarray, proposal: np.ndarray, k: int = WARM_K
+                           ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Exact re-solve of ``min`` on ``R`` from a start ``(v, proposal)`` (a permutation), on candidate edges:
+    each row's ``k`` best columns under ``v`` and its proposal. Returns ``(perm, v, freed, scanned)`` (``freed``:
+    rows whose proposal was not tight at the start). The proposal edges are a perfect matching inside the
+    candidate set, so every free row has an augmenting path there (Hall's condition holds in the set).
+
+    1. ``u_i = min_{j∈S_i} (R_ij − v_j)`` (the row's dense minimum), the proposal kept where it is tight;
+    2. Dijkstra on the candidate edges (:func:`_sparse_sap_kernel`), which only lowers ``v``;
+    3. pricing only where needed: a row with ``u_i ≤ floor_i`` is dual feasible on every column outside the set
+       (``R_ij − v_j`` only grew since ``floor_i`` bounded it); the other rows are scanned densely, their
+       violated edges join the set, ``floor_i = u_i``, and 1–2 resume from the current matching and duals.
+    Stops when no row is violated: ``(u, v)`` dual feasible on the whole matrix, matched edges tight (within
+    ``8 eps`` relative, as :func:`solve_sparse`), the assignment optimal. After :data:`SPARSE_MAX_ROUNDS` rounds
+    (never seen since the repair tolerance counts both edges' magnitudes) the dense cold solve takes over."""
+    sap, repair, _ = _sparse_kernels()
+    cand, price, merge = _warm_kernels()
+    n = R.shape[0]
+    k = min(k, n)
+    v = v.astype(np.float64, copy=True)
+    col4row = proposal.astype(np.int64, copy=True)
+    row4col = np.empty(n, np.int64)
+    row4col[col4row] = np.arange(n)
+    indices, floor = np.empty(n * (k + 1), np.int64), np.empty(n)
+    cand(R, v, col4row, k, indices, floor)
+    indptr = np.arange(0, n * (k + 1) + 1, k + 1, dtype=np.int64)
+    u = np.empty(n)
+    tight_tol = 8 * np.finfo(np.float64).eps
+    out_i, out_j, priced = np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(n, np.bool_)
+    freed = -1
+    scanned = rounds = 0
+    while True:
+        rounds += 1
+        if rounds > SPARSE_MAX_ROUNDS:  # a safety net, as in solve_sparse: the dense solver is exact
+            perm, v, augmented, extra, _ = _solve_min(R, None, None)
+            return perm, v, augmented, scanned + extra
+        free = repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        freed = free if freed < 0 else freed
+        status = sap(R, indptr, indices, u, v, col4row, row4col)
+        if status < 0:  # impossible: the proposal edges are a perfect matching inside the set
+            raise RuntimeError("no augmenting path inside a candidate set that holds a perfect matching")
+        scanned += status
+        repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        if (col4row < 0).any():
+            continue  # rounding freed a row: augment it again
+        count = price(R, u, v, floor, indptr, indices, out_i, out_j, priced)
+        if count > out_i.shape[0]:
+            out_i, out_j = np.empty(2 * count, np.int64), np.empty(2 * count, np.int64)
+            count = price(R, u, v, floor, indptr, indices, out_i, out_j, priced)
+        if count == 0:
+            return col4row, v, freed, scanned
+        floor[priced] = u[priced]
+        new_indptr, new_indices = np.empty(n + 1, np.int64), np.empty(indices.shape[0] + count, np.int64)
+        merge(indptr, indices, out_i, out_j, count, new_indptr, new_indices)
+        indptr, indices = new_indptr, new_indices

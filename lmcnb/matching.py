@@ -362,6 +362,7 @@ class _PCDState:
         self.terms: dict[tuple[str, str], torch.Tensor] = {}
         self.stale = set(problem.names)
         self.laps = 0
+        self._buffers: dict[str, torch.Tensor] = {}
 
     @property
     def objective(self) -> float:
@@ -376,14 +377,20 @@ class _PCDState:
             self.terms[(p, key)] = term
         return term
 
-    def similarity_t(self, p: str) -> torch.Tensor:
-        """``S_pᵀ = Σ_t B̃_t A_tᵀ`` ``(n_p, n_p)``: rows b's units in b's order, columns a's units (a new
-        tensor)."""
-        S_T = None
-        for key, axis, a_front in self.problem.entries[p]:
+    def similarity_t(self, p: str, negate: bool = False) -> torch.Tensor:
+        """``S_pᵀ = Σ_t B̃_t A_tᵀ`` ``(n_p, n_p)`` (``−S_pᵀ`` if ``negate``, the minimisation form, exactly the
+        negation: round-to-nearest is symmetric), rows b's units in b's order, columns a's units. The sum is
+        written into one buffer per group, reused by the next call for ``p`` (it is not to be kept)."""
+        entries = self.problem.entries[p]
+        first = self._term(p, *entries[0])
+        out = self._buffers.get(p)
+        if out is None or out.shape != first.shape or out.dtype != first.dtype:
+            out = self._buffers[p] = torch.empty_like(first)
+        torch.neg(first, out=out) if negate else out.copy_(first)
+        for key, axis, a_front in entries[1:]:
             term = self._term(p, key, axis, a_front)
-            S_T = term.clone() if S_T is None else S_T.add_(term)
-        return S_T
+            out.sub_(term) if negate else out.add_(term)
+        return out
 
     def update(self, p: str) -> bool:
         """Solve group ``p``'s LAP with the others fixed; keep it only if the objective strictly increases."""
@@ -391,12 +398,14 @@ class _PCDState:
         self.stale.discard(p)
         if not entries:
             return False
-        S_T = self.similarity_t(p)
-        sigma = self._lap(p, S_T)
+        warm = self._warm(p)
+        S_T = self.similarity_t(p, negate=warm)
+        sigma = self._lap(p, S_T, warm)
         self.laps += 1
         pi = self.perms[p].to(S_T.device)
         units = torch.arange(sigma.numel(), device=S_T.device)
-        if not float(S_T[sigma, units].double().sum()) > float(S_T[pi, units].double().sum()):
+        sign = -1.0 if warm else 1.0  # S_T holds −S_pᵀ for the warm solver
+        if not sign * float(S_T[sigma, units].double().sum()) > sign * float(S_T[pi, units].double().sum()):
             return False  # the current permutation is optimal (or tied) for this group
         gains = {key: float(self.terms[(p, key)][sigma, units].double().sum()
                             - self.terms[(p, key)][pi, units].double().sum()) for key, _, _ in entries}
@@ -407,18 +416,20 @@ class _PCDState:
         self.contrib = new_contrib
         return True
 
-    def _lap(self, p: str, S_T: torch.Tensor) -> torch.Tensor:
-        """Group p's exact LAP (maximise ``S_p = S_Tᵀ``), returned as σ (a's unit ``i`` ↦ b's unit ``σ[i]``):
-        warm-started from p's previous duals with the ``"warm"`` solver (``"auto"``: from :data:`WARM_MIN_N`
-        units, when the compiled solver is installed), else scipy."""
-        n = S_T.shape[0]
-        warm = self.solver == "warm" or (self.solver == "auto" and n >= WARM_MIN_N
+    def _warm(self, p: str) -> bool:
+        """Whether group ``p`` is solved by :func:`lmcnb.assignment.solve_warm` (``"warm"``; ``"auto"``: from
+        :data:`WARM_MIN_N` units, when the compiled solver is installed) rather than scipy."""
+        return self.solver == "warm" or (self.solver == "auto" and self.problem.sizes[p] >= WARM_MIN_N
                                          and assignment.have_compiled_solver())
+
+    def _lap(self, p: str, S_T: torch.Tensor, warm: bool) -> torch.Tensor:
+        """Group p's exact LAP (maximise ``S_p``), returned as σ (a's unit ``i`` ↦ b's unit ``σ[i]``). ``S_T`` is
+        ``S_pᵀ`` for scipy, ``−S_pᵀ`` for the ``warm`` solver, warm-started from p's previous duals."""
         if not warm:
             return _solve_lap(S_T.T)
-        # Solve the contiguous S_pᵀ (rows: b's units, in b's fixed order, so p's duals stay valid across
+        # Solve the contiguous −S_pᵀ (rows: b's units, in b's fixed order, so p's duals stay valid across
         # commits) and invert its row → column map r to get σ.
-        r, self.duals[p] = assignment.solve_warm(S_T, True, start=self.duals.get(p))
+        r, self.duals[p] = assignment.solve_warm(S_T, False, start=self.duals.get(p))
         self.augmented += self.duals[p].augmented
         self.warm_starts += self.duals[p].warm
         self.compiled += assignment.have_compiled_solver()

@@ -26,6 +26,10 @@ def kernels(request, monkeypatch):
         monkeypatch.setitem(A._KERNELS, "init", A._init_kernel)
         monkeypatch.setitem(A._KERNELS, "sap", A._sap_kernel)
         monkeypatch.setitem(A._KERNELS, "kept", A._kept_kernel)
+        for name, fn in (("wcand", A._warm_candidates_kernel), ("wprice", A._warm_price_kernel),
+                         ("wmerge", A._warm_merge_kernel), ("sparse", A._sparse_sap_kernel),
+                         ("repair", A._sparse_repair_kernel), ("price", A._sparse_price_kernel)):
+            monkeypatch.setitem(A._KERNELS, name, fn)
     elif not A.have_compiled_solver():
         pytest.skip("numba is not installed: the compiled kernels are the plain-Python ones tested above")
     return request.param
@@ -121,14 +125,15 @@ def test_warm_start_keeps_rows_and_stays_exact(kernels):
     assert _certificate_ok(C3, d3, True)
 
 
-def test_a_poor_start_is_not_used(kernels):
+def test_a_poor_start_is_used_and_still_exact(kernels):
     n = 30
     C = randn(n, n, seed=7)
     _, duals = A.solve_warm(C)
-    # a start whose proposals are all wrong and whose potentials are huge keeps fewer rows than the cold start
+    # proposals all wrong, potentials huge: every row's candidates are the same last columns plus its old one
     bad = A.Duals(np.roll(duals.perm, 1), 1e6 * np.arange(n, dtype=np.float64), False)
     perm, d = A.solve_warm(C, start=bad)
-    assert not d.warm and _value(C, perm) == pytest.approx(_scipy_value(C, False), rel=1e-12)
+    assert d.warm and _value(C, perm) == pytest.approx(_scipy_value(C, False), rel=1e-12)
+    assert _certificate_ok(C, d, False)
 
 
 def test_permute_rows_carries_the_certificate(kernels):
@@ -257,3 +262,100 @@ def test_kernels_share_the_row_argmin_and_keep_infinite_first_entries_exact(kern
     assert sap(C, u, v, col4row, row4col) >= 0
     rows, cols = linear_sum_assignment(C)
     assert C[np.arange(3), col4row].sum() == C[rows, cols].sum()
+
+
+_KINDS = ["random", "integer_ties", "constant", "monge", "rank_one", "wide_range", "one_column_best"]
+
+
+def _matrix(kind: str, n: int, g: torch.Generator) -> torch.Tensor:
+    return {"random": lambda: torch.rand(n, n, generator=g, dtype=torch.float64),
+            "integer_ties": lambda: torch.randint(0, 3, (n, n), generator=g).double(),
+            "constant": lambda: torch.full((n, n), 2.5, dtype=torch.float64),
+            "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),
+            "rank_one": lambda: torch.outer(torch.rand(n, generator=g, dtype=torch.float64),
+                                            torch.rand(n, generator=g, dtype=torch.float64)),
+            "wide_range": lambda: torch.rand(n, n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
+                -6, 7, (n, n), generator=g).double(),
+            "one_column_best": lambda: torch.rand(n, n, generator=g, dtype=torch.float64)
+            + 100 * (torch.arange(n) != 0).double()[None, :]}[kind]()
+
+
+@pytest.mark.parametrize("n", [2, 17, 60])
+@pytest.mark.parametrize("kind", _KINDS)
+@pytest.mark.parametrize("scale", [0.0, 1e-6, 1e-2, 1.0])
+def test_warm_resolve_on_candidates_is_exact(kernels, n, kind, scale):
+    """A re-solve from the duals of a neighbouring matrix (candidate edges, pricing) reaches scipy's optimum on
+    every kind of matrix and perturbation size, with a valid certificate; the start is used."""
+    g = torch.Generator().manual_seed(100 + n)
+    C = _matrix(kind, n, g)
+    for maximize in (False, True):
+        _, duals = A.solve_warm(C, maximize)
+        C2 = C + scale * torch.rand(n, n, generator=g, dtype=torch.float64)
+        if kind == "integer_ties":
+            C2 = C2.round()
+        perm, d = A.solve_warm(C2, maximize, start=duals)
+        assert _is_perm(perm, n) and d.warm
+        assert _value(C2, perm) == pytest.approx(_scipy_value(C2, maximize), rel=1e-12, abs=1e-12)
+        assert _certificate_ok(C2, d, maximize)
+
+
+@pytest.mark.parametrize("k", [1, 2, 8, 64])
+def test_warm_candidates_k_changes_the_set_not_the_optimum(kernels, k):
+    n = 50
+    C = randn(n, n, seed=12)
+    _, duals = A.solve_warm(C)
+    C2 = C + 0.05 * randn(n, n, seed=13)
+    perm, v, freed, scanned = A._solve_warm_sparse_min(C2.numpy(), duals.v, duals.perm, k)
+    assert A.assignment_value(C2, torch.as_tensor(perm)) == pytest.approx(_scipy_value(C2, False), rel=1e-12)
+    indices, floor = np.empty(n * (min(k, n) + 1), np.int64), np.empty(n)
+    A._warm_kernels()[0](C2.numpy(), duals.v, duals.perm, min(k, n), indices, floor)
+    red = C2.numpy() - duals.v[None, :]
+    assert np.allclose(floor, np.sort(red, 1)[:, min(k, n) - 1])  # floor = the k-th smallest of each row
+
+
+def test_min_matrix_reads_float32_in_place_and_negates_exactly():
+    C = randn(6, 6, seed=14).float()
+    assert np.shares_memory(A._min_matrix(C, False), C.numpy())
+    neg = A._min_matrix(C, True)
+    assert neg.dtype == np.float32 and np.array_equal(neg, -C.numpy()) and neg.flags.c_contiguous
+    assert A._min_matrix(C.T, True).flags.c_contiguous and np.array_equal(A._min_matrix(C.T, True), -C.T.numpy())
+    assert A._min_matrix(C.half(), False).dtype == np.float64
+    # float32 read directly: the same optimum as on the float64 copy
+    assert A.solve_warm(C)[0].tolist() == linear_sum_assignment(C.double().numpy())[1].tolist()
+
+
+def test_repair_keeps_a_match_tied_within_the_rounding_of_a_large_best_column(kernels):
+    """Row 0's matched column 0 (``R = a``, ``v = 0``) and its column 1 (``R ≈ −99 + a``, ``v = −99``) differ by
+    one ulp of 100: tight within rounding. A tolerance relative to the matched edge alone freed the row after
+    every augmentation (the warm re-solve looped forever on such a matrix)."""
+    a, vb = -0.9728316530374965, -99.0
+    b = np.nextafter(vb + a, -np.inf)
+    R = np.array([[a, b], [1000.0, 10.0]])
+    v = np.array([0.0, vb])
+    assert 0 < a - (b - vb) < 8 * np.finfo(np.float64).eps * 100  # the case: a few ulps of 100, not of 1
+    assert a - (b - vb) > 8 * np.finfo(np.float64).eps * 2 * abs(a)  # beyond a tolerance relative to a alone
+    indptr, indices = np.array([0, 2, 4]), np.array([0, 1, 0, 1])
+    col4row, row4col, u = np.array([0, 1]), np.array([0, 1]), np.empty(2)
+    repair = A._sparse_kernels()[1]
+    assert repair(R, indptr, indices, u, v, col4row, row4col, 8 * np.finfo(np.float64).eps) == 0
+    assert col4row.tolist() == [0, 1] and u[0] == b - vb
+
+
+def test_warm_resolve_of_a_one_column_best_matrix_terminates(kernels):
+    """The regression: maximize on ``U(0,1) + 100 (j ≠ 0)`` re-solved after a 1e-2 perturbation (n = 60) hung."""
+    n, g = 60, torch.Generator().manual_seed(160)
+    C = _matrix("one_column_best", n, g)
+    _, duals = A.solve_warm(C, True)
+    C2 = C + 0.01 * torch.rand(n, n, generator=g, dtype=torch.float64)
+    perm, d = A.solve_warm(C2, True, start=duals)
+    assert d.warm and _value(C2, perm) == pytest.approx(_scipy_value(C2, True), rel=1e-12)
+
+
+def test_warm_resolve_falls_back_to_the_dense_solve_after_max_rounds(kernels, monkeypatch):
+    monkeypatch.setattr(A, "SPARSE_MAX_ROUNDS", 0)
+    C = randn(30, 30, seed=15)
+    _, duals = A.solve_warm(C)
+    C2 = C + 0.1 * randn(30, 30, seed=16)
+    perm, v, augmented, scanned = A._solve_warm_sparse_min(C2.numpy(), duals.v, duals.perm)
+    cold = A._solve_min(C2.numpy(), None, None)
+    assert perm.tolist() == cold[0].tolist() and np.array_equal(v, cold[1]) and augmented == cold[2]
