@@ -75,21 +75,26 @@ def test_solve_warm_is_optimal_against_brute_force(n, seed, maximize, ties):
         A._KERNELS.clear()
 
 
+_KINDS = ["random", "integer_ties", "constant", "monge", "rank_one", "wide_range", "one_column_best"]
+
+
+def _matrix(kind: str, n: int, g: torch.Generator) -> torch.Tensor:
+    return {"random": lambda: torch.rand(n, n, generator=g, dtype=torch.float64),
+            "integer_ties": lambda: torch.randint(0, 3, (n, n), generator=g).double(),
+            "constant": lambda: torch.full((n, n), 2.5, dtype=torch.float64),
+            "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),
+            "rank_one": lambda: torch.outer(torch.rand(n, generator=g, dtype=torch.float64),
+                                            torch.rand(n, generator=g, dtype=torch.float64)),
+            "wide_range": lambda: torch.rand(n, n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
+                -6, 7, (n, n), generator=g).double(),
+            "one_column_best": lambda: torch.rand(n, n, generator=g, dtype=torch.float64)
+            + 100 * (torch.arange(n) != 0).double()[None, :]}[kind]()
+
+
 @pytest.mark.parametrize("n", [1, 2, 17, 60])
-@pytest.mark.parametrize("kind", ["random", "integer_ties", "constant", "monge", "rank_one", "wide_range",
-                                  "one_column_best"])
+@pytest.mark.parametrize("kind", _KINDS)
 def test_solve_warm_matches_scipy_objective(kernels, n, kind):
-    g = torch.Generator().manual_seed(n)
-    C = {"random": lambda: torch.rand(n, n, generator=g, dtype=torch.float64),
-         "integer_ties": lambda: torch.randint(0, 3, (n, n), generator=g).double(),
-         "constant": lambda: torch.full((n, n), 2.5, dtype=torch.float64),
-         "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),  # Monge: one optimum, many near-ties
-         "rank_one": lambda: torch.outer(torch.rand(n, generator=g, dtype=torch.float64),
-                                         torch.rand(n, generator=g, dtype=torch.float64)),
-         "wide_range": lambda: torch.rand(n, n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
-             -6, 7, (n, n), generator=g).double(),
-         "one_column_best": lambda: torch.rand(n, n, generator=g, dtype=torch.float64)
-         + 100 * (torch.arange(n) != 0).double()[None, :]}[kind]()
+    C = _matrix(kind, n, torch.Generator().manual_seed(n))
     for maximize in (False, True):
         perm, duals = A.solve_warm(C, maximize)
         assert _is_perm(perm, n)
@@ -262,22 +267,6 @@ def test_kernels_share_the_row_argmin_and_keep_infinite_first_entries_exact(kern
     assert sap(C, u, v, col4row, row4col) >= 0
     rows, cols = linear_sum_assignment(C)
     assert C[np.arange(3), col4row].sum() == C[rows, cols].sum()
-
-
-_KINDS = ["random", "integer_ties", "constant", "monge", "rank_one", "wide_range", "one_column_best"]
-
-
-def _matrix(kind: str, n: int, g: torch.Generator) -> torch.Tensor:
-    return {"random": lambda: torch.rand(n, n, generator=g, dtype=torch.float64),
-            "integer_ties": lambda: torch.randint(0, 3, (n, n), generator=g).double(),
-            "constant": lambda: torch.full((n, n), 2.5, dtype=torch.float64),
-            "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),
-            "rank_one": lambda: torch.outer(torch.rand(n, generator=g, dtype=torch.float64),
-                                            torch.rand(n, generator=g, dtype=torch.float64)),
-            "wide_range": lambda: torch.rand(n, n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
-                -6, 7, (n, n), generator=g).double(),
-            "one_column_best": lambda: torch.rand(n, n, generator=g, dtype=torch.float64)
-            + 100 * (torch.arange(n) != 0).double()[None, :]}[kind]()
 
 
 @pytest.mark.parametrize("n", [2, 17, 60])
