@@ -82,7 +82,7 @@ def _matrix(kind: str, n: int, g: torch.Generator) -> torch.Tensor:
     return {"random": lambda: torch.rand(n, n, generator=g, dtype=torch.float64),
             "integer_ties": lambda: torch.randint(0, 3, (n, n), generator=g).double(),
             "constant": lambda: torch.full((n, n), 2.5, dtype=torch.float64),
-            "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),
+            "monge": lambda: torch.outer(torch.arange(n), torch.arange(n)).double(),  # one optimum, many near-ties
             "rank_one": lambda: torch.outer(torch.rand(n, generator=g, dtype=torch.float64),
                                             torch.rand(n, generator=g, dtype=torch.float64)),
             "wide_range": lambda: torch.rand(n, n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
