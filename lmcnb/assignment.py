@@ -139,6 +139,7 @@ def plan_to_permutation(P: torch.Tensor, tol: float = PLAN_TOL) -> torch.Tensor:
 
 #: Columns per block of the row scans: a block is scanned entry by entry only if its minimum (four independent
 #: running minima, no loop-carried chain of compares) can change the scan's state; same results, ~2-3x faster.
+#: The warm re-solve's scans use residue classes of at most this many columns instead (:func:`_class_mins`).
 SCAN_BLOCK = 64
 
 
@@ -163,6 +164,27 @@ def _block_min(C: np.ndarray, v: np.ndarray, i: int, j0: int, j1: int) -> float:
     m0 = m0 if m0 < m1 else m1
     m2 = m2 if m2 < m3 else m3
     return m0 if m0 < m2 else m2
+
+
+def _class_mins(C: np.ndarray, v: np.ndarray, i: int, nc: int, out: np.ndarray) -> None:
+    """``out[c] = min_{j ≡ c (mod nc)} (C_ij − v_j)`` for ``c < nc`` (exact): row ``i``'s minimum over each
+    residue class of columns, in one pass over the row in slices of ``nc`` columns, every class a lane of an
+    elementwise running minimum (the compiler vectorises it; a loop-carried scalar minimum it does not)."""
+    n = C.shape[1]
+    row = C[i]
+    for c in range(nc):
+        out[c] = math.inf
+    for j0 in range(0, n, nc):
+        rt = row[j0:j0 + nc]
+        vt = v[j0:j0 + nc]
+        for c in range(rt.shape[0]):
+            r = rt[c] - vt[c]
+            out[c] = r if r < out[c] else out[c]
+
+
+def _scan_classes(n: int) -> int:
+    """Residue classes of the warm row scans: ``⌈n / SCAN_BLOCK⌉``, each at most :data:`SCAN_BLOCK` columns."""
+    return (n + SCAN_BLOCK - 1) // SCAN_BLOCK
 
 
 def _row_best(C: np.ndarray, v: np.ndarray, i: int, row4col: np.ndarray) -> tuple[float, int]:
@@ -215,6 +237,44 @@ def _row_best_two(C: np.ndarray, v: np.ndarray, i: int, row4col: np.ndarray) -> 
     return umin, j1, usub, j2
 
 
+def _hand_over(free: np.ndarray, k: int, previous: int, nfree: int) -> int:
+    """The augmenting row reduction's step budget is spent: the unprocessed free rows ``free[k:previous]`` join the
+    rows left to the shortest paths, ``free[:nfree]``; returns their new count."""
+    while k < previous:
+        free[nfree] = free[k]
+        nfree += 1
+        k += 1
+    return nfree
+
+
+def _bid(v: np.ndarray, col4row: np.ndarray, row4col: np.ndarray, free: np.ndarray, i: int, umin: float, j1: int,
+         usub: float, j2: int, k: int, nfree: int) -> tuple[int, int]:
+    """One bid of Jonker–Volgenant's augmenting row reduction: free row ``i`` (taken from ``free[k − 1]``), best
+    reduced cost ``umin`` at ``j1``, second best ``usub`` at ``j2``, takes ``j1`` and lowers ``v[j1]`` by the gap
+    ``usub − umin`` (its edge then ties the second best); without a gap it takes ``j2`` instead when ``j1`` is
+    taken and ``j2`` exists. The displaced owner bids next (``free[k − 1]``) after a lowering, else it waits for the
+    next pass (``free[nfree]``). Returns the new ``(k, nfree)``."""
+    i0 = row4col[j1]
+    lowered = umin < usub and usub < math.inf
+    if lowered:
+        v[j1] = v[j1] - (usub - umin)
+    elif i0 >= 0 and j2 >= 0:
+        j1 = j2
+        i0 = row4col[j2]
+    if i0 >= 0:
+        col4row[i0] = -1
+    col4row[i] = j1
+    row4col[j1] = i
+    if i0 >= 0:
+        if lowered:
+            k -= 1
+            free[k] = i0
+        else:
+            free[nfree] = i0
+            nfree += 1
+    return k, nfree
+
+
 def _jit_helper(fn: Callable) -> Callable:
     """``fn`` compiled by numba when it is installed (so that the kernels compiled in :func:`_kernels` can call
     it), else ``fn`` itself (the plain-Python kernels of the tests call it either way)."""
@@ -226,8 +286,12 @@ def _jit_helper(fn: Callable) -> Callable:
 
 
 _block_min = _jit_helper(_block_min)
+_class_mins = _jit_helper(_class_mins)
+_scan_classes = _jit_helper(_scan_classes)
 _row_best = _jit_helper(_row_best)
 _row_best_two = _jit_helper(_row_best_two)
+_hand_over = _jit_helper(_hand_over)
+_bid = _jit_helper(_bid)
 
 
 def _augment(path: np.ndarray, row4col: np.ndarray, col4row: np.ndarray, sink: int, cur: int) -> None:
@@ -285,33 +349,13 @@ def _init_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, u: np.ndarr
         nfree = 0
         while k < previous:
             if steps >= max_steps:  # hand the unprocessed rows to the shortest-path phase
-                while k < previous:
-                    free[nfree] = free[k]
-                    nfree += 1
-                    k += 1
+                nfree = _hand_over(free, k, previous, nfree)
                 break
             steps += 1
             i = free[k]
             k += 1
             umin, j1, usub, j2 = _row_best_two(C, v, i, row4col)
-            i0 = row4col[j1]
-            lowered = umin < usub and usub < math.inf
-            if lowered:
-                v[j1] = v[j1] - (usub - umin)
-            elif i0 >= 0 and j2 >= 0:
-                j1 = j2
-                i0 = row4col[j2]
-            if i0 >= 0:
-                col4row[i0] = -1
-            col4row[i] = j1
-            row4col[j1] = i
-            if i0 >= 0:
-                if lowered:
-                    k -= 1
-                    free[k] = i0
-                else:
-                    free[nfree] = i0
-                    nfree += 1
+            k, nfree = _bid(v, col4row, row4col, free, i, umin, j1, usub, j2, k, nfree)
     for i in range(n):
         j = col4row[i]
         if j >= 0:
@@ -467,6 +511,16 @@ class Duals:
         if q.shape != (n,) or not np.array_equal(np.sort(q), np.arange(n)):
             raise ValueError(f"q must be a permutation of {n} rows, got shape {q.shape}")
         return Duals(self.perm[q], self.v, self.maximize, self.augmented, self.scanned, self.warm)
+
+    @classmethod
+    def proposal(cls, perm: torch.Tensor | np.ndarray, maximize: bool = False) -> "Duals":
+        """A start that only proposes an assignment, row ``i`` → column ``perm[i]``, with zero potentials
+        ``v = 0``: :func:`solve_warm` then re-solves on each row's best columns plus its proposed one (cheaper
+        than the cold start when the proposal is nearly optimal, e.g. PCD's current permutation)."""
+        perm = np.asarray(perm.cpu() if isinstance(perm, torch.Tensor) else perm, dtype=np.int64)
+        if perm.ndim != 1 or not np.array_equal(np.sort(perm), np.arange(perm.shape[0])):
+            raise ValueError(f"perm must be a permutation of range(n), got shape {perm.shape}")
+        return cls(perm.copy(), np.zeros(perm.shape[0]), check_bool("maximize", maximize))
 
 
 def _all_finite(C: torch.Tensor) -> bool:
@@ -634,14 +688,14 @@ def solve_batch(C: torch.Tensor, maximize: bool = False, *, workers: int | None 
 # Sparse shortest augmenting paths on candidate edges, with a dense pricing certificate (solve_sparse)
 # ---------------------------------------------------------------------------------------------------------------
 
-def _sparse_sap_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray, v: np.ndarray,
+def _sparse_sap_kernel(data: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray, v: np.ndarray,
                        col4row: np.ndarray, row4col: np.ndarray) -> int:
     """:func:`_sap_kernel` restricted to the candidate edges ``S`` (row ``i``'s columns are
-    ``indices[indptr[i]:indptr[i + 1]]``, costs read from the dense ``R``), Dijkstra with a binary heap (among
-    equal distances a free column first). Preconditions: ``R_ij − u_i − v_j ≥ 0`` on ``S``, matched edges in
+    ``indices[indptr[i]:indptr[i + 1]]``, their costs ``R_ij`` in ``data`` at the same positions, see
+    :func:`_edge_costs`), Dijkstra with a binary heap (among equal distances a free column first). Preconditions: ``R_ij − u_i − v_j ≥ 0`` on ``S``, matched edges in
     ``S`` and tight. Returns the rows scanned, or ``−(1 + row)`` for the first free row without an augmenting
     path inside ``S`` (the state is then as it was before that row)."""
-    n = R.shape[0]
+    n = u.shape[0]
     spc = np.full(n, math.inf)
     path = np.full(n, -1, np.int64)
     SC = np.zeros(n, np.bool_)
@@ -666,7 +720,7 @@ def _sparse_sap_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u
                 j = indices[e]
                 if SC[j]:
                     continue
-                r = min_val + R[i, j] - u[i] - v[j]
+                r = min_val + data[e] - u[i] - v[j]
                 if r < spc[j]:
                     if spc[j] == math.inf:
                         touched[ntouched] = j
@@ -706,9 +760,10 @@ def _sparse_sap_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u
     return scanned
 
 
-def _sparse_repair_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray, v: np.ndarray,
-                          col4row: np.ndarray, row4col: np.ndarray, tight_tol: float) -> int:
-    """Make ``(u, v)`` feasible on ``S`` exactly, ``u_i = min_{j ∈ S_i} (R_ij − v_j)``, free every row whose
+def _sparse_repair_kernel(R: np.ndarray, data: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: np.ndarray,
+                          v: np.ndarray, col4row: np.ndarray, row4col: np.ndarray, tight_tol: float) -> int:
+    """Make ``(u, v)`` feasible on ``S`` (edge costs ``data``, as :func:`_sparse_sap_kernel`; the matched edge's
+    cost read from the dense ``R``) exactly, ``u_i = min_{j ∈ S_i} (R_ij − v_j)``, free every row whose
     matched edge is no longer tight within ``tight_tol`` relative to ``|R_ij| + |v_j| + |R_ik| + |v_k|``, ``k`` the
     row's best column (float64 rounding of both reduced costs and of the incremental dual updates; measured
     relative to the matched edge alone, a best column of much larger magnitude freed the row after every
@@ -719,16 +774,17 @@ def _sparse_repair_kernel(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray
     for i in range(n):
         best = math.inf
         arg = -1
+        cost = math.inf
         for e in range(indptr[i], indptr[i + 1]):
             j = indices[e]
-            r = R[i, j] - v[j]
+            r = data[e] - v[j]
             if r < best or (r == best and arg >= 0 and row4col[arg] != -1 and row4col[j] == -1):
                 best = r
                 arg = j
+                cost = data[e]
         u[i] = best
         j = col4row[i]
-        if j >= 0 and R[i, j] - v[j] - best > tight_tol * (abs(R[i, j]) + abs(v[j]) + abs(R[i, arg])
-                                                          + abs(v[arg])):
+        if j >= 0 and R[i, j] - v[j] - best > tight_tol * (abs(R[i, j]) + abs(v[j]) + abs(cost) + abs(v[arg])):
             col4row[i] = -1
             row4col[j] = -1
         if col4row[i] == -1 and arg >= 0 and row4col[arg] == -1:  # a free tight column: take it
@@ -751,6 +807,13 @@ def _sparse_price_kernel(R: np.ndarray, u: np.ndarray, v: np.ndarray, mask: np.n
                 mask[i, j] = True
                 added += 1
     return added
+
+
+def _edge_costs(R: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The costs ``R_ij`` of the CSR edges ``(indptr, indices)`` in their order, float64 (exact for a float32
+    ``R``): the sparse kernels read them in sequence instead of one scattered entry of ``R`` per edge."""
+    rows = np.repeat(np.arange(R.shape[0]), np.diff(indptr))
+    return R[rows, indices].astype(np.float64, copy=False)
 
 
 def _mask_to_csr(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -930,8 +993,9 @@ def _solve_sparse_min(R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, in
             perm, v, _, scanned, _ = _solve_min(R, None, None)
             return perm, v, rounds, n * n, scanned
         indptr, indices = _mask_to_csr(mask)
-        repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
-        status = sap(R, indptr, indices, u, v, col4row, row4col)
+        data = _edge_costs(R, indptr, indices)
+        repair(R, data, indptr, indices, u, v, col4row, row4col, tight_tol)
+        status = sap(data, indptr, indices, u, v, col4row, row4col)
         if status < 0:  # Hall's condition fails inside S: widen the rows of the failed search
             # every row gets k more of its best columns under the current v (cheap, and it always grows S)
             k = min(2 * k, n)
@@ -943,7 +1007,7 @@ def _solve_sparse_min(R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, in
                 mask[np.repeat(np.arange(n), k), top.ravel()] = True
             continue
         scanned += status
-        repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        repair(R, data, indptr, indices, u, v, col4row, row4col, tight_tol)
         if (col4row < 0).any():
             continue  # rounding freed a row: augment it again (no new edges needed)
         if price(R, u, v, mask) == 0:
@@ -994,37 +1058,37 @@ WARM_K = 8
 
 
 def _warm_candidates_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, k: int, indices: np.ndarray,
-                            floor: np.ndarray) -> None:
-    """Row ``i``'s ``k`` smallest ``C_ij − v_j`` and its proposal into ``indices[i(k+1) : (i+1)(k+1)]`` (the
-    proposal may repeat one of them); ``floor[i]`` = the ``k``-th smallest, a lower bound of ``C_ij − v_j`` on
-    every column left out. Two passes over a row: the minima of its blocks of :data:`SCAN_BLOCK` columns, then
-    entry by entry only the blocks whose minimum is at most the ``k``-th smallest block minimum (``k`` blocks
-    hold an entry at most that, so no other block holds one of the ``k`` smallest)."""
+                            floor: np.ndarray, i0: int, i1: int) -> None:
+    """For rows ``i0 ≤ i < i1``: row ``i``'s ``k`` smallest ``C_ij − v_j`` and its proposal into
+    ``indices[i(k+1) : (i+1)(k+1)]`` (the proposal may repeat one of them); ``floor[i]`` = the ``k``-th smallest,
+    a lower bound of ``C_ij − v_j`` on every column left out. Two passes over a row: the minima of its
+    :func:`_scan_classes` residue classes of columns (:func:`_class_mins`, vectorised), then entry by entry only
+    the classes whose minimum is at most the ``k``-th smallest class minimum (``k`` classes hold an entry at most
+    that, so no other class holds one of the ``k`` smallest)."""
     n = C.shape[0]
-    nblocks = (n + SCAN_BLOCK - 1) // SCAN_BLOCK
-    bmin = np.empty(nblocks)
-    kb = min(k, nblocks)
+    nc = _scan_classes(n)
+    cmin = np.empty(nc)
+    kb = min(k, nc)
     topb = np.empty(kb)
     topj = np.empty(kb, np.int64)
     bufv = np.empty(k)
     bufj = np.empty(k, np.int64)
-    for i in range(n):
+    for i in range(i0, i1):
+        _class_mins(C, v, i, nc, cmin)
         for t in range(kb):
             topb[t] = math.inf
             topj[t] = -1
-        for b in range(nblocks):
-            m = _block_min(C, v, i, b * SCAN_BLOCK, min((b + 1) * SCAN_BLOCK, n))
-            bmin[b] = m
-            if m < topb[kb - 1]:
-                _insert(topb, topj, kb, m, b)
+        for c in range(nc):
+            if cmin[c] < topb[kb - 1]:
+                _insert(topb, topj, kb, cmin[c], c)
         bound = topb[kb - 1] if kb == k else math.inf
         for t in range(k):
             bufv[t] = math.inf
             bufj[t] = -1
-        for b in range(nblocks):
-            if bmin[b] > bound or not bmin[b] < bufv[k - 1]:
+        for c in range(nc):
+            if cmin[c] > bound or not cmin[c] < bufv[k - 1]:
                 continue
-            for j in range(b * SCAN_BLOCK, min((b + 1) * SCAN_BLOCK, n)):
+            for j in range(c, n, nc):
                 r = C[i, j] - v[j]
                 if r < bufv[k - 1]:
                     _insert(bufv, bufj, k, r, j)
@@ -1036,24 +1100,28 @@ def _warm_candidates_kernel(C: np.ndarray, v: np.ndarray, proposal: np.ndarray, 
 
 
 def _warm_price_kernel(C: np.ndarray, u: np.ndarray, v: np.ndarray, floor: np.ndarray, indptr: np.ndarray,
-                       indices: np.ndarray, out_i: np.ndarray, out_j: np.ndarray, priced: np.ndarray) -> int:
-    """Pricing of the rows whose ``u_i`` exceeds ``floor[i]`` (the others are dual feasible off the candidate
-    set: ``v`` only decreases during the solve, so ``C_ij − v_j ≥ floor[i] ≥ u_i`` there): every column outside
-    the set with ``C_ij − v_j < u_i`` is written to ``(out_i, out_j)`` while capacity lasts, ``priced[i]`` marks
-    the rows scanned. Returns the number of such edges (more than the capacity: call again with more room)."""
+                       indices: np.ndarray, out_i: np.ndarray, out_j: np.ndarray, priced: np.ndarray, i0: int,
+                       i1: int) -> int:
+    """Pricing of the rows ``i0 ≤ i < i1`` whose ``u_i`` exceeds ``floor[i]`` (the others are dual feasible off
+    the candidate set: ``v`` only decreases during the solve, so ``C_ij − v_j ≥ floor[i] ≥ u_i`` there): every
+    column outside the set with ``C_ij − v_j < u_i`` is written to ``(out_i, out_j)`` in row order while capacity
+    lasts, ``priced[i]`` marks the rows scanned. Returns the number of such edges (more than the capacity: call
+    again with more room)."""
     n = C.shape[0]
+    nc = _scan_classes(n)
+    cmin = np.empty(nc)
     cap = out_i.shape[0]
     count = 0
-    for i in range(n):
+    for i in range(i0, i1):
         ui = u[i]
         priced[i] = ui > floor[i]
         if not priced[i]:
             continue
-        for j0 in range(0, n, SCAN_BLOCK):
-            j1 = min(j0 + SCAN_BLOCK, n)
-            if not _block_min(C, v, i, j0, j1) < ui:
+        _class_mins(C, v, i, nc, cmin)
+        for c in range(nc):
+            if not cmin[c] < ui:
                 continue
-            for j in range(j0, j1):
+            for j in range(c, n, nc):
                 if C[i, j] - v[j] < ui:
                     inside = False
                     for e in range(indptr[i], indptr[i + 1]):
@@ -1092,8 +1160,113 @@ def _warm_merge_kernel(indptr: np.ndarray, indices: np.ndarray, out_i: np.ndarra
         fill[i] += 1
 
 
-def _warm_kernels() -> tuple[Callable, Callable, Callable] | None:
-    return _compiled(("wcand", "wprice", "wmerge"), (_warm_candidates_kernel, _warm_price_kernel, _warm_merge_kernel))
+def _warm_reduce_kernel(data: np.ndarray, indptr: np.ndarray, indices: np.ndarray, floor: np.ndarray,
+                        v: np.ndarray, col4row: np.ndarray, row4col: np.ndarray, max_steps: int) -> int:
+    """Jonker–Volgenant's augmenting row reduction (as in :func:`_init_kernel`) on the candidate edges: each free
+    row bids for its best candidate column ``j1`` (a free one among equal bests), lowers ``v[j1]`` by the gap
+    to its second best, ``min(second best candidate, floor[i])`` (``floor[i]`` bounds every left-out column
+    from below, so the bidder's new minimum stays at most all of them: a bid creates no pricing violation),
+    and displaces the owner, which bids next; a row whose best candidate is not below ``floor[i]`` is left to
+    the searches. Two passes over the free rows, at most ``max_steps`` bids. ``v`` only decreases (every
+    floor stays valid), the bidder's edge ties its new row minimum and no other matched edge loses tightness
+    (only column ``j1``'s reduced costs rise). Edge costs ``data`` as :func:`_sparse_sap_kernel`. Returns the
+    rows left free for the shortest paths."""
+    n = v.shape[0]
+    free = np.empty(n, np.int64)
+    nfree = 0
+    for i in range(n):
+        if col4row[i] == -1:
+            free[nfree] = i
+            nfree += 1
+    steps = 0
+    for _ in range(2):
+        k = 0
+        previous = nfree
+        nfree = 0
+        while k < previous:
+            if steps >= max_steps:  # hand the unprocessed rows to the shortest-path phase
+                nfree = _hand_over(free, k, previous, nfree)
+                break
+            steps += 1
+            i = free[k]
+            k += 1
+            umin = usub = math.inf
+            j1 = j2 = -1
+            for e in range(indptr[i], indptr[i + 1]):
+                j = indices[e]
+                if j == j1 or j == j2:  # the proposal may repeat a candidate column
+                    continue
+                r = data[e] - v[j]
+                if r < umin or (r == umin and j1 >= 0 and row4col[j1] != -1 and row4col[j] == -1):
+                    usub = umin
+                    j2 = j1
+                    umin = r
+                    j1 = j
+                elif r < usub:
+                    usub = r
+                    j2 = j
+            if usub > floor[i]:  # a left-out column may be the true second best
+                if not umin < floor[i]:
+                    free[nfree] = i
+                    nfree += 1
+                    continue
+                usub = floor[i]
+                j2 = -1
+            k, nfree = _bid(v, col4row, row4col, free, i, umin, j1, usub, j2, k, nfree)
+    return nfree
+
+
+#: Rows from which the warm row scans (candidate selection, pricing) are split over ``torch.get_num_threads()``
+#: threads (below, thread hand-offs cost more than the scans).
+SCAN_THREADS_MIN_N = 1024
+_SCAN_POOL: dict[str, Any] = {}
+
+
+def _scan_parts(n: int) -> list[tuple[int, int]]:
+    """The row ranges ``[i0, i1)`` of the warm row scans of an ``n``-row matrix: one per torch thread (the
+    threads PyTorch's own products use; the scans run between them) from :data:`SCAN_THREADS_MIN_N` rows, else
+    one. Each row's result depends on that row alone, so the split never changes a result."""
+    t = max(1, min(torch.get_num_threads(), n)) if n >= SCAN_THREADS_MIN_N else 1
+    bounds = [n * c // t for c in range(t + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _on_parts(fn: Callable[[int, int, int], Any], parts: list[tuple[int, int]]) -> list[Any]:
+    """``[fn(c, i0, i1) for c, (i0, i1) in enumerate(parts)]``: the first part in this thread, the others in a
+    thread pool kept for the process (the compiled kernels release the GIL; a forked child makes its own pool)."""
+    if len(parts) == 1:
+        return [fn(0, *parts[0])]
+    pool = _SCAN_POOL.get("pool")
+    if pool is None or _SCAN_POOL["pid"] != os.getpid() or _SCAN_POOL["workers"] < len(parts) - 1:
+        if pool is not None and _SCAN_POOL["pid"] == os.getpid():
+            pool.shutdown(wait=False)
+        pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="lmcnb-scan")
+        _SCAN_POOL.update(pool=pool, pid=os.getpid(), workers=len(parts) - 1)
+    futures = [pool.submit(fn, c, *part) for c, part in enumerate(parts) if c]
+    first = fn(0, *parts[0])
+    return [first] + [f.result() for f in futures]
+
+
+def _price_parts(price: Callable, R: np.ndarray, u: np.ndarray, v: np.ndarray, floor: np.ndarray,
+                 indptr: np.ndarray, indices: np.ndarray, priced: np.ndarray, buffers: list[tuple[np.ndarray, ...]],
+                 parts: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The pricing kernel over ``parts`` (:func:`_on_parts`), each part into its own ``buffers[c]`` (grown when
+    too small): the violated edges ``(out_i, out_j)`` in row order, as one scan of all rows would list them."""
+    def part(c: int, i0: int, i1: int) -> int:
+        out_i, out_j = buffers[c]
+        count = price(R, u, v, floor, indptr, indices, out_i, out_j, priced, i0, i1)
+        if count > out_i.shape[0]:
+            buffers[c] = out_i, out_j = np.empty(2 * count, np.int64), np.empty(2 * count, np.int64)
+            count = price(R, u, v, floor, indptr, indices, out_i, out_j, priced, i0, i1)
+        return count
+    counts = _on_parts(part, parts)
+    return (np.concatenate([b[0][:m] for b, m in zip(buffers, counts)]),
+            np.concatenate([b[1][:m] for b, m in zip(buffers, counts)]))
+
+
+def _warm_kernels() -> tuple[Callable, Callable, Callable, Callable] | None:
+    return _compiled(("wcand", "wprice", "wmerge", "wreduce"),
+                     (_warm_candidates_kernel, _warm_price_kernel, _warm_merge_kernel, _warm_reduce_kernel))
 
 
 def _solve_warm_sparse_min(R: np.ndarray, v: np.ndarray, proposal: np.ndarray, k: int = WARM_K
@@ -1104,7 +1277,8 @@ def _solve_warm_sparse_min(R: np.ndarray, v: np.ndarray, proposal: np.ndarray, k
     candidate set, so every free row has an augmenting path there (Hall's condition holds in the set).
 
     1. ``u_i = min_{j∈S_i} (R_ij − v_j)`` (the row's dense minimum), the proposal kept where it is tight;
-    2. Dijkstra on the candidate edges (:func:`_sparse_sap_kernel`), which only lowers ``v``;
+    2. the free rows bid on the candidate edges (:func:`_warm_reduce_kernel`, each bid capped at ``floor_i``), then
+       Dijkstra on them (:func:`_sparse_sap_kernel`) for the rows still free; both only lower ``v``;
     3. pricing only where needed: a row with ``u_i ≤ floor_i`` is dual feasible on every column outside the set
        (``R_ij − v_j`` only grew since ``floor_i`` bounded it); the other rows are scanned densely, their
        violated edges join the set, ``floor_i = u_i``, and 1–2 resume from the current matching and duals.
@@ -1112,7 +1286,7 @@ def _solve_warm_sparse_min(R: np.ndarray, v: np.ndarray, proposal: np.ndarray, k
     ``8 eps`` relative, as :func:`solve_sparse`), the assignment optimal. After :data:`SPARSE_MAX_ROUNDS` rounds
     (never seen since the repair tolerance counts both edges' magnitudes) the dense cold solve takes over."""
     sap, repair, _ = _sparse_kernels()
-    cand, price, merge = _warm_kernels()
+    cand, price, merge, reduce = _warm_kernels()
     n = R.shape[0]
     k = min(k, n)
     v = v.astype(np.float64, copy=True)
@@ -1120,11 +1294,14 @@ def _solve_warm_sparse_min(R: np.ndarray, v: np.ndarray, proposal: np.ndarray, k
     row4col = np.empty(n, np.int64)
     row4col[col4row] = np.arange(n)
     indices, floor = np.empty(n * (k + 1), np.int64), np.empty(n)
-    cand(R, v, col4row, k, indices, floor)
+    parts = _scan_parts(n)
+    _on_parts(lambda c, i0, i1: cand(R, v, col4row, k, indices, floor, i0, i1), parts)
     indptr = np.arange(0, n * (k + 1) + 1, k + 1, dtype=np.int64)
+    data = _edge_costs(R, indptr, indices)
     u = np.empty(n)
     tight_tol = 8 * np.finfo(np.float64).eps
-    out_i, out_j, priced = np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(n, np.bool_)
+    buffers = [(np.empty(i1 - i0, np.int64), np.empty(i1 - i0, np.int64)) for i0, i1 in parts]
+    priced = np.zeros(n, np.bool_)
     freed = -1
     scanned = rounds = 0
     while True:
@@ -1132,22 +1309,24 @@ def _solve_warm_sparse_min(R: np.ndarray, v: np.ndarray, proposal: np.ndarray, k
         if rounds > SPARSE_MAX_ROUNDS:  # a safety net, as in solve_sparse: the dense solver is exact
             perm, v, augmented, extra, _ = _solve_min(R, None, None)
             return perm, v, augmented, scanned + extra
-        free = repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        free = repair(R, data, indptr, indices, u, v, col4row, row4col, tight_tol)
         freed = free if freed < 0 else freed
-        status = sap(R, indptr, indices, u, v, col4row, row4col)
+        if free:  # bids first (cheap), then u = the row minima on the set again, as the searches require
+            reduce(data, indptr, indices, floor, v, col4row, row4col, ARR_STEPS * n)
+            repair(R, data, indptr, indices, u, v, col4row, row4col, tight_tol)
+        status = sap(data, indptr, indices, u, v, col4row, row4col)
         if status < 0:  # impossible: the proposal edges are a perfect matching inside the set
             raise RuntimeError("no augmenting path inside a candidate set that holds a perfect matching")
         scanned += status
-        repair(R, indptr, indices, u, v, col4row, row4col, tight_tol)
+        repair(R, data, indptr, indices, u, v, col4row, row4col, tight_tol)
         if (col4row < 0).any():
             continue  # rounding freed a row: augment it again
-        count = price(R, u, v, floor, indptr, indices, out_i, out_j, priced)
-        if count > out_i.shape[0]:
-            out_i, out_j = np.empty(2 * count, np.int64), np.empty(2 * count, np.int64)
-            count = price(R, u, v, floor, indptr, indices, out_i, out_j, priced)
+        out_i, out_j = _price_parts(price, R, u, v, floor, indptr, indices, priced, buffers, parts)
+        count = out_i.shape[0]
         if count == 0:
             return col4row, v, freed, scanned
         floor[priced] = u[priced]
         new_indptr, new_indices = np.empty(n + 1, np.int64), np.empty(indices.shape[0] + count, np.int64)
         merge(indptr, indices, out_i, out_j, count, new_indptr, new_indices)
         indptr, indices = new_indptr, new_indices
+        data = _edge_costs(R, indptr, indices)

@@ -428,10 +428,13 @@ class _PCDState:
         if not warm:
             return _solve_lap(S_T.T)
         # Solve the contiguous −S_pᵀ (rows: b's units, in b's fixed order, so p's duals stay valid across
-        # commits) and invert its row → column map r to get σ.
-        r, self.duals[p] = assignment.solve_warm(S_T, False, start=self.duals.get(p))
+        # commits) and invert its row → column map r to get σ. The first solve of p proposes the current
+        # permutation (b's unit π[i] ↦ a's unit i) with v = 0: cheaper than the cold start (0.2 s vs 0.5 s at 4096).
+        previous = self.duals.get(p)
+        start = previous if previous is not None else assignment.Duals.proposal(torch.argsort(self.perms[p]))
+        r, self.duals[p] = assignment.solve_warm(S_T, False, start=start)
         self.augmented += self.duals[p].augmented
-        self.warm_starts += self.duals[p].warm
+        self.warm_starts += previous is not None and self.duals[p].warm
         self.compiled += assignment.have_compiled_solver()
         return torch.empty_like(r).scatter_(0, r, torch.arange(r.numel(), device=r.device))
 

@@ -27,7 +27,8 @@ def kernels(request, monkeypatch):
         monkeypatch.setitem(A._KERNELS, "sap", A._sap_kernel)
         monkeypatch.setitem(A._KERNELS, "kept", A._kept_kernel)
         for name, fn in (("wcand", A._warm_candidates_kernel), ("wprice", A._warm_price_kernel),
-                         ("wmerge", A._warm_merge_kernel), ("sparse", A._sparse_sap_kernel),
+                         ("wmerge", A._warm_merge_kernel), ("wreduce", A._warm_reduce_kernel),
+                         ("sparse", A._sparse_sap_kernel),
                          ("repair", A._sparse_repair_kernel), ("price", A._sparse_price_kernel)):
             monkeypatch.setitem(A._KERNELS, name, fn)
     elif not A.have_compiled_solver():
@@ -297,9 +298,69 @@ def test_warm_candidates_k_changes_the_set_not_the_optimum(kernels, k):
     perm, v, freed, scanned = A._solve_warm_sparse_min(C2.numpy(), duals.v, duals.perm, k)
     assert A.assignment_value(C2, torch.as_tensor(perm)) == pytest.approx(_scipy_value(C2, False), rel=1e-12)
     indices, floor = np.empty(n * (min(k, n) + 1), np.int64), np.empty(n)
-    A._warm_kernels()[0](C2.numpy(), duals.v, duals.perm, min(k, n), indices, floor)
+    A._warm_kernels()[0](C2.numpy(), duals.v, duals.perm, min(k, n), indices, floor, 0, n)
     red = C2.numpy() - duals.v[None, :]
     assert np.allclose(floor, np.sort(red, 1)[:, min(k, n) - 1])  # floor = the k-th smallest of each row
+
+
+def test_warm_scan_kernels_touch_only_their_rows_and_parts_give_the_one_scan_result(kernels):
+    """``[i0, i1)``: candidate selection and pricing write only those rows; two parts give what one scan gives
+    (candidates, floors, priced rows and the violated edges in row order)."""
+    n, k = 40, 3
+    R = randn(n, n, seed=21).numpy()
+    v = randn(n, seed=22).numpy()
+    proposal = np.random.default_rng(0).permutation(n)
+    cand, price = A._warm_kernels()[:2]
+    whole = np.full(n * (k + 1), -7, np.int64), np.full(n, -7.0)
+    cand(R, v, proposal, k, *whole, 0, n)
+    split = np.full(n * (k + 1), -7, np.int64), np.full(n, -7.0)
+    cand(R, v, proposal, k, *split, 0, 15)
+    assert (split[0][15 * (k + 1):] == -7).all() and (split[1][15:] == -7).all()
+    assert np.array_equal(split[0][:15 * (k + 1)], whole[0][:15 * (k + 1)])
+    cand(R, v, proposal, k, *split, 15, n)
+    assert np.array_equal(split[0], whole[0]) and np.array_equal(split[1], whole[1])
+    indptr = np.arange(0, n * (k + 1) + 1, k + 1)
+    u = whole[1] + np.abs(randn(n, seed=23).numpy())  # every row above its floor: all are priced
+    u[::4] = whole[1][::4] - 1.0  # ... but these
+    outs = [(np.empty(n * n, np.int64), np.empty(n * n, np.int64)) for _ in range(3)]
+    priced = [np.zeros(n, np.bool_) for _ in range(3)]
+    m_all = price(R, u, v, whole[1], indptr, whole[0], *outs[0], priced[0], 0, n)
+    m_lo = price(R, u, v, whole[1], indptr, whole[0], *outs[1], priced[1], 0, 15)
+    m_hi = price(R, u, v, whole[1], indptr, whole[0], *outs[2], priced[2], 15, n)
+    assert m_all > 0 and 0 < m_lo < m_all and not priced[1][15:].any() and not priced[2][:15].any()
+    assert np.array_equal(priced[1] | priced[2], priced[0]) and priced[0].sum() == n - len(u[::4])
+    for t in range(2):
+        assert np.array_equal(np.concatenate([outs[1][t][:m_lo], outs[2][t][:m_hi]]), outs[0][t][:m_all])
+    assert (outs[1][0][:m_lo] < 15).all() and (outs[2][0][:m_hi] >= 15).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_warm_resolve_split_over_threads_gives_the_one_thread_result(kernels, monkeypatch, threads):
+    """The row scans split over ``torch.get_num_threads()`` parts (from ``SCAN_THREADS_MIN_N`` rows; here every
+    size): permutation, potentials and counters equal to the one-part solve, bit for bit."""
+    n = 90
+    C = randn(n, n, seed=24)
+    _, duals = A.solve_warm(C)
+    C2 = (C + 0.3 * randn(n, n, seed=25)).numpy()
+    one = A._solve_warm_sparse_min(C2, duals.v, duals.perm)
+    monkeypatch.setattr(A, "SCAN_THREADS_MIN_N", 1)
+    monkeypatch.setattr(A.torch, "get_num_threads", lambda: threads)
+    assert len(A._scan_parts(n)) == threads and A._scan_parts(n)[-1][1] == n
+    many = A._solve_warm_sparse_min(C2, duals.v, duals.perm)
+    assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1]) and one[2:] == many[2:]
+    assert one[2] > 0  # a real re-solve: rows were freed and priced
+
+
+def test_scan_parts_split_rows_evenly_from_the_threshold(monkeypatch):
+    monkeypatch.setattr(A.torch, "get_num_threads", lambda: 4)
+    assert A._scan_parts(A.SCAN_THREADS_MIN_N - 1) == [(0, A.SCAN_THREADS_MIN_N - 1)]
+    n = A.SCAN_THREADS_MIN_N + 2
+    parts = A._scan_parts(n)
+    assert len(parts) == 4 and parts[0][0] == 0 and parts[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:])) and max(b - a for a, b in parts) - min(
+        b - a for a, b in parts) <= 1
+    monkeypatch.setattr(A, "SCAN_THREADS_MIN_N", 1)
+    assert A._scan_parts(2) == [(0, 1), (1, 2)]  # never more parts than rows
 
 
 def test_min_matrix_reads_float32_in_place_and_negates_exactly():
@@ -326,8 +387,23 @@ def test_repair_keeps_a_match_tied_within_the_rounding_of_a_large_best_column(ke
     indptr, indices = np.array([0, 2, 4]), np.array([0, 1, 0, 1])
     col4row, row4col, u = np.array([0, 1]), np.array([0, 1]), np.empty(2)
     repair = A._sparse_kernels()[1]
-    assert repair(R, indptr, indices, u, v, col4row, row4col, 8 * np.finfo(np.float64).eps) == 0
+    data = A._edge_costs(R, indptr, indices)
+    assert repair(R, data, indptr, indices, u, v, col4row, row4col, 8 * np.finfo(np.float64).eps) == 0
     assert col4row.tolist() == [0, 1] and u[0] == b - vb
+
+
+@pytest.mark.parametrize("matched_cost, freed", [(1.0, False), (3.0, True)])
+def test_repair_reads_edge_costs_from_data_and_the_matched_cost_from_the_dense_matrix(kernels, matched_cost, freed):
+    """``u_i`` = the row minimum over ``data`` (the dense ``R`` is 0 off the matched edges); whether row 0's match
+    (column 0, edge cost 3 in ``data``, best 1) is still tight is judged on ``R[0, 0]``."""
+    R = np.zeros((2, 2))
+    R[0, 0], R[1, 1] = matched_cost, 2.0
+    indptr, indices, data = np.array([0, 2, 4]), np.array([0, 1, 0, 1]), np.array([3.0, 1.0, 2.0, 5.0])
+    u, v = np.empty(2), np.zeros(2)
+    col4row, row4col = np.array([0, 1]), np.array([0, 1])
+    free = A._sparse_kernels()[1](R, data, indptr, indices, u, v, col4row, row4col, 8 * np.finfo(np.float64).eps)
+    assert u.tolist() == [1.0, 2.0]
+    assert free == int(freed) and col4row.tolist() == ([-1, 1] if freed else [0, 1])
 
 
 def test_warm_resolve_of_a_one_column_best_matrix_terminates(kernels):
@@ -348,3 +424,97 @@ def test_warm_resolve_falls_back_to_the_dense_solve_after_max_rounds(kernels, mo
     perm, v, augmented, scanned = A._solve_warm_sparse_min(C2.numpy(), duals.v, duals.perm)
     cold = A._solve_min(C2.numpy(), None, None)
     assert perm.tolist() == cold[0].tolist() and np.array_equal(v, cold[1]) and augmented == cold[2]
+
+
+@pytest.mark.parametrize("n, nc", [(1, 1), (5, 3), (64, 1), (65, 2), (130, 3), (130, 64), (7, 9)])
+def test_class_mins_are_the_minima_of_each_residue_class(n, nc):
+    g = torch.Generator().manual_seed(n + nc)
+    C = torch.randn(n, n, generator=g).numpy()  # float32, as the PCD similarities are read in place
+    v = torch.randn(n, generator=g, dtype=torch.float64).numpy()
+    out = np.full(nc, -7.0)
+    for i in (0, n - 1):
+        A._class_mins(C, v, i, nc, out)
+        red = C[i].astype(np.float64) - v
+        assert out.tolist() == [red[c::nc].min() if c < n else np.inf for c in range(nc)]
+
+
+def test_edge_costs_are_the_csr_edges_entries_in_order_as_float64():
+    R = torch.randn(5, 5, generator=torch.Generator().manual_seed(5)).numpy()  # float32
+    indptr, indices = np.array([0, 2, 2, 5, 6, 7]), np.array([4, 0, 1, 3, 1, 2, 0])
+    data = A._edge_costs(R, indptr, indices)
+    assert data.dtype == np.float64 and data.tolist() == [float(R[i, j]) for i, j in
+                                                          zip([0, 0, 2, 2, 2, 3, 4], indices)]
+
+
+def _reduce_case(n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A random float64 matrix and potentials, each row's candidates 3 random columns and its proposal (a
+    permutation: a perfect matching inside the set), every row free."""
+    rng = np.random.default_rng(seed)
+    R, v = rng.random((n, n)), rng.random(n)
+    proposal = rng.permutation(n)
+    indices = np.concatenate([rng.integers(0, n, (n, 3)), proposal[:, None]], axis=1).reshape(-1)
+    indptr = np.arange(0, 4 * n + 1, 4)
+    return R, v, indptr, indices.astype(np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+
+
+@pytest.mark.parametrize("max_steps", [0, 5, 10_000])
+def test_warm_reduce_bids_lower_v_and_leave_every_matched_edge_a_row_minimum(kernels, max_steps):
+    n = 40
+    R, v0, indptr, indices, col4row, row4col = _reduce_case(n, 3)
+    v = v0.copy()
+    data = A._edge_costs(R, indptr, indices)
+    free = A._warm_kernels()[3](data, indptr, indices, np.full(n, np.inf), v, col4row, row4col, max_steps)
+    matched = np.flatnonzero(col4row >= 0)
+    assert free == n - matched.size and np.array_equal(row4col[col4row[matched]], matched)
+    assert (row4col >= 0).sum() == matched.size and np.all(v <= v0)
+    if max_steps == 0:
+        assert free == n and np.array_equal(v, v0)  # no bid
+    else:
+        assert n - max_steps <= free < n and 0 < np.flatnonzero(v < v0).size <= max_steps
+    for i in matched:  # every match was won by a bid: its edge ties the row's minimum on the set
+        cols = indices[indptr[i]:indptr[i + 1]]
+        assert R[i, col4row[i]] - v[col4row[i]] <= (R[i, cols] - v[cols]).min() + 1e-12
+
+
+def test_warm_reduce_bids_stay_below_the_floor_of_the_left_out_columns(kernels):
+    """A bid lifts the bidder's minimum by its gap to the second best, capped at ``floor[i]`` (the left-out
+    columns' lower bound): no bid creates a pricing violation; a row whose best is not below it does not bid."""
+    n = 40
+    R, v0, indptr, indices, _, _ = _reduce_case(n, 4)
+    red0 = R - v0[None, :]
+    cols = indices.reshape(n, 4)
+    best = np.take_along_axis(red0, cols, 1).min(1)
+    floor = best + 1e-3 * np.arange(n) * (np.arange(n) % 4 != 0) - (np.arange(n) % 4 == 0)  # every 4th below
+    for cap, expect_bids in ((floor, True), (best - 1.0, False)):
+        v, col4row, row4col = v0.copy(), np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        free = A._warm_kernels()[3](A._edge_costs(R, indptr, indices), indptr, indices, cap, v, col4row, row4col,
+                                    10_000)
+        if not expect_bids:
+            assert free == n and np.array_equal(v, v0)
+            continue
+        matched = np.flatnonzero(col4row >= 0)
+        assert matched.size > 0 and not np.isin(np.arange(0, n, 4), matched).any()
+        for i in matched:
+            red = R[i, cols[i]] - v[cols[i]]
+            assert R[i, col4row[i]] - v[col4row[i]] == pytest.approx(red.min(), abs=1e-12)
+            assert red.min() <= cap[i] + 1e-12
+
+
+def test_duals_proposal_starts_a_warm_resolve_from_a_permutation_and_rejects_anything_else(kernels):
+    """``Duals.proposal(perm, maximize)``: ``v = 0`` and ``perm`` proposed; the re-solve from it is optimal in
+    the proposal's own sense (a start of the other sense is refused); a non-permutation is a clear error."""
+    n = 30
+    C = randn(n, n, seed=31)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(3))
+    start = A.Duals.proposal(perm)
+    assert start.perm.tolist() == perm.tolist() and not start.v.any() and not start.maximize and not start.warm
+    for maximize in (False, True):
+        got, d = A.solve_warm(C, maximize, start=A.Duals.proposal(perm.numpy(), maximize))
+        assert _value(C, got) == pytest.approx(_scipy_value(C, maximize), rel=1e-12) and d.maximize is maximize
+    with pytest.raises(ValueError, match="maximize=True"):
+        A.solve_warm(C, False, start=A.Duals.proposal(perm, True))
+    for bad in (np.zeros(n, np.int64), np.arange(n).reshape(5, 6), [0, 2]):
+        with pytest.raises(ValueError, match="perm must be a permutation of range"):
+            A.Duals.proposal(bad)
+    with pytest.raises(TypeError, match="maximize must be a bool"):
+        A.Duals.proposal(perm, 1)
