@@ -692,9 +692,10 @@ def _sparse_sap_kernel(data: np.ndarray, indptr: np.ndarray, indices: np.ndarray
                        col4row: np.ndarray, row4col: np.ndarray) -> int:
     """:func:`_sap_kernel` restricted to the candidate edges ``S`` (row ``i``'s columns are
     ``indices[indptr[i]:indptr[i + 1]]``, their costs ``R_ij`` in ``data`` at the same positions, see
-    :func:`_edge_costs`), Dijkstra with a binary heap (among equal distances a free column first). Preconditions: ``R_ij − u_i − v_j ≥ 0`` on ``S``, matched edges in
-    ``S`` and tight. Returns the rows scanned, or ``−(1 + row)`` for the first free row without an augmenting
-    path inside ``S`` (the state is then as it was before that row)."""
+    :func:`_edge_costs`), Dijkstra with a binary heap (among equal distances a free column first).
+    Preconditions: ``R_ij − u_i − v_j ≥ 0`` on ``S``, matched edges in ``S`` and tight. Returns the rows scanned,
+    or ``−(1 + row)`` for the first free row without an augmenting path inside ``S`` (the state is then as it was
+    before that row)."""
     n = u.shape[0]
     spc = np.full(n, math.inf)
     path = np.full(n, -1, np.int64)
